@@ -1,0 +1,1 @@
+// Config parsing lands here (issue 2): TOML -> model with file:line:col errors.
