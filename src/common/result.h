@@ -33,14 +33,11 @@ class [[nodiscard]] Result {
  public:
   using value_type = T;
 
-  Result()
-    requires std::is_default_constructible_v<T>
-      : data_(std::in_place_index<0>) {}
+  Result() requires std::is_default_constructible_v<T> : data_(std::in_place_index<0>) {}
   template <class U = T>
-    requires std::is_constructible_v<T, U&&> &&
-             (!std::is_same_v<std::remove_cvref_t<U>, Result>) &&
-             (!std::is_same_v<std::remove_cvref_t<U>, Unexpected>)
-  Result(U&& value) : data_(std::in_place_index<0>, std::forward<U>(value)) {}
+  requires std::is_constructible_v<T, U&&> &&(!std::is_same_v<std::remove_cvref_t<U>, Result>)&&(
+      !std::is_same_v<std::remove_cvref_t<U>, Unexpected>)Result(U&& value)
+      : data_(std::in_place_index<0>, std::forward<U>(value)) {}
   Result(Unexpected unexpected) : data_(std::in_place_index<1>, std::move(unexpected).error()) {}
 
   bool has_value() const { return data_.index() == 0; }
@@ -105,11 +102,11 @@ class [[nodiscard]] Result<void> {
 // MILL_TRY(expr): evaluates a Result; on error returns it from the enclosing function
 // (which must return some Result), else yields the value. Uses a GNU statement
 // expression, as Ladybird's TRY does; g++ and clang both support it.
-#define MILL_TRY(expr)                                                      \
-  ({                                                                        \
-    auto&& mill_try_result_ = (expr);                                       \
-    if (!mill_try_result_) {                                                \
-      return ::mill::Unexpected(std::move(mill_try_result_).error());       \
-    }                                                                       \
-    std::move(mill_try_result_).value();                                    \
+#define MILL_TRY(expr)                                                \
+  ({                                                                  \
+    auto&& mill_try_result_ = (expr);                                 \
+    if (!mill_try_result_) {                                          \
+      return ::mill::Unexpected(std::move(mill_try_result_).error()); \
+    }                                                                 \
+    std::move(mill_try_result_).value();                              \
   })

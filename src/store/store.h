@@ -67,13 +67,13 @@ struct TxnResult {
 };
 
 struct ListResult {
-  int64_t revision = 0;          // the revision the listing reflects
-  std::vector<KeyValue> kvs;     // sorted by key
+  int64_t revision = 0;       // the revision the listing reflects
+  std::vector<KeyValue> kvs;  // sorted by key
 };
 
 struct WatchResult {
-  int64_t revision = 0;          // store revision when the watch returned
-  std::vector<Event> events;     // in revision order; empty on timeout
+  int64_t revision = 0;       // store revision when the watch returned
+  std::vector<Event> events;  // in revision order; empty on timeout
 };
 
 class Store {
