@@ -1,0 +1,46 @@
+#pragma once
+
+// The HTTP API (spec/http-api.md) as one plain function from request to response:
+// authentication, routing, then thin handlers that decode, call the server's
+// components and encode. No Beast here; net/ carries the bytes.
+//
+// Thread-safety: handle() is called concurrently from the server's I/O threads.
+
+#include <string>
+
+#include "api/router.h"
+#include "common/clock.h"
+#include "metrics/registry.h"
+#include "net/http.h"
+#include "server/node_registry.h"
+#include "server/secrets.h"
+
+namespace mill::api {
+
+struct ApiContext {
+  std::string api_token;   // for every route but the node protocol
+  std::string join_token;  // for /v1/agent/* (the node protocol)
+  server::Secrets* secrets = nullptr;
+  server::NodeRegistry* nodes = nullptr;
+  metrics::Registry* metrics = nullptr;
+  const Clock* clock = nullptr;
+  std::chrono::milliseconds heartbeat_interval{5000};
+};
+
+class Api {
+ public:
+  explicit Api(ApiContext context);
+  net::HttpResponse handle(const net::HttpRequest& request) const;
+
+ private:
+  ApiContext ctx_;
+  Router router_;
+};
+
+// Route groups, one file each.
+void add_cluster_routes(Router& router, const ApiContext& ctx);
+void add_secret_routes(Router& router, const ApiContext& ctx);
+void add_metrics_routes(Router& router, const ApiContext& ctx);
+void add_agent_routes(Router& router, const ApiContext& ctx);
+
+}  // namespace mill::api

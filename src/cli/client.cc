@@ -1,0 +1,112 @@
+#include "cli/client.h"
+
+#include <boost/json/parse.hpp>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "common/files.h"
+#include "model/json.h"
+
+namespace mill::cli {
+
+std::string client_config_path() {
+  if (const char* p = std::getenv("MILL_CONFIG"); p && *p) return p;
+  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) {
+    return std::string(x) + "/mill/client.toml";
+  }
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/root") + "/.config/mill/client.toml";
+}
+
+Result<void> write_client_config(const std::string& path, const ClientConfig& config) {
+  size_t slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    std::string dir = path.substr(0, slash);
+    for (size_t i = 1; i <= dir.size(); ++i) {
+      if (i == dir.size() || dir[i] == '/') {
+        std::string part = dir.substr(0, i);
+        ::mkdir(part.c_str(), 0700);
+      }
+    }
+  }
+  std::string text = "# Written by `mill init`: where the Mill API is and its token.\n";
+  text += "address = \"" + config.address + "\"\n";
+  text += "token = \"" + config.token + "\"\n";
+  return write_file_atomic(path, text, 0600);
+}
+
+ClientConfig load_client_config() {
+  ClientConfig c;
+  std::string path = client_config_path();
+  if (auto text = read_file(path)) {
+    c.source = path;
+    // The file is ours: `key = "value"` lines, a subset of TOML.
+    size_t pos = 0;
+    while (pos < text->size()) {
+      size_t end = text->find('\n', pos);
+      std::string line = text->substr(pos, end == std::string::npos ? end : end - pos);
+      pos = end == std::string::npos ? text->size() : end + 1;
+      size_t eq = line.find('=');
+      if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
+      std::string key = trim(line.substr(0, eq));
+      std::string value = trim(line.substr(eq + 1));
+      if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+        value = value.substr(1, value.size() - 2);
+      }
+      if (key == "address") c.address = value;
+      if (key == "token") c.token = value;
+    }
+  }
+  if (const char* a = std::getenv("MILL_ADDR"); a && *a) c.address = a;
+  if (const char* t = std::getenv("MILL_TOKEN"); t && *t) {
+    c.token = t;
+    c.source = "MILL_TOKEN";
+  }
+  return c;
+}
+
+Result<std::string> call_api(const ClientConfig& config, const std::string& method,
+                             const std::string& target, const std::string& body) {
+  net::ClientRequest req;
+  req.method = method;
+  req.target = target;
+  req.body = body;
+  if (!body.empty()) req.content_type = "application/json";
+  req.headers.push_back({"Authorization", "Bearer " + config.token});
+  auto res = net::http_request(config.address, req);
+  if (!res) {
+    return make_error(res.error().code,
+                      res.error().message + "\n  is `mill server` running there? Set MILL_ADDR "
+                                            "or the address in " +
+                          client_config_path() + " to point elsewhere.");
+  }
+  if (res->status >= 200 && res->status < 300) return std::move(res->body);
+  std::string message = res->body;
+  if (auto o = model::parse_object(res->body, {"error"})) {
+    message = model::get_string(*o, "error", false).value_or(res->body);
+  }
+  if (res->status == 401) {
+    return make_error(ErrorCode::kUnauthenticated,
+                      "the API rejected the token (" + message + ").\n  Set MILL_TOKEN, or use the "
+                      "client config `mill init` wrote (" + client_config_path() + ").");
+  }
+  return make_error(ErrorCode::kInvalidArgument, message);
+}
+
+Result<boost::json::value> call_api_json(const ClientConfig& config, const std::string& method,
+                                         const std::string& target, const std::string& body) {
+  std::string text = MILL_TRY(call_api(config, method, target, body));
+  boost::system::error_code ec;
+  auto v = boost::json::parse(text, ec);
+  if (ec) return make_error(ErrorCode::kInternal, "the server sent malformed JSON");
+  return v;
+}
+
+int fail(const std::string& message) {
+  std::cerr << "mill: " << message << "\n";
+  return 1;
+}
+
+}  // namespace mill::cli

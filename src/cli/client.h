@@ -1,0 +1,37 @@
+#pragma once
+
+// What every client subcommand shares: where the API is and the token (client config
+// written by `mill init`, overridden by MILL_ADDR / MILL_TOKEN), calling the API, and
+// turning failures into messages a person can act on.
+
+#include <boost/json/value.hpp>
+#include <string>
+
+#include "common/result.h"
+#include "net/http_client.h"
+
+namespace mill::cli {
+
+struct ClientConfig {
+  std::string address = "127.0.0.1:4400";
+  std::string token;
+  std::string source;  // where it came from, for messages
+};
+
+// $MILL_CONFIG, else $XDG_CONFIG_HOME/mill/client.toml, else ~/.config/mill/client.toml.
+std::string client_config_path();
+Result<void> write_client_config(const std::string& path, const ClientConfig& config);
+// Reads the file (if present) then applies MILL_ADDR / MILL_TOKEN.
+ClientConfig load_client_config();
+
+// Calls the API. On a non-2xx answer returns an error whose message is what to print
+// (the server's {"error"} text, or advice for 401 / unreachable).
+Result<std::string> call_api(const ClientConfig& config, const std::string& method,
+                             const std::string& target, const std::string& body = {});
+Result<boost::json::value> call_api_json(const ClientConfig& config, const std::string& method,
+                                         const std::string& target, const std::string& body = {});
+
+// Prints "mill: <message>" to stderr and returns 1, for `return fail(...)`.
+int fail(const std::string& message);
+
+}  // namespace mill::cli

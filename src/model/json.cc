@@ -1,0 +1,118 @@
+#include "model/json.h"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <cmath>
+
+namespace mill::model {
+namespace {
+
+Unexpected bad(std::string message) {
+  return make_error(ErrorCode::kInvalidArgument, std::move(message));
+}
+
+}  // namespace
+
+Result<json::object> parse_object(std::string_view text,
+                                  std::initializer_list<std::string_view> allowed) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec) return bad("malformed JSON: " + ec.message());
+  if (!v.is_object()) return bad("expected a JSON object");
+  for (const auto& kv : v.as_object()) {
+    bool known = false;
+    for (auto a : allowed) known = known || kv.key() == a;
+    if (!known) return bad("unknown field '" + std::string(kv.key()) + "'");
+  }
+  return std::move(v.as_object());
+}
+
+Result<std::string> get_string(const json::object& obj, std::string_view key, bool required) {
+  auto* v = obj.if_contains(key);
+  if (!v) {
+    if (required) return bad("missing field '" + std::string(key) + "'");
+    return std::string();
+  }
+  if (!v->is_string()) return bad("field '" + std::string(key) + "' must be a string");
+  return std::string(v->as_string());
+}
+
+Result<double> get_number(const json::object& obj, std::string_view key, bool required) {
+  auto* v = obj.if_contains(key);
+  if (!v) {
+    if (required) return bad("missing field '" + std::string(key) + "'");
+    return 0.0;
+  }
+  if (v->is_double()) return v->as_double();
+  if (v->is_int64()) return static_cast<double>(v->as_int64());
+  if (v->is_uint64()) return static_cast<double>(v->as_uint64());
+  return bad("field '" + std::string(key) + "' must be a number");
+}
+
+Result<int64_t> get_int(const json::object& obj, std::string_view key, bool required) {
+  auto* v = obj.if_contains(key);
+  if (!v) {
+    if (required) return bad("missing field '" + std::string(key) + "'");
+    return int64_t{0};
+  }
+  if (v->is_int64()) return v->as_int64();
+  if (v->is_uint64() && v->as_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
+    return static_cast<int64_t>(v->as_uint64());
+  }
+  return bad("field '" + std::string(key) + "' must be an integer");
+}
+
+std::string serialize(const json::value& v) { return json::serialize(v); }
+
+json::object to_json(const Resources& r) {
+  json::object cpu{{"total", r.cpu_total}, {"available", r.cpu_available}};
+  json::object mem{{"total", r.memory_total}, {"available", r.memory_available}};
+  return json::object{{"cpu", std::move(cpu)}, {"memory", std::move(mem)}};
+}
+
+Result<Resources> resources_from_json(const json::value& v) {
+  if (!v.is_object()) return bad("resources must be an object");
+  const auto& o = v.as_object();
+  Resources r;
+  for (const char* part : {"cpu", "memory"}) {
+    auto* p = o.if_contains(part);
+    if (!p || !p->is_object()) return bad(std::string("resources.") + part + " must be an object");
+    for (const auto& kv : p->as_object()) {
+      if (kv.key() != "total" && kv.key() != "available") {
+        return bad("unknown field '" + std::string(kv.key()) + "' in resources." + part);
+      }
+    }
+  }
+  const auto& cpu = o.at("cpu").as_object();
+  const auto& mem = o.at("memory").as_object();
+  r.cpu_total = MILL_TRY(get_number(cpu, "total", true));
+  r.cpu_available = MILL_TRY(get_number(cpu, "available", true));
+  r.memory_total = MILL_TRY(get_int(mem, "total", true));
+  r.memory_available = MILL_TRY(get_int(mem, "available", true));
+  if (r.cpu_total < 0 || r.cpu_available < 0 || r.memory_total < 0 || r.memory_available < 0 ||
+      !std::isfinite(r.cpu_total) || !std::isfinite(r.cpu_available)) {
+    return bad("resources must not be negative");
+  }
+  return r;
+}
+
+json::object to_json(const Node& node) {
+  json::object o;
+  o["id"] = node.id;
+  o["name"] = node.name;
+  o["address"] = node.address;
+  o["status"] = to_string(node.status);
+  json::object res = to_json(node.resources);
+  o["cpu"] = std::move(res["cpu"]);
+  o["memory"] = std::move(res["memory"]);
+  o["allocations"] = node.allocations;
+  o["registered_at"] = format_rfc3339(node.registered_at);
+  if (node.last_heartbeat) {
+    o["last_heartbeat"] = format_rfc3339(*node.last_heartbeat);
+  } else {
+    o["last_heartbeat"] = nullptr;
+  }
+  return o;
+}
+
+}  // namespace mill::model

@@ -1,0 +1,39 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/clock.h"
+
+namespace mill::model {
+
+enum class NodeStatus { kReady, kDraining, kDown };
+
+std::string_view to_string(NodeStatus status);
+std::optional<NodeStatus> parse_node_status(std::string_view text);
+
+// A machine's capacity and what is free on it right now, as its agent measured it.
+struct Resources {
+  double cpu_total = 0;          // cores
+  double cpu_available = 0;      // cores idle over the last sample
+  int64_t memory_total = 0;      // bytes
+  int64_t memory_available = 0;  // bytes (the kernel's MemAvailable)
+
+  bool operator==(const Resources&) const = default;
+};
+
+struct Node {
+  std::string id;       // "node-1", assigned by the server at first registration
+  std::string name;     // the machine's host name
+  std::string address;  // the address other nodes and clients reach it on
+  NodeStatus status = NodeStatus::kDown;
+  bool draining = false;  // persisted; status shows kDraining while set
+  Resources resources;
+  int allocations = 0;
+  SystemTime registered_at{};
+  std::optional<SystemTime> last_heartbeat;
+};
+
+}  // namespace mill::model

@@ -1,0 +1,277 @@
+#include "net/http_server.h"
+
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace mill::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+class Session;
+
+struct HttpServer::State {
+  HttpServerOptions options;
+  Handler handler;
+  AccessLogger logger;
+  asio::io_context io;
+  tcp::acceptor acceptor{io};
+  std::vector<std::thread> threads;
+  std::atomic<bool> stopping{false};
+  std::mutex sessions_mutex;
+  std::set<std::weak_ptr<Session>, std::owner_less<std::weak_ptr<Session>>> sessions;
+  std::once_flag stop_once;
+
+  void accept();
+};
+
+namespace {
+
+std::string endpoint_text(const tcp::endpoint& ep) {
+  auto addr = ep.address();
+  std::string host = addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string();
+  return host + ":" + std::to_string(ep.port());
+}
+
+std::string json_error(std::string_view message) {
+  std::string out = "{\"error\":\"";
+  for (char c : message) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"}";
+}
+
+}  // namespace
+
+// One connection. Reads a request, runs the handler, writes the response, repeats
+// while keep-alive holds. All its work runs on its own strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, HttpServer::State& server)
+      : stream_(std::move(socket)), server_(server) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = endpoint_text(ep);
+  }
+
+  void start() { asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); }); }
+
+  // Called at stop: an idle connection closes now; a busy one after its response.
+  void shutdown() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (!self->busy_) self->close();
+    });
+  }
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(server_.options.max_header_bytes));
+    parser_->body_limit(server_.options.max_body_bytes);
+    // A new connection must deliver its first request within the read timeout; a
+    // kept-alive one may sit idle up to the idle timeout. Either way a slow client is
+    // cut off after a bounded time.
+    stream_.expires_after(first_ ? server_.options.read_timeout : server_.options.idle_timeout);
+    first_ = false;
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
+      return close();
+    }
+    if (ec == http::error::header_limit) return reject(431, "request headers too large");
+    if (ec == http::error::body_limit) return reject(413, "request body too large");
+    if (ec) return reject(400, "malformed HTTP request");
+
+    busy_ = true;
+    auto started = std::chrono::steady_clock::now();
+    auto& req = parser_->get();
+    HttpRequest request;
+    request.method = std::string(req.method_string());
+    request.target = std::string(req.target());
+    size_t q = request.target.find('?');
+    request.path = request.target.substr(0, q);
+    if (q != std::string::npos) request.query = request.target.substr(q + 1);
+    for (const auto& field : req) {
+      request.headers.push_back({std::string(field.name_string()), std::string(field.value())});
+    }
+    request.body = std::move(req.body());
+    request.remote = remote_;
+
+    HttpResponse response = server_.handler(request);
+    bool keep_alive = req.keep_alive() && !server_.stopping.load();
+    send(std::move(response), keep_alive, request.method, request.path, started);
+  }
+
+  // A request we could not parse: answer, then close (the stream's framing is lost).
+  void reject(int status, std::string_view message) {
+    busy_ = true;
+    HttpResponse response;
+    response.status = status;
+    response.body = json_error(message);
+    send(std::move(response), false, "-", "-", std::chrono::steady_clock::now());
+  }
+
+  void send(HttpResponse response, bool keep_alive, std::string method, std::string path,
+            std::chrono::steady_clock::time_point started) {
+    auto res = std::make_shared<http::response<http::string_body>>();
+    res->version(11);
+    res->result(static_cast<unsigned>(response.status));
+    res->set(http::field::server, "mill");
+    res->set(http::field::content_type, response.content_type);
+    for (auto& h : response.headers) res->set(h.name, h.value);
+    res->body() = std::move(response.body);
+    res->keep_alive(keep_alive);
+    res->prepare_payload();
+    stream_.expires_after(server_.options.read_timeout);
+    http::async_write(
+        stream_, *res,
+        [self = shared_from_this(), res, keep_alive, method = std::move(method),
+         path = std::move(path), started](beast::error_code ec, size_t) {
+          self->busy_ = false;
+          if (self->server_.logger) {
+            auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                std::chrono::steady_clock::now() - started);
+            self->server_.logger({method, path, static_cast<int>(res->result_int()), us,
+                                  self->remote_});
+          }
+          if (ec || !keep_alive || self->server_.stopping.load()) return self->close();
+          self->read();
+        });
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  HttpServer::State& server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::string remote_;
+  bool first_ = true;
+  bool busy_ = false;
+};
+
+void HttpServer::State::accept() {
+  acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+    if (stopping.load()) return;
+    if (!ec) {
+      auto session = std::make_shared<Session>(std::move(socket), *this);
+      {
+        std::lock_guard lock(sessions_mutex);
+        // Forget sessions that have ended, so the set stays small.
+        for (auto it = sessions.begin(); it != sessions.end();) {
+          it = it->expired() ? sessions.erase(it) : std::next(it);
+        }
+        sessions.insert(session);
+      }
+      session->start();
+    }
+    accept();
+  });
+}
+
+HttpServer::HttpServer(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+HttpServer::~HttpServer() { stop(std::chrono::milliseconds(0)); }
+
+Result<std::unique_ptr<HttpServer>> HttpServer::create(HttpServerOptions options,
+                                                       Handler handler, AccessLogger logger) {
+  HostPort hp;
+  if (!parse_host_port(options.listen, hp)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "listen address '" + options.listen + "' is not host:port");
+  }
+  beast::error_code ec;
+  auto address = asio::ip::make_address(hp.host.empty() ? "0.0.0.0" : hp.host, ec);
+  if (ec) {
+    return make_error(ErrorCode::kInvalidArgument, "listen address '" + hp.host + "' is not an IP");
+  }
+  auto state = std::make_unique<State>();
+  state->options = std::move(options);
+  state->handler = std::move(handler);
+  state->logger = std::move(logger);
+  tcp::endpoint endpoint(address, hp.port);
+  auto& acc = state->acceptor;
+  if (acc.open(endpoint.protocol(), ec); !ec) {
+    acc.set_option(asio::socket_base::reuse_address(true), ec);
+    acc.bind(endpoint, ec);
+  }
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return make_error(ErrorCode::kIo, "cannot listen on " + endpoint_text(endpoint) + ": " +
+                                          ec.message());
+  }
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(state)));
+}
+
+std::string HttpServer::address() const {
+  beast::error_code ec;
+  return endpoint_text(state_->acceptor.local_endpoint(ec));
+}
+
+uint16_t HttpServer::port() const {
+  beast::error_code ec;
+  return state_->acceptor.local_endpoint(ec).port();
+}
+
+void HttpServer::start() {
+  state_->accept();
+  int n = std::max(1, state_->options.threads);
+  for (int i = 0; i < n; ++i) {
+    state_->threads.emplace_back([s = state_.get()] { s->io.run(); });
+  }
+}
+
+void HttpServer::stop(std::chrono::milliseconds grace) {
+  std::call_once(state_->stop_once, [&] {
+    State& s = *state_;
+    s.stopping = true;
+    asio::post(s.io, [&s] {
+      beast::error_code ec;
+      s.acceptor.close(ec);
+    });
+    std::vector<std::shared_ptr<Session>> live;
+    {
+      std::lock_guard lock(s.sessions_mutex);
+      for (auto& w : s.sessions) {
+        if (auto p = w.lock()) live.push_back(std::move(p));
+      }
+    }
+    for (auto& session : live) session->shutdown();
+    live.clear();
+    // Wait for sessions to finish their in-flight responses, then stop the loop.
+    auto deadline = std::chrono::steady_clock::now() + grace;
+    while (std::chrono::steady_clock::now() < deadline) {
+      bool any = false;
+      {
+        std::lock_guard lock(s.sessions_mutex);
+        for (auto& w : s.sessions) any = any || !w.expired();
+      }
+      if (!any) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    s.io.stop();
+    for (auto& t : s.threads) {
+      if (t.joinable()) t.join();
+    }
+  });
+}
+
+}  // namespace mill::net

@@ -1,0 +1,154 @@
+#include "server/node_registry.h"
+
+#include <charconv>
+
+#include "model/json.h"
+#include "model/names.h"
+
+namespace mill::server {
+
+namespace json = boost::json;
+
+namespace {
+
+// The durable part of a node: identity, address, capacity, drain flag.
+std::string encode_record(const model::Node& n) {
+  json::object o{{"id", n.id},
+                 {"name", n.name},
+                 {"address", n.address},
+                 {"cpu_total", n.resources.cpu_total},
+                 {"memory_total", n.resources.memory_total},
+                 {"draining", n.draining},
+                 {"registered_at", std::chrono::duration_cast<std::chrono::seconds>(
+                                       n.registered_at.time_since_epoch())
+                                       .count()}};
+  return model::serialize(o);
+}
+
+Result<model::Node> decode_record(std::string_view text) {
+  auto o = MILL_TRY(model::parse_object(
+      text, {"id", "name", "address", "cpu_total", "memory_total", "draining", "registered_at"}));
+  model::Node n;
+  n.id = MILL_TRY(model::get_string(o, "id", true));
+  n.name = MILL_TRY(model::get_string(o, "name", true));
+  n.address = MILL_TRY(model::get_string(o, "address", true));
+  n.resources.cpu_total = MILL_TRY(model::get_number(o, "cpu_total", true));
+  n.resources.memory_total = MILL_TRY(model::get_int(o, "memory_total", true));
+  if (auto* d = o.if_contains("draining"); d && d->is_bool()) n.draining = d->as_bool();
+  n.registered_at = SystemTime(std::chrono::seconds(MILL_TRY(model::get_int(o, "registered_at", true))));
+  return n;
+}
+
+}  // namespace
+
+NodeRegistry::NodeRegistry(store::Store& store, const Clock& clock,
+                           std::chrono::milliseconds down_after)
+    : store_(store), clock_(clock), down_after_(down_after) {}
+
+Result<std::string> NodeRegistry::allocate_id() {
+  auto listing = MILL_TRY(store_.list(kPrefix));
+  int highest = 0;
+  for (const auto& kv : listing.kvs) {
+    std::string_view id = std::string_view(kv.key).substr(kPrefix.size());
+    int n = 0;
+    if (id.starts_with("node-")) {
+      std::from_chars(id.data() + 5, id.data() + id.size(), n);
+    }
+    highest = std::max(highest, n);
+  }
+  return "node-" + std::to_string(highest + 1);
+}
+
+Result<model::Node> NodeRegistry::register_node(const NodeRegistration& reg) {
+  if (reg.name.empty() || reg.address.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "a node needs a name and an address");
+  }
+  if (!reg.id.empty() && !model::is_valid_name(reg.id)) {
+    return make_error(ErrorCode::kInvalidArgument, "invalid node id");
+  }
+  // Create-or-update with compare-and-swap, retried when another registration races.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    std::string id = reg.id.empty() ? MILL_TRY(allocate_id()) : reg.id;
+    std::string key = std::string(kPrefix) + id;
+    auto existing = MILL_TRY(store_.get(key));
+    model::Node node;
+    int64_t expected = 0;
+    if (existing) {
+      node = MILL_TRY(decode_record(existing->value));
+      expected = existing->mod_revision;
+    } else {
+      node.id = id;
+      node.registered_at = std::chrono::time_point_cast<std::chrono::seconds>(clock_.now());
+    }
+    node.name = reg.name;
+    node.address = reg.address;
+    node.resources = reg.resources;
+    auto put = store_.put_if(key, encode_record(node), expected);
+    if (!put) {
+      if (put.error().code == ErrorCode::kConflict) continue;
+      return Unexpected(std::move(put).error());
+    }
+    {
+      std::lock_guard lock(mutex_);
+      live_[id] = Live{clock_.now(), reg.resources};
+    }
+    return with_live_state(std::move(node));
+  }
+  return make_error(ErrorCode::kConflict, "node registration kept conflicting; try again");
+}
+
+Result<void> NodeRegistry::heartbeat(const std::string& id, const model::Resources& resources) {
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = live_.find(id); it != live_.end()) {
+      it->second = Live{clock_.now(), resources};
+      return {};
+    }
+  }
+  // Not seen since this server started: it must exist in the store to be accepted.
+  auto existing = MILL_TRY(store_.get(std::string(kPrefix) + id));
+  if (!existing) return make_error(ErrorCode::kNotFound, "unknown node '" + id + "'");
+  std::lock_guard lock(mutex_);
+  live_[id] = Live{clock_.now(), resources};
+  return {};
+}
+
+model::Node NodeRegistry::with_live_state(model::Node node) {
+  std::lock_guard lock(mutex_);
+  auto it = live_.find(node.id);
+  bool alive = it != live_.end() && clock_.now() - it->second.last_heartbeat <= down_after_;
+  if (it != live_.end()) {
+    node.last_heartbeat = it->second.last_heartbeat;
+    double cpu_total = node.resources.cpu_total;
+    int64_t mem_total = node.resources.memory_total;
+    node.resources = it->second.resources;
+    // Capacity comes from registration; a heartbeat only says what is free now.
+    node.resources.cpu_total = cpu_total;
+    node.resources.memory_total = mem_total;
+  }
+  if (!alive) {
+    node.status = model::NodeStatus::kDown;
+    node.resources.cpu_available = 0;
+    node.resources.memory_available = 0;
+  } else {
+    node.status = node.draining ? model::NodeStatus::kDraining : model::NodeStatus::kReady;
+  }
+  return node;
+}
+
+Result<std::vector<model::Node>> NodeRegistry::list() {
+  auto listing = MILL_TRY(store_.list(kPrefix));
+  std::vector<model::Node> out;
+  out.reserve(listing.kvs.size());
+  for (const auto& kv : listing.kvs) {
+    auto node = decode_record(kv.value);
+    if (!node) {
+      return make_error(ErrorCode::kInternal, "stored node " + kv.key + " is corrupt: " +
+                                                  node.error().message);
+    }
+    out.push_back(with_live_state(std::move(*node)));
+  }
+  return out;
+}
+
+}  // namespace mill::server

@@ -1,0 +1,57 @@
+#pragma once
+
+// The control plane's view of nodes. Registrations are durable (in the store);
+// heartbeats are kept in memory, as Nomad keeps its heartbeat timers: a node whose
+// last heartbeat is older than `down_after` shows as down, and one that has not
+// heartbeated since this server started is down until it does.
+//
+// Thread-safety: every method may be called from any thread.
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "model/node.h"
+#include "store/store.h"
+
+namespace mill::server {
+
+struct NodeRegistration {
+  std::string id;  // empty: a new node, the server assigns "node-N"
+  std::string name;
+  std::string address;
+  model::Resources resources;
+};
+
+class NodeRegistry {
+ public:
+  NodeRegistry(store::Store& store, const Clock& clock, std::chrono::milliseconds down_after);
+
+  // Creates or updates the node's record and counts as a heartbeat.
+  Result<model::Node> register_node(const NodeRegistration& reg);
+  // kNotFound for a node that never registered (the agent should register again).
+  Result<void> heartbeat(const std::string& id, const model::Resources& resources);
+  Result<std::vector<model::Node>> list();
+
+  static constexpr std::string_view kPrefix = "/nodes/";
+
+ private:
+  struct Live {
+    SystemTime last_heartbeat;
+    model::Resources resources;
+  };
+  Result<std::string> allocate_id();
+  model::Node with_live_state(model::Node node);
+
+  store::Store& store_;
+  const Clock& clock_;
+  std::chrono::milliseconds down_after_;
+  std::mutex mutex_;
+  std::map<std::string, Live> live_;
+};
+
+}  // namespace mill::server
