@@ -1,0 +1,21 @@
+#pragma once
+
+// One function per subcommand (like Nomad's command/): each adds itself to the app and
+// sets `exit_code` when it runs.
+
+namespace CLI {
+class App;
+}
+
+namespace mill::cli {
+
+// Parses argv and runs the chosen subcommand; returns the process exit code.
+int run(int argc, char** argv);
+
+void add_init_command(CLI::App& app, int& exit_code);
+void add_server_command(CLI::App& app, int& exit_code);
+void add_status_commands(CLI::App& app, int& exit_code);  // status, nodes
+void add_secret_command(CLI::App& app, int& exit_code);
+void add_validate_command(CLI::App& app, int& exit_code);
+
+}  // namespace mill::cli

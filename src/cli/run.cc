@@ -1,0 +1,26 @@
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+
+namespace mill::cli {
+
+int run(int argc, char** argv) {
+  CLI::App app{"Mill: run services and tasks on a few Linux machines as one cluster"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "mill 0.1.0");
+  int exit_code = 0;
+  add_init_command(app, exit_code);
+  add_server_command(app, exit_code);
+  add_status_commands(app, exit_code);
+  add_secret_command(app, exit_code);
+  add_validate_command(app, exit_code);
+  // CLI11 reports bad usage by exception; this is its adapter, nothing else escapes.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}
+
+}  // namespace mill::cli

@@ -1,0 +1,159 @@
+// mill server: the control plane (API, store, node registry) plus this machine's agent.
+
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "agent/agent.h"
+#include "agent/node_client.h"
+#include "api/api.h"
+#include "cli/commands.h"
+#include "common/log.h"
+#include "metrics/registry.h"
+#include "net/http_server.h"
+#include "server/data_dir.h"
+#include "server/node_registry.h"
+#include "server/secrets.h"
+#include "store/sqlite_store.h"
+
+namespace mill::cli {
+namespace {
+
+struct ServerOptions {
+  std::string data_dir = "/var/lib/mill";
+  std::string listen = "0.0.0.0:4400";
+  std::string advertise;  // node address; default: primary interface
+  std::string name;       // node name; default: host name
+  bool no_agent = false;
+  bool quiet_access_log = false;
+  int threads = 2;
+  int heartbeat_ms = 5000;
+};
+
+void declare_node_metrics(metrics::Registry& registry, server::NodeRegistry& nodes) {
+  registry.declare("mill_node_cpu_available", metrics::Type::kGauge,
+                   "Idle CPU cores per node, as last reported by its agent.");
+  registry.declare("mill_node_memory_available_bytes", metrics::Type::kGauge,
+                   "Available memory per node in bytes, as last reported by its agent.");
+  registry.add_collector([&nodes](metrics::Registry& r) {
+    auto list = nodes.list();
+    if (!list) return;
+    for (const auto& n : *list) {
+      r.set("mill_node_cpu_available", {{"node", n.id}}, n.resources.cpu_available);
+      r.set("mill_node_memory_available_bytes", {{"node", n.id}},
+            static_cast<double>(n.resources.memory_available));
+    }
+  });
+}
+
+// The address our own agent dials: the bound one, with a wildcard host made loopback.
+std::string local_dial_address(const net::HttpServer& server) {
+  std::string addr = server.address();
+  if (addr.starts_with("0.0.0.0:")) return "127.0.0.1:" + addr.substr(8);
+  if (addr.starts_with("[::]:")) return "[::1]:" + addr.substr(5);
+  return addr;
+}
+
+int run_server(const ServerOptions& opts) {
+  // Signals are taken synchronously by this thread; block them before any thread
+  // starts so every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  server::DataDir dir{opts.data_dir};
+  auto creds = server::load_data_dir(dir);
+  if (!creds) return fail(creds.error().message);
+  auto store = store::SqliteStore::open(dir.state_path());
+  if (!store) return fail("cannot open the state store: " + store.error().message);
+  auto aead = crypto::Aead::create(creds->secrets_key);
+  if (!aead) return fail(aead.error().message);
+
+  SystemClock clock;
+  auto heartbeat = std::chrono::milliseconds(opts.heartbeat_ms);
+  server::Secrets secrets(**store, std::move(*aead), clock);
+  server::NodeRegistry nodes(**store, clock, heartbeat * 3);
+  metrics::Registry registry;
+  declare_node_metrics(registry, nodes);
+
+  api::ApiContext ctx;
+  ctx.api_token = creds->api_token;
+  ctx.join_token = creds->join_token;
+  ctx.secrets = &secrets;
+  ctx.nodes = &nodes;
+  ctx.metrics = &registry;
+  ctx.clock = &clock;
+  ctx.heartbeat_interval = heartbeat;
+  api::Api api(ctx);
+
+  net::HttpServerOptions http;
+  http.listen = opts.listen;
+  http.threads = opts.threads;
+  net::AccessLogger access_log;
+  if (!opts.quiet_access_log) {
+    access_log = [](const net::AccessRecord& r) {
+      char us[32];
+      std::snprintf(us, sizeof us, "%.3fms", static_cast<double>(r.duration.count()) / 1000.0);
+      log::info(std::string(r.method) + " " + std::string(r.path) + " " +
+                std::to_string(r.status) + " " + us + " " + std::string(r.remote));
+    };
+  }
+  auto server = net::HttpServer::create(
+      http, [&api](const net::HttpRequest& req) { return api.handle(req); }, access_log);
+  if (!server) return fail(server.error().message);
+  (*server)->start();
+  log::info("API listening on http://" + (*server)->address() + " (token in " +
+            dir.api_token_path() + ")");
+
+  std::unique_ptr<agent::HttpNodeClient> node_client;
+  std::unique_ptr<agent::Agent> node_agent;
+  if (!opts.no_agent) {
+    // The in-process agent uses the same node protocol, over HTTP, as a remote one.
+    node_client = std::make_unique<agent::HttpNodeClient>(local_dial_address(**server),
+                                                          creds->join_token);
+    node_agent = std::make_unique<agent::Agent>(
+        agent::AgentOptions{dir.node_id_path(), opts.name, opts.advertise}, *node_client);
+    auto id = node_agent->register_now();
+    if (!id) {
+      (*server)->stop();
+      return fail("the local agent could not register: " + id.error().message);
+    }
+    log::info("registered this machine as " + *id);
+    node_agent->start();
+  }
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  log::info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+            ", shutting down");
+  if (node_agent) node_agent->stop();
+  (*server)->stop(std::chrono::seconds(10));
+  log::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+void add_server_command(CLI::App& app, int& exit_code) {
+  auto opts = std::make_shared<ServerOptions>();
+  auto* cmd = app.add_subcommand("server", "Run the control plane and this machine's agent");
+  cmd->add_option("--data-dir", opts->data_dir, "Data directory (made by mill init)")
+      ->capture_default_str();
+  cmd->add_option("--listen", opts->listen, "API listen address host:port")->capture_default_str();
+  cmd->add_option("--advertise", opts->advertise,
+                  "This node's address for other nodes (default: first non-loopback IPv4)");
+  cmd->add_option("--name", opts->name, "This node's name (default: host name)");
+  cmd->add_flag("--no-agent", opts->no_agent, "Run the control plane only");
+  cmd->add_flag("--quiet", opts->quiet_access_log, "No access log lines");
+  cmd->add_option("--threads", opts->threads, "API I/O threads")->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--heartbeat-ms", opts->heartbeat_ms, "Agent heartbeat interval (ms)")
+      ->capture_default_str()->check(CLI::Range(100, 600000));
+  cmd->callback([opts, &exit_code] { exit_code = run_server(*opts); });
+}
+
+}  // namespace mill::cli
