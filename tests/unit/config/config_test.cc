@@ -11,9 +11,6 @@ namespace mill::config {
 namespace {
 
 using std::chrono::milliseconds;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
-using ::testing::StartsWith;
 
 constexpr std::string_view kSample = R"toml(
 [service.office]
@@ -57,22 +54,6 @@ std::vector<std::string> error_strings(const ParseOutcome& outcome) {
   std::vector<std::string> out;
   for (const ConfigError& error : outcome.errors) out.push_back(error.to_string());
   return out;
-}
-
-// Parses `text`, expecting failure; returns "file:line:col: message" strings.
-std::vector<std::string> errors_of(std::string_view text) {
-  ParseOutcome outcome = parse_config(text, "mill.toml");
-  EXPECT_FALSE(outcome.ok());
-  EXPECT_FALSE(outcome.config.has_value());
-  return error_strings(outcome);
-}
-
-// Expects exactly one error, at `where` ("line:col"), whose message contains `message`.
-void expect_error(std::string_view text, const std::string& where, const std::string& message) {
-  auto errors = errors_of(text);
-  ASSERT_EQ(errors.size(), 1u) << ::testing::PrintToString(errors);
-  EXPECT_THAT(errors[0], StartsWith("mill.toml:" + where + ": "));
-  EXPECT_THAT(errors[0], HasSubstr(message));
 }
 
 TEST(ParseConfig, FullSampleParsesIntoModel) {
