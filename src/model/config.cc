@@ -1,0 +1,55 @@
+#include "model/config.h"
+
+#include "model/names.h"
+
+namespace mill::model {
+namespace {
+
+constexpr std::string_view kSecretOpen = "${secret:";
+
+void collect(std::string_view text, std::set<std::string>& out) {
+  auto names = find_secret_references(text);
+  if (!names) return;
+  out.insert(names->begin(), names->end());
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> find_secret_references(std::string_view text) {
+  std::vector<std::string> names;
+  std::size_t pos = 0;
+  while ((pos = text.find(kSecretOpen, pos)) != std::string_view::npos) {
+    std::size_t start = pos + kSecretOpen.size();
+    std::size_t end = text.find('}', start);
+    if (end == std::string_view::npos) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "unterminated secret reference (expected \"${secret:NAME}\")");
+    }
+    std::string_view name = text.substr(start, end - start);
+    if (!is_valid_name(name)) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "invalid secret name \"" + std::string(name) +
+                            "\" in \"${secret:...}\" (use 1-128 of A-Z a-z 0-9 _ . -)");
+    }
+    names.emplace_back(name);
+    pos = end + 1;
+  }
+  return names;
+}
+
+std::set<std::string> secret_references(const Config& config) {
+  std::set<std::string> out;
+  for (const auto& [name, service] : config.services) {
+    for (const auto& [key, value] : service.env) collect(value, out);
+  }
+  for (const auto& [name, task] : config.tasks) {
+    for (const auto& [key, value] : task.env) collect(value, out);
+  }
+  for (const auto& [host, registry] : config.registries) {
+    collect(registry.username, out);
+    collect(registry.password, out);
+  }
+  return out;
+}
+
+}  // namespace mill::model
