@@ -32,8 +32,9 @@ void add_agent_routes(Router& router, const ApiContext& ctx) {
     reg.resources = *resources;
     auto node = ctx.nodes->register_node(reg);
     if (!node) return error_response(node.error());
-    return json_response(200, json::object{{"id", node->id},
-                                           {"heartbeat_interval_ms", ctx.heartbeat_interval.count()}});
+    return json_response(
+        200,
+        json::object{{"id", node->id}, {"heartbeat_interval_ms", ctx.heartbeat_interval.count()}});
   });
 
   router.add("POST", "/v1/agent/heartbeat", [&ctx](const net::HttpRequest& req, const Params&) {

@@ -1,6 +1,6 @@
 #include "api/responses.h"
 
-#include <boost/json/serialize.hpp>
+#include "model/json.h"
 
 namespace mill::api {
 
@@ -33,7 +33,7 @@ int http_status(ErrorCode code) {
 net::HttpResponse json_response(int status, const boost::json::value& body) {
   net::HttpResponse r;
   r.status = status;
-  r.body = boost::json::serialize(body);
+  r.body = model::serialize(body);
   r.body += '\n';
   return r;
 }

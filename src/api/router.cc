@@ -29,8 +29,7 @@ void Router::add(std::string method, std::string pattern, RouteHandler handler) 
   routes_.push_back(std::move(r));
 }
 
-bool Router::match(const Route& route, const std::vector<std::string_view>& path,
-                   Params& params) {
+bool Router::match(const Route& route, const std::vector<std::string_view>& path, Params& params) {
   if (route.segments.size() != path.size()) return false;
   Params found;
   for (size_t i = 0; i < path.size(); ++i) {

@@ -15,7 +15,8 @@ void add_secret_routes(Router& router, const ApiContext& ctx) {
     auto list = ctx.secrets->list();
     if (!list) return error_response(list.error());
     json::array out;
-    for (const auto& s : *list) out.push_back(json::object{{"name", s.name}, {"updated_at", s.updated_at}});
+    for (const auto& s : *list)
+      out.push_back(json::object{{"name", s.name}, {"updated_at", s.updated_at}});
     return json_response(200, out);
   });
 
@@ -28,7 +29,8 @@ void add_secret_routes(Router& router, const ApiContext& ctx) {
 
   router.add("PUT", "/v1/secrets/:name", [&ctx](const net::HttpRequest& req, const Params& p) {
     const std::string& name = p.find("name")->second;
-    if (auto valid = server::validate_secret_name(name); !valid) return error_response(valid.error());
+    if (auto valid = server::validate_secret_name(name); !valid)
+      return error_response(valid.error());
     auto body = model::parse_object(req.body, {"value"});
     if (!body) return error_response(body.error());
     auto value = model::get_string(*body, "value", true);

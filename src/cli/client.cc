@@ -1,8 +1,8 @@
 #include "cli/client.h"
 
-#include <boost/json/parse.hpp>
 #include <sys/stat.h>
 
+#include <boost/json/parse.hpp>
 #include <cstdlib>
 #include <iostream>
 
@@ -77,10 +77,10 @@ Result<std::string> call_api(const ClientConfig& config, const std::string& meth
   req.headers.push_back({"Authorization", "Bearer " + config.token});
   auto res = net::http_request(config.address, req);
   if (!res) {
-    return make_error(res.error().code,
-                      res.error().message + "\n  is `mill server` running there? Set MILL_ADDR "
+    return make_error(res.error().code, res.error().message +
+                                            "\n  is `mill server` running there? Set MILL_ADDR "
                                             "or the address in " +
-                          client_config_path() + " to point elsewhere.");
+                                            client_config_path() + " to point elsewhere.");
   }
   if (res->status >= 200 && res->status < 300) return std::move(res->body);
   std::string message = res->body;
@@ -88,9 +88,10 @@ Result<std::string> call_api(const ClientConfig& config, const std::string& meth
     message = model::get_string(*o, "error", false).value_or(res->body);
   }
   if (res->status == 401) {
-    return make_error(ErrorCode::kUnauthenticated,
-                      "the API rejected the token (" + message + ").\n  Set MILL_TOKEN, or use the "
-                      "client config `mill init` wrote (" + client_config_path() + ").");
+    return make_error(ErrorCode::kUnauthenticated, "the API rejected the token (" + message +
+                                                       ").\n  Set MILL_TOKEN, or use the "
+                                                       "client config `mill init` wrote (" +
+                                                       client_config_path() + ").");
   }
   return make_error(ErrorCode::kInvalidArgument, message);
 }

@@ -16,16 +16,17 @@ void add_init_command(CLI::App& app, int& exit_code) {
     bool force = false;
   };
   auto opts = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("init", "Create the data dir, API token, join token and secrets key");
+  auto* cmd =
+      app.add_subcommand("init", "Create the data dir, API token, join token and secrets key");
   cmd->add_option("--data-dir", opts->data_dir, "Data directory")->capture_default_str();
-  cmd->add_option("--address", opts->address,
-                  "API address the client config points at")->capture_default_str();
+  cmd->add_option("--address", opts->address, "API address the client config points at")
+      ->capture_default_str();
   cmd->add_flag("--force", opts->force,
                 "Re-initialise: new API and join tokens (secrets key and state are kept)");
   cmd->callback([opts, &exit_code] {
     server::DataDir dir{opts->data_dir};
-    auto creds = server::init_data_dir(dir, opts->force ? server::InitMode::kForce
-                                                         : server::InitMode::kFresh);
+    auto creds = server::init_data_dir(
+        dir, opts->force ? server::InitMode::kForce : server::InitMode::kFresh);
     if (!creds) {
       exit_code = fail(creds.error().message);
       return;

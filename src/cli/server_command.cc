@@ -8,6 +8,7 @@
 #include "agent/agent.h"
 #include "agent/node_client.h"
 #include "api/api.h"
+#include "cli/client.h"
 #include "cli/commands.h"
 #include "common/log.h"
 #include "metrics/registry.h"
@@ -98,8 +99,8 @@ int run_server(const ServerOptions& opts) {
     access_log = [](const net::AccessRecord& r) {
       char us[32];
       std::snprintf(us, sizeof us, "%.3fms", static_cast<double>(r.duration.count()) / 1000.0);
-      log::info(std::string(r.method) + " " + std::string(r.path) + " " +
-                std::to_string(r.status) + " " + us + " " + std::string(r.remote));
+      log::info(std::string(r.method) + " " + std::string(r.path) + " " + std::to_string(r.status) +
+                " " + us + " " + std::string(r.remote));
     };
   }
   auto server = net::HttpServer::create(
@@ -113,8 +114,8 @@ int run_server(const ServerOptions& opts) {
   std::unique_ptr<agent::Agent> node_agent;
   if (!opts.no_agent) {
     // The in-process agent uses the same node protocol, over HTTP, as a remote one.
-    node_client = std::make_unique<agent::HttpNodeClient>(local_dial_address(**server),
-                                                          creds->join_token);
+    node_client =
+        std::make_unique<agent::HttpNodeClient>(local_dial_address(**server), creds->join_token);
     node_agent = std::make_unique<agent::Agent>(
         agent::AgentOptions{dir.node_id_path(), opts.name, opts.advertise}, *node_client);
     auto id = node_agent->register_now();
@@ -128,8 +129,7 @@ int run_server(const ServerOptions& opts) {
 
   int sig = 0;
   sigwait(&signals, &sig);
-  log::info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
-            ", shutting down");
+  log::info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
   if (node_agent) node_agent->stop();
   (*server)->stop(std::chrono::seconds(10));
   log::info("stopped");
@@ -149,10 +149,12 @@ void add_server_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--name", opts->name, "This node's name (default: host name)");
   cmd->add_flag("--no-agent", opts->no_agent, "Run the control plane only");
   cmd->add_flag("--quiet", opts->quiet_access_log, "No access log lines");
-  cmd->add_option("--threads", opts->threads, "API I/O threads")->capture_default_str()
+  cmd->add_option("--threads", opts->threads, "API I/O threads")
+      ->capture_default_str()
       ->check(CLI::Range(1, 64));
   cmd->add_option("--heartbeat-ms", opts->heartbeat_ms, "Agent heartbeat interval (ms)")
-      ->capture_default_str()->check(CLI::Range(100, 600000));
+      ->capture_default_str()
+      ->check(CLI::Range(100, 600000));
   cmd->callback([opts, &exit_code] { exit_code = run_server(*opts); });
 }
 

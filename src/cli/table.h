@@ -18,7 +18,7 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
-std::string format_bytes(double bytes);   // "1.5G", "512M"
-std::string format_cores(double cores);   // "1.25"
+std::string format_bytes(double bytes);  // "1.5G", "512M"
+std::string format_cores(double cores);  // "1.25"
 
 }  // namespace mill::cli

@@ -2,6 +2,7 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <charconv>
 #include <cmath>
 
 namespace mill::model {
@@ -62,7 +63,74 @@ Result<int64_t> get_int(const json::object& obj, std::string_view key, bool requ
   return bad("field '" + std::string(key) + "' must be an integer");
 }
 
-std::string serialize(const json::value& v) { return json::serialize(v); }
+namespace {
+
+void write_value(std::string& out, const json::value& v);
+
+void write_double(std::string& out, double d) {
+  if (!std::isfinite(d)) {
+    out += "null";  // JSON has no NaN or Infinity
+    return;
+  }
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);  // shortest round-trip: 0.3, 2
+  out.append(buf, ec == std::errc() ? end : buf);
+}
+
+void write_value(std::string& out, const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::null:
+      out += "null";
+      break;
+    case json::kind::bool_:
+      out += v.get_bool() ? "true" : "false";
+      break;
+    case json::kind::int64:
+      out += std::to_string(v.get_int64());
+      break;
+    case json::kind::uint64:
+      out += std::to_string(v.get_uint64());
+      break;
+    case json::kind::double_:
+      write_double(out, v.get_double());
+      break;
+    case json::kind::string:
+      out += json::serialize(v.get_string());  // Boost's escaping
+      break;
+    case json::kind::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& e : v.get_array()) {
+        if (!first) out += ',';
+        first = false;
+        write_value(out, e);
+      }
+      out += ']';
+      break;
+    }
+    case json::kind::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& kv : v.get_object()) {
+        if (!first) out += ',';
+        first = false;
+        out += json::serialize(json::string_view(kv.key()));
+        out += ':';
+        write_value(out, kv.value());
+      }
+      out += '}';
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+std::string serialize(const json::value& v) {
+  std::string out;
+  write_value(out, v);
+  return out;
+}
 
 json::object to_json(const Resources& r) {
   json::object cpu{{"total", r.cpu_total}, {"available", r.cpu_available}};

@@ -36,7 +36,8 @@ Result<ClientResponse> http_request(const std::string& address, const ClientRequ
   beast::error_code ec;
   tcp::resolver resolver(io);
   auto endpoints = resolver.resolve(hp.host, std::to_string(hp.port), ec);
-  if (ec) return make_error(ErrorCode::kUnavailable, "cannot resolve " + hp.host + ": " + ec.message());
+  if (ec)
+    return make_error(ErrorCode::kUnavailable, "cannot resolve " + hp.host + ": " + ec.message());
 
   // Run each step asynchronously with the stream's deadline, so a server that
   // accepts but never answers cannot hang the caller.

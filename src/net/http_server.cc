@@ -64,7 +64,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!ec) remote_ = endpoint_text(ep);
   }
 
-  void start() { asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); }); }
+  void start() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+  }
 
   // Called at stop: an idle connection closes now; a busy one after its response.
   void shutdown() {
@@ -83,8 +85,9 @@ class Session : public std::enable_shared_from_this<Session> {
     // cut off after a bounded time.
     stream_.expires_after(first_ ? server_.options.read_timeout : server_.options.idle_timeout);
     first_ = false;
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
@@ -137,20 +140,20 @@ class Session : public std::enable_shared_from_this<Session> {
     res->keep_alive(keep_alive);
     res->prepare_payload();
     stream_.expires_after(server_.options.read_timeout);
-    http::async_write(
-        stream_, *res,
-        [self = shared_from_this(), res, keep_alive, method = std::move(method),
-         path = std::move(path), started](beast::error_code ec, size_t) {
-          self->busy_ = false;
-          if (self->server_.logger) {
-            auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                std::chrono::steady_clock::now() - started);
-            self->server_.logger({method, path, static_cast<int>(res->result_int()), us,
-                                  self->remote_});
-          }
-          if (ec || !keep_alive || self->server_.stopping.load()) return self->close();
-          self->read();
-        });
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res, keep_alive, method = std::move(method),
+                       path = std::move(path), started](beast::error_code ec, size_t) {
+                        self->busy_ = false;
+                        if (self->server_.logger) {
+                          auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::steady_clock::now() - started);
+                          self->server_.logger({method, path, static_cast<int>(res->result_int()),
+                                                us, self->remote_});
+                        }
+                        if (ec || !keep_alive || self->server_.stopping.load())
+                          return self->close();
+                        self->read();
+                      });
   }
 
   void close() {
@@ -191,8 +194,8 @@ HttpServer::HttpServer(std::unique_ptr<State> state) : state_(std::move(state)) 
 
 HttpServer::~HttpServer() { stop(std::chrono::milliseconds(0)); }
 
-Result<std::unique_ptr<HttpServer>> HttpServer::create(HttpServerOptions options,
-                                                       Handler handler, AccessLogger logger) {
+Result<std::unique_ptr<HttpServer>> HttpServer::create(HttpServerOptions options, Handler handler,
+                                                       AccessLogger logger) {
   HostPort hp;
   if (!parse_host_port(options.listen, hp)) {
     return make_error(ErrorCode::kInvalidArgument,
@@ -215,8 +218,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(HttpServerOptions options
   }
   if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return make_error(ErrorCode::kIo, "cannot listen on " + endpoint_text(endpoint) + ": " +
-                                          ec.message());
+    return make_error(ErrorCode::kIo,
+                      "cannot listen on " + endpoint_text(endpoint) + ": " + ec.message());
   }
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(state)));
 }

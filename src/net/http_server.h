@@ -34,10 +34,10 @@ using AccessLogger = std::function<void(const AccessRecord&)>;
 
 struct HttpServerOptions {
   std::string listen = "0.0.0.0:4400";
-  size_t max_header_bytes = 16 * 1024;        // beyond: 431
-  size_t max_body_bytes = 1024 * 1024;        // beyond: 413
-  std::chrono::milliseconds read_timeout{15000};   // one whole request, headers + body
-  std::chrono::milliseconds idle_timeout{60000};   // keep-alive wait for the next one
+  size_t max_header_bytes = 16 * 1024;            // beyond: 431
+  size_t max_body_bytes = 1024 * 1024;            // beyond: 413
+  std::chrono::milliseconds read_timeout{15000};  // one whole request, headers + body
+  std::chrono::milliseconds idle_timeout{60000};  // keep-alive wait for the next one
   int threads = 2;
 };
 

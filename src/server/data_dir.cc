@@ -48,8 +48,9 @@ Result<std::string> read_token(const std::string& path) {
 Result<Credentials> init_data_dir(const DataDir& dir, InitMode mode) {
   if (mode == InitMode::kFresh && exists(dir.api_token_path())) {
     return make_error(ErrorCode::kAlreadyExists,
-                      dir.dir + " is already initialised; use --force to make new tokens "
-                                "(the secrets key and the state are kept)");
+                      dir.dir +
+                          " is already initialised; use --force to make new tokens "
+                          "(the secrets key and the state are kept)");
   }
   MILL_TRY(make_dir(dir.dir));
   Credentials c;
@@ -62,8 +63,7 @@ Result<Credentials> init_data_dir(const DataDir& dir, InitMode mode) {
     c.secrets_key = loaded.secrets_key;
   } else {
     c.secrets_key = MILL_TRY(crypto::random_bytes(crypto::kKeyBytes));
-    MILL_TRY(
-        write_file_atomic(dir.secrets_key_path(), crypto::to_hex(c.secrets_key) + "\n", 0600));
+    MILL_TRY(write_file_atomic(dir.secrets_key_path(), crypto::to_hex(c.secrets_key) + "\n", 0600));
   }
   return c;
 }

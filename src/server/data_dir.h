@@ -40,5 +40,4 @@ Result<Credentials> init_data_dir(const DataDir& dir, InitMode mode);
 // Reads the credentials; kNotFound with advice when `mill init` has not run.
 Result<Credentials> load_data_dir(const DataDir& dir);
 
-
 }  // namespace mill::server

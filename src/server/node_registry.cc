@@ -35,7 +35,8 @@ Result<model::Node> decode_record(std::string_view text) {
   n.resources.cpu_total = MILL_TRY(model::get_number(o, "cpu_total", true));
   n.resources.memory_total = MILL_TRY(model::get_int(o, "memory_total", true));
   if (auto* d = o.if_contains("draining"); d && d->is_bool()) n.draining = d->as_bool();
-  n.registered_at = SystemTime(std::chrono::seconds(MILL_TRY(model::get_int(o, "registered_at", true))));
+  n.registered_at =
+      SystemTime(std::chrono::seconds(MILL_TRY(model::get_int(o, "registered_at", true))));
   return n;
 }
 
@@ -143,8 +144,8 @@ Result<std::vector<model::Node>> NodeRegistry::list() {
   for (const auto& kv : listing.kvs) {
     auto node = decode_record(kv.value);
     if (!node) {
-      return make_error(ErrorCode::kInternal, "stored node " + kv.key + " is corrupt: " +
-                                                  node.error().message);
+      return make_error(ErrorCode::kInternal,
+                        "stored node " + kv.key + " is corrupt: " + node.error().message);
     }
     out.push_back(with_live_state(std::move(*node)));
   }

@@ -16,8 +16,7 @@ Result<void> validate_secret_name(std::string_view name) {
   return {};
 }
 
-Secrets::Secrets(store::Store& store, crypto::Aead aead, const Clock& clock,
-                 size_t max_value_bytes)
+Secrets::Secrets(store::Store& store, crypto::Aead aead, const Clock& clock, size_t max_value_bytes)
     : store_(store), aead_(std::move(aead)), clock_(clock), max_value_bytes_(max_value_bytes) {}
 
 Result<void> Secrets::put(const std::string& name, const std::string& value) {
@@ -27,8 +26,7 @@ Result<void> Secrets::put(const std::string& name, const std::string& value) {
                                                 std::to_string(max_value_bytes_) + " bytes");
   }
   std::string box = MILL_TRY(aead_.seal(value, name));
-  json::object record{{"box", crypto::to_hex(box)},
-                      {"updated_at", format_rfc3339(clock_.now())}};
+  json::object record{{"box", crypto::to_hex(box)}, {"updated_at", format_rfc3339(clock_.now())}};
   MILL_TRY(store_.put(std::string(kPrefix) + name, model::serialize(record)));
   return {};
 }
