@@ -1,0 +1,78 @@
+#include "server/data_dir.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "common/files.h"
+
+namespace mill::server {
+namespace {
+
+class DataDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/mill-datadir-XXXXXX";
+    root_ = mkdtemp(tmpl);
+    dir_.dir = root_ + "/nested/data";
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+
+  static int mode_of(const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+    return st.st_mode & 0777;
+  }
+
+  std::string root_;
+  DataDir dir_;
+};
+
+TEST_F(DataDirTest, InitMakesPrivateFilesWithStrongTokens) {
+  auto c = init_data_dir(dir_, InitMode::kFresh);
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->api_token.size(), 64u) << "256 bits as hex";
+  EXPECT_EQ(c->join_token.size(), 64u);
+  EXPECT_NE(c->api_token, c->join_token);
+  EXPECT_EQ(c->secrets_key.size(), 32u);
+  EXPECT_EQ(mode_of(dir_.dir), 0700);
+  EXPECT_EQ(mode_of(dir_.api_token_path()), 0600);
+  EXPECT_EQ(mode_of(dir_.join_token_path()), 0600);
+  EXPECT_EQ(mode_of(dir_.secrets_key_path()), 0600);
+
+  auto loaded = load_data_dir(dir_);
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(loaded->api_token, c->api_token);
+  EXPECT_EQ(loaded->secrets_key, c->secrets_key);
+}
+
+TEST_F(DataDirTest, RefusesToReinitialiseWithoutForce) {
+  auto first = *init_data_dir(dir_, InitMode::kFresh);
+  auto again = init_data_dir(dir_, InitMode::kFresh);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::kAlreadyExists);
+  EXPECT_NE(again.error().message.find("--force"), std::string::npos);
+  EXPECT_EQ(load_data_dir(dir_)->api_token, first.api_token) << "nothing changed";
+
+  auto forced = init_data_dir(dir_, InitMode::kForce);
+  ASSERT_TRUE(forced);
+  EXPECT_NE(forced->api_token, first.api_token);
+  EXPECT_EQ(forced->secrets_key, first.secrets_key) << "secrets must stay readable";
+}
+
+TEST_F(DataDirTest, LoadingAnUninitialisedDirSaysWhatToDo) {
+  auto r = load_data_dir(dir_);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
+  EXPECT_NE(r.error().message.find("mill init"), std::string::npos);
+}
+
+TEST_F(DataDirTest, CorruptKeyIsRejected) {
+  ASSERT_TRUE(init_data_dir(dir_, InitMode::kFresh));
+  ASSERT_TRUE(write_file_atomic(dir_.secrets_key_path(), std::string(64, 'z') + "\n", 0600));
+  EXPECT_FALSE(load_data_dir(dir_));
+}
+
+}  // namespace
+}  // namespace mill::server

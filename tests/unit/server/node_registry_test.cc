@@ -1,0 +1,110 @@
+#include "server/node_registry.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+#include "store/memory_store.h"
+
+namespace mill::server {
+namespace {
+
+model::Resources resources(double cpu_free, int64_t mem_free) {
+  return model::Resources{2, cpu_free, 4096, mem_free};
+}
+
+TEST(NodeRegistry, AssignsIdsAndKeepsThem) {
+  store::MemoryStore store;
+  ManualClock clock;
+  NodeRegistry reg(store, clock, std::chrono::seconds(15));
+  auto a = reg.register_node({"", "alpha", "10.0.0.1", resources(1, 100)});
+  auto b = reg.register_node({"", "beta", "10.0.0.2", resources(1, 100)});
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->id, "node-1");
+  EXPECT_EQ(b->id, "node-2");
+  // Re-registering with its id updates the same node.
+  auto again = reg.register_node({"node-1", "alpha2", "10.0.0.9", resources(1, 100)});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->id, "node-1");
+  auto list = *reg.list();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].name, "alpha2");
+  EXPECT_EQ(list[0].address, "10.0.0.9");
+}
+
+TEST(NodeRegistry, StatusFollowsHeartbeats) {
+  store::MemoryStore store;
+  ManualClock clock;
+  NodeRegistry reg(store, clock, std::chrono::seconds(15));
+  ASSERT_TRUE(reg.register_node({"", "alpha", "10.0.0.1", resources(1.5, 100)}));
+  EXPECT_EQ((*reg.list())[0].status, model::NodeStatus::kReady);
+  EXPECT_EQ((*reg.list())[0].resources.cpu_available, 1.5);
+
+  clock.advance(std::chrono::seconds(16));
+  auto down = (*reg.list())[0];
+  EXPECT_EQ(down.status, model::NodeStatus::kDown);
+  EXPECT_EQ(down.resources.cpu_available, 0) << "a down node offers nothing";
+  EXPECT_EQ(down.resources.cpu_total, 2);
+
+  ASSERT_TRUE(reg.heartbeat("node-1", resources(0.5, 50)));
+  auto up = (*reg.list())[0];
+  EXPECT_EQ(up.status, model::NodeStatus::kReady);
+  EXPECT_EQ(up.resources.cpu_available, 0.5);
+  EXPECT_EQ(up.resources.memory_available, 50);
+}
+
+TEST(NodeRegistry, UnknownNodeHeartbeatIsNotFound) {
+  store::MemoryStore store;
+  ManualClock clock;
+  NodeRegistry reg(store, clock, std::chrono::seconds(15));
+  auto hb = reg.heartbeat("node-7", resources(1, 1));
+  ASSERT_FALSE(hb);
+  EXPECT_EQ(hb.error().code, ErrorCode::kNotFound);
+}
+
+TEST(NodeRegistry, SurvivesARestartOfTheServer) {
+  store::MemoryStore store;
+  ManualClock clock;
+  {
+    NodeRegistry first(store, clock, std::chrono::seconds(15));
+    ASSERT_TRUE(first.register_node({"", "alpha", "10.0.0.1", resources(1, 1)}));
+  }
+  NodeRegistry second(store, clock, std::chrono::seconds(15));
+  auto list = *second.list();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].id, "node-1");
+  EXPECT_EQ(list[0].status, model::NodeStatus::kDown) << "no heartbeat since restart yet";
+  ASSERT_TRUE(second.heartbeat("node-1", resources(1, 1)));
+  EXPECT_EQ((*second.list())[0].status, model::NodeStatus::kReady);
+}
+
+TEST(NodeRegistry, ConcurrentRegistrationsGetDistinctIds) {
+  store::MemoryStore store;
+  ManualClock clock;
+  NodeRegistry reg(store, clock, std::chrono::seconds(15));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      ASSERT_TRUE(reg.register_node({"", "n" + std::to_string(i), "10.0.0.1", resources(1, 1)}));
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto list = *reg.list();
+  ASSERT_EQ(list.size(), 8u);
+  std::set<std::string> ids;
+  for (const auto& n : list) ids.insert(n.id);
+  EXPECT_EQ(ids.size(), 8u);
+}
+
+TEST(NodeRegistry, RejectsBadRegistrations) {
+  store::MemoryStore store;
+  ManualClock clock;
+  NodeRegistry reg(store, clock, std::chrono::seconds(15));
+  EXPECT_FALSE(reg.register_node({"", "", "10.0.0.1", resources(1, 1)}));
+  EXPECT_FALSE(reg.register_node({"../x", "a", "10.0.0.1", resources(1, 1)}));
+  EXPECT_EQ(*store.revision(), 0);
+}
+
+}  // namespace
+}  // namespace mill::server
