@@ -74,6 +74,9 @@ Result<model::Node> NodeRegistry::register_node(const NodeRegistration& reg) {
     auto existing = MILL_TRY(store_.get(key));
     model::Node node;
     int64_t expected = 0;
+    // A new node's freshly allocated id must be unused: if another registration took
+    // it meanwhile, allocate again rather than overwrite that node.
+    if (existing && reg.id.empty()) continue;
     if (existing) {
       node = MILL_TRY(decode_record(existing->value));
       expected = existing->mod_revision;
