@@ -30,6 +30,8 @@ struct ServerOptions {
   bool quiet_access_log = false;
   int threads = 2;
   int heartbeat_ms = 5000;
+  int read_timeout_ms = 15000;
+  int idle_timeout_ms = 60000;
 };
 
 void declare_node_metrics(metrics::Registry& registry, server::NodeRegistry& nodes) {
@@ -94,6 +96,8 @@ int run_server(const ServerOptions& opts) {
   net::HttpServerOptions http;
   http.listen = opts.listen;
   http.threads = opts.threads;
+  http.read_timeout = std::chrono::milliseconds(opts.read_timeout_ms);
+  http.idle_timeout = std::chrono::milliseconds(opts.idle_timeout_ms);
   net::AccessLogger access_log;
   if (!opts.quiet_access_log) {
     access_log = [](const net::AccessRecord& r) {
@@ -155,6 +159,14 @@ void add_server_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--heartbeat-ms", opts->heartbeat_ms, "Agent heartbeat interval (ms)")
       ->capture_default_str()
       ->check(CLI::Range(100, 600000));
+  cmd->add_option("--read-timeout-ms", opts->read_timeout_ms,
+                  "Time a client has to send a whole request (ms)")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 3600000));
+  cmd->add_option("--idle-timeout-ms", opts->idle_timeout_ms,
+                  "Time an idle keep-alive connection is kept open (ms)")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 3600000));
   cmd->callback([opts, &exit_code] { exit_code = run_server(*opts); });
 }
 
