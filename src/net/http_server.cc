@@ -68,10 +68,13 @@ class Session : public std::enable_shared_from_this<Session> {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
   }
 
-  // Called at stop: an idle connection closes now; a busy one after its response.
+  // Called at stop: an idle connection closes now; a busy one after its response. A
+  // request whose first bytes have arrived counts as busy: it is in flight, and its
+  // sender is owed an answer (the read timeout and the stop grace still bound it).
   void shutdown() {
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (!self->busy_) self->close();
+      bool receiving = self->buffer_.size() > 0 || (self->parser_ && self->parser_->got_some());
+      if (!self->busy_ && !receiving) self->close();
     });
   }
 

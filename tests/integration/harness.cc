@@ -1,12 +1,18 @@
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -43,19 +49,20 @@ int wait_status_to_code(int status) {
   return -1;
 }
 
-// fork + exec of the mill binary with stdout/stderr redirected to files.
+// fork + exec of the mill binary with stdout/stderr redirected to files (truncated, or
+// appended to when append is set).
 pid_t spawn_mill(const std::vector<std::string>& args,
                  const std::map<std::string, std::string>& env, const std::string& stdin_path,
-                 const std::string& out_path, const std::string& err_path) {
+                 const std::string& out_path, const std::string& err_path, bool append = false) {
+  const int mode = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC);
   std::vector<std::string> argv_s{MILL_BINARY};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   pid_t pid = fork();
   if (pid == 0) {
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
     int in = open(stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY);
-    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int err =
-        err_path == out_path ? out : open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int out = open(out_path.c_str(), mode, 0600);
+    int err = err_path == out_path ? out : open(err_path.c_str(), mode, 0600);
     dup2(in, 0);
     dup2(out, 1);
     dup2(err, 2);
@@ -108,14 +115,16 @@ std::unique_ptr<MillServer> MillServer::start(const TempDir& dir,
   std::vector<std::string> args{"server", "--data-dir", dir.file("data"), "--listen",
                                 "127.0.0.1:0"};
   args.insert(args.end(), extra.begin(), extra.end());
-  // Append, so a restarted server's log follows the first one's.
-  std::string prior = slurp(server->log_path_);
-  server->pid_ = spawn_mill(args, {}, "", server->log_path_, server->log_path_);
+  // Append, so a restarted server's log follows the first one's (and log() covers
+  // every run on this dir); look for this run's start-up lines only past the old end.
+  const size_t prior_size = slurp(server->log_path_).size();
+  server->pid_ = spawn_mill(args, {}, "", server->log_path_, server->log_path_, true);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   const std::string marker = "API listening on http://";
   bool registered = std::find(extra.begin(), extra.end(), "--no-agent") != extra.end();
   while (std::chrono::steady_clock::now() < deadline) {
-    std::string log = server->log();
+    std::string full = server->log();
+    std::string log = full.size() > prior_size ? full.substr(prior_size) : std::string();
     size_t at = log.find(marker);
     if (at != std::string::npos && server->address_.empty()) {
       size_t start = at + marker.size();
@@ -123,9 +132,6 @@ std::unique_ptr<MillServer> MillServer::start(const TempDir& dir,
     }
     registered = registered || log.find("registered this machine as") != std::string::npos;
     if (!server->address_.empty() && registered) {
-      if (!prior.empty()) {
-        std::ofstream(server->log_path_ + ".prior", std::ios::binary | std::ios::app) << prior;
-      }
       return server;
     }
     int status = 0;
@@ -178,6 +184,151 @@ net::ClientResponse api(const std::string& address, const std::string& method,
     return {};
   }
   return std::move(*res);
+}
+
+net::ClientResponse api_request(const std::string& address, const net::ClientRequest& request) {
+  auto res = net::http_request(address, request);
+  if (!res) {
+    ADD_FAILURE() << request.method << " " << request.target << ": " << res.error().to_string();
+    return {};
+  }
+  return std::move(*res);
+}
+
+std::string read_file_text(const std::string& path) { return slurp(path); }
+
+namespace {
+
+// "127.0.0.1:PORT" -> sockaddr; only loopback IPv4 is accepted (tests stay on lo).
+bool loopback_sockaddr(const std::string& address, sockaddr_in& sa) {
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos || address.substr(0, colon) != "127.0.0.1") return false;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return true;
+}
+
+}  // namespace
+
+RawConnection::RawConnection(const std::string& address) {
+  sockaddr_in sa{};
+  if (!loopback_sockaddr(address, sa)) {
+    ADD_FAILURE() << "RawConnection only dials 127.0.0.1, not " << address;
+    return;
+  }
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    ADD_FAILURE() << "connect " << address << ": " << std::strerror(errno);
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+RawConnection::~RawConnection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool RawConnection::send(std::string_view bytes) {
+  while (fd_ >= 0 && !bytes.empty()) {
+    ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return fd_ >= 0;
+}
+
+namespace {
+
+// Reads what is available within the deadline into buf; false on EOF, error or timeout.
+bool read_more(int fd, std::string& buf, std::chrono::steady_clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return false;
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+  char chunk[16384];
+  ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+  if (n <= 0) return false;
+  buf.append(chunk, static_cast<size_t>(n));
+  return true;
+}
+
+}  // namespace
+
+net::ClientResponse RawConnection::read_response(std::chrono::milliseconds timeout) {
+  net::ClientResponse res;
+  if (fd_ < 0) return res;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  size_t head_end;
+  while ((head_end = buffer_.find("\r\n\r\n")) == std::string::npos) {
+    if (!read_more(fd_, buffer_, deadline)) return res;
+  }
+  std::string head = buffer_.substr(0, head_end);
+  size_t line_end = head.find("\r\n");
+  std::string status_line = head.substr(0, line_end);
+  // "HTTP/1.1 200 OK"
+  size_t sp = status_line.find(' ');
+  int status = sp == std::string::npos ? 0 : std::atoi(status_line.c_str() + sp + 1);
+  size_t content_length = 0;
+  size_t pos = line_end == std::string::npos ? head.size() : line_end + 2;
+  while (pos < head.size()) {
+    size_t end = head.find("\r\n", pos);
+    if (end == std::string::npos) end = head.size();
+    std::string line = head.substr(pos, end - pos);
+    pos = end + 2;
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string name = line.substr(0, colon);
+    std::string value = line.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+    if (net::iequals(name, "Content-Length")) content_length = std::stoul(value);
+    res.headers.push_back({name, value});
+  }
+  size_t body_start = head_end + 4;
+  while (buffer_.size() < body_start + content_length) {
+    if (!read_more(fd_, buffer_, deadline)) return net::ClientResponse{};
+  }
+  res.body = buffer_.substr(body_start, content_length);
+  buffer_.erase(0, body_start + content_length);
+  res.status = status;
+  return res;
+}
+
+bool RawConnection::wait_closed(std::chrono::milliseconds timeout) {
+  if (fd_ < 0) return true;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd_, POLLIN, 0};
+    int r = ::poll(&p, 1, 50);
+    if (r < 0) return false;
+    if (r == 0) continue;
+    char chunk[4096];
+    ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (n <= 0) return true;  // EOF or reset
+    buffer_.append(chunk, static_cast<size_t>(n));
+  }
+  return false;
+}
+
+ClosedPort::ClosedPort() {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+      ::getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len) != 0) {
+    ADD_FAILURE() << "cannot reserve a loopback port: " << std::strerror(errno);
+    return;
+  }
+  port_ = ntohs(sa.sin_port);
+}
+
+ClosedPort::~ClosedPort() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 std::string read_tree(const std::string& dir) {

@@ -45,7 +45,7 @@ CommandResult run_mill(const std::vector<std::string>& args,
 // Returns the API token. Fails the test (ADD_FAILURE) and returns "" on error.
 std::string init_data_dir(const TempDir& dir);
 
-// A running `mill server`. Its stdout and stderr go to <dir>/server.log.
+// A running `mill server`. Its stdout and stderr are appended to <dir>/server.log.
 class MillServer {
  public:
   // Starts `mill server --data-dir <dir>/data --listen 127.0.0.1:0 [extra...]` and waits
@@ -58,6 +58,7 @@ class MillServer {
 
   const std::string& address() const { return address_; }  // "127.0.0.1:PORT"
   pid_t pid() const { return pid_; }
+  // Everything every server run on this dir has written to <dir>/server.log.
   std::string log() const;
 
   // Sends sig and waits for the exit; returns the exit status (128+N if killed by N),
@@ -74,6 +75,51 @@ class MillServer {
 net::ClientResponse api(const std::string& address, const std::string& method,
                         const std::string& target, const std::string& token,
                         const std::string& body = {});
+
+// One API call with full control of the request (headers, content type, timeout).
+// Transport errors fail the test (ADD_FAILURE) and return a response with status 0.
+net::ClientResponse api_request(const std::string& address, const net::ClientRequest& request);
+
+// Reads a whole file (binary-safe); "" when it cannot be read.
+std::string read_file_text(const std::string& path);
+
+// A raw TCP connection to a loopback "127.0.0.1:PORT" for tests that need control of
+// the bytes on the wire: keep-alive, pipelining, partial requests, oversized heads.
+class RawConnection {
+ public:
+  explicit RawConnection(const std::string& address);
+  ~RawConnection();
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  bool connected() const { return fd_ >= 0; }
+  // Writes all of bytes; false on error (e.g. the peer closed).
+  bool send(std::string_view bytes);
+  // Reads one HTTP/1.x response framed by Content-Length. status 0 when the
+  // connection closed or timed out before a whole response arrived.
+  net::ClientResponse read_response(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // True when the peer closes the connection (EOF or reset) within the timeout.
+  bool wait_closed(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+ private:
+  int fd_ = -1;
+  std::string buffer_;  // bytes received but not yet consumed
+};
+
+// A loopback port that is bound but not listening, held for this object's lifetime:
+// connecting to it is refused, and no other process can take it meanwhile.
+class ClosedPort {
+ public:
+  ClosedPort();
+  ~ClosedPort();
+  ClosedPort(const ClosedPort&) = delete;
+  ClosedPort& operator=(const ClosedPort&) = delete;
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
 
 // Every file under dir, recursively, concatenated (binary-safe) for leak searches.
 std::string read_tree(const std::string& dir);

@@ -1,0 +1,78 @@
+// GET /v1/metrics: Prometheus text with the node gauges, accepted by promtool.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "harness.h"
+
+namespace mill::testing {
+namespace {
+
+constexpr const char* kPromtool = "/usr/bin/promtool";
+
+// The sample value on the line starting with `series` ("name{labels}"), or -1.
+double sample(const std::string& text, const std::string& series) {
+  size_t pos = 0;
+  while ((pos = text.find(series + " ", pos)) != std::string::npos) {
+    if (pos == 0 || text[pos - 1] == '\n') return std::stod(text.substr(pos + series.size() + 1));
+    pos += series.size();
+  }
+  return -1;
+}
+
+TEST(Metrics, NodeGaugesInPrometheusText) {
+  TempDir dir;
+  std::string token = init_data_dir(dir);
+  auto server = MillServer::start(dir);
+  ASSERT_TRUE(server);
+  auto res = api(server->address(), "GET", "/v1/metrics", token);
+  ASSERT_EQ(res.status, 200) << res.body;
+  const std::string* ct = res.header("Content-Type");
+  ASSERT_TRUE(ct);
+  EXPECT_TRUE(ct->starts_with("text/plain")) << *ct;
+  EXPECT_NE(res.body.find("# TYPE mill_node_cpu_available gauge\n"), std::string::npos) << res.body;
+  EXPECT_NE(res.body.find("# TYPE mill_node_memory_available_bytes gauge\n"), std::string::npos)
+      << res.body;
+  double cpu = sample(res.body, "mill_node_cpu_available{node=\"node-1\"}");
+  double mem = sample(res.body, "mill_node_memory_available_bytes{node=\"node-1\"}");
+  EXPECT_GE(cpu, 0) << res.body;
+  EXPECT_LE(cpu, static_cast<double>(sysconf(_SC_NPROCESSORS_ONLN)));
+  EXPECT_GT(mem, 0) << res.body;
+  // The metrics agree with /v1/nodes (same source), within a heartbeat's drift.
+  auto nodes = api(server->address(), "GET", "/v1/nodes", token);
+  EXPECT_NE(nodes.body.find("\"node-1\""), std::string::npos);
+  // Unauthenticated scrapes are refused like any other route.
+  EXPECT_EQ(api(server->address(), "GET", "/v1/metrics", "").status, 401);
+}
+
+TEST(Metrics, PromtoolAcceptsTheExposition) {
+  ASSERT_EQ(access(kPromtool, X_OK), 0)
+      << kPromtool << " is missing: run scripts/install-deps.sh (Debian package 'prometheus')";
+  TempDir dir;
+  std::string token = init_data_dir(dir);
+  auto server = MillServer::start(dir);
+  ASSERT_TRUE(server);
+  // Some traffic first, so any request-count families have samples.
+  api(server->address(), "GET", "/v1/status", token);
+  api(server->address(), "GET", "/v1/nope", token);
+  auto res = api(server->address(), "GET", "/v1/metrics", token);
+  ASSERT_EQ(res.status, 200) << res.body;
+  ASSERT_FALSE(res.body.empty());
+  std::ofstream(dir.file("metrics.txt"), std::ios::binary) << res.body;
+  std::string cmd = std::string(kPromtool) + " check metrics < '" + dir.file("metrics.txt") +
+                    "' > '" + dir.file("promtool.out") + "' 2>&1";
+  int rc = std::system(cmd.c_str());
+  std::string out = read_file_text(dir.file("promtool.out"));
+  ASSERT_TRUE(WIFEXITED(rc)) << cmd;
+  EXPECT_EQ(WEXITSTATUS(rc), 0) << "promtool check metrics failed:\n"
+                                << out << "\n--- exposition ---\n"
+                                << res.body;
+  EXPECT_EQ(out.find("error"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace mill::testing
