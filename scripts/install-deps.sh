@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config ccache clang-format clang-tidy
+  clang libclang-rt-14-dev  # the fuzz preset (libFuzzer)
   # libraries
   libboost1.81-dev libboost-json1.81-dev libtomlplusplus-dev libsqlite3-dev
   libssl-dev libcli11-dev
