@@ -108,8 +108,13 @@ std::unique_ptr<MillServer> MillServer::start(const TempDir& dir,
   std::vector<std::string> args{"server", "--data-dir", dir.file("data"), "--listen",
                                 "127.0.0.1:0"};
   args.insert(args.end(), extra.begin(), extra.end());
-  // Append, so a restarted server's log follows the first one's.
-  std::string prior = slurp(server->log_path_);
+  // A restarted server's log starts afresh; the earlier runs' logs are appended to
+  // server.log.prior. Truncate here, before the fork, so the wait below cannot read the
+  // previous run's "listening" and "registered" lines before the child truncates.
+  if (std::string prior = slurp(server->log_path_); !prior.empty()) {
+    std::ofstream(server->log_path_ + ".prior", std::ios::binary | std::ios::app) << prior;
+  }
+  std::ofstream(server->log_path_, std::ios::binary | std::ios::trunc);
   server->pid_ = spawn_mill(args, {}, "", server->log_path_, server->log_path_);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   const std::string marker = "API listening on http://";
@@ -122,12 +127,7 @@ std::unique_ptr<MillServer> MillServer::start(const TempDir& dir,
       server->address_ = log.substr(start, log.find_first_of(" \n", start) - start);
     }
     registered = registered || log.find("registered this machine as") != std::string::npos;
-    if (!server->address_.empty() && registered) {
-      if (!prior.empty()) {
-        std::ofstream(server->log_path_ + ".prior", std::ios::binary | std::ios::app) << prior;
-      }
-      return server;
-    }
+    if (!server->address_.empty() && registered) return server;
     int status = 0;
     if (waitpid(server->pid_, &status, WNOHANG) == server->pid_) {
       server->pid_ = -1;
