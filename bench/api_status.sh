@@ -73,7 +73,7 @@ sleep 3
 rss_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$server_pid/status")
 threads=$(awk '/^Threads:/ {print $2}' "/proc/$server_pid/status")
 echo "== machine load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min), nice ${NICE:-0}; busiest other processes:"
-ps -eo pcpu=,comm= --sort=-pcpu | grep -v " mill$" | head -3 | sed 's/^/   /'
+ps -eo pcpu=,comm= --sort=-pcpu | grep -vE " (mill|ps)$" | head -3 | sed 's/^/   /'
 echo "== idle: VmRSS ${rss_kb} kB, ${threads} threads"
 
 echo "== open loop: $load_gen --rate $rate --duration $duration --warmup $warmup --connections $connections"
