@@ -178,6 +178,9 @@ void HttpServer::State::accept() {
   acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
     if (stopping.load()) return;
     if (!ec) {
+      // Responses are small and latency-bound: never hold a segment back for Nagle.
+      beast::error_code opt_ec;
+      socket.set_option(tcp::no_delay(true), opt_ec);
       auto session = std::make_shared<Session>(std::move(socket), *this);
       {
         std::lock_guard lock(sessions_mutex);
