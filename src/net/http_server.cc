@@ -1,5 +1,6 @@
 #include "net/http_server.h"
 
+#include <array>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
@@ -125,6 +126,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // A request we could not parse: answer, then close (the stream's framing is lost).
   void reject(int status, std::string_view message) {
     busy_ = true;
+    linger_ = true;
     HttpResponse response;
     response.status = status;
     response.body = json_error(message);
@@ -153,10 +155,31 @@ class Session : public std::enable_shared_from_this<Session> {
                           self->server_.logger({method, path, static_cast<int>(res->result_int()),
                                                 us, self->remote_});
                         }
+                        if (!ec && self->linger_) return self->linger();
                         if (ec || !keep_alive || self->server_.stopping.load())
                           return self->close();
                         self->read();
                       });
+  }
+
+  // After rejecting a request whose body is still arriving, closing at once would
+  // make the kernel answer the client's next bytes with a reset, which can destroy our
+  // response before the client reads it. So, like nginx's lingering close: stop
+  // sending, then read and discard for a bounded time and size, then close.
+  void linger() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(2));
+    drain();
+  }
+
+  void drain() {
+    stream_.async_read_some(asio::buffer(drain_buffer_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > kMaxDrainBytes) return self->close();
+                              self->drain();
+                            });
   }
 
   void close() {
@@ -172,6 +195,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string remote_;
   bool first_ = true;
   bool busy_ = false;
+  bool linger_ = false;
+  static constexpr size_t kMaxDrainBytes = 16 * 1024 * 1024;
+  size_t drained_ = 0;
+  std::array<char, 16384> drain_buffer_{};
 };
 
 void HttpServer::State::accept() {
