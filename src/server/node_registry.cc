@@ -1,5 +1,6 @@
 #include "server/node_registry.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "model/json.h"
@@ -152,6 +153,10 @@ Result<std::vector<model::Node>> NodeRegistry::list() {
     }
     out.push_back(with_live_state(std::move(*node)));
   }
+  // Keys sort as text ("node-10" < "node-2"); people expect node-2 before node-10.
+  std::stable_sort(out.begin(), out.end(), [](const model::Node& a, const model::Node& b) {
+    return a.id.size() != b.id.size() ? a.id.size() < b.id.size() : a.id < b.id;
+  });
   return out;
 }
 

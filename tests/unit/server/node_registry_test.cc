@@ -97,6 +97,19 @@ TEST(NodeRegistry, ConcurrentRegistrationsGetDistinctIds) {
   EXPECT_EQ(ids.size(), 8u);
 }
 
+TEST(NodeRegistry, ListsInNumericOrder) {
+  store::MemoryStore store;
+  ManualClock clock;
+  NodeRegistry reg(store, clock, std::chrono::seconds(15));
+  for (int i = 0; i < 11; ++i) {
+    ASSERT_TRUE(reg.register_node({"", "n", "10.0.0.1", resources(1, 1)}));
+  }
+  auto list = *reg.list();
+  ASSERT_EQ(list.size(), 11u);
+  EXPECT_EQ(list[1].id, "node-2");
+  EXPECT_EQ(list[10].id, "node-11");
+}
+
 TEST(NodeRegistry, RejectsBadRegistrations) {
   store::MemoryStore store;
   ManualClock clock;
