@@ -11,6 +11,7 @@ function(mill_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
   # Every test binary reuses one precompiled gtest header (tests/CMakeLists.txt).
   if(TARGET mill_test_pch)
     target_precompile_headers(${name} REUSE_FROM mill_test_pch)

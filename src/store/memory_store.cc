@@ -128,9 +128,7 @@ Result<WatchResult> MemoryStore::watch(std::string_view prefix, int64_t after_re
   std::unique_lock lock(mu_);
   while (true) {
     if (after_revision < compacted_revision_) {
-      return make_error(ErrorCode::kCompacted, "revision " + std::to_string(after_revision) +
-                                                   " is compacted (history starts after " +
-                                                   std::to_string(compacted_revision_) + ")");
+      return compacted_error(after_revision, compacted_revision_);
     }
     WatchResult out;
     out.revision = revision_;

@@ -2,6 +2,12 @@
 
 namespace mill::store {
 
+Unexpected compacted_error(int64_t after_revision, int64_t compacted_revision) {
+  return make_error(ErrorCode::kCompacted, "revision " + std::to_string(after_revision) +
+                                               " is compacted (history starts after " +
+                                               std::to_string(compacted_revision) + ")");
+}
+
 Result<int64_t> Store::put(std::string_view key, std::string_view value) {
   Txn t;
   t.ops.push_back({Operation::Type::kPut, std::string(key), std::string(value)});

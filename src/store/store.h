@@ -76,6 +76,9 @@ struct WatchResult {
   std::vector<Event> events;  // in revision order; empty on timeout
 };
 
+// The error a watch gets when it asks for history older than what is kept.
+Unexpected compacted_error(int64_t after_revision, int64_t compacted_revision);
+
 class Store {
  public:
   virtual ~Store() = default;

@@ -22,18 +22,6 @@ namespace mill::testing {
 
 namespace fs = std::filesystem;
 
-TempDir::TempDir() {
-  char tmpl[] = "/tmp/mill-test-XXXXXX";
-  char* p = mkdtemp(tmpl);
-  if (!p) ADD_FAILURE() << "mkdtemp failed";
-  path_ = p ? p : "/tmp";
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  if (path_ != "/tmp") fs::remove_all(path_, ec);
-}
-
 namespace {
 
 std::string slurp(const std::string& path) {

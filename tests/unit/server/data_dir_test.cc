@@ -3,21 +3,15 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include <filesystem>
-
 #include "common/files.h"
+#include "support/temp_dir.h"
 
 namespace mill::server {
 namespace {
 
 class DataDirTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/mill-datadir-XXXXXX";
-    root_ = mkdtemp(tmpl);
-    dir_.dir = root_ + "/nested/data";
-  }
-  void TearDown() override { std::filesystem::remove_all(root_); }
+  void SetUp() override { dir_.dir = root_.file("nested/data"); }
 
   static int mode_of(const std::string& path) {
     struct stat st {};
@@ -25,7 +19,7 @@ class DataDirTest : public ::testing::Test {
     return st.st_mode & 0777;
   }
 
-  std::string root_;
+  testing::TempDir root_;
   DataDir dir_;
 };
 

@@ -7,13 +7,13 @@
 #include <chrono>
 #include <fstream>
 
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace mill::store {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::TempDir;
+using mill::testing::TempDir;
 
 std::unique_ptr<SqliteStore> open_or_fail(const std::string& path,
                                           const SqliteStoreOptions& options = {}) {

@@ -13,13 +13,13 @@
 
 #include "store/memory_store.h"
 #include "store/sqlite_store.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace mill::store {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::TempDir;
+using mill::testing::TempDir;
 
 // What a test may ask of a backend it creates.
 struct BackendOptions {

@@ -10,12 +10,12 @@
 #include <string>
 #include <system_error>
 
-namespace mill::store::testing {
+namespace mill::testing {
 
 class TempDir {
  public:
   TempDir() {
-    std::string pattern = "/tmp/mill_store_test_XXXXXX";
+    std::string pattern = "/tmp/mill-test-XXXXXX";
     if (mkdtemp(pattern.data()) == nullptr) {
       ADD_FAILURE() << "mkdtemp failed";
       return;
@@ -36,4 +36,4 @@ class TempDir {
   std::string path_;
 };
 
-}  // namespace mill::store::testing
+}  // namespace mill::testing
