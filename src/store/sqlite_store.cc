@@ -1,6 +1,11 @@
 #include "store/sqlite_store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 
 #include "store/sqlite_db.h"
 
@@ -77,6 +82,16 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) 
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path,
                                                        const SqliteStoreOptions& options) {
+  // The state holds secrets' ciphertexts and everything else about the cluster: make
+  // the file private before SQLite first opens it. SQLite gives the -wal and -shm
+  // files it creates later the same mode as the database file.
+  if (path != ":memory:") {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return make_error(ErrorCode::kIo, "cannot create '" + path + "': " + std::strerror(errno));
+    }
+    ::close(fd);
+  }
   auto db = MILL_TRY(sqlite::Database::open(path));
   db->set_busy_timeout(static_cast<int>(options.busy_timeout.count()));
   // journal_mode answers with the mode in effect; it stays "delete" if WAL is refused.

@@ -3,6 +3,7 @@
 #include "store/sqlite_store.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <fstream>
@@ -120,6 +121,25 @@ TEST(SqliteStore, OpenRejectsAFileThatIsNotADatabase) {
   auto opened = SqliteStore::open(path);
   ASSERT_FALSE(opened);
   EXPECT_EQ(opened.error().code, ErrorCode::kIo);
+}
+
+}  // namespace
+}  // namespace mill::store
+
+namespace mill::store {
+namespace {
+
+TEST(SqliteStore, FilesArePrivate) {
+  mill::testing::TempDir dir;
+  const std::string path = dir.file("state.db");
+  auto store = SqliteStore::open(path);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE((*store)->put("k", "v"));  // makes the -wal and -shm files
+  for (const std::string& f : {path, path + "-wal", path + "-shm"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat(f.c_str(), &st), 0) << f;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
+  }
 }
 
 }  // namespace
