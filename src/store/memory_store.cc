@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "store/watch_wait.h"
+
 namespace mill::store {
 namespace {
 
@@ -124,23 +126,10 @@ std::vector<Event> MemoryStore::events_after_locked(std::string_view prefix,
 
 Result<WatchResult> MemoryStore::watch(std::string_view prefix, int64_t after_revision,
                                        std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::unique_lock lock(mu_);
-  while (true) {
-    if (after_revision < compacted_revision_) {
-      return compacted_error(after_revision, compacted_revision_);
-    }
-    WatchResult out;
-    out.revision = revision_;
-    out.events = events_after_locked(prefix, after_revision);
-    if (!out.events.empty()) return out;
-    // Nothing yet: sleep until some commit moves the revision, then look again
-    // (the commit may have been outside the prefix).
-    const int64_t seen = revision_;
-    if (!committed_.wait_until(lock, deadline, [&] { return revision_ != seen; })) {
-      return out;
-    }
-  }
+  return wait_for_events(
+      lock, committed_, revision_, compacted_revision_, after_revision, timeout,
+      [&]() -> Result<std::vector<Event>> { return events_after_locked(prefix, after_revision); });
 }
 
 }  // namespace mill::store

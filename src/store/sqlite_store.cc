@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "store/sqlite_db.h"
+#include "store/watch_wait.h"
 
 namespace mill::store {
 namespace {
@@ -385,23 +386,9 @@ Result<std::vector<Event>> SqliteStore::events_after(std::string_view prefix,
 
 Result<WatchResult> SqliteStore::watch(std::string_view prefix, int64_t after_revision,
                                        std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::unique_lock lock(mu_);
-  while (true) {
-    if (after_revision < compacted_revision_) {
-      return compacted_error(after_revision, compacted_revision_);
-    }
-    WatchResult out;
-    out.revision = revision_;
-    if (after_revision < revision_) {
-      out.events = MILL_TRY(events_after(prefix, after_revision));
-      if (!out.events.empty()) return out;
-    }
-    // Commits in this process notify committed_; wake on any new revision and look
-    // again, since it may have touched only other prefixes.
-    const int64_t seen = revision_;
-    if (!committed_.wait_until(lock, deadline, [&] { return revision_ != seen; })) return out;
-  }
+  return wait_for_events(lock, committed_, revision_, compacted_revision_, after_revision, timeout,
+                         [&] { return events_after(prefix, after_revision); });
 }
 
 Result<std::string> SqliteStore::integrity_check() {

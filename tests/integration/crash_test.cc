@@ -164,6 +164,16 @@ bool on_path(const std::string& program) {
   return false;
 }
 
+// PRAGMA integrity_check says "ok" both through the sqlite3 CLI and through our store.
+void expect_sound(const std::string& db_path, uint64_t seed) {
+  EXPECT_EQ(sqlite3_cli_integrity_check(db_path), "ok") << "seed " << seed;
+  auto store = store::SqliteStore::open(db_path);
+  ASSERT_TRUE(store) << store.error().to_string();
+  auto check = (*store)->integrity_check();
+  ASSERT_TRUE(check) << check.error().to_string();
+  EXPECT_EQ(*check, "ok") << "seed " << seed;
+}
+
 TEST(Crash, AcknowledgedWritesSurviveKillNine) {
   ASSERT_TRUE(on_path("sqlite3"))
       << "the sqlite3 CLI is required (Debian package sqlite3, see scripts/install-deps.sh)";
@@ -221,14 +231,7 @@ TEST(Crash, AcknowledgedWritesSurviveKillNine) {
 
   // The file as the last SIGKILL left it (WAL not checkpointed): the CLI recovers it
   // like any other reader would, and must find it sound.
-  EXPECT_EQ(sqlite3_cli_integrity_check(db_path), "ok") << "seed " << seed;
-  {
-    auto store = store::SqliteStore::open(db_path);
-    ASSERT_TRUE(store) << store.error().to_string();
-    auto check = (*store)->integrity_check();
-    ASSERT_TRUE(check) << check.error().to_string();
-    EXPECT_EQ(*check, "ok") << "seed " << seed;
-  }
+  expect_sound(db_path, seed);
 
   // One last restart: the data survived the recoveries above too; then a clean stop,
   // and the file is still sound afterwards.
@@ -238,12 +241,7 @@ TEST(Crash, AcknowledgedWritesSurviveKillNine) {
   std::printf("total: %d writes acknowledged, %d in flight at a kill, %d of those applied\n",
               total_acked, total_in_flight, landed);
   EXPECT_EQ(server->stop(SIGTERM), 0) << server->log();
-  EXPECT_EQ(sqlite3_cli_integrity_check(db_path), "ok") << "seed " << seed;
-  auto store = store::SqliteStore::open(db_path);
-  ASSERT_TRUE(store) << store.error().to_string();
-  auto check = (*store)->integrity_check();
-  ASSERT_TRUE(check) << check.error().to_string();
-  EXPECT_EQ(*check, "ok") << "seed " << seed;
+  expect_sound(db_path, seed);
 }
 
 }  // namespace
