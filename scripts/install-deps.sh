@@ -9,9 +9,12 @@ packages=(
   clang libclang-rt-14-dev  # the fuzz preset (libFuzzer)
   # libraries
   libboost1.81-dev libboost-json1.81-dev libtomlplusplus-dev libsqlite3-dev
-  libssl-dev libcli11-dev
+  libssl-dev libcli11-dev libarchive-dev libzstd-dev
+  # containers: OCI runtimes, the init run as PID 1, networking
+  runc crun tini iproute2 nftables iptables
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev sqlite3 curl wrk prometheus procps
+  docker-registry apache2-utils umoci skopeo busybox-static dnsutils
 )
 
 missing=()
