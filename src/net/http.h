@@ -4,6 +4,8 @@
 // handler. No Beast or Asio here: only net/*.cc include those, so the rest of Mill
 // compiles fast.
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,11 +33,39 @@ struct HttpRequest {
   bool has_query_param(std::string_view key) const;
 };
 
+struct HttpResponse;
+
+// How a handler answers later, from any thread: a long poll completes when the state
+// it waits for changes; a log follower streams lines as they come. Every method is
+// thread-safe and cheap (it queues work on the connection's strand). Use either
+// respond() once, or begin_stream(), any number of write()s, then close().
+class ResponseWriter {
+ public:
+  virtual ~ResponseWriter() = default;
+  // A whole response. The connection may then serve the client's next request.
+  virtual void respond(HttpResponse response) = 0;
+  // Sends the status line and headers of a chunked body that write() extends. The
+  // connection closes after close(), so a stream never holds a keep-alive slot.
+  virtual void begin_stream(int status, std::string content_type,
+                            std::vector<Header> headers = {}) = 0;
+  // False once the client has gone (or the server is stopping): stop producing.
+  virtual bool write(std::string chunk) = 0;
+  virtual void close() = 0;
+  virtual bool client_gone() const = 0;
+  // Called once, on an I/O thread, when the client disconnects or the server stops
+  // before close(); not called after close(). Set it before begin_stream().
+  virtual void on_client_gone(std::function<void()> callback) = 0;
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<Header> headers;
+  // When set, the server ignores the fields above and calls this once, on the I/O
+  // thread, right after the handler returns; the answer then comes through the writer.
+  // It must not block: hand the writer to whatever will produce the answer.
+  std::function<void(std::shared_ptr<ResponseWriter>)> async;
 };
 
 // "host:port" split; host may be empty (":4400") or bracketed IPv6 ("[::1]:80").

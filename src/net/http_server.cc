@@ -6,6 +6,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <deque>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -19,6 +20,7 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 class Session;
+class AsyncWriter;
 
 struct HttpServer::State {
   HttpServerOptions options;
@@ -65,6 +67,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!ec) remote_ = endpoint_text(ep);
   }
 
+  auto executor() { return stream_.get_executor(); }
+  // Closed sessions may live on while a producer still holds their writer; stop()
+  // does not wait for those.
+  bool closed() const { return closed_.load(); }
+
   void start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
   }
@@ -74,6 +81,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // sender is owed an answer (the read timeout and the stop grace still bound it).
   void shutdown() {
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      // A long poll or a stream has no natural end: cut it, and tell its producer.
+      if (self->async_) {
+        self->client_left();
+        return self->close();
+      }
       bool receiving = self->buffer_.size() > 0 || (self->parser_ && self->parser_->got_some());
       if (!self->busy_ && !receiving) self->close();
     });
@@ -120,8 +132,28 @@ class Session : public std::enable_shared_from_this<Session> {
 
     HttpResponse response = server_.handler(request);
     bool keep_alive = req.keep_alive() && !server_.stopping.load();
+    if (response.async) {
+      return begin_async(std::move(response.async), keep_alive, std::move(request.method),
+                         std::move(request.path), started);
+    }
     send(std::move(response), keep_alive, request.method, request.path, started);
   }
+
+ public:
+  // The answer comes later through an AsyncWriter; these run on the strand.
+  void begin_async(std::function<void(std::shared_ptr<ResponseWriter>)> start, bool keep_alive,
+                   std::string method, std::string path,
+                   std::chrono::steady_clock::time_point started);
+  void finish_async(HttpResponse response);
+  void start_stream(int status, const std::string& content_type,
+                    const std::vector<Header>& headers);
+  void queue_chunk(std::string chunk);
+  void end_stream();
+  void client_left();
+
+ private:
+  void flush();
+  void watch_client();
 
   // A request we could not parse: answer, then close (the stream's framing is lost).
   void reject(int status, std::string_view message) {
@@ -135,6 +167,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void send(HttpResponse response, bool keep_alive, std::string method, std::string path,
             std::chrono::steady_clock::time_point started) {
+    async_ = false;
     auto res = std::make_shared<http::response<http::string_body>>();
     res->version(11);
     res->result(static_cast<unsigned>(response.status));
@@ -183,6 +216,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void close() {
+    closed_ = true;
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.socket().close(ec);
@@ -196,10 +230,190 @@ class Session : public std::enable_shared_from_this<Session> {
   bool first_ = true;
   bool busy_ = false;
   bool linger_ = false;
+  std::atomic<bool> closed_{false};
+  // Async answers (long polls, streams).
+  friend class AsyncWriter;
+  bool async_ = false;
+  bool async_keep_alive_ = false;
+  std::string async_method_;
+  std::string async_path_;
+  std::chrono::steady_clock::time_point async_started_;
+  std::weak_ptr<AsyncWriter> writer_;
+  int stream_status_ = 0;
+  std::deque<std::string> out_;
+  bool writing_ = false;
+  bool stream_ending_ = false;
+  bool stream_done_ = false;
   static constexpr size_t kMaxDrainBytes = 16 * 1024 * 1024;
   size_t drained_ = 0;
   std::array<char, 16384> drain_buffer_{};
 };
+
+// The ResponseWriter a handler's async callback gets. Every call hops onto the
+// session's strand, so producers on any thread never touch the socket.
+class AsyncWriter final : public ResponseWriter {
+ public:
+  explicit AsyncWriter(std::shared_ptr<Session> session) : session_(std::move(session)) {}
+
+  void respond(HttpResponse response) override {
+    if (done_.exchange(true)) return;
+    post([response = std::move(response)](Session& s) mutable {
+      s.finish_async(std::move(response));
+    });
+  }
+  void begin_stream(int status, std::string content_type, std::vector<Header> headers) override {
+    if (done_.load()) return;
+    post([status, ct = std::move(content_type), h = std::move(headers)](Session& s) {
+      s.start_stream(status, ct, h);
+    });
+  }
+  bool write(std::string chunk) override {
+    if (gone_.load() || done_.load()) return false;
+    post([chunk = std::move(chunk)](Session& s) mutable { s.queue_chunk(std::move(chunk)); });
+    return true;
+  }
+  void close() override {
+    if (done_.exchange(true)) return;
+    post([](Session& s) { s.end_stream(); });
+  }
+  bool client_gone() const override { return gone_.load(); }
+  void on_client_gone(std::function<void()> callback) override {
+    std::lock_guard lock(mutex_);
+    if (gone_.load()) {
+      if (callback && !done_.load()) callback();
+      return;
+    }
+    on_gone_ = std::move(callback);
+  }
+
+  // From the session's strand.
+  void mark_gone() {
+    std::function<void()> callback;
+    {
+      std::lock_guard lock(mutex_);
+      if (gone_.exchange(true)) return;
+      callback = std::move(on_gone_);
+    }
+    if (callback && !done_.load()) callback();
+  }
+
+ private:
+  template <typename F>
+  void post(F&& f) {
+    asio::post(session_->executor(), [s = session_, f = std::forward<F>(f)]() mutable { f(*s); });
+  }
+
+  std::shared_ptr<Session> session_;
+  std::atomic<bool> gone_{false};
+  std::atomic<bool> done_{false};
+  std::mutex mutex_;
+  std::function<void()> on_gone_;
+};
+
+void Session::begin_async(std::function<void(std::shared_ptr<ResponseWriter>)> start,
+                          bool keep_alive, std::string method, std::string path,
+                          std::chrono::steady_clock::time_point started) {
+  async_ = true;
+  async_keep_alive_ = keep_alive;
+  async_method_ = std::move(method);
+  async_path_ = std::move(path);
+  async_started_ = started;
+  stream_status_ = 0;
+  stream_ending_ = stream_done_ = false;
+  // The producer decides how long this takes (a long poll has its own bound).
+  stream_.expires_never();
+  auto writer = std::make_shared<AsyncWriter>(shared_from_this());
+  writer_ = writer;
+  start(std::move(writer));
+}
+
+void Session::finish_async(HttpResponse response) {
+  if (!async_ || stream_status_ != 0) return;
+  bool keep_alive = async_keep_alive_ && !server_.stopping.load();
+  send(std::move(response), keep_alive, async_method_, async_path_, async_started_);
+}
+
+void Session::start_stream(int status, const std::string& content_type,
+                           const std::vector<Header>& headers) {
+  if (!async_ || stream_status_ != 0) return;
+  stream_status_ = status;
+  std::string head = "HTTP/1.1 " + std::to_string(status) + " " +
+                     std::string(reason_phrase(status)) +
+                     "\r\nServer: mill\r\nContent-Type: " + content_type +
+                     "\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n"
+                     "Connection: close\r\n";
+  for (const auto& h : headers) head += h.name + ": " + h.value + "\r\n";
+  head += "\r\n";
+  out_.push_back(std::move(head));
+  flush();
+  watch_client();
+}
+
+void Session::queue_chunk(std::string chunk) {
+  if (stream_status_ == 0 || stream_ending_ || chunk.empty()) return;
+  char size[20];
+  std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+  out_.push_back(size + std::move(chunk) + "\r\n");
+  flush();
+}
+
+void Session::end_stream() {
+  if (stream_status_ == 0) {
+    // close() without begin_stream(): answer with an empty 204 rather than hang.
+    HttpResponse empty;
+    empty.status = 204;
+    return finish_async(std::move(empty));
+  }
+  if (stream_ending_) return;
+  stream_ending_ = true;
+  out_.push_back("0\r\n\r\n");
+  flush();
+}
+
+void Session::flush() {
+  if (writing_ || stream_done_) return;
+  if (out_.empty()) {
+    if (!stream_ending_) return;
+    // The whole stream is out: log it and close (streams never keep the connection).
+    stream_done_ = true;
+    if (server_.logger) {
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::steady_clock::now() - async_started_);
+      server_.logger({async_method_, async_path_, stream_status_, us, remote_});
+    }
+    return close();
+  }
+  // Coalesce whatever producers queued since the last write into one send.
+  std::string batch;
+  for (auto& piece : out_) batch += piece;
+  out_.clear();
+  writing_ = true;
+  auto data = std::make_shared<std::string>(std::move(batch));
+  asio::async_write(stream_, asio::buffer(*data),
+                    [self = shared_from_this(), data](beast::error_code ec, size_t) {
+                      self->writing_ = false;
+                      if (ec) {
+                        self->stream_done_ = true;
+                        self->client_left();
+                        return self->close();
+                      }
+                      self->flush();
+                    });
+}
+
+// A stream's client sends nothing more; a read that completes means it closed (or
+// misbehaves), and either way the producer should stop.
+void Session::watch_client() {
+  stream_.async_read_some(asio::buffer(drain_buffer_),
+                          [self = shared_from_this()](beast::error_code ec, size_t) {
+                            if (!ec && !self->stream_done_) return self->watch_client();
+                            self->client_left();
+                          });
+}
+
+void Session::client_left() {
+  if (auto writer = writer_.lock()) writer->mark_gone();
+}
 
 void HttpServer::State::accept() {
   acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
@@ -298,7 +512,10 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
       bool any = false;
       {
         std::lock_guard lock(s.sessions_mutex);
-        for (auto& w : s.sessions) any = any || !w.expired();
+        for (auto& w : s.sessions) {
+          auto session = w.lock();
+          any = any || (session && !session->closed());
+        }
       }
       if (!any) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));

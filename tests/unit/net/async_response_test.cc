@@ -1,0 +1,156 @@
+// Answers that come later (long polls) and streamed bodies (SSE), over real sockets.
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "net/http_client.h"
+#include "net/http_server.h"
+
+namespace mill::net {
+namespace {
+
+struct Gone {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool gone = false;
+  std::shared_ptr<ResponseWriter> writer;
+};
+
+class AsyncServer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HttpServerOptions options;
+    options.listen = "127.0.0.1:0";
+    auto server =
+        HttpServer::create(options, [this](const HttpRequest& req) { return handle(req); });
+    ASSERT_TRUE(server.has_value()) << server.error().message;
+    server_ = std::move(*server);
+    server_->start();
+  }
+  void TearDown() override {
+    server_->stop();
+    for (auto& t : threads_) t.join();
+  }
+
+  HttpResponse handle(const HttpRequest& req) {
+    HttpResponse res;
+    if (req.path == "/later") {
+      res.async = [this](std::shared_ptr<ResponseWriter> w) {
+        threads_.emplace_back([w] {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          HttpResponse r;
+          r.status = 202;
+          r.body = "{\"done\":true}";
+          w->respond(std::move(r));
+        });
+      };
+    } else if (req.path == "/stream") {
+      res.async = [this](std::shared_ptr<ResponseWriter> w) {
+        threads_.emplace_back([w] {
+          w->begin_stream(200, "text/event-stream");
+          for (int i = 0; i < 3; ++i) EXPECT_TRUE(w->write("data: " + std::to_string(i) + "\n\n"));
+          w->close();
+        });
+      };
+    } else if (req.path == "/forever") {
+      res.async = [this](std::shared_ptr<ResponseWriter> w) {
+        w->on_client_gone([this] {
+          std::lock_guard lock(gone_.mutex);
+          gone_.gone = true;
+          gone_.cv.notify_all();
+        });
+        w->begin_stream(200, "text/event-stream");
+        w->write("data: hello\n\n");
+        std::lock_guard lock(gone_.mutex);
+        gone_.writer = w;
+      };
+    } else {
+      res.body = "{}";
+    }
+    return res;
+  }
+
+  std::unique_ptr<HttpServer> server_;
+  std::vector<std::thread> threads_;
+  Gone gone_;
+};
+
+TEST_F(AsyncServer, LaterResponseArrivesAndConnectionIsReusable) {
+  ClientRequest req;
+  req.target = "/later";
+  auto res = http_request(server_->address(), req);
+  ASSERT_TRUE(res.has_value()) << res.error().message;
+  EXPECT_EQ(res->status, 202);
+  EXPECT_EQ(res->body, "{\"done\":true}");
+}
+
+TEST_F(AsyncServer, StreamDeliversEveryChunkThenEnds) {
+  ClientRequest req;
+  req.target = "/stream";
+  auto res = http_request(server_->address(), req);
+  ASSERT_TRUE(res.has_value()) << res.error().message;
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->body, "data: 0\n\ndata: 1\n\ndata: 2\n\n");
+  ASSERT_NE(res->header("Content-Type"), nullptr);
+  EXPECT_EQ(*res->header("Content-Type"), "text/event-stream");
+}
+
+TEST_F(AsyncServer, ProducerLearnsWhenTheClientLeaves) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(server_->port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  std::string request = "GET /forever HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+  std::string got;
+  char buf[4096];
+  while (got.find("data: hello") == std::string::npos) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    ASSERT_GT(n, 0);
+    got.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_NE(got.find("Transfer-Encoding: chunked"), std::string::npos);
+  ::close(fd);
+  std::unique_lock lock(gone_.mutex);
+  ASSERT_TRUE(gone_.cv.wait_for(lock, std::chrono::seconds(5), [&] { return gone_.gone; }));
+  EXPECT_TRUE(gone_.writer->client_gone());
+  EXPECT_FALSE(gone_.writer->write("data: late\n\n"));
+}
+
+TEST_F(AsyncServer, StopEndsOpenStreams) {
+  std::promise<void> seen;
+  std::thread reader([&] {
+    ClientRequest req;
+    req.target = "/forever";
+    req.timeout = std::chrono::seconds(10);
+    // The server closes the stream on stop; the client sees the end (or an error).
+    (void)http_request(server_->address(), req);
+    seen.set_value();
+  });
+  for (int i = 0; i < 500; ++i) {
+    {
+      std::lock_guard lock(gone_.mutex);
+      if (gone_.writer) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  server_->stop(std::chrono::milliseconds(100));
+  EXPECT_EQ(seen.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  reader.join();
+  std::lock_guard lock(gone_.mutex);
+  EXPECT_TRUE(gone_.gone);
+}
+
+}  // namespace
+}  // namespace mill::net
