@@ -1,0 +1,98 @@
+#pragma once
+
+// Allocations: one container instance of a task (or, later, a service) placed on one
+// node. The leader writes what should run (Allocation); the node's agent reports what
+// does (AllocState). Both are stored as JSON under the store keys below and travel as
+// the same JSON in the node protocol.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+
+namespace mill::model {
+
+// pending -> pulling -> starting -> running -> stopping -> an end state.
+enum class AllocStatus {
+  kPending,
+  kPulling,
+  kStarting,
+  kRunning,
+  kStopping,
+  kExited,   // the process ended by itself
+  kTimeout,  // a task stopped at its timeout
+  kKilled,   // stopped on request
+  kFailed,   // could not start (pull, runtime, network)
+  kLost,     // its node forgot it (e.g. the machine rebooted)
+};
+std::string_view to_string(AllocStatus status);
+std::optional<AllocStatus> parse_alloc_status(std::string_view text);
+// An end state: the container is gone and its resources are released.
+bool is_terminal(AllocStatus status);
+
+// What to run: an image and how.
+struct AllocSpec {
+  std::string image;
+  double cpu = 0;                                    // cores reserved (and the cgroup quota)
+  int64_t memory = 0;                                // bytes reserved (and the cgroup limit)
+  std::optional<std::chrono::milliseconds> timeout;  // tasks: counted from running
+  std::optional<int> port;
+  std::vector<std::string> command;
+  std::map<std::string, std::string> env;  // may hold "${secret:NAME}" until delivery
+  bool init = true;
+
+  bool operator==(const AllocSpec&) const = default;
+};
+
+enum class DesiredState { kRun, kStop };
+
+struct Allocation {
+  std::string id;     // "coop-agent-x7k2": also the container's host name and DNS name
+  std::string kind;   // "task" (services join in the deploy issue)
+  std::string group;  // the task template (empty for an inline task)
+  std::string node;
+  std::string ip;  // the container's address on its node's /24
+  AllocSpec spec;
+  DesiredState desired = DesiredState::kRun;
+  SystemTime created_at{};
+
+  bool operator==(const Allocation&) const = default;
+};
+
+// What the agent reports about one allocation.
+struct AllocState {
+  std::string id;
+  AllocStatus status = AllocStatus::kPending;
+  std::string message;  // why it failed, or what it is doing
+  int pid = 0;          // the container's init, as the host sees it
+  std::optional<int> exit_code;
+  std::optional<SystemTime> started_at;   // running since
+  std::optional<SystemTime> finished_at;  // reached an end state
+  std::chrono::milliseconds pull_duration{0};
+  std::chrono::milliseconds start_duration{0};
+  double cpu_seconds = 0;
+  int64_t memory_bytes = 0;
+
+  bool operator==(const AllocState&) const = default;
+};
+
+// Store layout.
+inline constexpr std::string_view kAllocPrefix = "/allocs/";
+inline constexpr std::string_view kAllocStatePrefix = "/alloc-state/";
+inline std::string alloc_key(std::string_view id) { return std::string(kAllocPrefix) += id; }
+inline std::string alloc_state_key(std::string_view id) {
+  return std::string(kAllocStatePrefix) += id;
+}
+
+std::string encode(const Allocation& a);
+Result<Allocation> decode_allocation(std::string_view text);
+std::string encode(const AllocState& s);
+Result<AllocState> decode_alloc_state(std::string_view text);
+
+}  // namespace mill::model
