@@ -33,6 +33,8 @@ Api::Api(ApiContext context) : ctx_(std::move(context)) {
   add_secret_routes(router_, ctx_);
   add_metrics_routes(router_, ctx_);
   add_agent_routes(router_, ctx_);
+  add_task_routes(router_, ctx_);
+  add_log_routes(router_, ctx_);
 }
 
 net::HttpResponse Api::handle(const net::HttpRequest& request) const {

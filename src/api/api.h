@@ -8,12 +8,14 @@
 
 #include <string>
 
+#include "api/log_source.h"
 #include "api/router.h"
 #include "common/clock.h"
 #include "metrics/registry.h"
 #include "net/http.h"
 #include "server/node_registry.h"
 #include "server/secrets.h"
+#include "server/tasks.h"
 
 namespace mill::api {
 
@@ -25,6 +27,13 @@ struct ApiContext {
   metrics::Registry* metrics = nullptr;
   const Clock* clock = nullptr;
   std::chrono::milliseconds heartbeat_interval{5000};
+  server::TaskManager* tasks = nullptr;
+  LogSource* logs = nullptr;  // this server's own node; null without an in-process agent
+  model::Ipv4Net cluster_network{0x0a630000, 16};
+  // How long POST /v1/tasks/spawn waits for the task to run (pulls included).
+  std::chrono::milliseconds spawn_wait{std::chrono::minutes(10)};
+  // The longest blocking query the node protocol allows.
+  std::chrono::milliseconds max_poll_wait{std::chrono::seconds(60)};
 };
 
 class Api {
@@ -42,5 +51,7 @@ void add_cluster_routes(Router& router, const ApiContext& ctx);
 void add_secret_routes(Router& router, const ApiContext& ctx);
 void add_metrics_routes(Router& router, const ApiContext& ctx);
 void add_agent_routes(Router& router, const ApiContext& ctx);
+void add_task_routes(Router& router, const ApiContext& ctx);
+void add_log_routes(Router& router, const ApiContext& ctx);
 
 }  // namespace mill::api

@@ -1,5 +1,6 @@
 // GET /v1/status and GET /v1/nodes.
 
+#include <algorithm>
 #include <boost/json.hpp>
 
 #include "api/api.h"
@@ -27,12 +28,23 @@ json::object utilization(const std::vector<model::Node>& nodes) {
   return o;
 }
 
+// Live allocations per node, from the leader's task table.
+void count_allocations(const ApiContext& ctx, std::vector<model::Node>& nodes) {
+  if (!ctx.tasks) return;
+  auto live = ctx.tasks->list(false);
+  for (auto& n : nodes) {
+    n.allocations = static_cast<int>(std::count_if(
+        live.begin(), live.end(), [&](const server::TaskView& t) { return t.alloc.node == n.id; }));
+  }
+}
+
 }  // namespace
 
 void add_cluster_routes(Router& router, const ApiContext& ctx) {
   router.add("GET", "/v1/nodes", [&ctx](const net::HttpRequest&, const Params&) {
     auto nodes = ctx.nodes->list();
     if (!nodes) return error_response(nodes.error());
+    count_allocations(ctx, *nodes);
     json::array out;
     for (const auto& n : *nodes) out.push_back(model::to_json(n));
     return json_response(200, out);
@@ -41,12 +53,20 @@ void add_cluster_routes(Router& router, const ApiContext& ctx) {
   router.add("GET", "/v1/status", [&ctx](const net::HttpRequest&, const Params&) {
     auto nodes = ctx.nodes->list();
     if (!nodes) return error_response(nodes.error());
+    count_allocations(ctx, *nodes);
     json::array node_list;
     for (const auto& n : *nodes) node_list.push_back(model::to_json(n));
     json::object out;
     out["nodes"] = std::move(node_list);
     out["services"] = json::array();  // filled by the services issue
-    out["tasks"] = json::array();     // filled by the tasks issue
+    json::array tasks;
+    if (ctx.tasks) {
+      for (const auto& t : ctx.tasks->list(false)) {
+        tasks.push_back(json::object{
+            {"id", t.alloc.id}, {"status", model::to_string(t.status())}, {"node", t.alloc.node}});
+      }
+    }
+    out["tasks"] = std::move(tasks);
     out["utilization"] = utilization(*nodes);
     return json_response(200, out);
   });

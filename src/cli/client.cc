@@ -68,8 +68,10 @@ ClientConfig load_client_config() {
 }
 
 Result<std::string> call_api(const ClientConfig& config, const std::string& method,
-                             const std::string& target, const std::string& body) {
+                             const std::string& target, const std::string& body,
+                             std::chrono::milliseconds timeout) {
   net::ClientRequest req;
+  req.timeout = timeout;
   req.method = method;
   req.target = target;
   req.body = body;
@@ -97,8 +99,9 @@ Result<std::string> call_api(const ClientConfig& config, const std::string& meth
 }
 
 Result<boost::json::value> call_api_json(const ClientConfig& config, const std::string& method,
-                                         const std::string& target, const std::string& body) {
-  std::string text = MILL_TRY(call_api(config, method, target, body));
+                                         const std::string& target, const std::string& body,
+                                         std::chrono::milliseconds timeout) {
+  std::string text = MILL_TRY(call_api(config, method, target, body, timeout));
   boost::system::error_code ec;
   auto v = boost::json::parse(text, ec);
   if (ec) return make_error(ErrorCode::kInternal, "the server sent malformed JSON");

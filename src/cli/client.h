@@ -5,6 +5,7 @@
 // turning failures into messages a person can act on.
 
 #include <boost/json/value.hpp>
+#include <chrono>
 #include <string>
 
 #include "common/result.h"
@@ -26,10 +27,13 @@ ClientConfig load_client_config();
 
 // Calls the API. On a non-2xx answer returns an error whose message is what to print
 // (the server's {"error"} text, or advice for 401 / unreachable).
+inline constexpr std::chrono::milliseconds kApiTimeout{10000};
 Result<std::string> call_api(const ClientConfig& config, const std::string& method,
-                             const std::string& target, const std::string& body = {});
+                             const std::string& target, const std::string& body = {},
+                             std::chrono::milliseconds timeout = kApiTimeout);
 Result<boost::json::value> call_api_json(const ClientConfig& config, const std::string& method,
-                                         const std::string& target, const std::string& body = {});
+                                         const std::string& target, const std::string& body = {},
+                                         std::chrono::milliseconds timeout = kApiTimeout);
 
 // Prints "mill: <message>" to stderr and returns 1, for `return fail(...)`.
 int fail(const std::string& message);

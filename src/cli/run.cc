@@ -14,6 +14,7 @@ int run(int argc, char** argv) {
   add_status_commands(app, exit_code);
   add_secret_command(app, exit_code);
   add_validate_command(app, exit_code);
+  add_task_commands(app, exit_code);
   // CLI11 reports bad usage by exception; this is its adapter, nothing else escapes.
   try {
     app.parse(argc, argv);

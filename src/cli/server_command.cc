@@ -11,11 +11,14 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "common/log.h"
+#include "config/config_file.h"
 #include "metrics/registry.h"
+#include "model/units.h"
 #include "net/http_server.h"
 #include "server/data_dir.h"
 #include "server/node_registry.h"
 #include "server/secrets.h"
+#include "server/tasks.h"
 #include "store/sqlite_store.h"
 
 namespace mill::cli {
@@ -32,6 +35,9 @@ struct ServerOptions {
   int heartbeat_ms = 5000;
   int read_timeout_ms = 15000;
   int idle_timeout_ms = 60000;
+  std::string config_file;  // task templates and registries, until deploy exists
+  std::string cluster_network = "10.99.0.0/16";
+  std::string task_retention = "1h";
 };
 
 void declare_node_metrics(metrics::Registry& registry, server::NodeRegistry& nodes) {
@@ -76,12 +82,34 @@ int run_server(const ServerOptions& opts) {
   auto aead = crypto::Aead::create(creds->secrets_key);
   if (!aead) return fail(aead.error().message);
 
+  auto cluster_network = model::Ipv4Net::parse(opts.cluster_network);
+  if (!cluster_network || cluster_network->prefix > 23) {
+    return fail("--cluster-network must be an IPv4 network of /23 or larger, like 10.99.0.0/16");
+  }
+  auto retention = model::parse_duration(opts.task_retention);
+  if (!retention) return fail("--task-retention: " + retention.error().message);
+  model::Config config;
+  if (!opts.config_file.empty()) {
+    auto parsed = config::parse_config_file(opts.config_file);
+    if (!parsed.ok()) {
+      for (const auto& e : parsed.errors) std::cerr << e.to_string() << "\n";
+      return fail("the config has errors");
+    }
+    config = std::move(*parsed.config);
+  }
+
   SystemClock clock;
   auto heartbeat = std::chrono::milliseconds(opts.heartbeat_ms);
   server::Secrets secrets(**store, std::move(*aead), clock);
   server::NodeRegistry nodes(**store, clock, heartbeat * 3);
   metrics::Registry registry;
   declare_node_metrics(registry, nodes);
+  server::TaskOptions task_options;
+  task_options.cluster_network = *cluster_network;
+  task_options.retention = *retention;
+  server::TaskManager tasks(**store, nodes, clock, registry, task_options);
+  tasks.set_config(std::move(config));
+  if (auto started = tasks.start(); !started) return fail(started.error().message);
 
   api::ApiContext ctx;
   ctx.api_token = creds->api_token;
@@ -91,6 +119,8 @@ int run_server(const ServerOptions& opts) {
   ctx.metrics = &registry;
   ctx.clock = &clock;
   ctx.heartbeat_interval = heartbeat;
+  ctx.tasks = &tasks;
+  ctx.cluster_network = *cluster_network;
   api::Api api(ctx);
 
   net::HttpServerOptions http;
@@ -136,6 +166,7 @@ int run_server(const ServerOptions& opts) {
   log::info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
   if (node_agent) node_agent->stop();
   (*server)->stop(std::chrono::seconds(10));
+  tasks.stop();
   log::info("stopped");
   return 0;
 }
@@ -167,6 +198,15 @@ void add_server_command(CLI::App& app, int& exit_code) {
                   "Time an idle keep-alive connection is kept open (ms)")
       ->capture_default_str()
       ->check(CLI::Range(100, 3600000));
+  cmd->add_option("--config", opts->config_file,
+                  "A mill.toml whose [task.NAME] templates and [registry.\"HOST\"] "
+                  "credentials this server uses");
+  cmd->add_option("--cluster-network", opts->cluster_network,
+                  "The cluster network; node N gets its Nth /24")
+      ->capture_default_str();
+  cmd->add_option("--task-retention", opts->task_retention,
+                  "How long ended tasks stay listed, with their logs")
+      ->capture_default_str();
   cmd->callback([opts, &exit_code] { exit_code = run_server(*opts); });
 }
 

@@ -1,5 +1,6 @@
 #include "server/secrets.h"
 
+#include "model/config.h"
 #include "model/json.h"
 #include "model/names.h"
 
@@ -71,6 +72,29 @@ Result<void> Secrets::remove(const std::string& name) {
     return Unexpected(std::move(r).error());
   }
   return {};
+}
+
+Result<std::string> Secrets::expand(std::string_view text) {
+  static constexpr std::string_view kOpen = "${secret:";
+  if (text.find(kOpen) == std::string_view::npos) return std::string(text);
+  MILL_TRY(model::find_secret_references(text));  // well-formed before we substitute
+  std::string out;
+  size_t pos = 0;
+  while (true) {
+    size_t open = text.find(kOpen, pos);
+    if (open == std::string_view::npos) break;
+    size_t close = text.find('}', open);
+    out.append(text.substr(pos, open - pos));
+    std::string name(text.substr(open + kOpen.size(), close - open - kOpen.size()));
+    auto value = get(name);
+    if (!value && value.error().code == ErrorCode::kNotFound) {
+      return make_error(ErrorCode::kNotFound, "secret '" + name + "' does not exist");
+    }
+    out += MILL_TRY(std::move(value));
+    pos = close + 1;
+  }
+  out.append(text.substr(pos));
+  return out;
 }
 
 }  // namespace mill::server

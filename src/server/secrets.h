@@ -34,6 +34,11 @@ class Secrets {
   Result<std::vector<SecretInfo>> list();
   Result<void> remove(const std::string& name);
 
+  // `text` with every "${secret:NAME}" replaced by the secret's value; kNotFound
+  // naming the first missing secret. Only for delivering env and registry credentials
+  // to the node that needs them, never for logging.
+  Result<std::string> expand(std::string_view text);
+
   static constexpr std::string_view kPrefix = "/secrets/";
 
  private:

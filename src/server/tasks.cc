@@ -1,0 +1,436 @@
+#include "server/tasks.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "common/log.h"
+#include "crypto/crypto.h"
+#include "model/names.h"
+#include "scheduler/scheduler.h"
+
+namespace mill::server {
+
+namespace {
+
+constexpr std::string_view kIpamPrefix = "/ipam/";
+
+std::string ipam_key(const std::string& node, const std::string& ip) {
+  return std::string(kIpamPrefix) + node + "/" + ip;
+}
+
+// "node-3" -> 3: a node's index picks its /24 of the cluster network.
+std::optional<int> node_index(std::string_view id) {
+  if (!id.starts_with("node-")) return std::nullopt;
+  int n = 0;
+  auto [ptr, ec] = std::from_chars(id.data() + 5, id.data() + id.size(), n);
+  if (ec != std::errc() || ptr != id.data() + id.size()) return std::nullopt;
+  return n;
+}
+
+bool started_or_ended(const TaskView& v) {
+  auto s = v.status();
+  return s == model::AllocStatus::kRunning || s == model::AllocStatus::kStopping ||
+         model::is_terminal(s);
+}
+
+bool ended(const TaskView& v) { return model::is_terminal(v.status()); }
+
+std::string task_label(const model::Allocation& a) { return a.group.empty() ? "inline" : a.group; }
+
+bool valid_env_key(std::string_view k) {
+  if (k.empty() || k.size() > 256) return false;
+  for (size_t i = 0; i < k.size(); ++i) {
+    char c = k[i];
+    bool ok = c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              (i > 0 && c >= '0' && c <= '9');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Result<void> check_spec(const model::AllocSpec& s) {
+  auto bad = [](std::string m) { return make_error(ErrorCode::kInvalidArgument, std::move(m)); };
+  if (s.image.empty()) return bad("'image' is required");
+  if (s.image.size() > 512 || s.image.find_first_of(" \t\r\n\"\\") != std::string::npos) {
+    return bad("'image' is not an image reference");
+  }
+  if (!(s.cpu > 0) || s.cpu > 1024) return bad("'cpu' must be more than 0 cores");
+  if (s.memory < model::kMinMemory) return bad("'memory' must be at least 4M");
+  if (s.timeout && s.timeout->count() <= 0) return bad("'timeout' must be positive");
+  if (s.port && (*s.port < 1 || *s.port > 65535)) return bad("'port' must be 1-65535");
+  for (const auto& [k, v] : s.env) {
+    if (!valid_env_key(k)) return bad("env name '" + k + "' is not a valid variable name");
+    if (v.find('\0') != std::string::npos) return bad("env value of '" + k + "' has a NUL");
+  }
+  for (const auto& c : s.command) {
+    if (c.find('\0') != std::string::npos) return bad("'command' has a NUL");
+  }
+  return {};
+}
+
+}  // namespace
+
+TaskManager::TaskManager(store::Store& store, NodeRegistry& nodes, const Clock& clock,
+                         metrics::Registry& metrics, TaskOptions options)
+    : store_(store),
+      nodes_(nodes),
+      clock_(clock),
+      metrics_(metrics),
+      options_(options),
+      alloc_hub_(store, std::string(model::kAllocPrefix)),
+      state_hub_(store, std::string(model::kAllocStatePrefix)) {
+  declare_metrics();
+}
+
+TaskManager::~TaskManager() { stop(); }
+
+Result<void> TaskManager::start() {
+  auto allocs = MILL_TRY(store_.list(model::kAllocPrefix));
+  auto states = MILL_TRY(store_.list(model::kAllocStatePrefix));
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& kv : allocs.kvs) {
+      auto a = model::decode_allocation(kv.value);
+      if (!a) {
+        log::warn("skipping unreadable allocation " + kv.key + ": " + a.error().message);
+        continue;
+      }
+      alloc_revs_[a->id] = kv.mod_revision;
+      tasks_[a->id].alloc = std::move(*a);
+    }
+    for (const auto& kv : states.kvs) {
+      auto s = model::decode_alloc_state(kv.value);
+      if (!s) continue;
+      if (auto it = tasks_.find(s->id); it != tasks_.end()) it->second.state = std::move(*s);
+    }
+  }
+  alloc_hub_.start();
+  state_hub_.start();
+  sweeper_ = std::thread([this] { sweep_loop(); });
+  return {};
+}
+
+void TaskManager::stop() {
+  {
+    std::lock_guard lock(sweep_mutex_);
+    stopping_ = true;
+  }
+  sweep_wake_.notify_all();
+  if (sweeper_.joinable()) sweeper_.join();
+  alloc_hub_.stop();
+  state_hub_.stop();
+}
+
+void TaskManager::sweep_loop() {
+  auto every = std::clamp(options_.retention / 4, std::chrono::milliseconds(100),
+                          std::chrono::milliseconds(30000));
+  std::unique_lock lock(sweep_mutex_);
+  while (!sweep_wake_.wait_for(lock, every, [this] { return stopping_; })) {
+    lock.unlock();
+    if (auto swept = sweep(); !swept) log::warn("task sweep failed: " + swept.error().message);
+    lock.lock();
+  }
+}
+
+void TaskManager::set_config(model::Config config) {
+  std::lock_guard lock(mutex_);
+  config_ = std::move(config);
+}
+
+model::Config TaskManager::config() const {
+  std::lock_guard lock(mutex_);
+  return config_;
+}
+
+Result<model::AllocSpec> TaskManager::resolve_spec(const SpawnRequest& request,
+                                                   std::string& group) const {
+  if (request.template_name.empty()) {
+    group.clear();
+    MILL_TRY(check_spec(request.spec));
+    return request.spec;
+  }
+  std::lock_guard lock(mutex_);
+  auto it = config_.tasks.find(request.template_name);
+  if (it == config_.tasks.end()) {
+    return make_error(ErrorCode::kNotFound,
+                      "no task template '" + request.template_name + "' in the config");
+  }
+  const auto& t = it->second;
+  model::AllocSpec spec;
+  spec.image = t.image;
+  spec.cpu = t.cpu;
+  spec.memory = t.memory;
+  spec.timeout = t.timeout;
+  spec.port = t.port;
+  spec.command = t.command;
+  spec.env = t.env;
+  spec.init = t.init;
+  for (const auto& [k, v] : request.spec.env) spec.env[k] = v;
+  MILL_TRY(check_spec(spec));
+  group = t.name;
+  return spec;
+}
+
+Result<std::string> TaskManager::new_id(const std::string& prefix) {
+  static constexpr char kBase36[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  auto bytes = MILL_TRY(crypto::random_bytes(4));
+  std::string id = prefix + "-";
+  for (unsigned char b : bytes) id += kBase36[b % 36];
+  if (!model::is_valid_name(id)) {
+    return make_error(ErrorCode::kInvalidArgument, "cannot make a valid id from '" + prefix + "'");
+  }
+  return id;
+}
+
+std::optional<std::string> TaskManager::free_address(const std::string& node) const {
+  auto index = node_index(node);
+  if (!index) return std::nullopt;
+  auto subnet = model::node_subnet(options_.cluster_network, *index);
+  if (!subnet) return std::nullopt;
+  std::vector<bool> used(256, false);
+  for (const auto& [id, v] : tasks_) {
+    if (v.alloc.node != node || ended(v)) continue;
+    if (auto ip = model::parse_ipv4(v.alloc.ip); ip && subnet->contains(*ip))
+      used[*ip & 255] = true;
+  }
+  // .0 is the network, .1 the bridge, .255 broadcast.
+  for (uint32_t host = 2; host < 255; ++host) {
+    if (!used[host]) return model::format_ipv4(subnet->addr + host);
+  }
+  return std::nullopt;
+}
+
+Result<TaskView> TaskManager::spawn(const SpawnRequest& request) {
+  std::string group;
+  auto spec = MILL_TRY(resolve_spec(request, group));
+  auto node_list = MILL_TRY(nodes_.list());
+
+  std::lock_guard placing(placement_);
+  std::vector<scheduler::NodeView> snapshot;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& n : node_list) {
+      scheduler::NodeView v;
+      v.id = n.id;
+      v.ready = n.status != model::NodeStatus::kDown;
+      v.draining = n.draining;
+      v.cpu_total = n.resources.cpu_total;
+      v.memory_total = n.resources.memory_total;
+      for (const auto& [id, t] : tasks_) {
+        if (t.alloc.node != n.id || ended(t)) continue;
+        v.cpu_reserved += t.alloc.spec.cpu;
+        v.memory_reserved += t.alloc.spec.memory;
+        if (!group.empty() && t.alloc.group == group) ++v.group_allocations;
+      }
+      snapshot.push_back(std::move(v));
+    }
+  }
+  auto placed = scheduler::place(snapshot, {spec.cpu, spec.memory});
+  if (auto* r = std::get_if<scheduler::Rejection>(&placed)) {
+    return make_error(r->reason == scheduler::Rejection::Reason::kNoNodes ? ErrorCode::kUnavailable
+                                                                          : ErrorCode::kConflict,
+                      r->message);
+  }
+  const std::string node = std::get<scheduler::Placement>(placed).node;
+
+  std::lock_guard lock(mutex_);
+  auto ip = free_address(node);
+  if (!ip) return make_error(ErrorCode::kConflict, "no free address left on " + node);
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    model::Allocation a;
+    a.id = MILL_TRY(new_id(group.empty() ? "task" : group));
+    if (tasks_.contains(a.id)) continue;
+    a.kind = "task";
+    a.group = group;
+    a.node = node;
+    a.ip = *ip;
+    a.spec = spec;
+    a.created_at = clock_.now();
+    store::Txn txn;
+    txn.compares = {{model::alloc_key(a.id), 0}, {ipam_key(node, *ip), 0}};
+    txn.ops = {{store::Operation::Type::kPut, model::alloc_key(a.id), model::encode(a)},
+               {store::Operation::Type::kPut, ipam_key(node, *ip), a.id}};
+    auto result = MILL_TRY(store_.txn(txn));
+    if (!result.succeeded) continue;  // an id or address taken after all: draw again
+    alloc_revs_[a.id] = result.revision;
+    TaskView view{a, std::nullopt};
+    tasks_[a.id] = view;
+    return view;
+  }
+  return make_error(ErrorCode::kConflict, "could not record the task; try again");
+}
+
+void TaskManager::watch_state(const std::string& id, WatchHub::Deadline deadline,
+                              ViewCallback callback, bool (*done)(const TaskView&)) {
+  int64_t after = state_hub_.last_change();
+  auto view = get(id);
+  if (!view) return callback(Unexpected(view.error()));
+  if (done(*view)) return callback(std::move(*view));
+  state_hub_.wait(after, deadline, [this, id, deadline, callback, done](bool changed) {
+    if (!changed) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return callback(make_error(ErrorCode::kTimeout, "timed out waiting for task " + id));
+      }
+      return callback(make_error(ErrorCode::kUnavailable, "the server is stopping"));
+    }
+    watch_state(id, deadline, callback, done);
+  });
+}
+
+void TaskManager::when_started(const std::string& id, WatchHub::Deadline deadline,
+                               ViewCallback callback) {
+  watch_state(id, deadline, std::move(callback), started_or_ended);
+}
+
+void TaskManager::when_ended(const std::string& id, WatchHub::Deadline deadline,
+                             ViewCallback callback) {
+  watch_state(id, deadline, std::move(callback), ended);
+}
+
+Result<TaskView> TaskManager::get(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return make_error(ErrorCode::kNotFound, "no task '" + id + "'");
+  return it->second;
+}
+
+std::vector<TaskView> TaskManager::list(bool include_ended) const {
+  std::vector<TaskView> out;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, v] : tasks_) {
+      if (include_ended || !ended(v)) out.push_back(v);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const TaskView& a, const TaskView& b) {
+    return a.alloc.created_at != b.alloc.created_at ? a.alloc.created_at > b.alloc.created_at
+                                                    : a.alloc.id < b.alloc.id;
+  });
+  return out;
+}
+
+Result<TaskView> TaskManager::kill(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return make_error(ErrorCode::kNotFound, "no task '" + id + "'");
+  TaskView& v = it->second;
+  if (ended(v) || v.alloc.desired == model::DesiredState::kStop) return v;
+  model::Allocation a = v.alloc;
+  a.desired = model::DesiredState::kStop;
+  store::Txn txn;
+  txn.compares = {{model::alloc_key(id), alloc_revs_[id]}};
+  txn.ops = {{store::Operation::Type::kPut, model::alloc_key(id), model::encode(a)}};
+  auto result = MILL_TRY(store_.txn(txn));
+  if (!result.succeeded) {
+    return make_error(ErrorCode::kConflict, "task " + id + " changed meanwhile; try again");
+  }
+  alloc_revs_[id] = result.revision;
+  v.alloc = std::move(a);
+  return v;
+}
+
+NodeAllocations TaskManager::allocations_for(const std::string& node) const {
+  NodeAllocations out;
+  out.index = alloc_hub_.last_change();  // before reading: see WatchHub::last_change
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, v] : tasks_) {
+    if (v.alloc.node == node) out.allocations.push_back(v.alloc);
+  }
+  return out;
+}
+
+void TaskManager::wait_allocations(int64_t after, WatchHub::Deadline deadline,
+                                   WatchHub::Callback cb) {
+  alloc_hub_.wait(after, deadline, std::move(cb));
+}
+
+Result<void> TaskManager::report(const std::string& node,
+                                 const std::vector<model::AllocState>& states) {
+  std::lock_guard lock(mutex_);
+  for (const auto& reported : states) {
+    auto it = tasks_.find(reported.id);
+    if (it == tasks_.end() || it->second.alloc.node != node) continue;
+    TaskView& v = it->second;
+    if (v.state == reported) continue;
+    // An end state is final: a late report cannot bring a task back.
+    if (v.state && model::is_terminal(v.state->status) && v.state->status != reported.status) {
+      continue;
+    }
+    bool now_running = reported.status == model::AllocStatus::kRunning &&
+                       (!v.state || v.state->status != model::AllocStatus::kRunning);
+    bool now_ended =
+        model::is_terminal(reported.status) && (!v.state || !model::is_terminal(v.state->status));
+    store::Txn txn;
+    txn.ops.push_back({store::Operation::Type::kPut, model::alloc_state_key(reported.id),
+                       model::encode(reported)});
+    if (now_ended && !v.alloc.ip.empty()) {
+      // The container and its network are gone: its address may be reused.
+      txn.ops.push_back({store::Operation::Type::kDelete, ipam_key(node, v.alloc.ip), ""});
+    }
+    MILL_TRY(store_.txn(txn));
+    v.state = reported;
+
+    metrics::Labels task{{"task", task_label(v.alloc)}};
+    metrics::Labels alloc{
+        {"alloc", v.alloc.id}, {"node", node}, {"service", ""}, {"task", task_label(v.alloc)}};
+    if (now_running) metrics_.add("mill_tasks_spawned_total", task, 1);
+    if (now_ended) {
+      if (reported.started_at && reported.finished_at) {
+        metrics_.observe(
+            "mill_tasks_duration_seconds", task,
+            std::chrono::duration<double>(*reported.finished_at - *reported.started_at).count());
+      }
+      metrics_.remove("mill_alloc_cpu_usage", alloc);
+      metrics_.remove("mill_alloc_memory_bytes", alloc);
+      usage_.erase(v.alloc.id);
+    } else if (reported.status == model::AllocStatus::kRunning) {
+      auto now = clock_.now();
+      auto& [prev_cpu, prev_at] = usage_[v.alloc.id];
+      double secs = std::chrono::duration<double>(now - prev_at).count();
+      if (prev_at != SystemTime{} && secs > 0 && reported.cpu_seconds >= prev_cpu) {
+        metrics_.set("mill_alloc_cpu_usage", alloc, (reported.cpu_seconds - prev_cpu) / secs);
+      }
+      prev_cpu = reported.cpu_seconds;
+      prev_at = now;
+      metrics_.set("mill_alloc_memory_bytes", alloc, static_cast<double>(reported.memory_bytes));
+    }
+  }
+  return {};
+}
+
+Result<int> TaskManager::sweep() {
+  std::lock_guard lock(mutex_);
+  auto now = clock_.now();
+  int forgotten = 0;
+  for (auto it = tasks_.begin(); it != tasks_.end();) {
+    const TaskView& v = it->second;
+    bool expired = v.state && model::is_terminal(v.state->status) && v.state->finished_at &&
+                   *v.state->finished_at + options_.retention <= now;
+    if (!expired) {
+      ++it;
+      continue;
+    }
+    store::Txn txn;
+    txn.ops = {{store::Operation::Type::kDelete, model::alloc_key(v.alloc.id), ""},
+               {store::Operation::Type::kDelete, model::alloc_state_key(v.alloc.id), ""}};
+    MILL_TRY(store_.txn(txn));
+    alloc_revs_.erase(v.alloc.id);
+    it = tasks_.erase(it);
+    ++forgotten;
+  }
+  return forgotten;
+}
+
+void TaskManager::declare_metrics() {
+  metrics_.declare("mill_tasks_spawned_total", metrics::Type::kCounter,
+                   "Tasks that reached running, per task template (\"inline\" for inline).");
+  metrics_.declare("mill_tasks_duration_seconds", metrics::Type::kHistogram,
+                   "How long ended tasks ran, per task template.",
+                   {0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400});
+  metrics_.declare("mill_alloc_cpu_usage", metrics::Type::kGauge,
+                   "CPU cores an allocation used over its last report interval.");
+  metrics_.declare("mill_alloc_memory_bytes", metrics::Type::kGauge,
+                   "Memory an allocation's cgroup uses, in bytes.");
+}
+
+}  // namespace mill::server

@@ -1,0 +1,134 @@
+#pragma once
+
+// Ephemeral tasks on the control plane (spec: Tasks). The leader places a task with
+// the pure scheduler, takes an address from the node's pool and records the
+// allocation in one store transaction; the node's agent learns of it through the node
+// protocol (desired allocations, a blocking query) and reports back what runs.
+//
+// The leader is the only writer of allocations, so it keeps them in memory as well
+// (loaded from the store at start): placement and listing never scan the store.
+//
+// Thread-safety: every method may be called from any thread. Callbacks passed to the
+// when_*() methods run on a watch thread and must not block.
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "metrics/registry.h"
+#include "model/allocation.h"
+#include "model/config.h"
+#include "model/ipv4.h"
+#include "server/node_registry.h"
+#include "server/watch_hub.h"
+#include "store/store.h"
+
+namespace mill::server {
+
+struct TaskOptions {
+  model::Ipv4Net cluster_network{0x0a630000, 16};              // 10.99.0.0/16
+  std::chrono::milliseconds retention{std::chrono::hours(1)};  // ended tasks stay visible
+};
+
+// What POST /v1/tasks/spawn asks for, decoded: a template name (with env added), or
+// an inline spec.
+struct SpawnRequest {
+  std::string template_name;  // empty: inline
+  model::AllocSpec spec;      // inline: the whole spec; template: only env is used
+};
+
+struct TaskView {
+  model::Allocation alloc;
+  std::optional<model::AllocState> state;  // none until the agent first reports
+
+  model::AllocStatus status() const { return state ? state->status : model::AllocStatus::kPending; }
+};
+
+// What a node should run: every allocation placed on it that is not yet forgotten.
+struct NodeAllocations {
+  int64_t index = 0;  // pass back as `after` to wait for the next change
+  std::vector<model::Allocation> allocations;
+};
+
+class TaskManager {
+ public:
+  TaskManager(store::Store& store, NodeRegistry& nodes, const Clock& clock,
+              metrics::Registry& metrics, TaskOptions options);
+  ~TaskManager();
+
+  // Loads allocations and the address pool from the store and starts the watches.
+  Result<void> start();
+  void stop();
+
+  // Task templates ([task.NAME]) and registries from the config.
+  void set_config(model::Config config);
+  model::Config config() const;
+
+  // Places and records a new task; kNotFound for an unknown template, kUnavailable
+  // when no node is ready, kConflict when none has room. The agent starts it.
+  Result<TaskView> spawn(const SpawnRequest& request);
+
+  using ViewCallback = std::function<void(Result<TaskView>)>;
+  // Calls back once the task runs or has ended, or with kTimeout at the deadline.
+  void when_started(const std::string& id, WatchHub::Deadline deadline, ViewCallback callback);
+  // Calls back once the task has ended, or with kTimeout at the deadline.
+  void when_ended(const std::string& id, WatchHub::Deadline deadline, ViewCallback callback);
+
+  Result<TaskView> get(const std::string& id) const;
+  // Running (not ended) tasks, or all retained ones; newest first.
+  std::vector<TaskView> list(bool include_ended) const;
+  // Asks the node to stop it (SIGTERM, grace, SIGKILL); kNotFound if unknown. An
+  // ended task is returned as it is.
+  Result<TaskView> kill(const std::string& id);
+
+  // Node protocol.
+  NodeAllocations allocations_for(const std::string& node) const;
+  void wait_allocations(int64_t after, WatchHub::Deadline deadline, WatchHub::Callback cb);
+  // Records what the agent reports; ignores allocations not placed on that node.
+  Result<void> report(const std::string& node, const std::vector<model::AllocState>& states);
+
+  // Forgets tasks that ended more than `retention` ago (store records and addresses).
+  // start() runs it periodically.
+  Result<int> sweep();
+
+ private:
+  void sweep_loop();
+  void watch_state(const std::string& id, WatchHub::Deadline deadline, ViewCallback callback,
+                   bool (*done)(const TaskView&));
+  Result<std::string> new_id(const std::string& prefix);
+  std::optional<std::string> free_address(const std::string& node) const;
+  Result<model::AllocSpec> resolve_spec(const SpawnRequest& request, std::string& group) const;
+  void declare_metrics();
+
+  store::Store& store_;
+  NodeRegistry& nodes_;
+  const Clock& clock_;
+  metrics::Registry& metrics_;
+  TaskOptions options_;
+  WatchHub alloc_hub_;
+  WatchHub state_hub_;
+
+  mutable std::mutex mutex_;
+  model::Config config_;
+  std::map<std::string, TaskView> tasks_;      // by id
+  std::map<std::string, int64_t> alloc_revs_;  // mod revision of each /allocs/ key
+  // Previous usage sample per allocation, for cpu cores = d(cpu seconds)/dt.
+  std::map<std::string, std::pair<double, SystemTime>> usage_;
+  // Serialises placement: snapshot, choose, commit. The leader is the only writer.
+  std::mutex placement_;
+
+  std::mutex sweep_mutex_;
+  std::condition_variable sweep_wake_;
+  bool stopping_ = false;
+  std::thread sweeper_;
+};
+
+}  // namespace mill::server

@@ -1,0 +1,106 @@
+#include "server/watch_hub.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+
+namespace mill::server {
+
+WatchHub::WatchHub(store::Store& store, std::string prefix)
+    : store_(store), prefix_(std::move(prefix)) {}
+
+WatchHub::~WatchHub() { stop(); }
+
+void WatchHub::start() {
+  auto rev = store_.revision();
+  {
+    std::lock_guard lock(mutex_);
+    // Whatever is stored now counts as changed at the current revision, so a waiter
+    // that has seen nothing yet (after = 0) is answered at once.
+    last_change_ = rev ? *rev : 0;
+  }
+  thread_ = std::thread([this] { loop(); });
+}
+
+void WatchHub::stop() {
+  std::vector<Waiter> left;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+    left.swap(waiters_);
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  for (auto& w : left) w.callback(false);
+}
+
+int64_t WatchHub::last_change() const {
+  std::lock_guard lock(mutex_);
+  return last_change_;
+}
+
+void WatchHub::wait(int64_t after, Deadline deadline, Callback callback) {
+  bool changed = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_) {
+      if (after >= last_change_) {
+        waiters_.push_back({after, deadline, std::move(callback)});
+        return;
+      }
+      changed = true;
+    }
+  }
+  callback(changed);
+}
+
+void WatchHub::loop() {
+  int64_t cursor = last_change();
+  while (true) {
+    // Wake at least every 200 ms to expire waiters (their deadlines are long polls
+    // and spawn limits: seconds to minutes, so this granularity is plenty).
+    auto result = store_.watch(prefix_, cursor, std::chrono::milliseconds(200));
+    std::vector<Waiter> fire_changed;
+    std::vector<Waiter> fire_expired;
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;
+      if (!result) {
+        if (result.error().code != ErrorCode::kCompacted) {
+          log::warn("watch on " + prefix_ + " failed: " + result.error().message);
+        }
+        // History we needed is gone: resume from now and let every waiter re-read.
+        auto rev = store_.revision();
+        cursor = rev ? *rev : cursor;
+        last_change_ = std::max(last_change_, cursor);
+      } else {
+        for (const auto& e : result->events) {
+          last_change_ = std::max(last_change_, e.kv.mod_revision);
+        }
+        cursor = std::max(cursor, result->revision);
+      }
+      auto now = std::chrono::steady_clock::now();
+      std::vector<Waiter> keep;
+      for (auto& w : waiters_) {
+        if (w.after < last_change_) {
+          fire_changed.push_back(std::move(w));
+        } else if (w.deadline <= now) {
+          fire_expired.push_back(std::move(w));
+        } else {
+          keep.push_back(std::move(w));
+        }
+      }
+      waiters_.swap(keep);
+    }
+    for (auto& w : fire_changed) w.callback(true);
+    for (auto& w : fire_expired) w.callback(false);
+    if (!result && result.error().code != ErrorCode::kCompacted) {
+      std::unique_lock lock(mutex_);
+      wake_.wait_for(lock, std::chrono::milliseconds(500), [this] { return stopping_; });
+      if (stopping_) return;
+    }
+  }
+}
+
+}  // namespace mill::server

@@ -1,0 +1,225 @@
+// The leader's task table over a real in-memory store: placement, addresses,
+// capacity, the agent's reports and the blocking queries that wait on them.
+
+#include "server/tasks.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "store/memory_store.h"
+
+namespace mill::server {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr int64_t kMiB = 1024 * 1024;
+
+class TasksTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    NodeRegistration reg{"", "host-a", "192.0.2.1", {2, 2, 1024 * kMiB, 1024 * kMiB}};
+    ASSERT_TRUE(nodes.register_node(reg).has_value());
+    model::Config config;
+    model::TaskTemplate t;
+    t.name = "agent";
+    t.image = "127.0.0.1:5000/probe:v1";
+    t.cpu = 0.5;
+    t.memory = 256 * kMiB;
+    t.port = 8080;
+    t.env = {{"MODE", "template"}};
+    config.tasks["agent"] = t;
+    tasks.set_config(config);
+    ASSERT_TRUE(tasks.start().has_value());
+  }
+  void TearDown() override { tasks.stop(); }
+
+  SpawnRequest inline_task(double cpu = 0.25, int64_t memory = 64 * kMiB) {
+    SpawnRequest r;
+    r.spec.image = "127.0.0.1:5000/probe:v1";
+    r.spec.cpu = cpu;
+    r.spec.memory = memory;
+    return r;
+  }
+
+  model::AllocState state(const std::string& id, model::AllocStatus s) {
+    model::AllocState st;
+    st.id = id;
+    st.status = s;
+    st.started_at = clock.now();
+    if (model::is_terminal(s)) st.finished_at = clock.now();
+    return st;
+  }
+
+  store::MemoryStore store;
+  ManualClock clock;
+  NodeRegistry nodes{store, clock, 15s};
+  metrics::Registry metrics;
+  TaskManager tasks{store, nodes, clock, metrics, TaskOptions{}};
+};
+
+TEST_F(TasksTest, TemplateSpawnGetsIdAddressAndTemplateSettings) {
+  SpawnRequest r;
+  r.template_name = "agent";
+  r.spec.env = {{"SESSION", "abc"}};
+  auto v = tasks.spawn(r);
+  ASSERT_TRUE(v.has_value()) << v.error().message;
+  EXPECT_TRUE(v->alloc.id.starts_with("agent-")) << v->alloc.id;
+  EXPECT_EQ(v->alloc.id.size(), std::string("agent-x7k2").size());
+  EXPECT_EQ(v->alloc.node, "node-1");
+  EXPECT_EQ(v->alloc.ip, "10.99.1.2");  // node-1's /24; .1 is the bridge
+  EXPECT_EQ(v->alloc.spec.env.at("MODE"), "template");
+  EXPECT_EQ(v->alloc.spec.env.at("SESSION"), "abc");
+  EXPECT_EQ(v->alloc.spec.port, 8080);
+  // Durable: the record is in the store, and so is the address.
+  auto stored = store.get(model::alloc_key(v->alloc.id));
+  ASSERT_TRUE(stored.has_value() && stored->has_value());
+  auto ipam = store.list("/ipam/node-1/");
+  ASSERT_TRUE(ipam.has_value());
+  ASSERT_EQ(ipam->kvs.size(), 1u);
+  EXPECT_EQ(ipam->kvs[0].value, v->alloc.id);
+}
+
+TEST_F(TasksTest, UnknownTemplateAndBadSpecsAreRejected) {
+  SpawnRequest r;
+  r.template_name = "nope";
+  EXPECT_EQ(tasks.spawn(r).error().code, ErrorCode::kNotFound);
+  auto bad = inline_task();
+  bad.spec.memory = 1;
+  EXPECT_EQ(tasks.spawn(bad).error().code, ErrorCode::kInvalidArgument);
+  bad = inline_task();
+  bad.spec.env = {{"1BAD", "x"}};
+  EXPECT_EQ(tasks.spawn(bad).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(tasks.list(true).empty());
+}
+
+TEST_F(TasksTest, NeverOvercommitsTheNode) {
+  ASSERT_TRUE(tasks.spawn(inline_task(1.5)).has_value());
+  auto over = tasks.spawn(inline_task(1.0));
+  ASSERT_FALSE(over.has_value());
+  EXPECT_EQ(over.error().code, ErrorCode::kConflict);
+  EXPECT_NE(over.error().message.find("cpu 1"), std::string::npos) << over.error().message;
+  auto mem = tasks.spawn(inline_task(0.1, 2048 * kMiB));
+  ASSERT_FALSE(mem.has_value());
+  EXPECT_EQ(mem.error().code, ErrorCode::kConflict);
+}
+
+TEST_F(TasksTest, EndedTasksReleaseCapacityAndAddress) {
+  auto a = tasks.spawn(inline_task(1.5));
+  ASSERT_TRUE(a.has_value());
+  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kRunning)}));
+  ASSERT_FALSE(tasks.spawn(inline_task(1.0)).has_value());
+  auto done = state(a->alloc.id, model::AllocStatus::kExited);
+  done.exit_code = 0;
+  ASSERT_TRUE(tasks.report("node-1", {done}));
+  auto b = tasks.spawn(inline_task(1.0));
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->alloc.ip, a->alloc.ip);  // the address came back to the pool
+  EXPECT_EQ(tasks.list(false).size(), 1u);
+  EXPECT_EQ(tasks.list(true).size(), 2u);
+}
+
+TEST_F(TasksTest, ReportsFromAnotherNodeOrAfterTheEndAreIgnored) {
+  auto a = tasks.spawn(inline_task());
+  ASSERT_TRUE(a.has_value());
+  ASSERT_TRUE(tasks.report("node-9", {state(a->alloc.id, model::AllocStatus::kRunning)}));
+  EXPECT_EQ(tasks.get(a->alloc.id)->status(), model::AllocStatus::kPending);
+  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kKilled)}));
+  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kRunning)}));
+  EXPECT_EQ(tasks.get(a->alloc.id)->status(), model::AllocStatus::kKilled);
+}
+
+TEST_F(TasksTest, WhenStartedFiresOnTheRunningReport) {
+  auto a = tasks.spawn(inline_task());
+  ASSERT_TRUE(a.has_value());
+  std::promise<Result<TaskView>> got;
+  tasks.when_started(a->alloc.id, std::chrono::steady_clock::now() + 10s,
+                     [&](Result<TaskView> v) { got.set_value(std::move(v)); });
+  auto future = got.get_future();
+  EXPECT_EQ(future.wait_for(100ms), std::future_status::timeout);
+  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kPulling)}));
+  EXPECT_EQ(future.wait_for(300ms), std::future_status::timeout);
+  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kRunning)}));
+  ASSERT_EQ(future.wait_for(5s), std::future_status::ready);
+  auto v = future.get();
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->status(), model::AllocStatus::kRunning);
+}
+
+TEST_F(TasksTest, WhenStartedTimesOut) {
+  auto a = tasks.spawn(inline_task());
+  ASSERT_TRUE(a.has_value());
+  std::promise<Result<TaskView>> got;
+  tasks.when_started(a->alloc.id, std::chrono::steady_clock::now() + 300ms,
+                     [&](Result<TaskView> v) { got.set_value(std::move(v)); });
+  auto future = got.get_future();
+  ASSERT_EQ(future.wait_for(5s), std::future_status::ready);
+  auto v = future.get();
+  ASSERT_FALSE(v.has_value());
+  EXPECT_EQ(v.error().code, ErrorCode::kTimeout);
+}
+
+TEST_F(TasksTest, BlockingQueryWakesOnANewAllocation) {
+  auto before = tasks.allocations_for("node-1");
+  EXPECT_TRUE(before.allocations.empty());
+  std::promise<bool> woke;
+  tasks.wait_allocations(before.index, std::chrono::steady_clock::now() + 10s,
+                         [&](bool changed) { woke.set_value(changed); });
+  auto future = woke.get_future();
+  EXPECT_EQ(future.wait_for(100ms), std::future_status::timeout);
+  auto a = tasks.spawn(inline_task());
+  ASSERT_TRUE(a.has_value());
+  ASSERT_EQ(future.wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(future.get());
+  auto after = tasks.allocations_for("node-1");
+  ASSERT_EQ(after.allocations.size(), 1u);
+  EXPECT_GT(after.index, before.index);
+  EXPECT_TRUE(tasks.allocations_for("node-2").allocations.empty());
+}
+
+TEST_F(TasksTest, KillAsksTheNodeToStop) {
+  auto a = tasks.spawn(inline_task());
+  ASSERT_TRUE(a.has_value());
+  auto k = tasks.kill(a->alloc.id);
+  ASSERT_TRUE(k.has_value());
+  EXPECT_EQ(k->alloc.desired, model::DesiredState::kStop);
+  EXPECT_EQ(tasks.allocations_for("node-1").allocations[0].desired, model::DesiredState::kStop);
+  EXPECT_EQ(tasks.kill("task-none").error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(TasksTest, SweepForgetsTasksAfterRetentionAndSurvivesRestart) {
+  auto a = tasks.spawn(inline_task());
+  auto b = tasks.spawn(inline_task());
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kExited)}));
+  clock.advance(std::chrono::minutes(59));
+  EXPECT_EQ(*tasks.sweep(), 0);
+  clock.advance(std::chrono::minutes(2));
+  EXPECT_EQ(*tasks.sweep(), 1);
+  EXPECT_EQ(tasks.get(a->alloc.id).error().code, ErrorCode::kNotFound);
+
+  // A new leader over the same store sees what is left.
+  TaskManager again{store, nodes, clock, metrics, TaskOptions{}};
+  ASSERT_TRUE(again.start().has_value());
+  EXPECT_EQ(again.list(true).size(), 1u);
+  EXPECT_TRUE(again.get(b->alloc.id).has_value());
+  again.stop();
+}
+
+TEST_F(TasksTest, MetricsCountSpawnsAndDurations) {
+  SpawnRequest r;
+  r.template_name = "agent";
+  auto a = tasks.spawn(r);
+  ASSERT_TRUE(a.has_value());
+  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kRunning)}));
+  auto done = state(a->alloc.id, model::AllocStatus::kExited);
+  done.started_at = clock.now() - 3s;
+  ASSERT_TRUE(tasks.report("node-1", {done}));
+  auto text = metrics.render();
+  EXPECT_NE(text.find("mill_tasks_spawned_total{task=\"agent\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("mill_tasks_duration_seconds_count{task=\"agent\"} 1"), std::string::npos)
+      << text;
+}
+
+}  // namespace
+}  // namespace mill::server
