@@ -13,11 +13,18 @@ HttpNodeClient::HttpNodeClient(std::string server_address, std::string join_toke
     : address_(std::move(server_address)), join_token_(std::move(join_token)) {}
 
 Result<std::string> HttpNodeClient::post(const std::string& path, const std::string& body) {
+  return call("POST", path, body, std::chrono::seconds(10));
+}
+
+Result<std::string> HttpNodeClient::call(const std::string& method, const std::string& path,
+                                         const std::string& body,
+                                         std::chrono::milliseconds timeout) {
   net::ClientRequest req;
-  req.method = "POST";
+  req.method = method;
   req.target = path;
   req.body = body;
-  req.content_type = "application/json";
+  req.timeout = timeout;
+  if (!body.empty()) req.content_type = "application/json";
   req.headers.push_back({"Authorization", "Bearer " + join_token_});
   auto res = MILL_TRY(net::http_request(address_, req));
   if (res.status == 200) return std::move(res.body);
@@ -38,9 +45,12 @@ Result<RegisterResponse> HttpNodeClient::register_node(const RegisterRequest& re
                     {"resources", model::to_json(request.resources)}};
   if (!request.id.empty()) body["id"] = request.id;
   std::string text = MILL_TRY(post("/v1/agent/register", model::serialize(body)));
-  auto o = MILL_TRY(model::parse_object(text, {"id", "heartbeat_interval_ms"}));
+  auto o = MILL_TRY(
+      model::parse_object(text, {"id", "heartbeat_interval_ms", "subnet", "cluster_network"}));
   RegisterResponse out;
   out.id = MILL_TRY(model::get_string(o, "id", true));
+  out.subnet = MILL_TRY(model::get_string(o, "subnet", false));
+  out.cluster_network = MILL_TRY(model::get_string(o, "cluster_network", false));
   int64_t ms = MILL_TRY(model::get_int(o, "heartbeat_interval_ms", false));
   if (ms > 0) out.heartbeat_interval = std::chrono::milliseconds(ms);
   return out;
@@ -49,6 +59,44 @@ Result<RegisterResponse> HttpNodeClient::register_node(const RegisterRequest& re
 Result<void> HttpNodeClient::heartbeat(const std::string& id, const model::Resources& resources) {
   json::object body{{"id", id}, {"resources", model::to_json(resources)}};
   MILL_TRY(post("/v1/agent/heartbeat", model::serialize(body)));
+  return {};
+}
+
+Result<DesiredAllocations> HttpNodeClient::allocations(const std::string& node, int64_t index,
+                                                       std::chrono::milliseconds wait) {
+  std::string target = "/v1/agent/allocations?node=" + node + "&index=" + std::to_string(index) +
+                       "&wait_ms=" + std::to_string(wait.count());
+  std::string text = MILL_TRY(call("GET", target, {}, wait + std::chrono::seconds(10)));
+  auto o = MILL_TRY(model::parse_object(text, {"index", "allocations", "registries"}));
+  DesiredAllocations out;
+  out.index = MILL_TRY(model::get_int(o, "index", true));
+  auto* list = o.if_contains("allocations");
+  if (!list || !list->is_array()) {
+    return make_error(ErrorCode::kInvalidArgument, "allocations: not an array");
+  }
+  for (const auto& item : list->as_array()) {
+    out.allocations.push_back(MILL_TRY(model::decode_allocation(model::serialize(item))));
+  }
+  if (auto* regs = o.if_contains("registries"); regs && regs->is_object()) {
+    for (const auto& [host, v] : regs->as_object()) {
+      if (!v.is_object()) continue;
+      const auto& r = v.as_object();
+      RegistryLogin login;
+      login.username = MILL_TRY(model::get_string(r, "username", false));
+      login.password = MILL_TRY(model::get_string(r, "password", false));
+      if (auto* i = r.if_contains("insecure"); i && i->is_bool()) login.insecure = i->as_bool();
+      out.registries[std::string(host)] = std::move(login);
+    }
+  }
+  return out;
+}
+
+Result<void> HttpNodeClient::report(const std::string& node,
+                                    const std::vector<model::AllocState>& states) {
+  json::array list;
+  for (const auto& s : states) list.push_back(json::parse(model::encode(s)));
+  json::object body{{"node", node}, {"allocations", std::move(list)}};
+  MILL_TRY(post("/v1/agent/status", model::serialize(body)));
   return {};
 }
 

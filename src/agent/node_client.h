@@ -5,9 +5,12 @@
 // another machine differ only in the address they are given.
 
 #include <chrono>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
+#include "model/allocation.h"
 #include "model/node.h"
 
 namespace mill::agent {
@@ -22,6 +25,24 @@ struct RegisterRequest {
 struct RegisterResponse {
   std::string id;
   std::chrono::milliseconds heartbeat_interval{5000};
+  std::string subnet;           // this node's /24: its bridge and containers
+  std::string cluster_network;  // the whole cluster network (the guard route)
+};
+
+struct RegistryLogin {
+  std::string username;
+  std::string password;
+  bool insecure = false;  // plain HTTP allowed
+
+  bool operator==(const RegistryLogin&) const = default;
+};
+
+// What the control plane wants this node to run: every allocation placed on it that
+// has not been forgotten yet (ended ones stay, so their logs stay, until retention).
+struct DesiredAllocations {
+  int64_t index = 0;  // pass back to wait for the next change
+  std::vector<model::Allocation> allocations;
+  std::map<std::string, RegistryLogin> registries;  // by registry host
 };
 
 class NodeClient {
@@ -30,6 +51,12 @@ class NodeClient {
   virtual Result<RegisterResponse> register_node(const RegisterRequest& request) = 0;
   // kNotFound when the control plane does not know the node (register again).
   virtual Result<void> heartbeat(const std::string& id, const model::Resources& resources) = 0;
+  // Blocking query: returns when the allocations changed after `index`, or after
+  // about `wait` with the same ones.
+  virtual Result<DesiredAllocations> allocations(const std::string& node, int64_t index,
+                                                 std::chrono::milliseconds wait) = 0;
+  virtual Result<void> report(const std::string& node,
+                              const std::vector<model::AllocState>& states) = 0;
 };
 
 // The node protocol over HTTP with the join token.
@@ -38,8 +65,14 @@ class HttpNodeClient final : public NodeClient {
   HttpNodeClient(std::string server_address, std::string join_token);
   Result<RegisterResponse> register_node(const RegisterRequest& request) override;
   Result<void> heartbeat(const std::string& id, const model::Resources& resources) override;
+  Result<DesiredAllocations> allocations(const std::string& node, int64_t index,
+                                         std::chrono::milliseconds wait) override;
+  Result<void> report(const std::string& node,
+                      const std::vector<model::AllocState>& states) override;
 
  private:
+  Result<std::string> call(const std::string& method, const std::string& path,
+                           const std::string& body, std::chrono::milliseconds timeout);
   Result<std::string> post(const std::string& path, const std::string& body);
   std::string address_;
   std::string join_token_;
