@@ -62,14 +62,20 @@ json::object task_json(const server::TaskView& v, SystemTime now) {
 Result<int64_t> memory_field(const json::object& o) {
   auto* v = o.if_contains("memory");
   if (!v) return model::kDefaultMemory;
-  if (v->is_string()) return model::parse_size(v->as_string());
-  return model::get_int(o, "memory", true);
+  auto bytes =
+      v->is_string() ? model::parse_size(v->as_string()) : model::get_int(o, "memory", true);
+  if (!bytes) return make_error(ErrorCode::kInvalidArgument, "'memory': " + bytes.error().message);
+  return bytes;
 }
 
 Result<std::optional<std::chrono::milliseconds>> timeout_field(const json::object& o) {
   auto* v = o.if_contains("timeout");
   if (!v || v->is_null()) return std::optional<std::chrono::milliseconds>{};
-  if (v->is_string()) return std::optional(MILL_TRY(model::parse_duration(v->as_string())));
+  if (v->is_string()) {
+    auto d = model::parse_duration(v->as_string());
+    if (!d) return make_error(ErrorCode::kInvalidArgument, "'timeout': " + d.error().message);
+    return std::optional(*d);
+  }
   double secs = MILL_TRY(model::get_number(o, "timeout", true));
   return std::optional(std::chrono::milliseconds(static_cast<int64_t>(secs * 1000)));
 }
