@@ -75,7 +75,16 @@ Result<DesiredAllocations> HttpNodeClient::allocations(const std::string& node, 
     return make_error(ErrorCode::kInvalidArgument, "allocations: not an array");
   }
   for (const auto& item : list->as_array()) {
-    out.allocations.push_back(MILL_TRY(model::decode_allocation(model::serialize(item))));
+    if (!item.is_object())
+      return make_error(ErrorCode::kInvalidArgument, "allocation: not an object");
+    const auto& o = item.as_object();
+    auto* alloc = o.if_contains("alloc");
+    if (!alloc) return make_error(ErrorCode::kInvalidArgument, "allocation: missing 'alloc'");
+    DesiredAllocations::Item it;
+    it.alloc = MILL_TRY(model::decode_allocation(model::serialize(*alloc)));
+    auto status = model::parse_alloc_status(MILL_TRY(model::get_string(o, "status", false)));
+    it.reported = status.value_or(model::AllocStatus::kPending);
+    out.allocations.push_back(std::move(it));
   }
   if (auto* regs = o.if_contains("registries"); regs && regs->is_object()) {
     for (const auto& [host, v] : regs->as_object()) {

@@ -41,7 +41,13 @@ struct RegistryLogin {
 // has not been forgotten yet (ended ones stay, so their logs stay, until retention).
 struct DesiredAllocations {
   int64_t index = 0;  // pass back to wait for the next change
-  std::vector<model::Allocation> allocations;
+  struct Item {
+    model::Allocation alloc;
+    // What this node last reported (pending if nothing): after losing its local state,
+    // an agent must not start again what already ran.
+    model::AllocStatus reported = model::AllocStatus::kPending;
+  };
+  std::vector<Item> allocations;
   std::map<std::string, RegistryLogin> registries;  // by registry host
 };
 

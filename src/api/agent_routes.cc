@@ -62,7 +62,10 @@ json::object registries(const ApiContext& ctx) {
 net::HttpResponse allocations_response(const ApiContext& ctx, const std::string& node) {
   auto list = ctx.tasks->allocations_for(node);
   json::array allocs;
-  for (const auto& a : list.allocations) allocs.push_back(deliverable(ctx, a));
+  for (const auto& v : list.allocations) {
+    allocs.push_back(json::object{{"alloc", deliverable(ctx, v.alloc)},
+                                  {"status", model::to_string(v.status())}});
+  }
   return json_response(200, json::object{{"index", list.index},
                                          {"allocations", std::move(allocs)},
                                          {"registries", registries(ctx)}});

@@ -334,7 +334,7 @@ NodeAllocations TaskManager::allocations_for(const std::string& node) const {
   out.index = alloc_hub_.last_change();  // before reading: see WatchHub::last_change
   std::lock_guard lock(mutex_);
   for (const auto& [id, v] : tasks_) {
-    if (v.alloc.node == node) out.allocations.push_back(v.alloc);
+    if (v.alloc.node == node) out.allocations.push_back(v);
   }
   return out;
 }

@@ -55,7 +55,7 @@ struct TaskView {
 // What a node should run: every allocation placed on it that is not yet forgotten.
 struct NodeAllocations {
   int64_t index = 0;  // pass back as `after` to wait for the next change
-  std::vector<model::Allocation> allocations;
+  std::vector<TaskView> allocations;  // with their last reported state
 };
 
 class TaskManager {

@@ -94,7 +94,8 @@ TEST_F(TaskProtocol, SpawnAnswersOnceTheAgentReportsRunning) {
   auto woke = poll(index, 20000);
   auto allocs = woke.at("allocations").as_array();
   ASSERT_EQ(allocs.size(), 1u);
-  auto a = model::decode_allocation(model::serialize(allocs[0]));
+  EXPECT_EQ(allocs[0].as_object().at("status").as_string(), "pending");
+  auto a = model::decode_allocation(model::serialize(allocs[0].as_object().at("alloc")));
   ASSERT_TRUE(a.has_value()) << a.error().message;
   EXPECT_TRUE(a->id.starts_with("worker-"));
   EXPECT_EQ(a->spec.env.at("SESSION_ID"), "abc123");
@@ -131,7 +132,9 @@ TEST_F(TaskProtocol, SpawnAnswersOnceTheAgentReportsRunning) {
   });
   auto stop = poll(woke.at("index").as_int64(), 20000);
   ASSERT_EQ(stop.at("allocations").as_array().size(), 1u);
-  EXPECT_EQ(stop.at("allocations").as_array()[0].as_object().at("desired").as_string(), "stop");
+  const auto& item = stop.at("allocations").as_array()[0].as_object();
+  EXPECT_EQ(item.at("alloc").as_object().at("desired").as_string(), "stop");
+  EXPECT_EQ(item.at("status").as_string(), "running");
   report(a->id, "killed", 143);
   auto kill_future = killed.get_future();
   ASSERT_EQ(kill_future.wait_for(10s), std::future_status::ready);
@@ -172,7 +175,7 @@ TEST_F(TaskProtocol, BadSpawnsChangeNothing) {
       auto w = poll(index, 5000);
       index = w.at("index").as_int64();
       for (const auto& a : w.at("allocations").as_array()) {
-        report(std::string(a.as_object().at("id").as_string()), "running");
+        report(std::string(a.as_object().at("alloc").as_object().at("id").as_string()), "running");
         return;
       }
     }

@@ -183,7 +183,7 @@ TEST_F(TasksTest, KillAsksTheNodeToStop) {
   auto k = tasks.kill(a->alloc.id);
   ASSERT_TRUE(k.has_value());
   EXPECT_EQ(k->alloc.desired, model::DesiredState::kStop);
-  EXPECT_EQ(tasks.allocations_for("node-1").allocations[0].desired, model::DesiredState::kStop);
+  EXPECT_EQ(tasks.allocations_for("node-1").allocations[0].alloc.desired, model::DesiredState::kStop);
   EXPECT_EQ(tasks.kill("task-none").error().code, ErrorCode::kNotFound);
 }
 
