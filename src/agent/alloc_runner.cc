@@ -1,0 +1,448 @@
+#include "agent/alloc_runner.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <set>
+
+#include "common/files.h"
+#include "common/log.h"
+#include "model/json.h"
+
+namespace mill::agent {
+
+namespace json = boost::json;
+using model::AllocStatus;
+
+namespace {
+
+// How often a supervising worker looks at its stop flag and timeout between waits.
+constexpr std::chrono::milliseconds kSlice{200};
+
+std::string record_path(const std::string& dir, const std::string& id) {
+  return dir + "/" + id + ".json";
+}
+
+}  // namespace
+
+AllocRunner::AllocRunner(RunnerOptions options, Containers& containers, NodeClient& client,
+                         const Clock& clock)
+    : options_(std::move(options)), containers_(containers), client_(client), clock_(clock) {}
+
+AllocRunner::~AllocRunner() { stop(); }
+
+Result<void> AllocRunner::start(const std::string& node_id) {
+  node_ = node_id;
+  ::mkdir(options_.state_dir.c_str(), 0700);
+  adopt();
+  poller_ = std::thread([this] { poll_loop(); });
+  reporter_ = std::thread([this] { report_loop(); });
+  return {};
+}
+
+void AllocRunner::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  {
+    // Taken so the reporter cannot miss this wake between its check and its sleep.
+    std::lock_guard lock(report_mutex_);
+  }
+  report_wake_.notify_all();
+  if (poller_.joinable()) poller_.join();
+  std::vector<std::pair<Ptr, std::thread>> workers;
+  {
+    std::lock_guard lock(mutex_);
+    workers.swap(workers_);
+  }
+  for (auto& [e, w] : workers) w.join();
+  if (reporter_.joinable()) reporter_.join();
+}
+
+std::optional<model::AllocState> AllocRunner::state(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second->state;
+}
+
+std::vector<std::string> AllocRunner::lookup(std::string_view name) const {
+  if (!name.ends_with(".mill")) return {};
+  std::string id(name.substr(0, name.size() - 5));
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(id);
+  if (it == entries_.end() || it->second->state.status != AllocStatus::kRunning) return {};
+  return {it->second->alloc.ip};
+}
+
+// --- persistence -----------------------------------------------------------------
+
+void AllocRunner::persist(const Entry& e) {
+  json::object o{{"alloc", json::parse(model::encode(e.alloc))},
+                 {"state", json::parse(model::encode(e.state))},
+                 {"image_digest", e.image_digest},
+                 {"stop_reason", e.stop_reason}};
+  auto written =
+      write_file_atomic(record_path(options_.state_dir, e.alloc.id), model::serialize(o), 0600);
+  if (!written) log::warn("agent: cannot save " + e.alloc.id + ": " + written.error().message);
+}
+
+template <class F>
+void AllocRunner::update(const Ptr& entry, F change, bool save) {
+  model::AllocState copy;
+  {
+    std::lock_guard lock(mutex_);
+    change(*entry);
+    copy = entry->state;
+    if (save) persist(*entry);
+  }
+  queue_report(copy);
+}
+
+// After a restart: what we ran is in the state dir; what still runs, the runtime knows.
+void AllocRunner::adopt() {
+  std::map<std::string, Adopted> found;
+  for (auto& a : containers_.adopt()) found[a.id] = a;
+
+  std::vector<std::pair<Ptr, bool>> resume;  // entry, still running
+  if (DIR* d = ::opendir(options_.state_dir.c_str())) {
+    while (auto* ent = ::readdir(d)) {
+      std::string file = ent->d_name;
+      if (!file.ends_with(".json")) continue;
+      auto text = read_file(options_.state_dir + "/" + file);
+      if (!text) continue;
+      auto o = model::parse_object(*text, {"alloc", "state", "image_digest", "stop_reason"});
+      if (!o) continue;
+      auto alloc = model::decode_allocation(model::serialize(o->at("alloc")));
+      auto state = model::decode_alloc_state(model::serialize(o->at("state")));
+      if (!alloc || !state) continue;
+      auto e = std::make_shared<Entry>();
+      e->alloc = std::move(*alloc);
+      e->state = std::move(*state);
+      e->image_digest = model::get_string(*o, "image_digest", false).value_or("");
+      e->stop_reason = model::get_string(*o, "stop_reason", false).value_or("");
+      entries_[e->alloc.id] = e;
+      if (!model::is_terminal(e->state.status)) {
+        auto it = found.find(e->alloc.id);
+        resume.emplace_back(e, it != found.end() && it->second.running);
+      }
+      queue_report(e->state);
+    }
+    ::closedir(d);
+  }
+  // Containers nobody remembers (say, the state file never got written): remove.
+  for (const auto& [id, a] : found) {
+    if (!entries_.contains(id)) {
+      log::warn("agent: removing unknown container " + id);
+      if (a.running) (void)containers_.stop(id, std::chrono::milliseconds(0));
+      containers_.release(id, "");
+      containers_.forget(id);
+    }
+  }
+  for (auto& [e, running] : resume) {
+    if (running) {
+      log::info("agent: re-adopted " + e->alloc.id + " (pid " + std::to_string(e->state.pid) + ")");
+      spawn_worker(e, false);
+    } else if (e->state.status == AllocStatus::kRunning ||
+               e->state.status == AllocStatus::kStopping) {
+      // It ended while we were away: its shim recorded how.
+      std::optional<Exit> exit;
+      if (auto it = found.find(e->alloc.id); it != found.end()) exit = it->second.exit;
+      AllocStatus status = e->stop_reason == "killed"    ? AllocStatus::kKilled
+                           : e->stop_reason == "timeout" ? AllocStatus::kTimeout
+                           : exit                        ? AllocStatus::kExited
+                                                         : AllocStatus::kLost;
+      finish(e, status, exit, exit ? "" : "the container was gone after an agent restart");
+    } else {
+      finish(e, AllocStatus::kFailed, std::nullopt, "the agent restarted while it was starting");
+    }
+  }
+}
+
+// --- following the control plane -------------------------------------------------
+
+void AllocRunner::poll_loop() {
+  int64_t index = 0;
+  bool failing = false;
+  while (true) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;
+    }
+    auto desired = client_.allocations(node_, index, options_.poll_wait);
+    if (!desired) {
+      if (!failing) log::warn("agent: fetching allocations failed: " + desired.error().message);
+      failing = true;
+      std::unique_lock lock(mutex_);
+      changed_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
+      continue;
+    }
+    if (failing) log::info("agent: fetching allocations again");
+    failing = false;
+    index = desired->index;
+    containers_.set_registries(desired->registries);
+    reconcile(*desired);
+  }
+}
+
+void AllocRunner::reconcile(const DesiredAllocations& desired) {
+  std::vector<std::string> forget;
+  std::vector<std::pair<Ptr, bool>> start;
+  std::vector<Ptr> never_started;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    std::set<std::string> wanted;
+    for (const auto& item : desired.allocations) {
+      const auto& a = item.alloc;
+      wanted.insert(a.id);
+      auto it = entries_.find(a.id);
+      if (it != entries_.end()) {
+        Entry& e = *it->second;
+        e.alloc.desired = a.desired;
+        if (a.desired == model::DesiredState::kStop && !e.stop_requested &&
+            !model::is_terminal(e.state.status)) {
+          e.stop_requested = true;
+          changed_.notify_all();
+        }
+        continue;
+      }
+      auto e = std::make_shared<Entry>();
+      e->alloc = a;
+      e->state.id = a.id;
+      e->state.status = item.reported;
+      entries_[a.id] = e;
+      if (model::is_terminal(item.reported)) continue;  // it ran here before; nothing to do
+      if (item.reported != AllocStatus::kPending) {
+        // We reported it alive but have no record of it: it is gone.
+        never_started.push_back(e);
+        continue;
+      }
+      if (a.desired == model::DesiredState::kStop) {
+        e->stop_reason = "killed";
+        never_started.push_back(e);
+        continue;
+      }
+      start.emplace_back(e, true);
+    }
+    for (const auto& [id, e] : entries_) {
+      if (!wanted.contains(id) && model::is_terminal(e->state.status) && !e->worker_running) {
+        forget.push_back(id);
+      }
+    }
+    for (const auto& id : forget) entries_.erase(id);
+  }
+  for (const auto& id : forget) {
+    containers_.forget(id);
+    ::unlink(record_path(options_.state_dir, id).c_str());
+  }
+  for (auto& e : never_started) {
+    bool killed = e->stop_reason == "killed";
+    finish(e, killed ? AllocStatus::kKilled : AllocStatus::kLost, std::nullopt,
+           killed ? "stopped before it started" : "this node has no record of it");
+  }
+  for (auto& [e, s] : start) spawn_worker(e, s);
+}
+
+// --- one allocation ----------------------------------------------------------------
+
+void AllocRunner::spawn_worker(const Ptr& entry, bool start_it) {
+  std::vector<std::thread> done;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    // Join workers that have finished, so their threads don't pile up.
+    for (auto it = workers_.begin(); it != workers_.end();) {
+      if (it->first->worker_running) {
+        ++it;
+        continue;
+      }
+      done.push_back(std::move(it->second));
+      it = workers_.erase(it);
+    }
+    entry->worker_running = true;
+    workers_.emplace_back(entry, std::thread([this, entry, start_it] { run(entry, start_it); }));
+  }
+  for (auto& t : done) t.join();
+}
+
+void AllocRunner::run(const Ptr& entry, bool start_it) {
+  if (!start_it || start_container(entry)) supervise(entry);
+  std::lock_guard lock(mutex_);
+  entry->worker_running = false;
+}
+
+bool AllocRunner::start_container(const Ptr& entry) {
+  update(
+      entry, [](Entry& e) { e.state.status = AllocStatus::kPulling; }, false);
+  model::Allocation alloc;
+  {
+    std::lock_guard lock(mutex_);
+    alloc = entry->alloc;
+  }
+  auto started = containers_.start(alloc, [&] {
+    update(
+        entry, [](Entry& e) { e.state.status = AllocStatus::kStarting; }, false);
+  });
+  if (!started) {
+    log::warn("agent: " + alloc.id + " failed to start: " + started.error().message);
+    finish(entry, AllocStatus::kFailed, std::nullopt, started.error().message);
+    return false;
+  }
+  update(
+      entry,
+      [&](Entry& e) {
+        e.image_digest = started->image_digest;
+        e.state.status = AllocStatus::kRunning;
+        e.state.pid = started->pid;
+        e.state.started_at = clock_.now();
+        e.state.pull_duration = started->pull_duration;
+        e.state.start_duration = started->start_duration;
+      },
+      true);
+  return true;
+}
+
+void AllocRunner::supervise(const Ptr& entry) {
+  const std::string id = entry->alloc.id;
+  auto last_usage = std::chrono::steady_clock::now();
+  while (true) {
+    bool stop_requested;
+    std::optional<SystemTime> timeout_at;
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;  // leave it running: the next agent re-adopts it
+      stop_requested = entry->stop_requested;
+      if (entry->alloc.spec.timeout && entry->state.started_at) {
+        timeout_at = *entry->state.started_at + *entry->alloc.spec.timeout;
+      }
+    }
+    auto now = clock_.now();
+    bool timed_out = timeout_at && now >= *timeout_at;
+    if (stop_requested || timed_out) {
+      std::string reason = stop_requested ? "killed" : "timeout";
+      update(
+          entry,
+          [&](Entry& e) {
+            e.stop_reason = reason;
+            e.state.status = AllocStatus::kStopping;
+          },
+          true);
+      auto exit = containers_.stop(id, options_.grace);
+      std::optional<Exit> code;
+      if (exit) code = *exit;
+      finish(entry, stop_requested ? AllocStatus::kKilled : AllocStatus::kTimeout, code,
+             exit ? "" : exit.error().message);
+      return;
+    }
+    auto slice = kSlice;
+    if (timeout_at) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*timeout_at - now);
+      slice = std::clamp(left, std::chrono::milliseconds(1), kSlice);
+    }
+    auto exit = containers_.wait(id, slice);
+    if (exit) {
+      finish(entry, AllocStatus::kExited, *exit, "");
+      return;
+    }
+    if (exit.error().code != ErrorCode::kTimeout) {
+      finish(entry, AllocStatus::kLost, std::nullopt, exit.error().message);
+      return;
+    }
+    if (std::chrono::steady_clock::now() - last_usage >= options_.usage_interval) {
+      last_usage = std::chrono::steady_clock::now();
+      if (auto u = containers_.usage(id)) {
+        update(
+            entry,
+            [&](Entry& e) {
+              e.state.cpu_seconds = u->cpu_seconds;
+              e.state.memory_bytes = u->memory_bytes;
+            },
+            false);
+      }
+    }
+  }
+}
+
+void AllocRunner::finish(const Ptr& entry, AllocStatus status, std::optional<Exit> exit,
+                         std::string message) {
+  std::string digest;
+  {
+    std::lock_guard lock(mutex_);
+    digest = entry->image_digest;
+  }
+  // Release first: the end state tells the control plane the address is free.
+  containers_.release(entry->alloc.id, digest);
+  update(
+      entry,
+      [&](Entry& e) {
+        e.state.status = status;
+        e.state.finished_at = clock_.now();
+        if (exit) e.state.exit_code = exit->code;
+        if (!message.empty()) {
+          e.state.message = std::move(message);
+        } else if (exit) {
+          e.state.message = exit->signal ? "killed by signal " + std::to_string(exit->signal)
+                                         : "exited with code " + std::to_string(exit->code);
+        }
+      },
+      true);
+}
+
+// --- reports -------------------------------------------------------------------------
+
+void AllocRunner::queue_report(const model::AllocState& state) {
+  {
+    std::lock_guard lock(report_mutex_);
+    pending_reports_[state.id] = state;
+  }
+  report_wake_.notify_all();
+}
+
+void AllocRunner::report_loop() {
+  bool failing = false;
+  while (true) {
+    std::map<std::string, model::AllocState> batch;
+    {
+      std::unique_lock lock(report_mutex_);
+      report_wake_.wait(lock, [this] {
+        std::lock_guard inner(mutex_);
+        return stopping_ || !pending_reports_.empty();
+      });
+      batch.swap(pending_reports_);
+    }
+    bool stopping;
+    {
+      std::lock_guard lock(mutex_);
+      stopping = stopping_;
+    }
+    if (!batch.empty()) {
+      std::vector<model::AllocState> states;
+      for (auto& [id, s] : batch) states.push_back(std::move(s));
+      auto sent = client_.report(node_, states);
+      if (!sent) {
+        if (!failing) log::warn("agent: status report failed: " + sent.error().message);
+        failing = true;
+        std::unique_lock lock(report_mutex_);
+        // Keep them, unless a newer state for the same allocation was queued meanwhile.
+        for (auto& s : states) pending_reports_.try_emplace(s.id, std::move(s));
+        if (!stopping) {
+          report_wake_.wait_for(lock, std::chrono::seconds(1));
+          continue;
+        }
+      } else {
+        failing = false;
+      }
+    }
+    if (stopping) return;
+  }
+}
+
+}  // namespace mill::agent

@@ -1,0 +1,102 @@
+#pragma once
+
+// Runs this node's allocations (Nomad's alloc runner): follows the control plane's
+// desired allocations through the node protocol's blocking query, starts what is
+// new, stops what should stop or has run past its timeout, reports every status
+// change, and after a restart re-adopts containers that kept running (their shims
+// hold them) and reaps those that ended meanwhile.
+//
+// One worker thread per live allocation (start, then supervise), one thread for the
+// blocking query, one for reports. What must survive a restart (the allocation, its
+// state, why it was stopped) is kept in a small JSON file per allocation.
+//
+// Thread-safety: public methods may be called from any thread.
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/containers.h"
+#include "agent/node_client.h"
+#include "common/clock.h"
+#include "model/allocation.h"
+
+namespace mill::agent {
+
+struct RunnerOptions {
+  std::string state_dir;                           // one <id>.json per allocation
+  std::chrono::milliseconds grace{10000};          // SIGTERM to SIGKILL
+  std::chrono::milliseconds poll_wait{30000};      // blocking query length
+  std::chrono::milliseconds usage_interval{5000};  // usage reports of running allocations
+};
+
+class AllocRunner {
+ public:
+  AllocRunner(RunnerOptions options, Containers& containers, NodeClient& client,
+              const Clock& clock);
+  ~AllocRunner();
+
+  // Re-adopts what the state dir and the runtime know, then follows the control plane.
+  Result<void> start(const std::string& node_id);
+  // Stops following; containers keep running (the next start re-adopts them).
+  void stop();
+
+  // The allocation's last state as this node knows it; nullopt if unknown here.
+  std::optional<model::AllocState> state(const std::string& id) const;
+  // Addresses of running allocations with this DNS name ("<id>.mill").
+  std::vector<std::string> lookup(std::string_view name) const;
+
+ private:
+  struct Entry {
+    model::Allocation alloc;
+    model::AllocState state;
+    std::string image_digest;
+    std::string stop_reason;  // "", "killed" or "timeout": why we stopped it
+    bool stop_requested = false;
+    bool worker_running = false;
+  };
+  using Ptr = std::shared_ptr<Entry>;
+
+  void poll_loop();
+  void report_loop();
+  void reconcile(const DesiredAllocations& desired);
+  void spawn_worker(const Ptr& entry, bool start_it);
+  void run(const Ptr& entry, bool start_it);
+  bool start_container(const Ptr& entry);
+  void supervise(const Ptr& entry);
+  void finish(const Ptr& entry, model::AllocStatus status, std::optional<Exit> exit,
+              std::string message);
+  // Sets the status (and more via `change`), persists when it matters, reports.
+  template <class F>
+  void update(const Ptr& entry, F change, bool persist);
+  void persist(const Entry& entry);
+  void queue_report(const model::AllocState& state);
+  void adopt();
+
+  RunnerOptions options_;
+  Containers& containers_;
+  NodeClient& client_;
+  const Clock& clock_;
+  std::string node_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;  // entries' flags, stopping_
+  std::map<std::string, Ptr> entries_;
+  std::vector<std::pair<Ptr, std::thread>> workers_;  // joined once finished
+  bool stopping_ = false;
+
+  std::mutex report_mutex_;
+  std::condition_variable report_wake_;
+  std::map<std::string, model::AllocState> pending_reports_;
+
+  std::thread poller_;
+  std::thread reporter_;
+};
+
+}  // namespace mill::agent

@@ -1,0 +1,76 @@
+#pragma once
+
+// What the allocation runner needs from this node to run one container: pull its
+// image, give it a network and a root filesystem, start it under the OCI runtime,
+// watch and stop it, and clean up after it. ContainerHost (container_host.h) does it
+// for real; the runner's unit tests use a fake.
+//
+// Thread-safety: methods may be called concurrently for different ids; calls for one
+// id are serialised by the caller.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/node_client.h"
+#include "common/result.h"
+#include "model/allocation.h"
+
+namespace mill::agent {
+
+struct Started {
+  int pid = 0;
+  std::string image_digest;
+  std::chrono::milliseconds pull_duration{0};
+  std::chrono::milliseconds start_duration{0};
+};
+
+struct Exit {
+  int code = 0;    // 128 + signal when killed by a signal
+  int signal = 0;  // 0 when it exited by itself
+};
+
+struct Adopted {
+  std::string id;
+  int pid = 0;
+  bool running = false;
+  std::optional<Exit> exit;  // set when it ended while the agent was away
+};
+
+struct Usage {
+  double cpu_seconds = 0;
+  int64_t memory_bytes = 0;
+};
+
+class Containers {
+ public:
+  virtual ~Containers() = default;
+
+  // The registry logins the control plane sent with the latest allocations.
+  virtual void set_registries(std::map<std::string, RegistryLogin> registries) = 0;
+
+  // Pulls, wires the network, mounts the rootfs and starts the process; calls
+  // `starting` once the image is there (the allocation moves from pulling to
+  // starting). On failure nothing is left behind but the log dir.
+  virtual Result<Started> start(const model::Allocation& alloc,
+                                const std::function<void()>& starting) = 0;
+  // Blocks until the container ends (kTimeout if it still runs after `timeout`).
+  virtual Result<Exit> wait(const std::string& id, std::chrono::milliseconds timeout) = 0;
+  // SIGTERM (or the image's stop signal), `grace`, SIGKILL.
+  virtual Result<Exit> stop(const std::string& id, std::chrono::milliseconds grace) = 0;
+  virtual Result<Usage> usage(const std::string& id) = 0;
+  // After the end: removes the container, its rootfs mount, network and runtime state,
+  // and releases its image, keeping only its log. Idempotent.
+  virtual void release(const std::string& id, const std::string& image_digest) = 0;
+  // Removes the log too: the control plane has forgotten the allocation.
+  virtual void forget(const std::string& id) = 0;
+  // Containers found at start: running ones are re-adopted, ended ones reaped.
+  virtual std::vector<Adopted> adopt() = 0;
+  // Where the allocation's log lines are (runtime/log_reader.h reads them).
+  virtual std::string log_dir(const std::string& id) const = 0;
+};
+
+}  // namespace mill::agent

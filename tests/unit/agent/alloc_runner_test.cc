@@ -1,0 +1,281 @@
+// The allocation runner against a stateful fake of the node's containers and of the
+// control plane's node protocol: what it starts, stops, reports and re-adopts.
+
+#include "agent/alloc_runner.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+
+#include "support/temp_dir.h"
+
+namespace mill::agent {
+namespace {
+
+using namespace std::chrono_literals;
+using model::AllocStatus;
+
+// Containers that "run" until the test ends them or the runner stops them.
+class FakeContainers final : public Containers {
+ public:
+  void set_registries(std::map<std::string, RegistryLogin> r) override {
+    std::lock_guard lock(mu);
+    registries = std::move(r);
+  }
+  Result<Started> start(const model::Allocation& a,
+                        const std::function<void()>& starting) override {
+    starting();
+    std::lock_guard lock(mu);
+    started.push_back(a.id);
+    if (fail_start) return make_error(ErrorCode::kNotFound, "pull x: manifest unknown");
+    running[a.id] = std::nullopt;
+    return Started{4000 + static_cast<int>(started.size()), "sha256:abc", 7ms, 40ms};
+  }
+  Result<Exit> wait(const std::string& id, std::chrono::milliseconds timeout) override {
+    std::unique_lock lock(mu);
+    if (!running.contains(id)) return make_error(ErrorCode::kNotFound, "no container " + id);
+    if (!cv.wait_for(lock, timeout, [&] { return running[id].has_value(); })) {
+      return make_error(ErrorCode::kTimeout, "still running");
+    }
+    return *running[id];
+  }
+  Result<Exit> stop(const std::string& id, std::chrono::milliseconds) override {
+    std::lock_guard lock(mu);
+    stopped.push_back(id);
+    running[id] = Exit{143, 0};
+    cv.notify_all();
+    return Exit{143, 0};
+  }
+  Result<Usage> usage(const std::string&) override { return Usage{1.5, 1 << 20}; }
+  void release(const std::string& id, const std::string&) override {
+    std::lock_guard lock(mu);
+    released.insert(id);
+    running.erase(id);
+  }
+  void forget(const std::string& id) override {
+    std::lock_guard lock(mu);
+    forgotten.insert(id);
+  }
+  std::vector<Adopted> adopt() override {
+    std::lock_guard lock(mu);
+    return adoptable;
+  }
+  std::string log_dir(const std::string& id) const override { return "/nonexistent/" + id; }
+
+  void exit(const std::string& id, int code) {
+    std::lock_guard lock(mu);
+    running[id] = Exit{code, 0};
+    cv.notify_all();
+  }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, std::optional<Exit>> running;
+  std::vector<std::string> started, stopped;
+  std::set<std::string> released, forgotten;
+  std::vector<Adopted> adoptable;
+  std::map<std::string, RegistryLogin> registries;
+  bool fail_start = false;
+};
+
+// The control plane's side of the node protocol, held by the test.
+class FakeControlPlane final : public NodeClient {
+ public:
+  Result<RegisterResponse> register_node(const RegisterRequest&) override {
+    return RegisterResponse{"node-1"};
+  }
+  Result<void> heartbeat(const std::string&, const model::Resources&) override { return {}; }
+  Result<DesiredAllocations> allocations(const std::string&, int64_t index,
+                                         std::chrono::milliseconds wait) override {
+    std::unique_lock lock(mu);
+    cv.wait_for(lock, std::min<std::chrono::milliseconds>(wait, 100ms),
+                [&] { return desired.index > index; });
+    return desired;
+  }
+  Result<void> report(const std::string&, const std::vector<model::AllocState>& states) override {
+    std::lock_guard lock(mu);
+    for (const auto& s : states) {
+      reports.push_back(s);
+      last[s.id] = s;
+    }
+    cv.notify_all();
+    return {};
+  }
+
+  void set(std::vector<DesiredAllocations::Item> items) {
+    std::lock_guard lock(mu);
+    desired.allocations = std::move(items);
+    ++desired.index;
+    cv.notify_all();
+  }
+  // Waits until `id` was last reported with `status`.
+  bool wait_status(const std::string& id, AllocStatus status, std::chrono::milliseconds t = 5s) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, t, [&] { return last.contains(id) && last[id].status == status; });
+  }
+  model::AllocState last_of(const std::string& id) {
+    std::lock_guard lock(mu);
+    return last[id];
+  }
+  std::vector<AllocStatus> statuses_of(const std::string& id) {
+    std::lock_guard lock(mu);
+    std::vector<AllocStatus> out;
+    for (const auto& r : reports) {
+      if (r.id == id && (out.empty() || out.back() != r.status)) out.push_back(r.status);
+    }
+    return out;
+  }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  DesiredAllocations desired;
+  std::vector<model::AllocState> reports;
+  std::map<std::string, model::AllocState> last;
+};
+
+DesiredAllocations::Item item(std::string id, std::optional<std::chrono::milliseconds> timeout = {},
+                              model::DesiredState desired = model::DesiredState::kRun,
+                              AllocStatus reported = AllocStatus::kPending) {
+  DesiredAllocations::Item it;
+  it.alloc.id = std::move(id);
+  it.alloc.kind = "task";
+  it.alloc.node = "node-1";
+  it.alloc.ip = "10.99.1.2";
+  it.alloc.spec.image = "127.0.0.1:5000/probe:v1";
+  it.alloc.spec.cpu = 0.1;
+  it.alloc.spec.memory = 64 << 20;
+  it.alloc.spec.timeout = timeout;
+  it.alloc.desired = desired;
+  it.reported = reported;
+  return it;
+}
+
+class AllocRunnerTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<AllocRunner> make_runner() {
+    RunnerOptions o;
+    o.state_dir = dir.file("allocs");
+    o.grace = 100ms;
+    o.poll_wait = 100ms;
+    o.usage_interval = 50ms;
+    auto r = std::make_unique<AllocRunner>(o, containers, cp, clock);
+    EXPECT_TRUE(r->start("node-1").has_value());
+    return r;
+  }
+
+  mill::testing::TempDir dir;
+  SystemClock clock;
+  FakeContainers containers;
+  FakeControlPlane cp;
+};
+
+TEST_F(AllocRunnerTest, StartsReportsAndFinishesAnExitedTask) {
+  auto runner = make_runner();
+  cp.set({item("task-a1")});
+  ASSERT_TRUE(cp.wait_status("task-a1", AllocStatus::kRunning));
+  auto running = cp.last_of("task-a1");
+  EXPECT_EQ(running.pid, 4001);
+  EXPECT_EQ(running.pull_duration, 7ms);
+  EXPECT_EQ(running.start_duration, 40ms);
+  EXPECT_TRUE(running.started_at.has_value());
+  EXPECT_EQ(runner->lookup("task-a1.mill"), std::vector<std::string>{"10.99.1.2"});
+  EXPECT_TRUE(runner->lookup("task-zz.mill").empty());
+  // Usage arrives with later reports.
+  ASSERT_TRUE(cp.wait_status("task-a1", AllocStatus::kRunning));
+  containers.exit("task-a1", 3);
+  ASSERT_TRUE(cp.wait_status("task-a1", AllocStatus::kExited));
+  auto ended = cp.last_of("task-a1");
+  EXPECT_EQ(ended.exit_code, 3);
+  EXPECT_TRUE(ended.finished_at.has_value());
+  EXPECT_TRUE(containers.released.contains("task-a1"));
+  // Reports coalesce (a newer state replaces one not yet sent), but never go back.
+  auto seen = cp.statuses_of("task-a1");
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_EQ(seen[seen.size() - 2], AllocStatus::kRunning);
+  EXPECT_EQ(seen.back(), AllocStatus::kExited);
+  EXPECT_TRUE(runner->lookup("task-a1.mill").empty());
+}
+
+TEST_F(AllocRunnerTest, TimeoutStopsTheTask) {
+  auto runner = make_runner();
+  cp.set({item("task-t1", 300ms)});
+  ASSERT_TRUE(cp.wait_status("task-t1", AllocStatus::kRunning));
+  auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(cp.wait_status("task-t1", AllocStatus::kTimeout));
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 200ms);
+  EXPECT_EQ(containers.stopped, std::vector<std::string>{"task-t1"});
+  EXPECT_EQ(cp.last_of("task-t1").exit_code, 143);
+}
+
+TEST_F(AllocRunnerTest, DesiredStopKillsIt) {
+  auto runner = make_runner();
+  cp.set({item("task-k1")});
+  ASSERT_TRUE(cp.wait_status("task-k1", AllocStatus::kRunning));
+  cp.set({item("task-k1", {}, model::DesiredState::kStop)});
+  ASSERT_TRUE(cp.wait_status("task-k1", AllocStatus::kKilled));
+  EXPECT_EQ(containers.stopped, std::vector<std::string>{"task-k1"});
+}
+
+TEST_F(AllocRunnerTest, FailedStartIsReportedWithTheReason) {
+  containers.fail_start = true;
+  auto runner = make_runner();
+  cp.set({item("task-f1")});
+  ASSERT_TRUE(cp.wait_status("task-f1", AllocStatus::kFailed));
+  EXPECT_NE(cp.last_of("task-f1").message.find("manifest unknown"), std::string::npos);
+}
+
+TEST_F(AllocRunnerTest, ReadoptsRunningContainersAfterARestart) {
+  {
+    auto runner = make_runner();
+    cp.set({item("task-r1")});
+    ASSERT_TRUE(cp.wait_status("task-r1", AllocStatus::kRunning));
+    runner->stop();  // the agent goes away; the container does not
+  }
+  EXPECT_TRUE(containers.stopped.empty());
+  containers.adoptable = {{"task-r1", 4001, true, std::nullopt}};
+  auto again = make_runner();
+  // Not started a second time, still supervised: its exit is noticed.
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(containers.started.size(), 1u);
+  containers.exit("task-r1", 0);
+  ASSERT_TRUE(cp.wait_status("task-r1", AllocStatus::kExited));
+  EXPECT_EQ(cp.last_of("task-r1").pid, 4001);
+}
+
+TEST_F(AllocRunnerTest, ReapsContainersThatEndedWhileAway) {
+  {
+    auto runner = make_runner();
+    cp.set({item("task-w1")});
+    ASSERT_TRUE(cp.wait_status("task-w1", AllocStatus::kRunning));
+    runner->stop();
+  }
+  containers.adoptable = {{"task-w1", 0, false, Exit{7, 0}}};
+  auto again = make_runner();
+  ASSERT_TRUE(cp.wait_status("task-w1", AllocStatus::kExited));
+  EXPECT_EQ(cp.last_of("task-w1").exit_code, 7);
+  EXPECT_EQ(containers.started.size(), 1u);
+}
+
+TEST_F(AllocRunnerTest, NeverRestartsWhatRanBeforeAndForgetsRemovedOnes) {
+  auto runner = make_runner();
+  cp.set({item("task-old", {}, model::DesiredState::kRun, AllocStatus::kExited),
+          item("task-gone", {}, model::DesiredState::kRun, AllocStatus::kRunning),
+          item("task-new")});
+  ASSERT_TRUE(cp.wait_status("task-new", AllocStatus::kRunning));
+  ASSERT_TRUE(cp.wait_status("task-gone", AllocStatus::kLost));
+  EXPECT_EQ(containers.started, std::vector<std::string>{"task-new"});
+  containers.exit("task-new", 0);
+  ASSERT_TRUE(cp.wait_status("task-new", AllocStatus::kExited));
+  cp.set({});  // the control plane forgot them all (retention)
+  for (int i = 0; i < 100 && containers.forgotten.size() < 3; ++i)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(containers.forgotten, (std::set<std::string>{"task-old", "task-gone", "task-new"}));
+}
+
+}  // namespace
+}  // namespace mill::agent
