@@ -14,7 +14,7 @@ packages=(
   runc crun tini iproute2 nftables iptables
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev sqlite3 curl wrk prometheus procps
-  docker-registry apache2-utils umoci skopeo busybox-static dnsutils
+  docker-registry apache2-utils openssl umoci skopeo busybox-static dnsutils
 )
 
 missing=()

@@ -1,15 +1,22 @@
 #include "net/http_client.h"
 
+#include <openssl/ssl.h>
+
 #include <boost/asio/connect.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <exception>
 
 namespace mill::net {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
 const std::string* ClientResponse::header(std::string_view name) const {
@@ -21,69 +28,172 @@ const std::string* ClientResponse::header(std::string_view name) const {
 
 std::string normalize_address(std::string_view address) {
   if (address.starts_with("http://")) address.remove_prefix(7);
+  if (address.starts_with("https://")) address.remove_prefix(8);
   while (address.ends_with("/")) address.remove_suffix(1);
   return std::string(address);
 }
 
-Result<ClientResponse> http_request(const std::string& address, const ClientRequest& request) {
+namespace {
+
+constexpr size_t kChunkBytes = 64 * 1024;
+
+// Runs one asynchronous operation to completion on `io` (the stream's deadline, set
+// by the caller, bounds it) and returns its error code.
+template <class Start>
+beast::error_code run(asio::io_context& io, Start&& start) {
+  beast::error_code out;
+  start([&out](beast::error_code ec, auto&&...) { out = ec; });
+  io.restart();
+  io.run();
+  return out;
+}
+
+Unexpected io_error(const beast::error_code& ec, const std::string& addr) {
+  if (ec == beast::error::timeout) {
+    return make_error(ErrorCode::kTimeout, "no answer from " + addr + " in time");
+  }
+  return make_error(ErrorCode::kUnavailable, "cannot reach " + addr + ": " + ec.message());
+}
+
+// Sends the request on an open stream and reads the answer: headers first, then the
+// body in pieces, to the sink (2xx with a sink) or into memory.
+template <class Stream>
+Result<ClientResponse> exchange(asio::io_context& io, Stream& stream, beast::tcp_stream& tcp,
+                                http::request<http::string_body>& req, const ClientRequest& request,
+                                const std::string& addr) {
+  if (auto ec = run(io, [&](auto h) { http::async_write(stream, req, std::move(h)); })) {
+    return io_error(ec, addr);
+  }
+  beast::flat_buffer buffer;
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(boost::none);  // limited below, where we know where the body goes
+  if (req.method() == http::verb::head) parser.skip(true);
+  if (auto ec =
+          run(io, [&](auto h) { http::async_read_header(stream, buffer, parser, std::move(h)); })) {
+    return io_error(ec, addr);
+  }
+  ClientResponse out;
+  out.status = static_cast<int>(parser.get().result_int());
+  for (const auto& field : parser.get()) {
+    out.headers.push_back({std::string(field.name_string()), std::string(field.value())});
+  }
+  const bool to_sink = request.body_sink && out.status / 100 == 2;
+  std::vector<char> chunk(kChunkBytes);
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    if (to_sink) tcp.expires_after(request.timeout);
+    auto ec = run(io, [&](auto h) { http::async_read(stream, buffer, parser, std::move(h)); });
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) return io_error(ec, addr);
+    size_t n = chunk.size() - parser.get().body().size;
+    if (n == 0) continue;
+    if (to_sink) {
+      MILL_TRY(request.body_sink(std::string_view(chunk.data(), n)));
+    } else {
+      if (out.body.size() + n > request.max_body_bytes) {
+        return make_error(ErrorCode::kTooLarge, "response from " + addr + " is larger than " +
+                                                    std::to_string(request.max_body_bytes) +
+                                                    " bytes");
+      }
+      out.body.append(chunk.data(), n);
+    }
+  }
+  return out;
+}
+
+bool is_ip_literal(const std::string& host) {
+  beast::error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+Result<ClientResponse> request_impl(const std::string& address, const ClientRequest& request) {
+  const bool tls = request.tls || address.starts_with("https://");
   std::string addr = normalize_address(address);
   HostPort hp;
-  if (!parse_host_port(addr, hp) || hp.host.empty()) {
+  if (!parse_host_port(addr, hp)) {
+    // No port: the scheme's default.
+    if (!parse_host_port(addr + (tls ? ":443" : ":80"), hp)) hp.host.clear();
+  }
+  if (hp.host.empty()) {
     return make_error(ErrorCode::kInvalidArgument, "address '" + address + "' is not host:port");
   }
+  const uint16_t default_port = tls ? 443 : 80;
+  std::string host_header = hp.host.find(':') != std::string::npos ? "[" + hp.host + "]" : hp.host;
+  if (hp.port != default_port) host_header += ":" + std::to_string(hp.port);
+
   asio::io_context io;
-  beast::tcp_stream stream(io);
   beast::error_code ec;
   tcp::resolver resolver(io);
   auto endpoints = resolver.resolve(hp.host, std::to_string(hp.port), ec);
-  if (ec)
+  if (ec) {
     return make_error(ErrorCode::kUnavailable, "cannot resolve " + hp.host + ": " + ec.message());
+  }
 
-  // Run each step asynchronously with the stream's deadline, so a server that
-  // accepts but never answers cannot hang the caller.
-  stream.expires_after(request.timeout);
-  ClientResponse out;
   http::request<http::string_body> req{http::string_to_verb(request.method), request.target, 11};
-  req.set(http::field::host, addr);
+  if (req.method() == http::verb::unknown) req.method_string(request.method);
+  req.set(http::field::host, host_header);
   req.set(http::field::user_agent, "mill");
   for (const auto& h : request.headers) req.set(h.name, h.value);
   if (!request.content_type.empty()) req.set(http::field::content_type, request.content_type);
   req.body() = request.body;
-  if (req.method() == http::verb::unknown) req.method_string(request.method);
   req.prepare_payload();
 
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(256ull * 1024 * 1024);
-  beast::error_code result;
-  stream.async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) {
-    if (e) {
-      result = e;
-      return;
+  // Each step runs asynchronously under the stream's deadline, so a server that
+  // accepts but never answers cannot hang the caller.
+  if (!tls) {
+    beast::tcp_stream stream(io);
+    stream.expires_after(request.timeout);
+    if (auto e = run(io, [&](auto h) { stream.async_connect(endpoints, std::move(h)); })) {
+      return io_error(e, addr);
     }
-    http::async_write(stream, req, [&](beast::error_code e2, size_t) {
-      if (e2) {
-        result = e2;
-        return;
-      }
-      http::async_read(stream, buffer, parser, [&](beast::error_code e3, size_t) { result = e3; });
-    });
-  });
-  io.run();
-  if (result == beast::error::timeout) {
-    return make_error(ErrorCode::kTimeout, "no answer from " + addr + " in time");
+    auto out = exchange(io, stream, stream, req, request, addr);
+    stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+    return out;
   }
-  if (result) {
-    return make_error(ErrorCode::kUnavailable, "cannot reach " + addr + ": " + result.message());
+
+  ssl::context ctx(ssl::context::tls_client);
+  ctx.set_default_verify_paths(ec);
+  if (!request.ca_file.empty()) {
+    ctx.load_verify_file(request.ca_file, ec);
+    if (ec) {
+      return make_error(ErrorCode::kIo,
+                        "cannot load CA file " + request.ca_file + ": " + ec.message());
+    }
   }
-  auto& res = parser.get();
-  out.status = static_cast<int>(res.result_int());
-  for (const auto& field : res) {
-    out.headers.push_back({std::string(field.name_string()), std::string(field.value())});
+  ctx.set_verify_mode(ssl::verify_peer);
+  ssl::stream<beast::tcp_stream> stream(io, ctx);
+  // SNI carries names only, never IP literals (RFC 6066).
+  if (!is_ip_literal(hp.host)) SSL_set_tlsext_host_name(stream.native_handle(), hp.host.c_str());
+  stream.set_verify_callback(ssl::host_name_verification(hp.host));
+  auto& tcp_layer = beast::get_lowest_layer(stream);
+  tcp_layer.expires_after(request.timeout);
+  if (auto e = run(io, [&](auto h) { tcp_layer.async_connect(endpoints, std::move(h)); })) {
+    return io_error(e, addr);
   }
-  out.body = std::move(res.body());
-  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+  if (auto e = run(
+          io, [&](auto h) { stream.async_handshake(ssl::stream_base::client, std::move(h)); })) {
+    if (e == beast::error::timeout) return io_error(e, addr);
+    return make_error(ErrorCode::kUnavailable,
+                      "TLS handshake with " + addr + " failed: " + e.message());
+  }
+  auto out = exchange(io, stream, tcp_layer, req, request, addr);
+  // No TLS close_notify: the response is complete (or failed) either way, and a peer
+  // that never answers the shutdown must not hold us.
+  tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ec);
   return out;
+}
+
+}  // namespace
+
+Result<ClientResponse> http_request(const std::string& address, const ClientRequest& request) {
+  try {
+    return request_impl(address, request);
+  } catch (const std::exception& e) {
+    // Asio and OpenSSL setup failures (out of memory, broken SSL library) throw.
+    return make_error(ErrorCode::kInternal, std::string("http client: ") + e.what());
+  }
 }
 
 }  // namespace mill::net

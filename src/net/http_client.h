@@ -1,10 +1,14 @@
 #pragma once
 
-// A small synchronous HTTP/1.1 client for the CLI, the agent's node protocol and
-// tests. One connection per call; plain HTTP (TLS joins with the registry client).
+// A small synchronous HTTP/1.1 client for the CLI, the agent's node protocol, the
+// registry client and tests. One connection per call. HTTPS verifies the peer's
+// certificate chain (system CAs plus an optional extra CA file) and its host name.
+// Redirects are never followed here: the caller sees the 3xx and decides.
 
 #include <chrono>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -12,13 +16,26 @@
 
 namespace mill::net {
 
+// Receives a response body piece by piece, in order. An error stops the transfer and
+// becomes the result of http_request.
+using BodySink = std::function<Result<void>(std::string_view chunk)>;
+
 struct ClientRequest {
   std::string method = "GET";
   std::string target = "/";
   std::vector<Header> headers;
   std::string body;
   std::string content_type;  // sets Content-Type when non-empty
+  // Deadline for connecting, sending and receiving the headers; with a body_sink,
+  // also the longest wait for each further piece of the body (so a large download
+  // that keeps moving is never cut off).
   std::chrono::milliseconds timeout{10000};
+  bool tls = false;     // HTTPS (also implied by an "https://" address)
+  std::string ca_file;  // PEM file of CAs trusted besides the system's (tests)
+  // When set, a 2xx response's body goes here instead of into ClientResponse::body.
+  // Other statuses' bodies are still collected in memory (error documents are small).
+  BodySink body_sink;
+  size_t max_body_bytes = 256ull * 1024 * 1024;  // in-memory body limit: kTooLarge
 };
 
 struct ClientResponse {
@@ -28,11 +45,13 @@ struct ClientResponse {
   const std::string* header(std::string_view name) const;
 };
 
-// address: "host:port" or "http://host:port". kUnavailable when the server cannot be
-// reached, kTimeout when it does not answer in time.
+// address: "host:port", "http://host:port" or "https://host:port". kUnavailable when
+// the server cannot be reached (or its certificate is not trusted), kTimeout when it
+// does not answer in time, kTooLarge when an in-memory body passes max_body_bytes.
 Result<ClientResponse> http_request(const std::string& address, const ClientRequest& request);
 
-// Strips "http://" and a trailing "/" so "http://127.0.0.1:4400/" -> "127.0.0.1:4400".
+// Strips "http://" or "https://" and a trailing "/": "http://127.0.0.1:4400/" ->
+// "127.0.0.1:4400".
 std::string normalize_address(std::string_view address);
 
 }  // namespace mill::net
