@@ -18,6 +18,11 @@ std::string Agent::node_id() const {
   return node_id_;
 }
 
+RegisterResponse Agent::registration() const {
+  std::lock_guard lock(mutex_);
+  return registration_;
+}
+
 Result<std::string> Agent::register_now() {
   RegisterRequest req;
   if (auto kept = read_file(options_.node_id_path)) req.id = trim(*kept);
@@ -31,6 +36,7 @@ Result<std::string> Agent::register_now() {
   std::lock_guard lock(mutex_);
   node_id_ = res.id;
   interval_ = res.heartbeat_interval;
+  registration_ = res;
   return res.id;
 }
 

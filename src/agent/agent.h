@@ -34,6 +34,8 @@ class Agent {
   void stop();
 
   std::string node_id() const;
+  // What the last registration answered (the node's subnet, the cluster network).
+  RegisterResponse registration() const;
 
  private:
   void loop();
@@ -44,6 +46,7 @@ class Agent {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::string node_id_;
+  RegisterResponse registration_;
   std::chrono::milliseconds interval_{5000};
   bool stopping_ = false;
   std::thread thread_;

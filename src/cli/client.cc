@@ -67,15 +67,9 @@ ClientConfig load_client_config() {
   return c;
 }
 
-Result<std::string> call_api(const ClientConfig& config, const std::string& method,
-                             const std::string& target, const std::string& body,
-                             std::chrono::milliseconds timeout) {
-  net::ClientRequest req;
-  req.timeout = timeout;
-  req.method = method;
-  req.target = target;
-  req.body = body;
-  if (!body.empty()) req.content_type = "application/json";
+namespace {
+
+Result<std::string> send(const ClientConfig& config, net::ClientRequest req) {
   req.headers.push_back({"Authorization", "Bearer " + config.token});
   auto res = net::http_request(config.address, req);
   if (!res) {
@@ -96,6 +90,30 @@ Result<std::string> call_api(const ClientConfig& config, const std::string& meth
                                                        client_config_path() + ").");
   }
   return make_error(ErrorCode::kInvalidArgument, message);
+}
+
+}  // namespace
+
+Result<std::string> call_api(const ClientConfig& config, const std::string& method,
+                             const std::string& target, const std::string& body,
+                             std::chrono::milliseconds timeout) {
+  net::ClientRequest req;
+  req.timeout = timeout;
+  req.method = method;
+  req.target = target;
+  req.body = body;
+  if (!body.empty()) req.content_type = "application/json";
+  return send(config, std::move(req));
+}
+
+Result<void> call_api_stream(const ClientConfig& config, const std::string& target,
+                             net::BodySink sink, std::chrono::milliseconds idle_timeout) {
+  net::ClientRequest req;
+  req.target = target;
+  req.timeout = idle_timeout;
+  req.body_sink = std::move(sink);
+  MILL_TRY(send(config, std::move(req)));
+  return {};
 }
 
 Result<boost::json::value> call_api_json(const ClientConfig& config, const std::string& method,

@@ -35,6 +35,11 @@ Result<boost::json::value> call_api_json(const ClientConfig& config, const std::
                                          const std::string& target, const std::string& body = {},
                                          std::chrono::milliseconds timeout = kApiTimeout);
 
+// GET whose 2xx body is handed to `sink` as it arrives (SSE streams); the call ends
+// when the server ends the body. idle_timeout bounds the wait for each piece.
+Result<void> call_api_stream(const ClientConfig& config, const std::string& target,
+                             net::BodySink sink, std::chrono::milliseconds idle_timeout);
+
 // Prints "mill: <message>" to stderr and returns 1, for `return fail(...)`.
 int fail(const std::string& message);
 
