@@ -1,5 +1,6 @@
 #include "network/firewall.h"
 
+#include "common/files.h"
 #include "common/log.h"
 #include "network/command.h"
 
@@ -15,6 +16,15 @@ Result<void> run_nft(const std::string& script) {
   auto r = MILL_TRY(run_command({"nft", "-f", "-"}, script));
   if (r.exit_code != 0) return make_error(ErrorCode::kIo, "nft failed: " + r.output);
   return {};
+}
+
+// Whether an iptables filter table exists, in either backend: only then can a FORWARD
+// policy drop our traffic, and only then do we add rules (adding them would create it).
+bool iptables_filter_exists() {
+  auto nft = run_command({"nft", "list", "table", "ip", "filter"});
+  if (nft && nft->exit_code == 0) return true;
+  auto legacy = read_file("/proc/net/ip_tables_names");
+  return legacy && ("\n" + *legacy).find("\nfilter\n") != std::string::npos;
 }
 
 bool iptables_rule_present(const char* dir, const std::string& bridge) {
@@ -60,6 +70,7 @@ std::string nft_delete_script(const std::string& bridge) {
 
 Result<void> install_firewall(const FirewallSpec& spec) {
   MILL_TRY(run_nft(nft_ruleset(spec)));
+  if (!iptables_filter_exists()) return {};
   for (const char* dir : {"-i", "-o"}) {
     if (iptables_rule_present(dir, spec.bridge)) continue;
     auto r = run_command(iptables_rule("-I", dir, spec.bridge));
@@ -74,6 +85,7 @@ Result<void> install_firewall(const FirewallSpec& spec) {
 
 Result<void> remove_firewall(const std::string& bridge) {
   MILL_TRY(run_nft(nft_delete_script(bridge)));
+  if (!iptables_filter_exists()) return {};
   for (const char* dir : {"-i", "-o"}) {
     // -D removes one copy; loop in case a crash between -C and -I ever left two.
     for (int i = 0; i < 8 && iptables_rule_present(dir, bridge); ++i) {

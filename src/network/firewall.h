@@ -7,8 +7,10 @@
 //   1. an nftables table of our own, `ip mill_<bridge>`: forward accept for traffic in
 //      or out of the bridge, and masquerade for the node's /24 leaving by another
 //      interface to anything outside the cluster network;
-//   2. `iptables -I FORWARD -i/-o <bridge> -j ACCEPT` (iptables-nft or legacy,
-//      whichever `iptables` is), so a FORWARD policy of DROP does not drop us.
+//   2. when an iptables filter table exists (nft `ip filter`, or the legacy one):
+//      `iptables -I FORWARD -i/-o <bridge> -j ACCEPT`, so a FORWARD policy of DROP
+//      (Docker sets one) does not drop us. Without that table nothing needs them, and
+//      adding them would create it. Docker started after setup() means setup() again.
 // Internal to src/network.
 
 #include <string>
@@ -33,8 +35,7 @@ std::string nft_ruleset(const FirewallSpec& spec);
 // The nft script that deletes our table, and succeeds when it is already gone.
 std::string nft_delete_script(const std::string& bridge);
 
-// Applies both layers. The iptables layer is best effort (warned, not failed): a host
-// without iptables has no FORWARD policy to get past.
+// Applies both layers. The iptables layer is best effort (warned, not failed).
 Result<void> install_firewall(const FirewallSpec& spec);
 // Removes both layers; missing pieces are fine.
 Result<void> remove_firewall(const std::string& bridge);

@@ -218,9 +218,9 @@ Result<void> NetlinkSocket::create_veth(const std::string& host_name, int master
   req.attr_str(IFLA_INFO_KIND, "veth");
   size_t data = req.nest_begin(IFLA_INFO_DATA);
   size_t peer = req.nest_begin(VETH_INFO_PEER);
+  // The peer cannot be brought up in this request: veth_open() fails with ENOTCONN
+  // until both halves exist. The caller sets it up from inside the netns.
   ifinfomsg peer_ifi{};
-  peer_ifi.ifi_flags = IFF_UP;
-  peer_ifi.ifi_change = IFF_UP;
   req.fixed(peer_ifi);
   req.attr_str(IFLA_IFNAME, peer_name);
   req.attr_u32(IFLA_NET_NS_FD, static_cast<uint32_t>(netns_fd));

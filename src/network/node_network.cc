@@ -118,6 +118,7 @@ std::string NodeNetwork::netns_path(const std::string& id) const {
 Result<void> NodeNetwork::configure_inside(NetlinkSocket& inside, uint32_t ip) {
   MILL_TRY(inside.set_up(1));  // lo is always ifindex 1 in a new netns
   int eth0 = MILL_TRY(inside.link_index("eth0"));
+  MILL_TRY(inside.set_up(eth0));
   MILL_TRY(inside.add_address(eth0, ip, node_.prefix));
   MILL_TRY(inside.add_default_route(eth0, node_.addr + 1));
   return {};
