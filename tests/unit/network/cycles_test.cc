@@ -1,4 +1,5 @@
 // 200 attach/detach cycles leave nothing behind: no veth, no netns file, no mount.
+// Counts only this test's pieces, so tests running in parallel do not disturb it.
 // Also reports attach latency (p50/p90), the budget being a few milliseconds.
 
 #include <algorithm>
@@ -26,18 +27,27 @@ size_t count_entries(const std::string& dir) {
   return n;
 }
 
-size_t count_mounts() {
+// Mounts at or under `dir` (other tests may mount and unmount elsewhere meanwhile).
+size_t count_mounts_under(const std::string& dir) {
   std::ifstream in("/proc/self/mountinfo");
   std::string line;
   size_t n = 0;
-  while (std::getline(in, line)) ++n;
+  while (std::getline(in, line)) {
+    if (line.find(" " + dir + " ") != std::string::npos ||
+        line.find(" " + dir + "/") != std::string::npos) {
+      ++n;
+    }
+  }
   return n;
 }
 
 TEST_F(NetFixture, TwoHundredCyclesLeaveNothingBehind) {
   setup_network();
-  size_t links = count_entries("/sys/class/net");
-  size_t mounts = count_mounts();
+  // Only this test's pieces are counted: parallel tests make and remove their own.
+  std::string ports = "/sys/class/net/" + bridge_ + "/brif";
+  ASSERT_EQ(count_entries(ports), 0u);
+  size_t mounts = count_mounts_under(options_.netns_dir);
+  EXPECT_EQ(mounts, 1u) << "just the netns dir's own bind mount";
   std::vector<double> attach_ms;
   for (int i = 0; i < 200; ++i) {
     std::string id = "cycle-" + std::to_string(i);
@@ -49,9 +59,13 @@ TEST_F(NetFixture, TwoHundredCyclesLeaveNothingBehind) {
     ASSERT_TRUE(ep) << id << ": " << ep.error().to_string();
     ASSERT_TRUE(network_->detach(id));
   }
-  EXPECT_EQ(count_entries("/sys/class/net"), links) << "veths left";
+  EXPECT_EQ(count_entries(ports), 0u) << "veths left on the bridge";
+  for (int i = 0; i < 200; ++i) {
+    std::string veth = network_->host_veth_name("cycle-" + std::to_string(i));
+    ASSERT_FALSE(std::filesystem::exists("/sys/class/net/" + veth)) << veth << " left";
+  }
   EXPECT_EQ(count_entries(options_.netns_dir), 0u) << "netns files left";
-  EXPECT_EQ(count_mounts(), mounts) << "mounts left";
+  EXPECT_EQ(count_mounts_under(options_.netns_dir), mounts) << "mounts left";
   std::sort(attach_ms.begin(), attach_ms.end());
   std::printf("attach latency over 200 cycles: p50 %.2f ms, p90 %.2f ms, max %.2f ms\n",
               attach_ms[100], attach_ms[180], attach_ms.back());

@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -56,9 +57,15 @@ class NetFixture : public ::testing::Test {
       if (routes.find("10." + std::to_string(o) + ".") != std::string::npos) continue;
       std::string lock = "/tmp/mill-network-test-10." + std::to_string(o) + ".lock";
       int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-      if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      // TearDown unlinks the lock file: a lock taken on an inode that is no longer
+      // at the path is stale, so check that it still is.
+      struct stat held {};
+      struct stat now {};
+      if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::fstat(fd, &held) == 0 &&
+          ::stat(lock.c_str(), &now) == 0 && held.st_ino == now.st_ino) {
         octet_ = o;
         lock_fd_ = fd;
+        lock_path_ = lock;
       } else if (fd >= 0) {
         ::close(fd);
       }
@@ -89,7 +96,10 @@ class NetFixture : public ::testing::Test {
       sh("while iptables -w 5 -D FORWARD " + std::string(d) + " " + bridge_ +
          " -m comment --comment 'mill " + bridge_ + "' -j ACCEPT 2>/dev/null; do :; done");
     }
-    if (lock_fd_ >= 0) ::close(lock_fd_);
+    if (lock_fd_ >= 0) {
+      ::unlink(lock_path_.c_str());
+      ::close(lock_fd_);
+    }
   }
 
   // "10.<octet>.<c>.<d>"
@@ -107,6 +117,7 @@ class NetFixture : public ::testing::Test {
   std::string bridge_;
   int octet_ = -1;
   int lock_fd_ = -1;
+  std::string lock_path_;
   NetworkOptions options_;
   std::unique_ptr<NodeNetwork> network_;
 };

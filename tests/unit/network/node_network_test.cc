@@ -174,6 +174,9 @@ TEST_F(NetFixture, UnroutedClusterAddressFailsFast) {
   setup_network();
   auto a = network_->attach("a", net(1, 2));
   ASSERT_TRUE(a) << a.error().to_string();
+  // Without the guard route this packet would leave by the host's default route, so
+  // make sure it is there before sending anything.
+  ASSERT_NE(sh("ip route get " + net(42, 7) + " 2>&1").find("No route to host"), std::string::npos);
   auto start = std::chrono::steady_clock::now();
   int err = connect_from(a->netns_path, net(42, 7), 80, std::chrono::seconds(3));
   auto took = std::chrono::steady_clock::now() - start;
