@@ -2,6 +2,8 @@
 // Counts only this test's pieces, so tests running in parallel do not disturb it.
 // Also reports attach latency (p50/p90), the budget being a few milliseconds.
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
