@@ -1,0 +1,23 @@
+#pragma once
+
+// Runs a helper program (nft, iptables) at setup time — never on the attach path.
+// Internal to src/network.
+
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace mill::network {
+
+struct CommandResult {
+  int exit_code = -1;  // -1 when it died of a signal
+  std::string output;  // stdout and stderr together
+};
+
+// Runs argv[0] (looked up in PATH) with `input` on its stdin and waits for it.
+// kNotFound when the program does not exist; a non-zero exit is not an error here.
+Result<CommandResult> run_command(const std::vector<std::string>& argv,
+                                  const std::string& input = "");
+
+}  // namespace mill::network

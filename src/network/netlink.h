@@ -1,0 +1,56 @@
+#pragma once
+
+// A small rtnetlink (NETLINK_ROUTE) client: just the requests node networking needs,
+// each one message + one kernel ack, so attaching a container costs microseconds
+// rather than a fork/exec of `ip` per step. Internal to src/network.
+//
+// A socket acts in the network namespace it was opened in, for its whole life: open
+// one inside a fresh netns and it configures that netns from any thread.
+
+#include <cstdint>
+#include <string>
+
+#include "common/result.h"
+
+namespace mill::network {
+
+class NetlinkSocket {
+ public:
+  // Opens a NETLINK_ROUTE socket in the calling thread's network namespace.
+  static Result<NetlinkSocket> open();
+  NetlinkSocket() = default;
+  NetlinkSocket(NetlinkSocket&& other) noexcept;
+  NetlinkSocket& operator=(NetlinkSocket&& other) noexcept;
+  ~NetlinkSocket();
+
+  // kNotFound when there is no such link.
+  Result<int> link_index(const std::string& name);
+  // Creates a bridge (kAlreadyExists if the name is taken), down, with this MAC.
+  Result<void> create_bridge(const std::string& name, const uint8_t (&mac)[6]);
+  // Creates a veth pair: `host_name` here, up and enslaved to `master_index`; its peer
+  // `peer_name` created directly inside the netns `netns_fd`, down.
+  Result<void> create_veth(const std::string& host_name, int master_index,
+                           const std::string& peer_name, int netns_fd);
+  Result<void> set_up(int index);
+  // kNotFound when there is no such link.
+  Result<void> delete_link(const std::string& name);
+  // Adds (or keeps) addr/prefix on the link; idempotent.
+  Result<void> add_address(int index, uint32_t addr, int prefix);
+  // Default route via `gateway` out of link `index`.
+  Result<void> add_default_route(int index, uint32_t gateway);
+  // `unreachable dst/prefix` in the main table; replace keeps it idempotent.
+  Result<void> add_unreachable_route(uint32_t dst, int prefix);
+  // kNotFound when it is not there.
+  Result<void> delete_unreachable_route(uint32_t dst, int prefix);
+
+ private:
+  explicit NetlinkSocket(int fd) : fd_(fd) {}
+  // Sends one request with NLM_F_ACK and waits for its ack (or error). When `reply` is
+  // given, the first non-ack message with the request's sequence is copied there.
+  Result<void> transact(std::string& msg, const std::string& what, std::string* reply = nullptr);
+
+  int fd_ = -1;
+  uint32_t seq_ = 0;
+};
+
+}  // namespace mill::network

@@ -1,0 +1,193 @@
+#include "network/node_network.h"
+
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "common/files.h"
+#include "common/log.h"
+#include "network/firewall.h"
+#include "network/netns.h"
+
+namespace mill::network {
+namespace {
+
+bool name_chars_ok(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+  });
+}
+
+Result<void> check_options(const NetworkOptions& o) {
+  // The bridge name goes into nft scripts and iptables arguments: keep it plain.
+  if (o.bridge.empty() || o.bridge.size() > 15 || !name_chars_ok(o.bridge) || o.bridge == "." ||
+      o.bridge == "..") {
+    return make_error(ErrorCode::kInvalidArgument, "bad bridge name '" + o.bridge + "'");
+  }
+  if (!name_chars_ok(o.netns_prefix)) {
+    return make_error(ErrorCode::kInvalidArgument, "bad netns prefix '" + o.netns_prefix + "'");
+  }
+  if (o.netns_dir.empty() || o.netns_dir.front() != '/') {
+    return make_error(ErrorCode::kInvalidArgument, "netns dir must be absolute");
+  }
+  return {};
+}
+
+bool id_ok(const std::string& id) {
+  return !id.empty() && id.size() <= 128 && name_chars_ok(id) && id != "." && id != "..";
+}
+
+uint64_t fnv1a(std::string_view s, uint64_t h = 14695981039346656037ull) {
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+Result<void> enable_ip_forward() {
+  const std::string path = "/proc/sys/net/ipv4/ip_forward";
+  auto now = read_file(path);
+  if (now && trim(*now) == "1") return {};
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) return make_error(ErrorCode::kIo, "open " + path + ": " + strerror(errno));
+  bool ok = std::fputs("1\n", f) >= 0;
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok) return make_error(ErrorCode::kIo, "write " + path);
+  return {};
+}
+
+Result<void> ignore_missing(Result<void> r) {
+  if (!r && r.error().code == ErrorCode::kNotFound) return {};
+  return r;
+}
+
+}  // namespace
+
+NodeNetwork::NodeNetwork(NetworkOptions options, Ipv4Net cluster, Ipv4Net node, NetlinkSocket link)
+    : options_(std::move(options)), cluster_(cluster), node_(node), link_(std::move(link)) {}
+
+Result<std::unique_ptr<NodeNetwork>> NodeNetwork::setup(NetworkOptions options) {
+  MILL_TRY(check_options(options));
+  auto cluster = MILL_TRY(Ipv4Net::parse(options.cluster_cidr));
+  auto node = MILL_TRY(Ipv4Net::parse(options.node_cidr));
+  if (!cluster.contains(node) || node.prefix > 30) {
+    return make_error(
+        ErrorCode::kInvalidArgument,
+        "node network " + node.str() + " must be a /30 or larger inside " + cluster.str());
+  }
+  auto link = MILL_TRY(NetlinkSocket::open());
+  std::unique_ptr<NodeNetwork> net(
+      new NodeNetwork(std::move(options), cluster, node, std::move(link)));
+  const auto& o = net->options_;
+
+  uint8_t mac[6];
+  if (getrandom(mac, sizeof mac, 0) != sizeof mac) return make_error(ErrorCode::kIo, "getrandom");
+  mac[0] = static_cast<uint8_t>((mac[0] & 0xfe) | 0x02);  // unicast, locally administered
+  auto created = net->link_.create_bridge(o.bridge, mac);
+  if (!created && created.error().code != ErrorCode::kAlreadyExists)
+    return Unexpected(created.error());
+  int bridge = MILL_TRY(net->link_.link_index(o.bridge));
+  MILL_TRY(net->link_.add_address(bridge, node.addr + 1, node.prefix));
+  MILL_TRY(net->link_.set_up(bridge));
+  MILL_TRY(enable_ip_forward());
+  MILL_TRY(net->link_.add_unreachable_route(cluster.addr, cluster.prefix));
+  if (o.manage_firewall) MILL_TRY(install_firewall({o.bridge, node, cluster}));
+  MILL_TRY(prepare_netns_dir(o.netns_dir));
+  log::info("network: bridge " + o.bridge + " at " + net->bridge_ip() + "/" +
+            std::to_string(node.prefix) + ", cluster " + cluster.str());
+  return net;
+}
+
+std::string NodeNetwork::bridge_ip() const { return format_ipv4(node_.addr + 1); }
+
+std::string NodeNetwork::host_veth_name(const std::string& id) const {
+  uint64_t h = fnv1a(id, fnv1a(options_.netns_prefix + '\0', fnv1a(options_.bridge + '\0')));
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "mv%013llx",
+                static_cast<unsigned long long>(h & 0xfffffffffffffull));
+  return buf;
+}
+
+std::string NodeNetwork::netns_path(const std::string& id) const {
+  return options_.netns_dir + "/" + options_.netns_prefix + id;
+}
+
+Result<void> NodeNetwork::configure_inside(NetlinkSocket& inside, uint32_t ip) {
+  MILL_TRY(inside.set_up(1));  // lo is always ifindex 1 in a new netns
+  int eth0 = MILL_TRY(inside.link_index("eth0"));
+  MILL_TRY(inside.set_up(eth0));
+  MILL_TRY(inside.add_address(eth0, ip, node_.prefix));
+  MILL_TRY(inside.add_default_route(eth0, node_.addr + 1));
+  return {};
+}
+
+Result<Endpoint> NodeNetwork::attach(const std::string& id, const std::string& ip_text) {
+  if (!id_ok(id)) return make_error(ErrorCode::kInvalidArgument, "bad endpoint id '" + id + "'");
+  auto ip = MILL_TRY(parse_ipv4(ip_text));
+  if (!node_.contains(ip) || ip == node_.addr || ip == node_.addr + 1 || ip == node_.broadcast()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      ip_text + " is not a container address of " + node_.str());
+  }
+  Endpoint ep{netns_path(id), format_ipv4(ip), bridge_ip(), host_veth_name(id)};
+  auto ns = MILL_TRY(create_netns(ep.netns_path));
+  Result<void> wired = [&]() -> Result<void> {
+    std::lock_guard lock(mu_);
+    // Looked up each time, so a bridge re-created by another setup() is found.
+    int bridge = MILL_TRY(link_.link_index(options_.bridge));
+    return link_.create_veth(ep.host_veth, bridge, "eth0", ns.fd);
+  }();
+  ::close(ns.fd);
+  if (wired) wired = configure_inside(ns.link, ip);
+  if (!wired) {
+    if (wired.error().code != ErrorCode::kAlreadyExists)
+      (void)detach(id);
+    else
+      (void)remove_netns(ep.netns_path);  // the veth is someone else's: leave it
+    return Unexpected(std::move(wired).error());
+  }
+  return ep;
+}
+
+Result<void> NodeNetwork::detach(const std::string& id) {
+  if (!id_ok(id)) return make_error(ErrorCode::kInvalidArgument, "bad endpoint id '" + id + "'");
+  {
+    std::lock_guard lock(mu_);
+    // Deleting one end deletes the pair now, rather than when the kernel gets round to
+    // freeing the netns.
+    MILL_TRY(ignore_missing(link_.delete_link(host_veth_name(id))));
+  }
+  return remove_netns(netns_path(id));
+}
+
+std::vector<std::string> NodeNetwork::attached() const {
+  std::vector<std::string> ids;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(options_.netns_dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.size() > options_.netns_prefix.size() &&
+        name.compare(0, options_.netns_prefix.size(), options_.netns_prefix) == 0) {
+      ids.push_back(name.substr(options_.netns_prefix.size()));
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+Result<void> NodeNetwork::teardown() {
+  for (const auto& id : attached()) {
+    if (id_ok(id)) MILL_TRY(detach(id));
+  }
+  {
+    std::lock_guard lock(mu_);
+    MILL_TRY(ignore_missing(link_.delete_link(options_.bridge)));
+    MILL_TRY(ignore_missing(link_.delete_unreachable_route(cluster_.addr, cluster_.prefix)));
+  }
+  if (options_.manage_firewall) MILL_TRY(remove_firewall(options_.bridge));
+  release_netns_dir(options_.netns_dir);
+  return {};
+}
+
+}  // namespace mill::network

@@ -1,0 +1,52 @@
+#include "network/ipv4.h"
+
+#include <gtest/gtest.h>
+
+namespace mill::network {
+namespace {
+
+TEST(Ipv4, ParsesAndFormatsAddresses) {
+  auto a = parse_ipv4("10.99.1.7");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(*a, 0x0a630107u);
+  EXPECT_EQ(format_ipv4(*a), "10.99.1.7");
+  EXPECT_EQ(format_ipv4(0), "0.0.0.0");
+  EXPECT_EQ(*parse_ipv4("255.255.255.255"), 0xffffffffu);
+}
+
+TEST(Ipv4, RejectsMalformedAddresses) {
+  for (const char* bad : {"", "10", "10.1.2", "10.1.2.3.4", "256.1.1.1", "1..2.3", "1.2.3.",
+                          "a.b.c.d", "1.2.3.4 ", "-1.2.3.4", "1.2.3.0004", "+1.2.3.4"}) {
+    EXPECT_FALSE(parse_ipv4(bad)) << bad;
+  }
+}
+
+TEST(Ipv4Net, ParsesContainsAndFormats) {
+  auto net = Ipv4Net::parse("10.99.0.0/16");
+  ASSERT_TRUE(net);
+  EXPECT_EQ(net->str(), "10.99.0.0/16");
+  EXPECT_TRUE(net->contains(*parse_ipv4("10.99.255.3")));
+  EXPECT_FALSE(net->contains(*parse_ipv4("10.98.255.3")));
+  EXPECT_EQ(format_ipv4(net->broadcast()), "10.99.255.255");
+  auto node = Ipv4Net::parse("10.99.1.0/24");
+  ASSERT_TRUE(node);
+  EXPECT_TRUE(net->contains(*node));
+  EXPECT_FALSE(node->contains(*net));
+  auto all = Ipv4Net::parse("0.0.0.0/0");
+  ASSERT_TRUE(all);
+  EXPECT_TRUE(all->contains(0xffffffffu));
+  auto host = Ipv4Net::parse("10.1.2.3/32");
+  ASSERT_TRUE(host);
+  EXPECT_TRUE(host->contains(0x0a010203u));
+  EXPECT_FALSE(host->contains(0x0a010204u));
+}
+
+TEST(Ipv4Net, RejectsHostBitsAndBadPrefixes) {
+  for (const char* bad : {"10.99.1.1/16", "10.99.0.0", "10.99.0.0/33", "10.99.0.0/-1", "10.99.0.0/",
+                          "10.99.0.0/1x", "x/16", "10.99.0.0/016"}) {
+    EXPECT_FALSE(Ipv4Net::parse(bad)) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace mill::network

@@ -1,0 +1,233 @@
+// NodeNetwork against the real kernel (needs root). Every test has its own bridge,
+// cluster network and netns dir (net_fixture.h); packets only go between the host
+// and namespaces the test made.
+
+#include "network/node_network.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "net_fixture.h"
+
+namespace mill::network {
+namespace {
+
+using testing::NetFixture;
+using testing::sh;
+using testing::socket_in_netns;
+
+sockaddr_in addr_of(const std::string& ip, uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+  return a;
+}
+
+// A TCP listener on ip:0 made in the netns at `netns` ("" = this one); returns fd, port.
+std::pair<int, uint16_t> listen_on(const std::string& netns, const std::string& ip) {
+  int fd = netns.empty() ? ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)
+                         : socket_in_netns(netns, SOCK_STREAM);
+  sockaddr_in a = addr_of(ip, 0);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::listen(fd, 4) != 0) {
+    ADD_FAILURE() << "listen on " << ip << ": " << strerror(errno);
+    return {fd, 0};
+  }
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  return {fd, ntohs(a.sin_port)};
+}
+
+// Connects from inside `netns` to ip:port with a deadline; returns 0 or the errno.
+int connect_from(const std::string& netns, const std::string& ip, uint16_t port,
+                 std::chrono::milliseconds deadline = std::chrono::seconds(5)) {
+  int fd = socket_in_netns(netns, SOCK_STREAM | SOCK_NONBLOCK);
+  if (fd < 0) return EBADF;
+  sockaddr_in a = addr_of(ip, port);
+  int err = 0;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    err = errno;
+    if (err == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, static_cast<int>(deadline.count())) == 1) {
+        socklen_t len = sizeof err;
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      } else {
+        err = ETIMEDOUT;
+      }
+    }
+  }
+  ::close(fd);
+  return err;
+}
+
+bool accept_one(int listener) {
+  pollfd p{listener, POLLIN, 0};
+  if (::poll(&p, 1, 5000) != 1) return false;
+  int c = ::accept(listener, nullptr, nullptr);
+  if (c >= 0) ::close(c);
+  return c >= 0;
+}
+
+size_t count_lines(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+bool exists(const std::string& path) { return std::filesystem::exists(path); }
+
+TEST_F(NetFixture, SetupBuildsTheBridgeGuardRouteAndFirewallIdempotently) {
+  // iptables accept rules go in only where an iptables filter table exists
+  // (private_netns_test.cc covers that case); without one we must not create it.
+  bool had_filter = sh("nft list tables").find("table ip filter\n") != std::string::npos;
+  size_t iptables_rules = had_filter ? 1 : 0;
+  setup_network();
+  for (int round = 0; round < 2; ++round) {
+    if (round == 1) setup_network();  // again, over what exists
+    EXPECT_EQ(count_lines(sh("ip -4 -o addr show dev " + bridge_), net(1, 1) + "/24"), 1u);
+    EXPECT_NE(sh("ip -o link show dev " + bridge_).find("state"), std::string::npos);
+    EXPECT_NE(sh("ip -d link show dev " + bridge_).find("bridge"), std::string::npos);
+    EXPECT_EQ(sh("cat /proc/sys/net/ipv4/ip_forward"), "1\n");
+    EXPECT_EQ(count_lines(sh("ip route show type unreachable"), "unreachable " + net(0, 0) + "/16"),
+              1u);
+    std::string table = sh("nft list table ip mill_" + bridge_);
+    EXPECT_NE(table.find("masquerade"), std::string::npos) << table;
+    EXPECT_EQ(count_lines(sh("nft list tables"), "table ip mill_" + bridge_ + "\n"), 1u);
+    std::string fwd = sh("iptables -w 5 -S FORWARD");
+    EXPECT_EQ(count_lines(fwd, "-i " + bridge_ + " "), iptables_rules) << fwd;
+    EXPECT_EQ(count_lines(fwd, "-o " + bridge_ + " "), iptables_rules) << fwd;
+    EXPECT_EQ(sh("nft list tables").find("table ip filter\n") != std::string::npos, had_filter);
+  }
+  EXPECT_EQ(network_->bridge_ip(), net(1, 1));
+  // The route to the node's own /24 beats the guard route.
+  EXPECT_NE(sh("ip route get " + net(1, 9)).find("dev " + bridge_), std::string::npos);
+  EXPECT_NE(sh("ip route get " + net(7, 9) + " 2>&1").find("No route to host"), std::string::npos);
+
+  ASSERT_TRUE(network_->teardown());
+  EXPECT_FALSE(exists("/sys/class/net/" + bridge_));
+  EXPECT_EQ(sh("ip route show type unreachable").find(net(0, 0) + "/16"), std::string::npos);
+  EXPECT_EQ(sh("nft list tables").find("mill_" + bridge_ + "\n"), std::string::npos);
+  EXPECT_EQ(sh("iptables -w 5 -S FORWARD").find(" " + bridge_ + " "), std::string::npos);
+  EXPECT_EQ(sh("grep -c ' " + options_.netns_dir + " ' /proc/self/mountinfo"), "0\n");
+  ASSERT_TRUE(network_->teardown()) << "teardown twice is fine";
+}
+
+TEST_F(NetFixture, SetupRejectsBadOptions) {
+  auto bad = options_;
+  bad.node_cidr = "10.1.1.0/24";  // outside the cluster network
+  EXPECT_EQ(NodeNetwork::setup(bad).error().code, ErrorCode::kInvalidArgument);
+  bad = options_;
+  bad.bridge = "a;b";
+  EXPECT_EQ(NodeNetwork::setup(bad).error().code, ErrorCode::kInvalidArgument);
+  bad = options_;
+  bad.bridge = "waytoolongbridgename";
+  EXPECT_EQ(NodeNetwork::setup(bad).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(exists("/sys/class/net/" + bridge_));
+}
+
+TEST_F(NetFixture, AttachedContainersReachTheBridgeAndEachOther) {
+  setup_network();
+  auto a = network_->attach("a", net(1, 2));
+  ASSERT_TRUE(a) << a.error().to_string();
+  auto b = network_->attach("b", net(1, 3));
+  ASSERT_TRUE(b) << b.error().to_string();
+  EXPECT_EQ(a->netns_path, options_.netns_dir + "/t-a");
+  EXPECT_EQ(a->ip, net(1, 2));
+  EXPECT_EQ(a->gateway, net(1, 1));
+  EXPECT_LE(a->host_veth.size(), 15u);
+  EXPECT_NE(a->host_veth, b->host_veth);
+  EXPECT_EQ(network_->attached(), (std::vector<std::string>{"a", "b"}));
+
+  // Inside: eth0 with the address, lo up, default route via the bridge.
+  std::string inside = sh("nsenter --net=" + a->netns_path +
+                          " ip -4 -o addr; nsenter --net=" + a->netns_path + " ip route");
+  EXPECT_NE(inside.find("eth0    inet " + net(1, 2) + "/24"), std::string::npos) << inside;
+  EXPECT_NE(inside.find("lo    inet 127.0.0.1/8"), std::string::npos) << inside;
+  EXPECT_NE(inside.find("default via " + net(1, 1) + " dev eth0"), std::string::npos) << inside;
+  // Outside: the host side is up on the bridge.
+  std::string host = sh("ip -o link show dev " + a->host_veth);
+  EXPECT_NE(host.find("master " + bridge_), std::string::npos) << host;
+  EXPECT_NE(host.find(",UP"), std::string::npos) << host;
+
+  // Container -> bridge address (a listener in the host's namespace).
+  auto [host_listener, host_port] = listen_on("", net(1, 1));
+  EXPECT_EQ(connect_from(a->netns_path, net(1, 1), host_port), 0);
+  EXPECT_TRUE(accept_one(host_listener));
+  ::close(host_listener);
+  // Container a -> container b, across the bridge.
+  auto [b_listener, b_port] = listen_on(b->netns_path, net(1, 3));
+  EXPECT_EQ(connect_from(a->netns_path, net(1, 3), b_port), 0);
+  EXPECT_TRUE(accept_one(b_listener));
+  ::close(b_listener);
+}
+
+TEST_F(NetFixture, UnroutedClusterAddressFailsFast) {
+  setup_network();
+  auto a = network_->attach("a", net(1, 2));
+  ASSERT_TRUE(a) << a.error().to_string();
+  // Without the guard route this packet would leave by the host's default route, so
+  // make sure it is there before sending anything.
+  ASSERT_NE(sh("ip route get " + net(42, 7) + " 2>&1").find("No route to host"), std::string::npos);
+  auto start = std::chrono::steady_clock::now();
+  int err = connect_from(a->netns_path, net(42, 7), 80, std::chrono::seconds(3));
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(err == EHOSTUNREACH || err == ENETUNREACH) << strerror(err);
+  EXPECT_LT(took, std::chrono::seconds(2));
+}
+
+TEST_F(NetFixture, DetachRemovesEverythingAndIsIdempotent) {
+  setup_network();
+  auto a = network_->attach("a", net(1, 2));
+  ASSERT_TRUE(a) << a.error().to_string();
+  ASSERT_TRUE(exists("/sys/class/net/" + a->host_veth));
+  ASSERT_TRUE(network_->detach("a"));
+  EXPECT_FALSE(exists("/sys/class/net/" + a->host_veth));
+  EXPECT_FALSE(exists(a->netns_path));
+  EXPECT_TRUE(network_->attached().empty());
+  EXPECT_TRUE(network_->detach("a"));
+  EXPECT_TRUE(network_->detach("never-attached"));
+  // The id and the address can be used again.
+  auto again = network_->attach("a", net(1, 2));
+  EXPECT_TRUE(again) << again.error().to_string();
+}
+
+TEST_F(NetFixture, AttachRefusesBadInputAndDuplicatesWithoutLeftovers) {
+  setup_network();
+  ASSERT_TRUE(network_->attach("a", net(1, 2)));
+  auto dup = network_->attach("a", net(1, 3));
+  ASSERT_FALSE(dup);
+  EXPECT_EQ(dup.error().code, ErrorCode::kAlreadyExists);
+  EXPECT_TRUE(exists(network_->netns_path("a"))) << "the first attach is untouched";
+  for (const auto& ip : {net(2, 5), net(1, 1), net(1, 0), net(1, 255), std::string("x")}) {
+    auto r = network_->attach("b", ip);
+    ASSERT_FALSE(r) << ip;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << ip;
+  }
+  for (const auto& id : {"", "../x", "a/b", ".."}) {
+    EXPECT_EQ(network_->attach(id, net(1, 9)).error().code, ErrorCode::kInvalidArgument) << id;
+  }
+  EXPECT_EQ(network_->attached(), std::vector<std::string>{"a"});
+  EXPECT_FALSE(exists("/sys/class/net/" + network_->host_veth_name("b")));
+}
+
+TEST_F(NetFixture, TeardownDetachesWhatIsStillAttached) {
+  setup_network();
+  auto a = network_->attach("a", net(1, 2));
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(network_->teardown());
+  EXPECT_FALSE(exists(a->netns_path));
+  EXPECT_FALSE(exists("/sys/class/net/" + a->host_veth));
+}
+
+}  // namespace
+}  // namespace mill::network
