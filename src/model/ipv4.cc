@@ -4,46 +4,67 @@
 
 namespace mill::model {
 
-std::optional<uint32_t> parse_ipv4(std::string_view text) {
+Result<uint32_t> parse_ipv4(std::string_view text) {
   uint32_t out = 0;
+  std::string_view rest = text;
   for (int i = 0; i < 4; ++i) {
     if (i > 0) {
-      if (text.empty() || text.front() != '.') return std::nullopt;
-      text.remove_prefix(1);
+      if (rest.empty() || rest.front() != '.') break;
+      rest.remove_prefix(1);
     }
-    unsigned part = 0;
-    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), part);
-    size_t used = static_cast<size_t>(ptr - text.data());
-    if (ec != std::errc() || used == 0 || used > 3 || part > 255) return std::nullopt;
-    if (used > 1 && text.front() == '0') return std::nullopt;  // no octal-looking parts
-    out = out << 8 | part;
-    text.remove_prefix(used);
+    // One to three digits, no sign, no leading '+', value <= 255.
+    size_t n = 0;
+    while (n < rest.size() && n < 4 && rest[n] >= '0' && rest[n] <= '9') ++n;
+    unsigned value = 0;
+    if (n == 0 || n > 3)
+      return make_error(ErrorCode::kInvalidArgument,
+                        "bad IPv4 address '" + std::string(text) + "'");
+    std::from_chars(rest.data(), rest.data() + n, value);
+    if (value > 255) break;
+    out = (out << 8) | value;
+    rest.remove_prefix(n);
+    if (i == 3 && rest.empty()) return out;
   }
-  if (!text.empty()) return std::nullopt;
-  return out;
+  return make_error(ErrorCode::kInvalidArgument, "bad IPv4 address '" + std::string(text) + "'");
 }
 
-std::string format_ipv4(uint32_t a) {
-  return std::to_string(a >> 24) + "." + std::to_string(a >> 16 & 255) + "." +
-         std::to_string(a >> 8 & 255) + "." + std::to_string(a & 255);
+std::string format_ipv4(uint32_t addr) {
+  return std::to_string(addr >> 24) + "." + std::to_string((addr >> 16) & 0xff) + "." +
+         std::to_string((addr >> 8) & 0xff) + "." + std::to_string(addr & 0xff);
 }
 
-std::optional<Ipv4Net> Ipv4Net::parse(std::string_view text) {
+Result<Ipv4Net> Ipv4Net::parse(std::string_view text) {
   size_t slash = text.find('/');
-  if (slash == std::string_view::npos) return std::nullopt;
+  auto bad = [&](const std::string& why) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "bad IPv4 network '" + std::string(text) + "': " + why);
+  };
+  if (slash == std::string_view::npos) return bad("expected ADDRESS/PREFIX");
   auto addr = parse_ipv4(text.substr(0, slash));
-  std::string_view len = text.substr(slash + 1);
+  if (!addr) return bad("bad address");
+  std::string_view p = text.substr(slash + 1);
   int prefix = -1;
-  auto [ptr, ec] = std::from_chars(len.data(), len.data() + len.size(), prefix);
-  if (!addr || ec != std::errc() || ptr != len.data() + len.size() || prefix < 0 || prefix > 32) {
-    return std::nullopt;
+  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), prefix);
+  if (p.empty() || p.size() > 2 || ec != std::errc() || ptr != p.data() + p.size() || prefix < 0 ||
+      prefix > 32) {
+    return bad("prefix must be 0..32");
   }
   Ipv4Net net{*addr, prefix};
-  if ((net.addr & net.mask()) != net.addr) return std::nullopt;
+  if ((net.addr & ~net.mask()) != 0) return bad("host bits set");
   return net;
 }
 
 std::string Ipv4Net::str() const { return format_ipv4(addr) + "/" + std::to_string(prefix); }
+
+uint32_t Ipv4Net::mask() const { return prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix); }
+
+bool Ipv4Net::contains(uint32_t a) const { return (a & mask()) == addr; }
+
+bool Ipv4Net::contains(const Ipv4Net& inner) const {
+  return inner.prefix >= prefix && contains(inner.addr);
+}
+
+uint32_t Ipv4Net::broadcast() const { return addr | ~mask(); }
 
 std::optional<Ipv4Net> node_subnet(const Ipv4Net& cluster, int index) {
   if (cluster.prefix > 24 || index < 1) return std::nullopt;

@@ -1,35 +1,12 @@
 #pragma once
 
-// IPv4 addresses and networks as plain values. Addresses are host-order uint32_t
-// (10.0.0.1 == 0x0a000001) so arithmetic like "the .1 of this /24" is just `+ 1`.
+// The network module uses model's IPv4 values (the control plane's address pool
+// uses the same ones).
 
-#include <cstdint>
-#include <string>
-#include <string_view>
-
-#include "common/result.h"
+#include "model/ipv4.h"
 
 namespace mill::network {
-
-// "10.99.1.7" -> 0x0a630107. kInvalidArgument for anything but four decimal octets.
-Result<uint32_t> parse_ipv4(std::string_view text);
-std::string format_ipv4(uint32_t addr);
-
-struct Ipv4Net {
-  uint32_t addr = 0;  // the network address (host bits are zero after parse)
-  int prefix = 0;     // 0..32
-
-  // "10.99.0.0/16". Host bits set ("10.99.1.1/16") are an error, so a typo in a
-  // setting never silently names another network.
-  static Result<Ipv4Net> parse(std::string_view text);
-  std::string str() const;
-  uint32_t mask() const;
-  bool contains(uint32_t a) const;
-  // True when every address of `inner` is in this network.
-  bool contains(const Ipv4Net& inner) const;
-  uint32_t broadcast() const;
-
-  bool operator==(const Ipv4Net&) const = default;
-};
-
+using model::format_ipv4;
+using model::Ipv4Net;
+using model::parse_ipv4;
 }  // namespace mill::network

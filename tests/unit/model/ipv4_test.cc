@@ -1,8 +1,8 @@
-#include "network/ipv4.h"
+#include "model/ipv4.h"
 
 #include <gtest/gtest.h>
 
-namespace mill::network {
+namespace mill::model {
 namespace {
 
 TEST(Ipv4, ParsesAndFormatsAddresses) {
@@ -49,4 +49,20 @@ TEST(Ipv4Net, RejectsHostBitsAndBadPrefixes) {
 }
 
 }  // namespace
-}  // namespace mill::network
+}  // namespace mill::model
+
+namespace mill::model {
+namespace {
+
+TEST(NodeSubnet, NodeNGetsTheNthSlash24) {
+  auto cluster = Ipv4Net::parse("10.99.0.0/16");
+  ASSERT_TRUE(cluster.has_value());
+  EXPECT_EQ(node_subnet(*cluster, 1)->str(), "10.99.1.0/24");
+  EXPECT_EQ(node_subnet(*cluster, 255)->str(), "10.99.255.0/24");
+  EXPECT_FALSE(node_subnet(*cluster, 256).has_value());
+  EXPECT_FALSE(node_subnet(*cluster, 0).has_value());
+  EXPECT_FALSE(node_subnet(*Ipv4Net::parse("10.99.1.0/25"), 1).has_value());
+}
+
+}  // namespace
+}  // namespace mill::model
