@@ -222,10 +222,12 @@ Result<std::string> build_oci_config(const model::ImageConfig& image, const Cont
       {"env", strings(merged_env(image, spec))},
       {"cwd", cwd},
       {"capabilities", json::object{{"bounding", caps}, {"effective", caps}, {"permitted", caps}}},
-      {"rlimits",
-       json::array{json::object{{"type", "RLIMIT_NOFILE"}, {"hard", 524288}, {"soft", 1024}}}},
       {"noNewPrivileges", true},
   };
+  if (spec.nofile_limit > 0) {
+    process["rlimits"] = json::array{json::object{
+        {"type", "RLIMIT_NOFILE"}, {"hard", spec.nofile_limit}, {"soft", spec.nofile_limit}}};
+  }
   std::string cgroup = spec.cgroup_path.empty() ? "/mill/" + spec.id : spec.cgroup_path;
   json::object linux{
       {"resources", resources(spec)},

@@ -35,9 +35,12 @@ struct ContainerSpec {
   // Resolved uid/gid. nullopt: the image's user, which build_oci_config accepts only
   // when numeric or empty (RuncRuntime::start resolves names through the rootfs).
   std::optional<std::pair<uint32_t, uint32_t>> user;
-  double cpu = 0;                                  // cores; 0 = no limit
-  int64_t memory_bytes = 0;                        // 0 = no limit
-  int64_t pids_limit = 4096;                       // 0 = no limit
+  double cpu = 0;             // cores; 0 = no limit
+  int64_t memory_bytes = 0;   // 0 = no limit
+  int64_t pids_limit = 4096;  // 0 = no limit
+  // RLIMIT_NOFILE (soft = hard); 0 inherits the agent's. Raising it past the agent's
+  // hard limit needs CAP_SYS_RESOURCE, which some hosts (nested containers) lack.
+  uint64_t nofile_limit = 0;
   bool init = true;                                // run a minimal init as PID 1 (Docker's --init)
   std::string init_path = "/usr/bin/tini-static";  // host path bind-mounted as /sbin/mill-init
   std::string rootfs;                              // absolute path, mounted by the caller
