@@ -312,6 +312,17 @@ Result<ExitStatus> RuncRuntime::wait(const std::string& id, std::chrono::millise
                     "mill-shim of " + id + " is gone without recording an exit");
 }
 
+Result<void> RuncRuntime::on_exit(const std::string& id, ExitCallback callback) {
+  auto shim_state = read_shim_state(dir(id));
+  if (!shim_state) return make_error(ErrorCode::kNotFound, "no started container " + id);
+  std::call_once(watcher_once_, [this] { watcher_ = std::make_unique<ExitWatcher>(); });
+  // -1 when the shim is already gone: the watcher then fires at once.
+  int fd = open_process(shim_state->shim_pid, shim_state->shim_start);
+  watcher_->watch(
+      fd, [this, id, cb = std::move(callback)] { cb(id, wait(id, std::chrono::milliseconds(0))); });
+  return {};
+}
+
 Result<ExitStatus> RuncRuntime::stop(const std::string& id, std::chrono::milliseconds grace) {
   if (auto e = read_exit(dir(id))) return *e;
   int sig = SIGTERM;

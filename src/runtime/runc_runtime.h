@@ -10,8 +10,10 @@
 // same state_root (an agent restart) sees exactly what the old one did.
 
 #include <memory>
+#include <mutex>
 #include <string>
 
+#include "runtime/exit_watcher.h"
 #include "runtime/runtime.h"
 
 namespace mill::runtime {
@@ -38,6 +40,7 @@ class RuncRuntime final : public Runtime {
   Result<void> signal(const std::string& id, int sig) override;
   Result<ExitStatus> stop(const std::string& id, std::chrono::milliseconds grace) override;
   Result<ExitStatus> wait(const std::string& id, std::chrono::milliseconds timeout) override;
+  Result<void> on_exit(const std::string& id, ExitCallback callback) override;
   Result<void> remove(const std::string& id, KeepLogs keep_logs) override;
   Result<Usage> usage(const std::string& id) override;
 
@@ -52,6 +55,8 @@ class RuncRuntime final : public Runtime {
   void cleanup_failed_start(const std::string& id, bool kept_logs);
 
   RuntimeOptions options_;
+  std::once_flag watcher_once_;
+  std::unique_ptr<ExitWatcher> watcher_;  // last: its thread stops before the rest goes
 };
 
 }  // namespace mill::runtime

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -95,6 +96,11 @@ class Runtime {
   // Blocks without polling until the container ends; kTimeout if it still runs after
   // `timeout`.
   virtual Result<ExitStatus> wait(const std::string& id, std::chrono::milliseconds timeout) = 0;
+  // Calls `callback` once, on a runtime thread, when the container has ended (soon
+  // after start if it already has); with wait()'s error if its exit is lost. No
+  // polling: the agent learns of exits as they happen. kNotFound for an unknown id.
+  using ExitCallback = std::function<void(const std::string& id, Result<ExitStatus> exit)>;
+  virtual Result<void> on_exit(const std::string& id, ExitCallback callback) = 0;
   // Kills what is left, deletes the runtime's state, the cgroups and the state dir
   // (but the log dir when KeepLogs::kYes). The caller unmounts the rootfs and removes
   // the netns.

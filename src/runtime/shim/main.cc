@@ -65,8 +65,9 @@ bool write_atomic(const std::string& path, const std::string& content) {
   std::string tmp = path + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
+  // No fsync: these files must survive the agent's crash, which the page cache does;
+  // after the host's, there is no container left to describe. It keeps start() fast.
   bool ok = write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
-  ok = fsync(fd) == 0 && ok;
   close(fd);
   return ok && rename(tmp.c_str(), path.c_str()) == 0;
 }

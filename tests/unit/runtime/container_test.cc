@@ -3,7 +3,10 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <condition_variable>
 #include <csignal>
+#include <map>
+#include <mutex>
 
 #include "container_fixture.h"
 
@@ -89,6 +92,32 @@ TEST_F(ContainerTest, StopKillsAnAppIgnoringSigtermAfterTheGrace) {
   EXPECT_LT(took, 5s);
   // Stopping what has ended returns the same exit.
   EXPECT_EQ(*runtime_->stop(s.id, 1s), *exit);
+}
+
+TEST_F(ContainerTest, OnExitReportsEveryExitOnceWithoutPolling) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, ExitStatus> exits;
+  int calls = 0;
+  auto record = [&](const std::string& id, Result<ExitStatus> exit) {
+    std::lock_guard lock(mu);
+    ++calls;
+    if (exit) exits[id] = *exit;
+    cv.notify_all();
+  };
+  auto quick = sh("exit 4", false);
+  auto slow = sh("echo up; sleep 0.3; exit 6", false);
+  ASSERT_TRUE(start(quick));
+  ASSERT_TRUE(start(slow));
+  ASSERT_TRUE(runtime_->wait(quick.id, 10s));  // already ended when watched
+  ASSERT_TRUE(runtime_->on_exit(quick.id, record));
+  ASSERT_TRUE(runtime_->on_exit(slow.id, record));
+  EXPECT_EQ(runtime_->on_exit("rt-unknown", record).error().code, ErrorCode::kNotFound);
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return exits.size() == 2; }));
+  EXPECT_EQ(exits[quick.id].code, 4);
+  EXPECT_EQ(exits[slow.id].code, 6);
+  EXPECT_EQ(calls, 2);
 }
 
 TEST_F(ContainerTest, LimitsAreInTheCgroupAndUsageIsRead) {
