@@ -66,6 +66,26 @@ TEST_F(ContainerTest, HostnameEnvUserAndWorkdirFromImageAndSpec) {
             (std::vector<std::string>{s.hostname + " spec yes x /bin", "1234", "5678"}));
 }
 
+TEST_F(ContainerTest, DockerCapabilitiesSeccompNoNewPrivilegesAndMaskedPaths) {
+  for (const char* applet : {"grep", "wc"}) {
+    fs::create_symlink("busybox", rootfs_.file(std::string("bin/") + applet));
+  }
+  auto s =
+      sh("grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\t' ' ';"
+         "echo timer_list $(wc -c < /proc/timer_list);"
+         "echo 1 > /proc/sys/kernel/domainname && echo sys-writable || echo sys-read-only",
+         false);
+  ASSERT_TRUE(start(s));
+  ASSERT_TRUE(runtime_->wait(s.id, 10s));
+  // /proc/timer_list is masked (it exists on every kernel, unlike /proc/kcore).
+  // Docker's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+  // NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+  EXPECT_EQ(
+      lines_of(runtime_->state(s.id)->log_dir, "stdout"),
+      (std::vector<std::string>{"CapEff: 00000000a80425fb", "CapBnd: 00000000a80425fb",
+                                "NoNewPrivs: 1", "Seccomp: 2", "timer_list 0", "sys-read-only"}));
+}
+
 TEST_F(ContainerTest, SigtermReachesTheAppUnderInit) {
   auto s = sh("trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done");
   auto st = start(s);
