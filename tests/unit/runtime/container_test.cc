@@ -52,18 +52,23 @@ TEST_F(ContainerTest, InitIsPid1ByDefaultAndTheAppWithoutIt) {
   EXPECT_EQ(b[0].rfind("sh -c", 0), 0u) << b[0];
 }
 
-TEST_F(ContainerTest, HostnameEnvUserAndWorkdirFromImageAndSpec) {
+TEST_F(ContainerTest, HostnameHostsEnvUserAndWorkdirFromImageAndSpec) {
   model::ImageConfig image;
   image.env = {"FOO=image", "KEEP=yes"};
   image.working_dir = "/bin";
   image.user = "1234:5678";
-  auto s = sh("echo $(hostname) $FOO $KEEP $BAR $(pwd); id -u; id -g");
+  auto s = sh("echo $(hostname) $FOO $KEEP $BAR $(pwd); id -u; id -g; cat /etc/hosts");
   s.env = {{"FOO", "spec"}, {"BAR", "x"}};
+  ::mill::testing::TempDir files;
+  fs::permissions(files.path(), fs::perms(0755));
+  ASSERT_TRUE(write_file_atomic(files.file("hosts"), "10.99.0.2 web\n", 0644));
+  s.hosts_path = files.file("hosts");
   fs::create_symlink("busybox", rootfs_.file("bin/id"));
   ASSERT_TRUE(start(s, image));
   EXPECT_EQ(runtime_->wait(s.id, 10s)->code, 0);
-  EXPECT_EQ(lines_of(runtime_->state(s.id)->log_dir),
-            (std::vector<std::string>{s.hostname + " spec yes x /bin", "1234", "5678"}));
+  EXPECT_EQ(
+      lines_of(runtime_->state(s.id)->log_dir),
+      (std::vector<std::string>{s.hostname + " spec yes x /bin", "1234", "5678", "10.99.0.2 web"}));
 }
 
 TEST_F(ContainerTest, DockerCapabilitiesSeccompNoNewPrivilegesAndMaskedPaths) {
