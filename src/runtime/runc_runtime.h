@@ -1,0 +1,62 @@
+#pragma once
+
+// Runtime on an OCI runtime binary (runc; crun where the cgroup layout allows) with
+// one mill-shim per container. State layout, per container (see README.md):
+//   STATE_ROOT/<id>/bundle/config.json   written by start()
+//   STATE_ROOT/<id>/state.json           pids + start times, written by the shim
+//   STATE_ROOT/<id>/exit.json            the exit, written by the shim
+//   STATE_ROOT/<id>/log/current.jsonl    output, rotated to .1 .. .N
+// Everything about a container lives in those files, so a new RuncRuntime over the
+// same state_root (an agent restart) sees exactly what the old one did.
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "runtime/exit_watcher.h"
+#include "runtime/runtime.h"
+
+namespace mill::runtime {
+
+struct RuntimeOptions {
+  std::string runtime_path = "/usr/sbin/runc";
+  std::string shim_path;   // empty: mill-shim beside the running executable
+  std::string state_root;  // per-container dirs STATE_ROOT/<id>/
+  std::string runc_root;   // runc --root, so two Mills on one host do not collide
+  uint64_t log_max_bytes = 10 << 20;
+  int log_max_files = 3;  // rotated files kept beside current.jsonl
+  std::chrono::milliseconds start_timeout{60'000};
+};
+
+class RuncRuntime final : public Runtime {
+ public:
+  // Creates state_root and runc_root; kInvalidArgument when a path is missing or the
+  // runtime or shim is not executable.
+  static Result<std::unique_ptr<RuncRuntime>> create(RuntimeOptions options);
+
+  Result<ContainerState> start(const ContainerSpec& spec, const model::ImageConfig& image) override;
+  Result<ContainerState> state(const std::string& id) override;
+  Result<std::vector<ContainerState>> list() override;
+  Result<void> signal(const std::string& id, int sig) override;
+  Result<ExitStatus> stop(const std::string& id, std::chrono::milliseconds grace) override;
+  Result<ExitStatus> wait(const std::string& id, std::chrono::milliseconds timeout) override;
+  Result<void> on_exit(const std::string& id, ExitCallback callback) override;
+  Result<void> remove(const std::string& id, KeepLogs keep_logs) override;
+  Result<Usage> usage(const std::string& id) override;
+
+  const RuntimeOptions& options() const { return options_; }
+
+ private:
+  explicit RuncRuntime(RuntimeOptions options) : options_(std::move(options)) {}
+
+  std::string dir(const std::string& id) const { return options_.state_root + "/" + id; }
+  Result<int> launch_shim(const std::string& id);
+  Result<std::string> cgroup_path(const std::string& id) const;
+  void cleanup_failed_start(const std::string& id, bool kept_logs);
+
+  RuntimeOptions options_;
+  std::once_flag watcher_once_;
+  std::unique_ptr<ExitWatcher> watcher_;  // last: its thread stops before the rest goes
+};
+
+}  // namespace mill::runtime
