@@ -121,7 +121,13 @@ class LayerUnpacker {
     out_ = archive_write_disk_new();
     if (in_ == nullptr || out_ == nullptr)
       return make_error(ErrorCode::kIo, "libarchive: no memory");
-    archive_read_support_filter_all(in_);  // gzip, zstd, none (and the other built-ins)
+    // OCI layers are plain, gzip or zstd; Docker also took bzip2 and xz. Only these,
+    // all in-process: filter_all would run external programs (lzop, lrzip) on
+    // whatever a blob claims to be.
+    archive_read_support_filter_gzip(in_);
+    archive_read_support_filter_zstd(in_);
+    archive_read_support_filter_bzip2(in_);
+    archive_read_support_filter_xz(in_);
     archive_read_support_format_tar(in_);  // ustar, pax, GNU
     // No user/group lookup callbacks: owners are restored by number.
     archive_write_disk_set_options(out_, kExtractFlags);

@@ -1,6 +1,6 @@
 #pragma once
 
-// Unpacking one image layer (a tar, plain or gzip/zstd compressed) into its own
+// Unpacking one image layer (a tar: plain, gzip or zstd; bzip2 and xz too) into its own
 // directory, ready to be stacked with overlayfs (rootfs.h).
 //
 // Security contract: the blob is untrusted. An entry is rejected — the whole unpack

@@ -138,9 +138,10 @@ TEST_F(UnpackTest, WhiteoutsBecomeOverlayfsWhiteouts) {
   auto stats = unpack({tar_dir("a"), tar_file("a/.wh.gone", ""), tar_dir("b"),
                        tar_file("b/.wh..wh..opq", ""), tar_file("b/new", "new"),
                        tar_file("c/.wh..wh.plnk", ""),  // aufs bookkeeping: ignored
-                       tar_file("kept", "mine"), tar_file(".wh.kept", "")});
+                       tar_file("kept", "mine"), tar_file(".wh.kept", ""),
+                       tar_file(".wh.later", ""), tar_file("later", "back")});
   ASSERT_TRUE(stats) << stats.error().to_string();
-  EXPECT_EQ(stats->entries, 8u);
+  EXPECT_EQ(stats->entries, 10u);
 
   struct stat st {};
   ASSERT_EQ(::lstat(in_dest("a/gone").c_str(), &st), 0);
@@ -153,6 +154,8 @@ TEST_F(UnpackTest, WhiteoutsBecomeOverlayfsWhiteouts) {
   EXPECT_FALSE(fs::exists(in_dest("c")));
   // A whiteout hides lower layers only: this layer's own "kept" stays a file.
   EXPECT_EQ(slurp(in_dest("kept")), "mine");
+  // A later entry of the same name replaces the whiteout.
+  EXPECT_EQ(slurp(in_dest("later")), "back");
 }
 
 TEST_F(UnpackTest, OpaqueMarkerBeforeItsDirectoryStillApplies) {
