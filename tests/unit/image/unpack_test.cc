@@ -1,0 +1,286 @@
+// unpack_layer against real libarchive on the real filesystem (runs as root: owners,
+// device nodes and trusted.* xattrs).
+
+#include "image/unpack.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include "support/tar_writer.h"
+#include "support/temp_dir.h"
+
+namespace mill::image {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::Compression;
+using testing::tar_dir;
+using testing::tar_file;
+using testing::tar_hardlink;
+using testing::tar_symlink;
+using testing::TarEntry;
+using testing::write_tar;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::set<std::string> names_in(const std::string& dir) {
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.insert(e.path().filename().string());
+  return names;
+}
+
+std::string xattr(const std::string& path, const std::string& name) {
+  char buf[256];
+  ssize_t n = ::lgetxattr(path.c_str(), name.c_str(), buf, sizeof buf);
+  return n < 0 ? std::string("<none>") : std::string(buf, n);
+}
+
+class UnpackTest : public ::testing::Test {
+ protected:
+  void SetUp() override { fs::create_directory(dest_); }
+
+  Result<UnpackStats> unpack(const std::vector<TarEntry>& entries,
+                             Compression compression = Compression::kNone) {
+    write_tar(blob_, entries, compression);
+    return unpack_layer(blob_, dest_);
+  }
+  std::string in_dest(const std::string& rel) const { return dest_ + "/" + rel; }
+
+  mill::testing::TempDir tmp_;
+  std::string blob_ = tmp_.file("layer.tar");
+  std::string dest_ = tmp_.file("layer");
+};
+
+class UnpackCompressionTest : public UnpackTest,
+                              public ::testing::WithParamInterface<Compression> {};
+
+TEST_P(UnpackCompressionTest, UnpacksFilesDirsAndLinks) {
+  auto stats = unpack({tar_dir("etc"), tar_file("etc/hosts", "127.0.0.1 localhost\n"),
+                       tar_file("./bin/app", "binary!", 0755),  // parent dir not in the tar
+                       tar_symlink("bin/sh", "/bin/app"), tar_hardlink("bin/app2", "bin/app")},
+                      GetParam());
+  ASSERT_TRUE(stats) << stats.error().to_string();
+  EXPECT_EQ(stats->entries, 5u);
+  EXPECT_EQ(stats->bytes, 27u);
+  EXPECT_EQ(slurp(in_dest("etc/hosts")), "127.0.0.1 localhost\n");
+  EXPECT_EQ(slurp(in_dest("bin/app")), "binary!");
+  EXPECT_EQ(fs::read_symlink(in_dest("bin/sh")), "/bin/app");
+  struct stat a {
+  }, b{};
+  ASSERT_EQ(::stat(in_dest("bin/app").c_str(), &a), 0);
+  ASSERT_EQ(::stat(in_dest("bin/app2").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+  EXPECT_EQ(a.st_nlink, 2u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, UnpackCompressionTest,
+                         ::testing::Values(Compression::kNone, Compression::kGzip,
+                                           Compression::kZstd));
+
+TEST_F(UnpackTest, KeepsModesOwnersTimesXattrsAndDevices) {
+  TarEntry suid = tar_file("usr/bin/su", "su", 04755);
+  suid.uid = 1234;
+  suid.gid = 5678;
+  suid.mtime = 1500000000;
+  suid.xattrs = {
+      {"user.mill", "hello"},
+      {"security.capability",
+       std::string(
+           "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+           20)}};
+  TarEntry null_dev = testing::tar_entry("dev/null", AE_IFCHR, 0666);
+  null_dev.rdev_major = 1;
+  null_dev.rdev_minor = 3;
+  TarEntry fifo = testing::tar_entry("run/fifo", AE_IFIFO, 0600);
+  TarEntry secret = tar_dir("root", 0700);
+  secret.uid = 42;
+  auto stats = unpack(
+      {tar_dir("tmp", 01777), secret, tar_file("root/.profile", "x", 0600), suid, null_dev, fifo});
+  ASSERT_TRUE(stats) << stats.error().to_string();
+
+  struct stat st {};
+  ASSERT_EQ(::lstat(in_dest("usr/bin/su").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 04755u);
+  EXPECT_EQ(st.st_uid, 1234u);
+  EXPECT_EQ(st.st_gid, 5678u);
+  EXPECT_EQ(st.st_mtime, 1500000000);
+  EXPECT_EQ(xattr(in_dest("usr/bin/su"), "user.mill"), "hello");
+  EXPECT_NE(xattr(in_dest("usr/bin/su"), "security.capability"), "<none>");
+
+  ASSERT_EQ(::lstat(in_dest("tmp").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 01777u);
+  ASSERT_EQ(::lstat(in_dest("root").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  EXPECT_EQ(st.st_uid, 42u);
+  ASSERT_EQ(::lstat(in_dest("dev/null").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(1, 3));
+  ASSERT_EQ(::lstat(in_dest("run/fifo").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+}
+
+TEST_F(UnpackTest, WhiteoutsBecomeOverlayfsWhiteouts) {
+  auto stats = unpack({tar_dir("a"), tar_file("a/.wh.gone", ""), tar_dir("b"),
+                       tar_file("b/.wh..wh..opq", ""), tar_file("b/new", "new"),
+                       tar_file("c/.wh..wh.plnk", ""),  // aufs bookkeeping: ignored
+                       tar_file("kept", "mine"), tar_file(".wh.kept", ""),
+                       tar_file(".wh.later", ""), tar_file("later", "back")});
+  ASSERT_TRUE(stats) << stats.error().to_string();
+  EXPECT_EQ(stats->entries, 10u);
+
+  struct stat st {};
+  ASSERT_EQ(::lstat(in_dest("a/gone").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(0, 0));
+  EXPECT_EQ(names_in(in_dest("a")), std::set<std::string>{"gone"});
+  EXPECT_EQ(xattr(in_dest("b"), "trusted.overlay.opaque"), "y");
+  EXPECT_EQ(xattr(in_dest("a"), "trusted.overlay.opaque"), "<none>");
+  EXPECT_EQ(names_in(in_dest("b")), std::set<std::string>{"new"});
+  EXPECT_FALSE(fs::exists(in_dest("c")));
+  // A whiteout hides lower layers only: this layer's own "kept" stays a file.
+  EXPECT_EQ(slurp(in_dest("kept")), "mine");
+  // A later entry of the same name replaces the whiteout.
+  EXPECT_EQ(slurp(in_dest("later")), "back");
+}
+
+TEST_F(UnpackTest, OpaqueMarkerBeforeItsDirectoryStillApplies) {
+  auto stats = unpack({tar_file("d/.wh..wh..opq", ""), tar_dir("d", 0750)});
+  ASSERT_TRUE(stats) << stats.error().to_string();
+  EXPECT_EQ(xattr(in_dest("d"), "trusted.overlay.opaque"), "y");
+  struct stat st {};
+  ASSERT_EQ(::lstat(in_dest("d").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+}
+
+TEST_F(UnpackTest, RefusesNonEmptyDestAndMissingBlob) {
+  auto missing = unpack_layer(tmp_.file("nope.tar"), dest_);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+
+  std::ofstream(in_dest("existing")) << "keep me";
+  write_tar(blob_, {tar_file("f", "x")});
+  auto busy = unpack_layer(blob_, dest_);
+  ASSERT_FALSE(busy);
+  EXPECT_EQ(busy.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(names_in(dest_), std::set<std::string>{"existing"});
+  EXPECT_EQ(slurp(in_dest("existing")), "keep me");
+}
+
+TEST_F(UnpackTest, CorruptAndTruncatedArchivesFailAndLeaveDestEmpty) {
+  std::string big(256 * 1024, 'z');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 7919) % 251);
+  for (Compression c : {Compression::kNone, Compression::kGzip, Compression::kZstd}) {
+    write_tar(blob_, {tar_file("first", "ok"), tar_file("big", big)}, c);
+    fs::resize_file(blob_, fs::file_size(blob_) / 2);
+    auto truncated = unpack_layer(blob_, dest_);
+    ASSERT_FALSE(truncated) << "compression " << static_cast<int>(c);
+    EXPECT_EQ(truncated.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_TRUE(fs::is_empty(dest_)) << "compression " << static_cast<int>(c);
+  }
+  std::ofstream(blob_, std::ios::trunc) << std::string(4096, '\x5a');
+  auto garbage = unpack_layer(blob_, dest_);
+  ASSERT_FALSE(garbage);
+  EXPECT_EQ(garbage.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(fs::is_empty(dest_));
+}
+
+// Each attack is a tar that tries to write outside the layer dir. The layer dir sits
+// beside the blob and a directory "outside" holding one file; after the failed unpack
+// the parent must hold exactly those three, "outside" its one untouched file (no new
+// hardlink to it either), and the layer dir nothing.
+struct Attack {
+  std::string name;
+  std::vector<TarEntry> entries;
+  std::string culprit;                                      // the entry the error must name
+  std::function<void(const std::string&)> patch = nullptr;  // edits the written tar
+};
+
+// libarchive's writers drop the data of hardlink entries, but pax readers accept
+// hardlinks that carry data. Turns the ustar header of regular file `name` into a
+// hardlink to `target`, keeping its size and data (and its pax header, which makes
+// the reader trust the size).
+void turn_into_hardlink_with_data(const std::string& tar, const std::string& name,
+                                  const std::string& target) {
+  std::string bytes = slurp(tar);
+  for (size_t off = 0; off + 512 <= bytes.size(); off += 512) {
+    char* h = bytes.data() + off;
+    if (std::string(h, strnlen(h, 100)) != name || h[156] != '0') continue;
+    h[156] = '1';
+    std::memset(h + 157, 0, 100);
+    std::memcpy(h + 157, target.data(), target.size());
+    std::memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; ++i) sum += static_cast<unsigned char>(h[i]);
+    std::snprintf(h + 148, 8, "%06o", sum);
+    std::ofstream(tar, std::ios::binary | std::ios::trunc) << bytes;
+    return;
+  }
+  ADD_FAILURE() << "no header for " << name;
+}
+
+std::vector<Attack> attacks(const std::string& outside) {
+  TarEntry data_for_hardlink = tar_file("h", "overwrite");
+  data_for_hardlink.xattrs = {{"user.pax", "1"}};  // forces a pax header
+  return {
+      {"DotDot", {tar_file("ok", "1"), tar_file("../pwned", "x")}, "../pwned"},
+      {"DotDotInside", {tar_dir("a"), tar_file("a/../../pwned", "x")}, "a/../../pwned"},
+      {"Absolute",
+       {tar_file("ok", "1"), tar_file("/etc/mill-unpack-test-escape", "x")},
+       "/etc/mill-unpack-test-escape"},
+      {"HardlinkOut", {tar_hardlink("h", "../outside/secret")}, "'h'"},
+      {"HardlinkAbsolute", {tar_hardlink("h", outside + "/secret")}, "'h'"},
+      {"HardlinkMissing", {tar_file("ok", "1"), tar_hardlink("h", "nothere")}, "'h'"},
+      {"SymlinkThenWrite", {tar_symlink("a", "../outside"), tar_file("a/pwned", "x")}, "a/pwned"},
+      {"AbsoluteSymlinkThenWrite",
+       {tar_symlink("a", outside), tar_dir("a/sub"), tar_file("a/sub/pwned", "x")},
+       "a/sub"},
+      {"SymlinkThenWhiteout", {tar_symlink("a", outside), tar_file("a/.wh.secret", "")}, "a/.wh"},
+      {"DirReplacedBySymlink",
+       {tar_dir("d", 0700), tar_symlink("d", outside), tar_file("d/pwned", "x")},
+       "'d'"},
+      {"HardlinkToSymlinkWithData",
+       {tar_symlink("s", outside + "/secret"), data_for_hardlink},
+       "'h'",
+       [](const std::string& tar) { turn_into_hardlink_with_data(tar, "h", "s"); }},
+  };
+}
+
+TEST_F(UnpackTest, EveryEscapeIsRejectedAndNothingIsWrittenOutside) {
+  for (const Attack& attack : attacks(tmp_.file("outside"))) {
+    SCOPED_TRACE(attack.name);
+    fs::remove_all(tmp_.file("outside"));
+    fs::create_directory(tmp_.file("outside"));
+    std::ofstream(tmp_.file("outside/secret")) << "s";
+    write_tar(blob_, attack.entries);
+    if (attack.patch) attack.patch(blob_);
+    auto stats = unpack_layer(blob_, dest_);
+    ASSERT_FALSE(stats) << attack.name << " was accepted";
+    EXPECT_EQ(stats.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(stats.error().message.find(attack.culprit), std::string::npos)
+        << stats.error().message;
+    EXPECT_EQ(names_in(tmp_.path()), (std::set<std::string>{"layer", "layer.tar", "outside"}));
+    EXPECT_EQ(names_in(tmp_.file("outside")), std::set<std::string>{"secret"});
+    EXPECT_EQ(slurp(tmp_.file("outside/secret")), "s");
+    EXPECT_EQ(fs::hard_link_count(tmp_.file("outside/secret")), 1u);
+    EXPECT_TRUE(fs::is_empty(dest_));
+    EXPECT_FALSE(fs::exists("/etc/mill-unpack-test-escape"));
+  }
+}
+
+}  // namespace
+}  // namespace mill::image
