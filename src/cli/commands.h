@@ -19,5 +19,6 @@ void add_secret_command(CLI::App& app, int& exit_code);
 void add_validate_command(CLI::App& app, int& exit_code);
 void add_task_commands(CLI::App& app, int& exit_code);  // spawn, tasks, task, kill
 void add_logs_command(CLI::App& app, int& exit_code);
+void add_cleanup_command(CLI::App& app, int& exit_code);
 
 }  // namespace mill::cli

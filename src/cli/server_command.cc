@@ -3,10 +3,12 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <iostream>
 
 #include "agent/agent.h"
 #include "agent/node_client.h"
+#include "agent/node_services.h"
 #include "api/api.h"
 #include "cli/client.h"
 #include "cli/commands.h"
@@ -38,6 +40,31 @@ struct ServerOptions {
   std::string config_file;  // task templates and registries, until deploy exists
   std::string cluster_network = "10.99.0.0/16";
   std::string task_retention = "1h";
+  bool no_containers = false;
+  agent::NodeOptions node;
+  std::string image_budget;
+  std::string stop_grace = "10s";
+};
+
+// The logs route needs the node's log service, which exists only once the agent has
+// registered through the (already serving) API: this forwards to it from then on.
+class LocalLogs final : public api::LogSource {
+ public:
+  void set(api::LogSource* target) { target_.store(target); }
+  void stream(const api::LogQuery& query, std::shared_ptr<net::ResponseWriter> writer) override {
+    if (auto* t = target_.load()) return t->stream(query, std::move(writer));
+    net::HttpResponse r;
+    r.status = 503;
+    r.body = "{\"error\":\"this node's agent is not running\"}";
+    writer->respond(std::move(r));
+  }
+  bool serves(const std::string& node) const override {
+    auto* t = target_.load();
+    return t && t->serves(node);
+  }
+
+ private:
+  std::atomic<api::LogSource*> target_{nullptr};
 };
 
 void declare_node_metrics(metrics::Registry& registry, server::NodeRegistry& nodes) {
@@ -88,6 +115,16 @@ int run_server(const ServerOptions& opts) {
   }
   auto retention = model::parse_duration(opts.task_retention);
   if (!retention) return fail("--task-retention: " + retention.error().message);
+  agent::NodeOptions node_options = opts.node;
+  node_options.data_dir = opts.data_dir;
+  if (!opts.image_budget.empty()) {
+    auto budget = model::parse_size(opts.image_budget);
+    if (!budget) return fail("--image-budget: " + budget.error().message);
+    node_options.image_budget_bytes = static_cast<uint64_t>(*budget);
+  }
+  auto grace = model::parse_duration(opts.stop_grace);
+  if (!grace) return fail("--stop-grace: " + grace.error().message);
+  node_options.grace = *grace;
   model::Config config;
   if (!opts.config_file.empty()) {
     auto parsed = config::parse_config_file(opts.config_file);
@@ -120,6 +157,8 @@ int run_server(const ServerOptions& opts) {
   ctx.clock = &clock;
   ctx.heartbeat_interval = heartbeat;
   ctx.tasks = &tasks;
+  LocalLogs local_logs;
+  ctx.logs = &local_logs;
   ctx.cluster_network = *cluster_network;
   api::Api api(ctx);
 
@@ -146,6 +185,7 @@ int run_server(const ServerOptions& opts) {
 
   std::unique_ptr<agent::HttpNodeClient> node_client;
   std::unique_ptr<agent::Agent> node_agent;
+  std::unique_ptr<agent::NodeServices> node;
   if (!opts.no_agent) {
     // The in-process agent uses the same node protocol, over HTTP, as a remote one.
     node_client =
@@ -159,11 +199,28 @@ int run_server(const ServerOptions& opts) {
     }
     log::info("registered this machine as " + *id);
     node_agent->start();
+    if (!opts.no_containers) {
+      auto services = agent::NodeServices::start(node_options, *node_client, *id,
+                                                 node_agent->registration(), clock);
+      if (!services) {
+        node_agent->stop();
+        (*server)->stop();
+        return fail("cannot run containers on this machine: " + services.error().message +
+                    "\n  Mill's agent needs root (namespaces, cgroups, mounts, netlink).");
+      }
+      node = std::move(*services);
+      local_logs.set(&node->logs());
+      log::info("this node runs containers on bridge " + opts.node.bridge + " (" +
+                node_agent->registration().subnet + ")");
+    }
   }
 
   int sig = 0;
   sigwait(&signals, &sig);
   log::info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
+  // Containers keep running under their shims; the next start re-adopts them.
+  local_logs.set(nullptr);
+  if (node) node->stop();
   if (node_agent) node_agent->stop();
   (*server)->stop(std::chrono::seconds(10));
   tasks.stop();
@@ -207,6 +264,21 @@ void add_server_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--task-retention", opts->task_retention,
                   "How long ended tasks stay listed, with their logs")
       ->capture_default_str();
+  cmd->add_flag("--no-containers", opts->no_containers,
+                "Register this machine as a node but run no containers (tests, dev)");
+  cmd->add_option("--bridge", opts->node.bridge,
+                  "This node's container bridge (also names its firewall table)")
+      ->capture_default_str();
+  cmd->add_option("--runtime", opts->node.runtime_path, "The OCI runtime binary (runc or crun)")
+      ->capture_default_str();
+  cmd->add_option("--image-budget", opts->image_budget,
+                  "Disk the image cache may use, e.g. 20G (default: unlimited)");
+  cmd->add_option("--stop-grace", opts->stop_grace, "Time between SIGTERM and SIGKILL")
+      ->capture_default_str();
+  cmd->add_option("--dns-port", opts->node.dns_port, "Port of the .mill DNS server on the bridge")
+      ->capture_default_str();
+  cmd->add_option("--registry-ca", opts->node.registry_ca_file,
+                  "A PEM file of extra CAs to trust for registries");
   cmd->callback([opts, &exit_code] { exit_code = run_server(*opts); });
 }
 

@@ -103,6 +103,12 @@ std::unique_ptr<MillServer> MillServer::start(const TempDir& dir,
   std::vector<std::string> args{"server", "--data-dir", dir.file("data"), "--listen",
                                 "127.0.0.1:0"};
   args.insert(args.end(), extra.begin(), extra.end());
+  // Only tests that run containers give the node a bridge of its own (--bridge); the
+  // rest keep the host's network untouched.
+  const bool containers = std::find(extra.begin(), extra.end(), "--bridge") != extra.end();
+  const bool agent = std::find(extra.begin(), extra.end(), "--no-agent") == extra.end();
+  if (agent && !containers) args.push_back("--no-containers");
+  const std::string ready = containers ? "this node runs containers" : "registered this machine as";
   // Append, so a restarted server's log follows the first one's (and log() covers
   // every run on this dir); look for this run's start-up lines only past the old end.
   const size_t prior_size = slurp(server->log_path_).size();
@@ -118,7 +124,7 @@ std::unique_ptr<MillServer> MillServer::start(const TempDir& dir,
       size_t start = at + marker.size();
       server->address_ = log.substr(start, log.find_first_of(" \n", start) - start);
     }
-    registered = registered || log.find("registered this machine as") != std::string::npos;
+    registered = registered || log.find(ready) != std::string::npos;
     if (!server->address_.empty() && registered) {
       return server;
     }

@@ -36,7 +36,9 @@ std::string init_data_dir(const TempDir& dir);
 class MillServer {
  public:
   // Starts `mill server --data-dir <dir>/data --listen 127.0.0.1:0 [extra...]` and waits
-  // until it logs its address and has registered its node. nullptr (and a test
+  // until it logs its address and has registered its node. Without `--bridge` in
+  // extra the node runs no containers (`--no-containers`), so the host's network is
+  // left alone; with it, start waits until the node is ready to run containers. nullptr (and a test
   // failure) if it does not come up within the timeout.
   static std::unique_ptr<MillServer> start(const TempDir& dir,
                                            const std::vector<std::string>& extra = {},

@@ -1,0 +1,107 @@
+#include "agent/log_service.h"
+
+#include <boost/json.hpp>
+
+#include "model/json.h"
+
+namespace mill::agent {
+
+namespace json = boost::json;
+
+namespace {
+
+// Followers are checked this often for new lines (inotify would wake sooner; 100 ms
+// keeps `logs -f` feeling live at almost no cost).
+constexpr std::chrono::milliseconds kPollEvery{100};
+
+std::string end_event(const std::string& id, const model::AllocState& s) {
+  json::object o{{"id", id}, {"status", model::to_string(s.status)}};
+  if (s.exit_code) o["exit_code"] = *s.exit_code;
+  return "event: end\ndata: " + model::serialize(o) + "\n\n";
+}
+
+net::HttpResponse not_found(const std::string& id) {
+  net::HttpResponse r;
+  r.status = 404;
+  r.body = model::serialize(json::object{{"error", "no log for '" + id + "' on this node"}});
+  return r;
+}
+
+}  // namespace
+
+std::string sse_event(const runtime::LogLine& line) {
+  json::object o{{"ts", line.ts}, {"stream", line.stream}, {"line", line.line}};
+  return "data: " + model::serialize(o) + "\n\n";
+}
+
+LogService::LogService(Containers& containers, AllocRunner& runner, std::string node_id)
+    : containers_(containers), runner_(runner), node_(std::move(node_id)) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+LogService::~LogService() { stop(); }
+
+void LogService::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  for (auto& f : followers_) f.writer->close();
+  followers_.clear();
+}
+
+void LogService::stream(const api::LogQuery& query, std::shared_ptr<net::ResponseWriter> writer) {
+  auto state = runner_.state(query.alloc_id);
+  if (!state) return writer->respond(not_found(query.alloc_id));
+  // One cursor reads what exists and then follows, so no line is lost or repeated
+  // between the two.
+  auto cursor = runtime::LogCursor::at_start(containers_.log_dir(query.alloc_id));
+  auto lines = cursor.next();
+  if (!lines) lines = std::vector<runtime::LogLine>{};
+  size_t from = 0;
+  if (query.tail && *query.tail < lines->size()) from = lines->size() - *query.tail;
+  std::string out;
+  for (size_t i = from; i < lines->size(); ++i) out += sse_event((*lines)[i]);
+  writer->begin_stream(200, "text/event-stream");
+  if (!out.empty()) writer->write(std::move(out));
+  if (!query.follow) return writer->close();
+  std::lock_guard lock(mutex_);
+  if (stopping_) return writer->close();
+  followers_.push_back({query.alloc_id, std::move(cursor), std::move(writer)});
+}
+
+bool LogService::pump(Follower& f) {
+  if (f.writer->client_gone()) return true;
+  // Read the state before the lines: an allocation seen ended has written its last line.
+  auto state = runner_.state(f.id);
+  bool ended = !state || model::is_terminal(state->status);
+  auto lines = f.cursor.next();
+  if (lines && !lines->empty()) {
+    std::string out;
+    for (const auto& l : *lines) out += sse_event(l);
+    if (!f.writer->write(std::move(out))) return true;
+  }
+  if (!ended) return false;
+  if (state) f.writer->write(end_event(f.id, *state));
+  f.writer->close();
+  return true;
+}
+
+void LogService::loop() {
+  std::unique_lock lock(mutex_);
+  while (!wake_.wait_for(lock, kPollEvery, [this] { return stopping_; })) {
+    // New followers may join meanwhile (push_back keeps list iterators valid).
+    auto it = followers_.begin();
+    while (it != followers_.end()) {
+      lock.unlock();
+      bool done = pump(*it);
+      lock.lock();
+      it = done ? followers_.erase(it) : std::next(it);
+    }
+  }
+}
+
+}  // namespace mill::agent

@@ -1,0 +1,57 @@
+#pragma once
+
+// Serves this node's allocation logs (spec: Logs) from the files the shims write:
+// the whole log or its tail, then, when following, new lines as they land, until the
+// client leaves or the allocation ends (then one last `event: end`). One thread looks
+// after every follower, so hundreds of `mill logs -f` cost no thread each.
+
+#include <condition_variable>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "agent/alloc_runner.h"
+#include "agent/containers.h"
+#include "api/log_source.h"
+#include "runtime/log_reader.h"
+
+namespace mill::agent {
+
+class LogService final : public api::LogSource {
+ public:
+  LogService(Containers& containers, AllocRunner& runner, std::string node_id);
+  ~LogService() override;
+
+  void stream(const api::LogQuery& query, std::shared_ptr<net::ResponseWriter> writer) override;
+  bool serves(const std::string& node) const override { return node == node_; }
+
+  // Ends every follow (with no end event: the server is going away).
+  void stop();
+
+ private:
+  struct Follower {
+    std::string id;
+    runtime::LogCursor cursor;
+    std::shared_ptr<net::ResponseWriter> writer;
+  };
+  void loop();
+  // True when the follower is done (client gone or allocation ended and drained).
+  bool pump(Follower& f);
+
+  Containers& containers_;
+  AllocRunner& runner_;
+  const std::string node_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::list<Follower> followers_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+// One SSE event for a log line: `data: {"ts": ..., "stream": ..., "line": ...}`.
+std::string sse_event(const runtime::LogLine& line);
+
+}  // namespace mill::agent

@@ -1,0 +1,167 @@
+#include "agent/node_services.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <boost/json.hpp>
+
+#include "agent/alloc_runner.h"
+#include "agent/container_host.h"
+#include "agent/log_service.h"
+#include "common/files.h"
+#include "common/log.h"
+#include "image/image_store.h"
+#include "image/rootfs.h"
+#include "image/unpack.h"
+#include "model/json.h"
+#include "network/dns_server.h"
+#include "network/node_network.h"
+#include "runtime/runc_runtime.h"
+
+namespace mill::agent {
+
+struct NodeServices::Parts {
+  std::unique_ptr<network::NodeNetwork> network;
+  std::unique_ptr<network::DnsServer> dns;
+  std::unique_ptr<image::ImageStore> images;
+  std::unique_ptr<runtime::RuncRuntime> runtime;
+  std::unique_ptr<ContainerHost> containers;
+  std::unique_ptr<AllocRunner> runner;
+  std::unique_ptr<LogService> logs;
+};
+
+NodeServices::NodeServices(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+NodeServices::~NodeServices() { stop(); }
+
+api::LogSource& NodeServices::logs() { return *parts_->logs; }
+
+void NodeServices::stop() {
+  if (parts_->logs) parts_->logs->stop();
+  if (parts_->runner) parts_->runner->stop();
+  if (parts_->dns) parts_->dns->stop();
+}
+
+Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, NodeClient& client,
+                                                          const std::string& node_id,
+                                                          const RegisterResponse& reg,
+                                                          const Clock& clock) {
+  auto p = std::make_unique<Parts>();
+  const std::string& d = o.data_dir;
+
+  network::NetworkOptions net;
+  net.bridge = o.bridge;
+  net.cluster_cidr = reg.cluster_network;
+  net.node_cidr = reg.subnet;
+  net.netns_prefix = o.bridge + "-";
+  p->network = MILL_TRY(network::NodeNetwork::setup(net));
+  // What `mill cleanup` needs to undo it, even with the server gone.
+  ::mkdir((d + "/agent").c_str(), 0700);
+  MILL_TRY(
+      write_file_atomic(d + "/agent/network.json",
+                        model::serialize(boost::json::object{{"bridge", net.bridge},
+                                                             {"cluster_cidr", net.cluster_cidr},
+                                                             {"node_cidr", net.node_cidr},
+                                                             {"netns_prefix", net.netns_prefix}}),
+                        0600));
+
+  image::ImageStoreOptions img;
+  img.root = d + "/images";
+  img.disk_budget_bytes = o.image_budget_bytes;
+  img.ca_file = o.registry_ca_file;
+  img.unpack = [](const std::string& blob, const std::string& dest) -> Result<void> {
+    MILL_TRY(image::unpack_layer(blob, dest));
+    return {};
+  };
+  // Parts does not move (NodeServices owns it by pointer), so the lookup may keep it.
+  Parts* parts = p.get();
+  img.credentials =
+      [parts](const std::string& registry) -> std::optional<image::RegistryCredentials> {
+    if (!parts->containers) return std::nullopt;
+    auto login = parts->containers->login_for(registry);
+    if (!login) return std::nullopt;
+    return image::RegistryCredentials{login->username, login->password, login->insecure};
+  };
+  p->images = MILL_TRY(image::ImageStore::open(img));
+
+  runtime::RuntimeOptions rt;
+  rt.runtime_path = o.runtime_path;
+  rt.shim_path = o.shim_path;
+  rt.state_root = d + "/containers";
+  rt.runc_root = d + "/runc";
+  p->runtime = MILL_TRY(runtime::RuncRuntime::create(rt));
+
+  ContainerHostOptions ch;
+  ch.alloc_root = d + "/allocs";
+  ch.runtime_state_root = rt.state_root;
+  ch.cgroup_parent = "/mill-" + o.bridge;
+  ch.init_path = o.init_path;
+  ::mkdir(ch.alloc_root.c_str(), 0700);
+  // Rootfs mounts stay inside this dir: they neither leak into nor come from other
+  // mount namespaces.
+  MILL_TRY(image::make_mount_private(ch.alloc_root));
+  p->containers = std::make_unique<ContainerHost>(ch, *p->images, *p->network, *p->runtime);
+
+  RunnerOptions ro;
+  ro.state_dir = d + "/agent";
+  ro.grace = o.grace;
+  p->runner = std::make_unique<AllocRunner>(ro, *p->containers, client, clock);
+  p->logs = std::make_unique<LogService>(*p->containers, *p->runner, node_id);
+
+  auto* runner = p->runner.get();
+  auto dns = network::DnsServer::start(
+      p->network->bridge_ip() + ":" + std::to_string(o.dns_port),
+      [runner](std::string_view name) { return runner->lookup(name); },
+      network::system_upstreams());
+  if (dns) {
+    p->dns = std::move(*dns);
+  } else {
+    // Containers still run; only names under .mill will not resolve.
+    log::warn("agent: no DNS server on the bridge: " + dns.error().message);
+  }
+  MILL_TRY(p->runner->start(node_id));
+  return std::unique_ptr<NodeServices>(new NodeServices(std::move(p)));
+}
+
+Result<void> NodeServices::cleanup(const std::string& d) {
+  auto text = read_file(d + "/agent/network.json");
+  if (!text) return {};  // this data dir never ran containers
+  auto o =
+      MILL_TRY(model::parse_object(*text, {"bridge", "cluster_cidr", "node_cidr", "netns_prefix"}));
+  network::NetworkOptions net;
+  net.bridge = MILL_TRY(model::get_string(o, "bridge", true));
+  net.cluster_cidr = MILL_TRY(model::get_string(o, "cluster_cidr", true));
+  net.node_cidr = MILL_TRY(model::get_string(o, "node_cidr", true));
+  net.netns_prefix = MILL_TRY(model::get_string(o, "netns_prefix", true));
+
+  runtime::RuntimeOptions rt;
+  rt.state_root = d + "/containers";
+  rt.runc_root = d + "/runc";
+  if (auto runtime = runtime::RuncRuntime::create(rt)) {
+    if (auto list = (*runtime)->list()) {
+      for (const auto& c : *list) {
+        if (c.running) (void)(*runtime)->stop(c.id, std::chrono::milliseconds(0));
+        if (auto r = (*runtime)->remove(c.id, runtime::KeepLogs::kNo); !r) {
+          log::warn("cleanup: container " + c.id + ": " + r.error().message);
+        }
+      }
+    }
+  }
+  const std::string allocs = d + "/allocs";
+  if (DIR* dir = ::opendir(allocs.c_str())) {
+    std::vector<std::string> ids;
+    while (auto* e = ::readdir(dir)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") ids.push_back(name);
+    }
+    ::closedir(dir);
+    for (const auto& id : ids) (void)image::unmount_rootfs(allocs + "/" + id + "/rootfs");
+  }
+  (void)image::unmount_rootfs(allocs);
+  auto network = MILL_TRY(network::NodeNetwork::setup(net));
+  MILL_TRY(network->teardown());
+  ::unlink((d + "/agent/network.json").c_str());
+  return {};
+}
+
+}  // namespace mill::agent
