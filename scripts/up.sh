@@ -12,9 +12,11 @@ port=${listen##*:}
 
 scripts/install-deps.sh
 cmake --preset release >/dev/null
-cmake --build --preset release --target mill
+cmake --build --preset release --target mill mill-shim
 mill=build/release/src/mill
 install -m 0755 "$mill" /usr/local/bin/mill
+# One mill-shim per container; mill finds it beside its own executable.
+install -m 0755 build/release/src/mill-shim /usr/local/bin/mill-shim
 
 if [ ! -f "$data_dir/api.token" ]; then
   mill init --data-dir "$data_dir" --address "127.0.0.1:$port"

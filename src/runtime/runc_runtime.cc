@@ -357,8 +357,10 @@ Result<void> RuncRuntime::remove(const std::string& id, KeepLogs keep_logs) {
   std::string d = dir(id);
   std::error_code ec;
   if (!fs::exists(d, ec)) return {};
-  if (auto s = state(id); s && s->running) {
-    (void)signal(id, SIGKILL);
+  // Until exit.json exists the shim may still be writing into the dir: kill what
+  // runs and wait for the shim to finish (wait() returns at once if it is gone).
+  if (auto s = state(id); s && !s->exit) {
+    if (s->running) (void)signal(id, SIGKILL);
     if (auto e = wait(id, std::chrono::seconds(10)); !e && e.error().code == ErrorCode::kTimeout) {
       return make_error(ErrorCode::kConflict, "container " + id + " survives SIGKILL");
     }

@@ -225,6 +225,19 @@ TEST_F(ContainerTest, ShimSurvivesTheKillOfItsOwnerAndANewRuntimeReadopts) {
   runtime_ = std::move(restarted);
 }
 
+TEST_F(ContainerTest, SigtermToTheShimStopsTheContainerAndTheExitIsStillRecorded) {
+  auto s = sh("trap 'echo bye; exit 9' TERM; echo up; while :; do sleep 0.05; done", false);
+  auto st = start(s);
+  ASSERT_TRUE(st);
+  ASSERT_TRUE(eventually([&] { return !lines_of(st->log_dir).empty(); }));
+  ASSERT_EQ(kill(st->shim_pid, SIGTERM), 0);
+  ASSERT_EQ(kill(st->shim_pid, SIGPIPE), 0);  // ignored
+  auto exit = runtime_->wait(s.id, 10s);
+  ASSERT_TRUE(exit) << exit.error().to_string();
+  EXPECT_EQ(exit->code, 9);
+  EXPECT_EQ(lines_of(st->log_dir), (std::vector<std::string>{"up", "bye"}));
+}
+
 TEST_F(ContainerTest, LogsRotateAtSmallSizes) {
   RuntimeOptions o;
   o.log_max_bytes = 2000;
