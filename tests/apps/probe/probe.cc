@@ -58,7 +58,7 @@ void print_line(int fd, std::string_view text) {
 }
 
 void on_sigterm(int) {
-  static const char kMessage[] = "got SIGTERM\n";
+  static constexpr char kMessage[] = "got SIGTERM\n";
   ssize_t ignored = ::write(STDOUT_FILENO, kMessage, sizeof kMessage - 1);
   (void)ignored;
   ::_exit(0);

@@ -15,6 +15,7 @@
 #include <functional>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "support/tar_writer.h"
 #include "support/temp_dir.h"
@@ -156,6 +157,35 @@ TEST_F(UnpackTest, WhiteoutsBecomeOverlayfsWhiteouts) {
   EXPECT_EQ(slurp(in_dest("kept")), "mine");
   // A later entry of the same name replaces the whiteout.
   EXPECT_EQ(slurp(in_dest("later")), "back");
+}
+
+// Each unpack changes directory on a thread of its own: concurrent unpacks land in
+// their own dirs and the process's working directory never moves.
+TEST_F(UnpackTest, ConcurrentUnpacksKeepToTheirOwnDirs) {
+  std::string cwd_before = fs::current_path();
+  constexpr int kLayers = 4;
+  for (int i = 0; i < kLayers; ++i) {
+    write_tar(tmp_.file("l" + std::to_string(i) + ".tar"),
+              {tar_dir("d"), tar_file("d/f", std::string(100000, static_cast<char>('a' + i)))});
+    fs::create_directory(tmp_.file("l" + std::to_string(i)));
+  }
+  std::vector<std::thread> threads;
+  std::vector<Result<UnpackStats>> results(kLayers);
+  for (int i = 0; i < kLayers; ++i) {
+    threads.emplace_back([&, i] {
+      std::string name = "l" + std::to_string(i);
+      results[i] = unpack_layer(tmp_.file(name + ".tar"), tmp_.file(name), Sync::kNo);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kLayers; ++i) {
+    std::string dir = tmp_.file("l" + std::to_string(i));
+    ASSERT_TRUE(results[i]) << results[i].error().to_string();
+    EXPECT_EQ(names_in(dir), std::set<std::string>{"d"});
+    EXPECT_EQ(slurp(dir + "/d/f"), std::string(100000, static_cast<char>('a' + i)));
+  }
+  EXPECT_EQ(fs::current_path(), cwd_before);
+  EXPECT_FALSE(fs::exists(cwd_before + "/d"));
 }
 
 TEST_F(UnpackTest, OpaqueMarkerBeforeItsDirectoryStillApplies) {
