@@ -46,6 +46,7 @@ json::object task_json(const server::TaskView& v, SystemTime now) {
   }
   if (const auto& s = v.state) {
     if (!s->message.empty()) o["message"] = s->message;
+    if (s->pid > 0 && !model::is_terminal(s->status)) o["pid"] = s->pid;
     if (s->exit_code) o["exit_code"] = *s->exit_code;
     if (s->started_at) {
       o["started_at"] = format_rfc3339(*s->started_at);

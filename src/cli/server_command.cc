@@ -218,11 +218,12 @@ int run_server(const ServerOptions& opts) {
   int sig = 0;
   sigwait(&signals, &sig);
   log::info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
-  // Containers keep running under their shims; the next start re-adopts them.
+  // The API goes first: that also ends the agent's blocking query, so the agent stops
+  // at once. Containers keep running under their shims; the next start re-adopts them.
+  (*server)->stop(std::chrono::seconds(10));
   local_logs.set(nullptr);
   if (node) node->stop();
   if (node_agent) node_agent->stop();
-  (*server)->stop(std::chrono::seconds(10));
   tasks.stop();
   log::info("stopped");
   return 0;

@@ -8,6 +8,7 @@
 #include <boost/beast/http.hpp>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -27,6 +28,10 @@ struct HttpServer::State {
   Handler handler;
   AccessLogger logger;
   asio::io_context io;
+  // Keeps run() going while the only live work is an answer a handler will give later
+  // (a long poll has no pending socket operation): without it the I/O threads could
+  // return while stop() still has sessions to close.
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   tcp::acceptor acceptor{io};
   std::vector<std::thread> threads;
   std::atomic<bool> stopping{false};
@@ -313,6 +318,11 @@ class AsyncWriter final : public ResponseWriter {
 void Session::begin_async(std::function<void(std::shared_ptr<ResponseWriter>)> start,
                           bool keep_alive, std::string method, std::string path,
                           std::chrono::steady_clock::time_point started) {
+  if (server_.stopping.load()) {
+    // Accepted just as the server began stopping (after stop() looked at the live
+    // sessions): nothing would ever end this answer, so end the connection now.
+    return close();
+  }
   async_ = true;
   async_keep_alive_ = keep_alive;
   async_method_ = std::move(method);
@@ -482,6 +492,7 @@ uint16_t HttpServer::port() const {
 }
 
 void HttpServer::start() {
+  state_->work.emplace(state_->io.get_executor());
   state_->accept();
   int n = std::max(1, state_->options.threads);
   for (int i = 0; i < n; ++i) {
@@ -520,6 +531,7 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
       if (!any) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    s.work.reset();
     s.io.stop();
     for (auto& t : s.threads) {
       if (t.joinable()) t.join();

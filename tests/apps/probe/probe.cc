@@ -13,6 +13,7 @@
 //   GET /health                      200 "ok"
 //   GET /env                         K=V lines
 //   GET /hostname, /pid              gethostname(), getpid()
+//   GET /init                        the name of PID 1 (/proc/1/comm)
 //   GET /cgroup                      memory_max, cpu_quota, cpu_period, pids_max lines
 //   GET /log?line=T&stream=stdout|stderr&count=N   prints T N times (default 1, stdout)
 //   GET /exit?code=N                 answers, then exits with N
@@ -191,6 +192,12 @@ Reply handle(std::string_view path, std::string_view query) {
     return {200, name};
   }
   if (path == "/pid") return {200, std::to_string(::getpid())};
+  if (path == "/init") {  // what runs as PID 1 in this pid namespace
+    std::ifstream comm("/proc/1/comm");
+    std::string name;
+    std::getline(comm, name);
+    return {200, name};
+  }
   if (path == "/cgroup") return {200, cgroup_report()};
   if (path == "/log") {
     int fd = query_param(query, "stream") == "stderr" ? STDERR_FILENO : STDOUT_FILENO;

@@ -60,6 +60,12 @@ class AsyncServer : public ::testing::Test {
           w->close();
         });
       };
+    } else if (req.path == "/never") {
+      // A long poll nothing answers: it holds the writer and no socket operation.
+      res.async = [this](std::shared_ptr<ResponseWriter> w) {
+        std::lock_guard lock(gone_.mutex);
+        gone_.writer = w;
+      };
     } else if (req.path == "/forever") {
       res.async = [this](std::shared_ptr<ResponseWriter> w) {
         w->on_client_gone([this] {
@@ -150,6 +156,31 @@ TEST_F(AsyncServer, StopEndsOpenStreams) {
   reader.join();
   std::lock_guard lock(gone_.mutex);
   EXPECT_TRUE(gone_.gone);
+}
+
+// With the long poll as the only live work, the I/O threads must still be there to
+// close it when the server stops (they once ran out of work and left it hanging).
+TEST_F(AsyncServer, StopEndsPendingLongPolls) {
+  std::promise<void> seen;
+  std::thread client([&] {
+    ClientRequest req;
+    req.target = "/never";
+    req.timeout = std::chrono::seconds(20);
+    (void)http_request(server_->address(), req);
+    seen.set_value();
+  });
+  for (int i = 0; i < 500; ++i) {
+    {
+      std::lock_guard lock(gone_.mutex);
+      if (gone_.writer) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  auto started = std::chrono::steady_clock::now();
+  server_->stop(std::chrono::milliseconds(3000));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+  EXPECT_EQ(seen.get_future().wait_for(std::chrono::seconds(2)), std::future_status::ready);
+  client.join();
 }
 
 }  // namespace

@@ -1,0 +1,367 @@
+// Tasks end to end, for real: images built here and pushed to a real registry
+// (Debian's docker-registry on loopback), `mill server` running them under runc on a
+// bridge of the test's own, reached at their addresses from the host. Needs root.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "harness.h"
+#include "net/sse.h"
+#include "support/oci_image.h"
+#include "support/test_registry.h"
+
+namespace mill::testing {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+std::string slurp_binary(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The probe test app on top of a busybox layer (so the image has a shell too).
+TestImage probe_image() {
+  std::vector<LayerEntry> base{LayerEntry::dir("bin"), LayerEntry::dir("tmp", 01777),
+                               LayerEntry::file("bin/busybox", slurp_binary("/bin/busybox"), 0755),
+                               LayerEntry::symlink("bin/sh", "busybox")};
+  std::vector<LayerEntry> app{LayerEntry::file("probe", slurp_binary(MILL_PROBE_PATH), 0755)};
+  ImageSpec spec;
+  spec.entrypoint = {"/probe"};
+  spec.env = {"PATH=/bin", "FROM_IMAGE=yes"};
+  spec.layers = {build_layer(base, LayerCompression::kGzip),
+                 build_layer(app, LayerCompression::kZstd)};
+  return build_image(spec);
+}
+
+class Containers : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    registry_ = new TestRegistry();
+    ASSERT_TRUE(registry_->ok());
+    ASSERT_TRUE(registry_->push("probe", "v1", probe_image()));
+  }
+  static void TearDownTestSuite() {
+    delete registry_;
+    registry_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_EQ(::geteuid(), 0u) << "running containers needs root";
+    std::random_device rd;
+    unsigned r = rd();
+    char bridge[16];
+    std::snprintf(bridge, sizeof bridge, "mc%06x", r & 0xffffff);
+    bridge_ = bridge;
+    // A private /16 this test alone uses (network tests take 10.2xx).
+    cluster_ = "10." + std::to_string(150 + r % 50) + ".0.0/16";
+    subnet_prefix_ = "10." + std::to_string(150 + r % 50) + ".1.";
+    token_ = init_data_dir(dir_);
+    config_ = dir_.file("mill.toml");
+    write_config("");
+    start();
+  }
+
+  void TearDown() override {
+    if (server_) server_->stop(SIGTERM);
+    auto cleaned = run_mill({"cleanup", "--data-dir", dir_.file("data")});
+    EXPECT_EQ(cleaned.exit_code, 0) << cleaned.err;
+  }
+
+  void write_config(const std::string& extra) {
+    std::ofstream(config_) << "[task.probe]\nimage = \"" << registry_->host()
+                           << "/probe:v1\"\nport = 8080\ncpu = 0.2\nmemory = \"64M\"\n"
+                           << "env = { FROM_TEMPLATE = \"1\" }\n"
+                           << extra;
+  }
+
+  void start() {
+    server_ =
+        MillServer::start(dir_, {"--bridge", bridge_, "--cluster-network", cluster_, "--config",
+                                 config_, "--stop-grace", "2s", "--task-retention", "1h"});
+    ASSERT_TRUE(server_) << (server_ ? "" : read_file_text(dir_.file("server.log")));
+  }
+
+  net::ClientResponse call(const std::string& method, const std::string& target,
+                           const std::string& body = {}) {
+    net::ClientRequest req;
+    req.method = method;
+    req.target = target;
+    req.body = body;
+    if (!body.empty()) req.content_type = "application/json";
+    req.headers.push_back({"Authorization", "Bearer " + token_});
+    req.timeout = 120s;
+    return api_request(server_->address(), req);
+  }
+
+  // Spawns and returns the task's JSON (GET /v1/tasks/:id), failing the test unless 201.
+  json::object spawn(const std::string& body) {
+    auto res = call("POST", "/v1/tasks/spawn", body);
+    EXPECT_EQ(res.status, 201) << res.body << "\n" << server_->log();
+    if (res.status != 201) return {};
+    auto id = std::string(json::parse(res.body).as_object().at("id").as_string());
+    return task(id);
+  }
+
+  json::object task(const std::string& id) {
+    auto res = call("GET", "/v1/tasks/" + id);
+    EXPECT_EQ(res.status, 200) << res.body;
+    return json::parse(res.body).as_object();
+  }
+
+  // Waits until the task's status is `status`.
+  json::object wait_status(const std::string& id, const std::string& status,
+                           std::chrono::seconds limit = 20s) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    json::object t;
+    while (std::chrono::steady_clock::now() < deadline) {
+      t = task(id);
+      if (t.at("status").as_string() == status) return t;
+      std::this_thread::sleep_for(50ms);
+    }
+    ADD_FAILURE() << id << " never became " << status << ": " << json::serialize(t);
+    return t;
+  }
+
+  // GET on the task's own HTTP server, from the host over the bridge.
+  std::string probe(const json::object& t, const std::string& path) {
+    std::string addr = std::string(t.at("ip").as_string()) + ":8080";
+    net::ClientRequest req;
+    req.target = path;
+    req.timeout = 5s;
+    for (int i = 0; i < 100; ++i) {  // the app may still be binding its port
+      auto res = net::http_request(addr, req);
+      if (res && res->status == 200) return res->body;
+      std::this_thread::sleep_for(20ms);
+    }
+    ADD_FAILURE() << "no answer from " << addr << path;
+    return "";
+  }
+
+  static std::string id_of(const json::object& t) { return std::string(t.at("id").as_string()); }
+
+  static TestRegistry* registry_;
+  TempDir dir_;
+  std::string token_, bridge_, cluster_, subnet_prefix_, config_;
+  std::unique_ptr<MillServer> server_;
+};
+
+TestRegistry* Containers::registry_ = nullptr;
+
+TEST_F(Containers, InlineTaskRunsIsolatedAsAskedAndAnswersAtItsAddress) {
+  auto t = spawn(R"({"image":")" + registry_->host() +
+                 R"(/probe:v1","port":8080,"memory":"48M","cpu":0.5,"env":{"GREETING":"hi"}})");
+  ASSERT_FALSE(t.empty());
+  std::string id = id_of(t);
+  EXPECT_TRUE(id.starts_with("task-")) << id;
+  EXPECT_EQ(t.at("status").as_string(), "running");
+  EXPECT_EQ(t.at("address").as_string(), id + ".mill:8080");
+  EXPECT_TRUE(std::string(t.at("ip").as_string()).starts_with(subnet_prefix_));
+  EXPECT_EQ(probe(t, "/health"), "ok");
+  EXPECT_EQ(probe(t, "/hostname"), id);
+  EXPECT_EQ(probe(t, "/init"), "mill-init");  // tini, as Docker's --init
+  EXPECT_NE(probe(t, "/pid"), "1");
+  std::string env = probe(t, "/env");
+  EXPECT_NE(env.find("GREETING=hi\n"), std::string::npos) << env;
+  EXPECT_NE(env.find("FROM_IMAGE=yes\n"), std::string::npos) << env;
+  EXPECT_NE(env.find("PORT=8080\n"), std::string::npos) << env;
+  std::string cg = probe(t, "/cgroup");
+  EXPECT_NE(cg.find("memory_max=" + std::to_string(48 << 20)), std::string::npos) << cg;
+  EXPECT_NE(cg.find("cpu_quota=50000"), std::string::npos) << cg;
+  // The pull and start durations are on the task.
+  EXPECT_TRUE(t.contains("pull_ms") && t.contains("start_ms"));
+  // <id>.mill resolves through the node's DNS server on the bridge.
+  std::string bridge_ip = subnet_prefix_ + "1";
+  std::string dig = "dig +short +time=2 +tries=1 @" + bridge_ip + " " + id + ".mill";
+  FILE* p = ::popen(dig.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[128] = {};
+  size_t n = std::fread(buf, 1, sizeof buf - 1, p);
+  ::pclose(p);
+  EXPECT_EQ(std::string(buf, n), std::string(t.at("ip").as_string()) + "\n");
+}
+
+TEST_F(Containers, TemplateSpawnAndInitCanBeTurnedOff) {
+  auto t = spawn(R"({"task":"probe","env":{"SESSION_ID":"abc123"}})");
+  ASSERT_FALSE(t.empty());
+  EXPECT_TRUE(id_of(t).starts_with("probe-"));
+  std::string env = probe(t, "/env");
+  EXPECT_NE(env.find("SESSION_ID=abc123\n"), std::string::npos) << env;
+  EXPECT_NE(env.find("FROM_TEMPLATE=1\n"), std::string::npos) << env;
+
+  auto bare =
+      spawn(R"({"image":")" + registry_->host() + R"(/probe:v1","port":8080,"init":false})");
+  ASSERT_FALSE(bare.empty());
+  EXPECT_EQ(probe(bare, "/pid"), "1");
+}
+
+TEST_F(Containers, TimeoutExitAndKillEndTasksWithTheRightStatus) {
+  std::string image = registry_->host() + "/probe:v1";
+  auto timed = spawn(R"({"image":")" + image + R"(","port":8080,"timeout":"1s"})");
+  auto exiting = spawn(R"({"image":")" + image + R"(","port":8080})");
+  auto stubborn = spawn(R"({"image":")" + image + R"(","port":8080,"env":{"IGNORE_SIGTERM":"1"}})");
+  ASSERT_FALSE(timed.empty() || exiting.empty() || stubborn.empty());
+
+  probe(exiting, "/exit?code=3");
+  auto exited = wait_status(id_of(exiting), "exited");
+  EXPECT_EQ(exited.at("exit_code").as_int64(), 3);
+
+  auto killed = call("DELETE", "/v1/tasks/" + id_of(stubborn));
+  ASSERT_EQ(killed.status, 200) << killed.body;
+  auto k = json::parse(killed.body).as_object();
+  EXPECT_EQ(k.at("status").as_string(), "killed");
+  EXPECT_EQ(k.at("exit_code").as_int64(), 137);  // it ignored SIGTERM: SIGKILL after grace
+
+  auto t = wait_status(id_of(timed), "timeout");
+  EXPECT_GE(t.at("elapsed_seconds").as_double(), 1.0);
+  EXPECT_LT(t.at("elapsed_seconds").as_double(), 5.0);
+
+  // Ended tasks are listed with ?all=true only, and keep their logs.
+  auto running = json::parse(call("GET", "/v1/tasks").body).as_array();
+  EXPECT_TRUE(running.empty()) << json::serialize(running);
+  EXPECT_EQ(json::parse(call("GET", "/v1/tasks?all=true").body).as_array().size(), 3u);
+  auto logs = call("GET", "/v1/logs/" + id_of(exiting));
+  EXPECT_EQ(logs.status, 200);
+  EXPECT_NE(logs.body.find("listening on :8080"), std::string::npos) << logs.body;
+}
+
+TEST_F(Containers, LogsTailAndFollowUntilTheTaskEnds) {
+  auto t = spawn(R"({"image":")" + registry_->host() + R"(/probe:v1","port":8080})");
+  ASSERT_FALSE(t.empty());
+  std::string id = id_of(t);
+  probe(t, "/log?line=hello&count=3");
+  probe(t, "/log?line=oops&stream=stderr");
+  auto tail = call("GET", "/v1/logs/" + id + "?tail=2");
+  ASSERT_EQ(tail.status, 200);
+  net::SseParser parser;
+  auto events = parser.feed(tail.body);
+  ASSERT_EQ(events.size(), 2u) << tail.body;
+  auto first = json::parse(events[0].data).as_object();
+  EXPECT_EQ(first.at("line").as_string(), "hello");
+  EXPECT_EQ(first.at("stream").as_string(), "stdout");
+  EXPECT_TRUE(first.contains("ts"));
+  auto second = json::parse(events[1].data).as_object();
+  EXPECT_EQ(second.at("line").as_string(), "oops");
+  EXPECT_EQ(second.at("stream").as_string(), "stderr");
+
+  // Follow: new lines arrive as written, and the stream ends when the task does.
+  std::vector<net::SseEvent> followed;
+  std::thread follower([&] {
+    net::SseParser p;
+    net::ClientRequest req;
+    req.target = "/v1/logs/" + id + "?follow=true&tail=0";
+    req.headers.push_back({"Authorization", "Bearer " + token_});
+    req.timeout = 30s;
+    req.body_sink = [&](std::string_view chunk) -> Result<void> {
+      for (auto& e : p.feed(chunk)) followed.push_back(std::move(e));
+      return {};
+    };
+    auto res = net::http_request(server_->address(), req);
+    EXPECT_TRUE(res.has_value()) << res.error().message;
+  });
+  std::this_thread::sleep_for(300ms);
+  probe(t, "/log?line=later");
+  probe(t, "/exit?code=0");
+  follower.join();
+  ASSERT_GE(followed.size(), 2u);
+  bool saw_later = false;
+  for (const auto& e : followed)
+    saw_later = saw_later || e.data.find("\"later\"") != std::string::npos;
+  EXPECT_TRUE(saw_later);
+  EXPECT_EQ(followed.back().event, "end");
+  EXPECT_NE(followed.back().data.find("\"exited\""), std::string::npos) << followed.back().data;
+
+  // The CLI prints the same lines.
+  auto cli = run_mill({"logs", id}, {{"MILL_ADDR", server_->address()}, {"MILL_TOKEN", token_}});
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_NE(cli.out.find("hello\nhello\nhello\n"), std::string::npos) << cli.out;
+  EXPECT_NE(cli.err.find("oops"), std::string::npos) << cli.err;
+}
+
+TEST_F(Containers, TasksOutliveAKilledAgentAndAreReadopted) {
+  auto t = spawn(R"({"image":")" + registry_->host() +
+                 R"(/probe:v1","port":8080,"command":["--log-every","50"]})");
+  ASSERT_FALSE(t.empty());
+  std::string id = id_of(t);
+  int64_t pid = t.at("pid").as_int64();
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(server_->stop(SIGKILL), 128 + SIGKILL);
+  server_.reset();
+  // Still serving with nobody watching it.
+  EXPECT_EQ(probe(t, "/health"), "ok");
+  EXPECT_EQ(::kill(static_cast<pid_t>(pid), 0), 0);
+  start();
+  auto again = task(id);
+  EXPECT_EQ(again.at("status").as_string(), "running");
+  EXPECT_EQ(again.at("pid").as_int64(), pid);  // the same process, not a restart
+  // Its log kept flowing and still does.
+  auto before = call("GET", "/v1/logs/" + id + "?tail=1").body;
+  std::this_thread::sleep_for(300ms);
+  auto after = call("GET", "/v1/logs/" + id + "?tail=1").body;
+  EXPECT_NE(before, after);
+  EXPECT_NE(after.find("tick"), std::string::npos) << after;
+  // And it is still supervised: its exit is noticed.
+  probe(t, "/exit?code=4");
+  EXPECT_EQ(wait_status(id, "exited").at("exit_code").as_int64(), 4);
+}
+
+TEST_F(Containers, BadImagesFailTheSpawnWithAClearError) {
+  // A layer with an entry that would land outside its directory.
+  ImageSpec evil;
+  evil.entrypoint = {"/probe"};
+  evil.layers = {build_layer({LayerEntry::file("../escaped", "x")})};
+  ASSERT_TRUE(registry_->push("evil", "v1", build_image(evil)));
+  auto res = call("POST", "/v1/tasks/spawn", R"({"image":")" + registry_->host() + R"(/evil:v1"})");
+  EXPECT_EQ(res.status, 502) << res.body;
+  EXPECT_NE(res.body.find("../escaped"), std::string::npos) << res.body;
+
+  // A blob whose bytes do not match its digest.
+  ImageSpec bad;
+  bad.entrypoint = {"/probe"};
+  bad.layers = {build_layer({LayerEntry::file("data", std::string(4096, 'a'))})};
+  auto image = build_image(bad);
+  ASSERT_TRUE(registry_->push("tampered", "v1", image));
+  registry_->tamper_blob(image.layers[0].digest, std::string(image.layers[0].bytes.size(), 'x'));
+  res = call("POST", "/v1/tasks/spawn", R"({"image":")" + registry_->host() + R"(/tampered:v1"})");
+  EXPECT_EQ(res.status, 502) << res.body;
+  EXPECT_NE(res.body.find("does not match its digest"), std::string::npos) << res.body;
+
+  // An image that is not there.
+  res = call("POST", "/v1/tasks/spawn", R"({"image":")" + registry_->host() + R"(/nope:v1"})");
+  EXPECT_EQ(res.status, 502) << res.body;
+  EXPECT_NE(res.body.find("nope"), std::string::npos) << res.body;
+
+  auto all = json::parse(call("GET", "/v1/tasks?all=true").body).as_array();
+  ASSERT_EQ(all.size(), 3u);
+  for (const auto& t : all) EXPECT_EQ(t.as_object().at("status").as_string(), "failed");
+}
+
+TEST_F(Containers, RegistryCredentialsComeFromTheConfig) {
+  TestRegistry locked({.tls = false, .username = "deploy", .password = "s3cret"});
+  ASSERT_TRUE(locked.ok());
+  ASSERT_TRUE(locked.push("probe", "v1", probe_image()));
+  server_->stop(SIGTERM);
+  write_config("[registry.\"" + locked.host() +
+               "\"]\nusername = \"deploy\"\npassword = \"${secret:registry_password}\"\n");
+  start();
+  auto set = call("PUT", "/v1/secrets/registry_password", R"({"value":"wrong"})");
+  ASSERT_EQ(set.status, 200);
+  std::string body = R"({"image":")" + locked.host() + R"(/probe:v1","port":8080})";
+  auto res = call("POST", "/v1/tasks/spawn", body);
+  EXPECT_EQ(res.status, 502) << res.body;
+  EXPECT_NE(res.body.find("authentication failed"), std::string::npos) << res.body;
+  ASSERT_EQ(call("PUT", "/v1/secrets/registry_password", R"({"value":"s3cret"})").status, 200);
+  auto t = spawn(body);
+  ASSERT_FALSE(t.empty());
+  EXPECT_EQ(probe(t, "/health"), "ok");
+}
+
+}  // namespace
+}  // namespace mill::testing
