@@ -83,7 +83,8 @@ Result<ClientResponse> exchange(asio::io_context& io, Stream& stream, beast::tcp
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
     if (to_sink) tcp.expires_after(request.timeout);
-    auto ec = run(io, [&](auto h) { http::async_read(stream, buffer, parser, std::move(h)); });
+    // read_some: hand over what has arrived (an SSE line must not wait for 64 KiB more).
+    auto ec = run(io, [&](auto h) { http::async_read_some(stream, buffer, parser, std::move(h)); });
     if (ec == http::error::need_buffer) ec = {};
     if (ec) return io_error(ec, addr);
     size_t n = chunk.size() - parser.get().body().size;

@@ -2,12 +2,15 @@
 // (Debian's docker-registry on loopback), `mill server` running them under runc on a
 // bridge of the test's own, reached at their addresses from the host. Needs root.
 
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -82,10 +85,10 @@ class Containers : public ::testing::Test {
                            << extra;
   }
 
-  void start() {
+  void start(const std::string& retention = "1h") {
     server_ =
         MillServer::start(dir_, {"--bridge", bridge_, "--cluster-network", cluster_, "--config",
-                                 config_, "--stop-grace", "2s", "--task-retention", "1h"});
+                                 config_, "--stop-grace", "2s", "--task-retention", retention});
     ASSERT_TRUE(server_) << (server_ ? "" : read_file_text(dir_.file("server.log")));
   }
 
@@ -251,8 +254,17 @@ TEST_F(Containers, LogsTailAndFollowUntilTheTaskEnds) {
   EXPECT_EQ(second.at("line").as_string(), "oops");
   EXPECT_EQ(second.at("stream").as_string(), "stderr");
 
-  // Follow: new lines arrive as written, and the stream ends when the task does.
+  // Follow: new lines arrive as written (before the task ends), and the stream ends
+  // when the task does.
+  std::mutex mu;
   std::vector<net::SseEvent> followed;
+  auto has = [&](const std::string& text) {
+    std::lock_guard lock(mu);
+    for (const auto& e : followed) {
+      if (e.data.find(text) != std::string::npos) return true;
+    }
+    return false;
+  };
   std::thread follower([&] {
     net::SseParser p;
     net::ClientRequest req;
@@ -260,21 +272,24 @@ TEST_F(Containers, LogsTailAndFollowUntilTheTaskEnds) {
     req.headers.push_back({"Authorization", "Bearer " + token_});
     req.timeout = 30s;
     req.body_sink = [&](std::string_view chunk) -> Result<void> {
+      std::lock_guard lock(mu);
       for (auto& e : p.feed(chunk)) followed.push_back(std::move(e));
       return {};
     };
     auto res = net::http_request(server_->address(), req);
     EXPECT_TRUE(res.has_value()) << res.error().message;
   });
-  std::this_thread::sleep_for(300ms);
-  probe(t, "/log?line=later");
+  bool live = false;
+  for (int i = 0; i < 50 && !live; ++i) {
+    probe(t, "/log?line=later");
+    std::this_thread::sleep_for(100ms);
+    live = has("\"later\"");
+  }
+  EXPECT_TRUE(live) << "a followed line did not arrive while the task ran";
   probe(t, "/exit?code=0");
   follower.join();
   ASSERT_GE(followed.size(), 2u);
-  bool saw_later = false;
-  for (const auto& e : followed)
-    saw_later = saw_later || e.data.find("\"later\"") != std::string::npos;
-  EXPECT_TRUE(saw_later);
+  EXPECT_FALSE(has("\"hello\""));  // tail=0: only what came after
   EXPECT_EQ(followed.back().event, "end");
   EXPECT_NE(followed.back().data.find("\"exited\""), std::string::npos) << followed.back().data;
 
@@ -361,6 +376,139 @@ TEST_F(Containers, RegistryCredentialsComeFromTheConfig) {
   auto t = spawn(body);
   ASSERT_FALSE(t.empty());
   EXPECT_EQ(probe(t, "/health"), "ok");
+}
+
+// What a container leaves on the host, counted where each kind of thing lives.
+struct Leftovers {
+  int mounts = 0, netns = 0, veths = 0, cgroups = 0, runc_state = 0, shims = 0, alloc_dirs = 0;
+  bool operator==(const Leftovers&) const = default;
+};
+
+int count_dir(const std::string& path, const std::string& prefix = "") {
+  int n = 0;
+  if (DIR* d = ::opendir(path.c_str())) {
+    while (auto* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name != "." && name != ".." && name.starts_with(prefix)) ++n;
+    }
+    ::closedir(d);
+  }
+  return n;
+}
+
+Leftovers leftovers(const std::string& data, const std::string& bridge) {
+  Leftovers l;
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  for (std::string line; std::getline(mountinfo, line);) {
+    if (line.find(data + "/allocs/") != std::string::npos) ++l.mounts;  // rootfs overlays
+  }
+  l.netns = count_dir("/run/netns", bridge + "-");
+  l.veths = count_dir("/sys/class/net/" + bridge + "/brif");
+  for (const char* ctl : {"memory", "cpu", "pids", "cpuacct", "unified"}) {
+    l.cgroups += count_dir(std::string("/sys/fs/cgroup/") + ctl + "/mill-" + bridge, "task-");
+  }
+  l.runc_state = count_dir(data + "/runc");
+  l.alloc_dirs = count_dir(data + "/allocs");
+  if (DIR* d = ::opendir("/proc")) {
+    while (auto* e = ::readdir(d)) {
+      std::string cmdline = read_file_text(std::string("/proc/") + e->d_name + "/cmdline");
+      if (cmdline.find("mill-shim") != std::string::npos &&
+          cmdline.find(data) != std::string::npos) {
+        ++l.shims;
+      }
+    }
+    ::closedir(d);
+  }
+  return l;
+}
+
+std::string describe(const Leftovers& l) {
+  return "mounts " + std::to_string(l.mounts) + ", netns " + std::to_string(l.netns) + ", veths " +
+         std::to_string(l.veths) + ", cgroups " + std::to_string(l.cgroups) + ", runc state " +
+         std::to_string(l.runc_state) + ", shims " + std::to_string(l.shims) + ", alloc dirs " +
+         std::to_string(l.alloc_dirs);
+}
+
+TEST_F(Containers, TwoHundredStartStopCyclesLeaveNothingBehind) {
+  server_->stop(SIGTERM);
+  start("1s");  // ended tasks are forgotten quickly, logs and all
+  std::string body = R"({"image":")" + registry_->host() + R"(/probe:v1","port":8080})";
+  const std::string data = dir_.file("data");
+  Leftovers none;
+  for (int i = 0; i < 200; ++i) {
+    auto res = call("POST", "/v1/tasks/spawn", body);
+    ASSERT_EQ(res.status, 201) << "cycle " << i << ": " << res.body;
+    auto id = std::string(json::parse(res.body).as_object().at("id").as_string());
+    if (i == 0) {
+      // The counting sees a running container (so it would see a leaked one).
+      auto running = leftovers(data, bridge_);
+      EXPECT_EQ(running.netns, 1);
+      EXPECT_EQ(running.veths, 1);
+      EXPECT_EQ(running.shims, 1);
+      EXPECT_EQ(running.mounts, 1);
+      EXPECT_GE(running.cgroups, 3);
+    }
+    auto killed = call("DELETE", "/v1/tasks/" + id);
+    ASSERT_EQ(killed.status, 200) << "cycle " << i << ": " << killed.body;
+    ASSERT_EQ(json::parse(killed.body).as_object().at("status").as_string(), "killed");
+  }
+  Leftovers now;
+  for (int i = 0; i < 100; ++i) {  // the last task is forgotten a moment after it ends
+    now = leftovers(data, bridge_);
+    if (now == none && count_dir(data + "/containers") == 0) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(now, none) << describe(now);
+  EXPECT_EQ(count_dir(data + "/containers"), 0) << "runtime dirs (logs) of forgotten tasks";
+  EXPECT_TRUE(json::parse(call("GET", "/v1/tasks?all=true").body).as_array().empty());
+}
+
+TEST_F(Containers, TwoHundredFollowersAllGetEveryLine) {
+  auto t = spawn(R"({"image":")" + registry_->host() + R"(/probe:v1","port":8080})");
+  ASSERT_FALSE(t.empty());
+  std::string id = id_of(t);
+  constexpr int kFollowers = 200;
+  std::vector<std::thread> followers;
+  std::vector<std::vector<net::SseEvent>> got(kFollowers);
+  std::vector<int> status(kFollowers, 0);
+  std::atomic<int> connected{0};
+  for (int i = 0; i < kFollowers; ++i) {
+    followers.emplace_back([&, i] {
+      net::SseParser p;
+      net::ClientRequest req;
+      req.target = "/v1/logs/" + id + "?follow=true&tail=0";
+      req.headers.push_back({"Authorization", "Bearer " + token_});
+      req.timeout = 60s;
+      bool counted = false;
+      req.body_sink = [&](std::string_view chunk) -> Result<void> {
+        for (auto& e : p.feed(chunk)) got[i].push_back(std::move(e));
+        if (!counted && !got[i].empty()) {
+          counted = true;
+          ++connected;
+        }
+        return {};
+      };
+      auto res = net::http_request(server_->address(), req);
+      status[i] = res ? res->status : -1;
+    });
+  }
+  // A follower counts as connected once a line reached it: warm-up lines until all are.
+  for (int i = 0; i < 100 && connected.load() < kFollowers; ++i) {
+    probe(t, "/log?line=warm-up");
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(connected.load(), kFollowers);
+  probe(t, "/log?line=to-everyone&count=5");
+  probe(t, "/exit?code=0");  // ends every stream
+  for (auto& f : followers) f.join();
+  for (int i = 0; i < kFollowers; ++i) {
+    EXPECT_EQ(status[i], 200) << "follower " << i;
+    int lines = 0;
+    for (const auto& e : got[i]) lines += e.data.find("\"to-everyone\"") != std::string::npos;
+    EXPECT_EQ(lines, 5) << "follower " << i;
+    ASSERT_FALSE(got[i].empty());
+    EXPECT_EQ(got[i].back().event, "end") << "follower " << i;
+  }
 }
 
 }  // namespace
