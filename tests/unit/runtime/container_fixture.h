@@ -1,5 +1,7 @@
 #pragma once
 
+#include <cstdlib>
+
 // Real containers for the runtime tests: a busybox rootfs in a temp dir, a RuncRuntime
 // over temp state and runc roots, cgroups under /mill-test-<pid>. Needs root and runc;
 // skips otherwise. TearDown removes every container the test started and checks that
@@ -63,6 +65,11 @@ inline std::vector<int> processes_mentioning(const std::string& needle) {
 class ContainerTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // Under CI (as root, with scripts/install-deps.sh run) these must run, never skip.
+    if (std::getenv("CI")) {
+      ASSERT_EQ(geteuid(), 0u) << "the container tests need root";
+      ASSERT_EQ(access("/usr/sbin/runc", X_OK), 0) << "the container tests need runc";
+    }
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
     if (access("/usr/sbin/runc", X_OK) != 0) GTEST_SKIP() << "needs runc";
     // mkdtemp makes 0700; a container running as another user must get in.
