@@ -11,6 +11,8 @@
 #include <system_error>
 #include <utility>
 
+#include "common/fd.h"
+
 namespace mill::image {
 namespace {
 
@@ -19,19 +21,7 @@ constexpr size_t kMountDataMax = 4095;
 
 std::string errno_text(int err) { return std::strerror(err); }
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 Result<void> ensure_dir(const std::string& path) {
   std::error_code ec;

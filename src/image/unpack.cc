@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "common/fd.h"
 #include "common/log.h"
 
 namespace mill::image {
@@ -40,22 +41,7 @@ constexpr int kExtractFlags = ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARC
 
 std::string errno_text(int err) { return std::strerror(err); }
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    std::swap(fd_, other.fd_);
-    return *this;
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 // "./a//b/./c/" -> "a/b/c"; "" or "." -> "" (the layer root). nullopt when the path
 // is absolute or has a ".." component: such entries are rejected, never rewritten.
