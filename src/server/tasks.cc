@@ -356,6 +356,14 @@ Result<void> TaskManager::report(const std::string& node,
     if (v.state && model::is_terminal(v.state->status) && v.state->status != reported.status) {
       continue;
     }
+    // Usage changes with every report; it is shown and exported, not kept: only a
+    // change of anything else is worth a durable write.
+    model::AllocState without_usage = reported;
+    if (v.state) {
+      without_usage.cpu_seconds = v.state->cpu_seconds;
+      without_usage.memory_bytes = v.state->memory_bytes;
+    }
+    const bool durable = !v.state || without_usage != *v.state;
     bool now_running = reported.status == model::AllocStatus::kRunning &&
                        (!v.state || v.state->status != model::AllocStatus::kRunning);
     bool now_ended =
@@ -367,7 +375,7 @@ Result<void> TaskManager::report(const std::string& node,
       // The container and its network are gone: its address may be reused.
       txn.ops.push_back({store::Operation::Type::kDelete, ipam_key(node, v.alloc.ip), ""});
     }
-    MILL_TRY(store_.txn(txn));
+    if (durable) MILL_TRY(store_.txn(txn));
     v.state = reported;
 
     metrics::Labels task{{"task", task_label(v.alloc)}};

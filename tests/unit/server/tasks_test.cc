@@ -183,7 +183,8 @@ TEST_F(TasksTest, KillAsksTheNodeToStop) {
   auto k = tasks.kill(a->alloc.id);
   ASSERT_TRUE(k.has_value());
   EXPECT_EQ(k->alloc.desired, model::DesiredState::kStop);
-  EXPECT_EQ(tasks.allocations_for("node-1").allocations[0].alloc.desired, model::DesiredState::kStop);
+  EXPECT_EQ(tasks.allocations_for("node-1").allocations[0].alloc.desired,
+            model::DesiredState::kStop);
   EXPECT_EQ(tasks.kill("task-none").error().code, ErrorCode::kNotFound);
 }
 
@@ -206,6 +207,26 @@ TEST_F(TasksTest, SweepForgetsTasksAfterRetentionAndSurvivesRestart) {
   again.stop();
 }
 
+TEST_F(TasksTest, UsageReportsFeedTheGaugesWithoutStoreWrites) {
+  auto a = tasks.spawn(inline_task());
+  ASSERT_TRUE(a.has_value());
+  auto running = state(a->alloc.id, model::AllocStatus::kRunning);
+  ASSERT_TRUE(tasks.report("node-1", {running}));
+  auto rev = store.revision();
+  ASSERT_TRUE(rev.has_value());
+  running.cpu_seconds = 2.5;
+  running.memory_bytes = 7 << 20;
+  clock.advance(5s);
+  ASSERT_TRUE(tasks.report("node-1", {running}));
+  EXPECT_EQ(*store.revision(), *rev);  // usage alone is not written
+  EXPECT_EQ(tasks.get(a->alloc.id)->state->memory_bytes, 7 << 20);
+  auto text = metrics.render();
+  std::string labels =
+      "{alloc=\"" + a->alloc.id + "\",node=\"node-1\",service=\"\",task=\"inline\"}";
+  EXPECT_NE(text.find("mill_alloc_memory_bytes" + labels + " 7340032"), std::string::npos) << text;
+  EXPECT_NE(text.find("mill_alloc_cpu_usage" + labels + " 0.5"), std::string::npos) << text;
+}
+
 TEST_F(TasksTest, MetricsCountSpawnsAndDurations) {
   SpawnRequest r;
   r.template_name = "agent";
@@ -217,6 +238,8 @@ TEST_F(TasksTest, MetricsCountSpawnsAndDurations) {
   ASSERT_TRUE(tasks.report("node-1", {done}));
   auto text = metrics.render();
   EXPECT_NE(text.find("mill_tasks_spawned_total{task=\"agent\"} 1"), std::string::npos) << text;
+  // Ended: its usage series are gone.
+  EXPECT_EQ(text.find("mill_alloc_memory_bytes{alloc=\"" + a->alloc.id), std::string::npos) << text;
   EXPECT_NE(text.find("mill_tasks_duration_seconds_count{task=\"agent\"} 1"), std::string::npos)
       << text;
 }
