@@ -16,6 +16,7 @@
 
 #include "harness.h"
 #include "net/sse.h"
+#include "support/files.h"
 #include "support/oci_image.h"
 #include "support/test_registry.h"
 
@@ -25,17 +26,12 @@ namespace {
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-std::string slurp_binary(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // The probe test app on top of a busybox layer (so the image has a shell too).
 TestImage probe_image() {
   std::vector<LayerEntry> base{LayerEntry::dir("bin"), LayerEntry::dir("tmp", 01777),
-                               LayerEntry::file("bin/busybox", slurp_binary("/bin/busybox"), 0755),
+                               LayerEntry::file("bin/busybox", slurp("/bin/busybox"), 0755),
                                LayerEntry::symlink("bin/sh", "busybox")};
-  std::vector<LayerEntry> app{LayerEntry::file("probe", slurp_binary(MILL_PROBE_PATH), 0755)};
+  std::vector<LayerEntry> app{LayerEntry::file("probe", slurp(MILL_PROBE_PATH), 0755)};
   ImageSpec spec;
   spec.entrypoint = {"/probe"};
   spec.env = {"PATH=/bin", "FROM_IMAGE=yes"};

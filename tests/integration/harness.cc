@@ -18,18 +18,13 @@
 #include <sstream>
 #include <thread>
 
+#include "support/files.h"
+
 namespace mill::testing {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 int wait_status_to_code(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);

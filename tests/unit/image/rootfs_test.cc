@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "image/unpack.h"
+#include "support/files.h"
 #include "support/tar_writer.h"
 #include "support/temp_dir.h"
 
@@ -19,23 +20,12 @@ namespace mill::image {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::names_in;
+using testing::slurp;
 using testing::tar_dir;
 using testing::tar_file;
 using testing::TarEntry;
 using testing::write_tar;
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::set<std::string> names_in(const std::string& dir) {
-  std::set<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir)) names.insert(e.path().filename().string());
-  return names;
-}
 
 // True when some mount in this namespace has `path` as its mount point.
 bool mounted(const std::string& path) {

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/files.h"
 #include "support/tar_writer.h"
 #include "support/temp_dir.h"
 
@@ -25,25 +26,14 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::Compression;
+using testing::names_in;
+using testing::slurp;
 using testing::tar_dir;
 using testing::tar_file;
 using testing::tar_hardlink;
 using testing::tar_symlink;
 using testing::TarEntry;
 using testing::write_tar;
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::set<std::string> names_in(const std::string& dir) {
-  std::set<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir)) names.insert(e.path().filename().string());
-  return names;
-}
 
 std::string xattr(const std::string& path, const std::string& name) {
   char buf[256];
