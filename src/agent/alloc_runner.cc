@@ -90,7 +90,10 @@ void AllocRunner::persist(const Entry& e) {
                  {"image_digest", e.image_digest},
                  {"stop_reason", e.stop_reason}};
   auto written =
-      write_file_atomic(record_path(options_.state_dir, e.alloc.id), model::serialize(o), 0600);
+      // No fsync: a reboot ends the container too, so the record only has to survive
+      // the agent's own crash.
+      write_file_atomic(record_path(options_.state_dir, e.alloc.id), model::serialize(o), 0600,
+                        Durability::kProcessCrash);
   if (!written) log::warn("agent: cannot save " + e.alloc.id + ": " + written.error().message);
 }
 

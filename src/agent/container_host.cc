@@ -35,6 +35,9 @@ void remove_tree(const std::string& path) {
 
 Exit to_exit(const runtime::ExitStatus& s) { return Exit{s.code, s.signal}; }
 
+// The files of a container's dir describe something a reboot ends anyway.
+constexpr Durability kNoSync = Durability::kProcessCrash;
+
 }  // namespace
 
 ContainerHost::ContainerHost(ContainerHostOptions options, image::ImageStore& images,
@@ -60,11 +63,12 @@ Result<void> ContainerHost::write_files(const model::Allocation& a, const std::s
   MILL_TRY(write_file_atomic(d + "/hosts",
                              "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
                                  a.ip + "\t" + a.id + " " + a.id + ".mill\n",
-                             0644));
+                             0644, kNoSync));
   // The node's DNS server on the bridge answers .mill names and forwards the rest.
   MILL_TRY(write_file_atomic(d + "/resolv.conf",
-                             "nameserver " + gateway + "\nsearch mill\noptions ndots:1\n", 0644));
-  MILL_TRY(write_file_atomic(d + "/hostname", a.id + "\n", 0644));
+                             "nameserver " + gateway + "\nsearch mill\noptions ndots:1\n", 0644,
+                             kNoSync));
+  MILL_TRY(write_file_atomic(d + "/hostname", a.id + "\n", 0644, kNoSync));
   return {};
 }
 
@@ -89,7 +93,8 @@ Result<Started> ContainerHost::start(const model::Allocation& a,
   if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
     return fail({ErrorCode::kIo, "cannot create " + d});
   }
-  if (auto w = write_file_atomic(d + "/image", image->digest, 0600); !w) return fail(w.error());
+  if (auto w = write_file_atomic(d + "/image", image->digest, 0600, kNoSync); !w)
+    return fail(w.error());
   auto endpoint = network_.attach(a.id, a.ip);
   if (!endpoint && endpoint.error().code == ErrorCode::kAlreadyExists) {
     (void)network_.detach(a.id);  // left from an earlier, interrupted start

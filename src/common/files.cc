@@ -45,7 +45,8 @@ Result<std::string> read_file(const std::string& path) {
   return out;
 }
 
-Result<void> write_file_atomic(const std::string& path, std::string_view content, int mode) {
+Result<void> write_file_atomic(const std::string& path, std::string_view content, int mode,
+                               Durability durability) {
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return io_error("cannot create", tmp);
@@ -61,7 +62,7 @@ Result<void> write_file_atomic(const std::string& path, std::string_view content
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) {
+  if (durability == Durability::kPowerLoss && ::fsync(fd) != 0) {
     ::close(fd);
     return io_error("cannot fsync", tmp);
   }

@@ -119,7 +119,9 @@ std::optional<Image> ImageStore::cached(const std::string& ref, const std::strin
   it->second.use_seq = next_seq_++;
   it->second.last_used_ms = now_ms();
   refs_[ref] = digest;
-  if (auto saved = save_locked(); !saved) log::warn("image store: " + saved.error().message);
+  if (auto saved = save_locked(Durability::kProcessCrash); !saved) {
+    log::warn("image store: " + saved.error().message);
+  }
   return make_image_locked(ref, digest, it->second);
 }
 

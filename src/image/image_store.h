@@ -31,6 +31,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/files.h"
 #include "common/result.h"
 #include "image/blob_store.h"
 #include "image/reference.h"
@@ -116,7 +117,9 @@ class ImageStore {
   // Callers hold mu_.
   Image make_image_locked(const std::string& ref, const std::string& digest, Record& rec);
   uint64_t record_size_locked(const Record& rec) const;
-  Result<void> save_locked();
+  // kProcessCrash when only the LRU order changed (a cache hit): losing that to a
+  // power cut costs nothing, and it keeps an fsync off every cached spawn.
+  Result<void> save_locked(Durability durability = Durability::kPowerLoss);
   Result<void> load_locked();
   uint64_t usage_locked() const;
   uint64_t sweep_locked();  // removes unreferenced, unpinned layers and blobs

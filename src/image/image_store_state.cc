@@ -67,7 +67,7 @@ model::ImageConfig config_from_json(const json::object& o) {
 
 }  // namespace
 
-Result<void> ImageStore::save_locked() {
+Result<void> ImageStore::save_locked(Durability durability) {
   json::object refs;
   for (const auto& [ref, digest] : refs_) refs[ref] = digest;
   json::object images;
@@ -85,7 +85,7 @@ Result<void> ImageStore::save_locked() {
                    {"refs", std::move(refs)},
                    {"images", std::move(images)},
                    {"layers", std::move(layers)}};
-  return write_file_atomic(options_.root + "/images.json", json::serialize(top), 0600);
+  return write_file_atomic(options_.root + "/images.json", json::serialize(top), 0600, durability);
 }
 
 Result<void> ImageStore::load_locked() {
