@@ -10,7 +10,8 @@
 #
 # Env: BUILD=1 builds mill, mill-shim, mill_probe and mill_spawn_bench (release preset,
 #      nice, -j2); ONLY=spawn,pull,memory; RUNS=100; PULLS=3; TASKS=50; TASK_MEMORY=4M;
-#      DOCKER=0 skips the docker baseline.
+#      DOCKER=0 skips the docker baseline; MILL=path/to/mill measures another build
+#      (its mill-shim beside it).
 # Everything lives in a temp dir and on interfaces of its own (bridges msb*/msr*/msd*,
 # 10.<A..A+9>.0.0/16 with A random in 100..139); a trap removes it all, also on failure:
 # tasks (mill cleanup), runc containers, dockerd (private --data-root/--exec-root/socket,
@@ -25,7 +26,7 @@ if [[ ${BUILD:-0} == 1 ]]; then
   [[ -f $build/build.ninja ]] || nice cmake --preset release >/dev/null
   nice cmake --build --preset release -j2 --target mill mill-shim mill_probe mill_spawn_bench
 fi
-mill=$build/src/mill
+mill=$(realpath "${MILL:-$build/src/mill}")
 probe=$build/tests/apps/probe/mill_probe
 bench=$build/bench/mill_spawn_bench
 for f in "$mill" "$(dirname "$mill")/mill-shim" "$probe" "$bench"; do
