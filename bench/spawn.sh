@@ -97,7 +97,7 @@ ip -n "$rns" link set lo up
 docker_args=()
 if [[ ${DOCKER:-1} != 0 && ,${ONLY:-spawn}, == *,spawn,* ]]; then
   if ! command -v dockerd >/dev/null; then
-    echo "== docker: dockerd not installed (scripts/install-deps.sh), no docker baseline"
+    echo "== docker: dockerd not installed (MILL_BENCH_DOCKER=1 scripts/install-deps.sh), no docker baseline"
   else
     mkdir -p "$tmp/docker"
     ip link add "$dbr" type bridge
