@@ -128,7 +128,7 @@ fi
 echo "== $("$mill" --version 2>/dev/null || echo mill), $(runc --version | head -1), $(skopeo --version)"
 echo "== $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "== load average at start: $(cut -d' ' -f1-3 /proc/loadavg); busiest other processes:"
-ps -eo pcpu=,comm= --sort=-pcpu | grep -vE " (ps|spawn.sh)$" | head -3 | sed 's/^/   /'
+ps -eo pcpu=,comm= --sort=-pcpu | grep -vE " (ps|spawn.sh)$" | head -3 | sed 's/^/   /' || true
 
 set +e
 "$bench" --mill "$mill" --probe "$probe" --work "$tmp" --bridge-prefix "msb$hex" \
