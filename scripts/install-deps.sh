@@ -17,6 +17,13 @@ packages=(
   docker-registry apache2-utils openssl umoci skopeo busybox-static dnsutils
 )
 
+# Bench only, opt-in: the `docker run` baseline of bench/spawn.sh. Not needed to build
+# or test, and large, so CI does not install it. The package's dockerd is never started
+# as a service by Mill's scripts: bench/spawn.sh runs a private one and stops it.
+if [[ ${MILL_BENCH_DOCKER:-0} == 1 ]]; then
+  packages+=(docker.io)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
