@@ -22,6 +22,8 @@ namespace {
 
 // How often a supervising worker looks at its stop flag and timeout between waits.
 constexpr std::chrono::milliseconds kSlice{200};
+// How long a pulling/starting state may wait to be replaced before it is reported.
+constexpr std::chrono::milliseconds kTransientHold{150};
 
 std::string record_path(const std::string& dir, const std::string& id) {
   return dir + "/" + id + ".json";
@@ -104,9 +106,14 @@ void AllocRunner::update(const Ptr& entry, F change, bool save) {
     std::lock_guard lock(mutex_);
     change(*entry);
     copy = entry->state;
-    if (save) persist(*entry);
   }
+  // Report first: the record only matters after a crash, and re-adoption covers one
+  // between the two (a container nobody remembers is removed and reported lost).
   queue_report(copy);
+  if (save) {
+    std::lock_guard lock(mutex_);
+    persist(*entry);
+  }
 }
 
 // After a restart: what we ran is in the state dir; what still runs, the runtime knows.
@@ -415,10 +422,27 @@ void AllocRunner::report_loop() {
     std::map<std::string, model::AllocState> batch;
     {
       std::unique_lock lock(report_mutex_);
-      report_wake_.wait(lock, [this] {
+      auto stopping_now = [this] {
         std::lock_guard inner(mutex_);
-        return stopping_ || !pending_reports_.empty();
-      });
+        return stopping_;
+      };
+      report_wake_.wait(lock, [&] { return stopping_now() || !pending_reports_.empty(); });
+      // Pulling and starting are worth reporting when they last; a cached image goes
+      // from pending to running in tens of milliseconds, and then only "running"
+      // should travel (a report in flight would delay it).
+      auto only_transient = [this] {
+        for (const auto& [id, s] : pending_reports_) {
+          if (s.status != model::AllocStatus::kPulling &&
+              s.status != model::AllocStatus::kStarting) {
+            return false;
+          }
+        }
+        return true;
+      };
+      if (only_transient()) {
+        report_wake_.wait_for(lock, kTransientHold,
+                              [&] { return stopping_now() || !only_transient(); });
+      }
       batch.swap(pending_reports_);
     }
     bool stopping;
