@@ -106,14 +106,12 @@ void AllocRunner::update(const Ptr& entry, F change, bool save) {
     std::lock_guard lock(mutex_);
     change(*entry);
     copy = entry->state;
+    // Saved before it is reported: whatever the control plane hears is running, a
+    // restarted agent knows about (and re-adopts rather than removes). No fsync, so
+    // this costs well under a millisecond.
+    if (save) persist(*entry);
   }
-  // Report first: the record only matters after a crash, and re-adoption covers one
-  // between the two (a container nobody remembers is removed and reported lost).
   queue_report(copy);
-  if (save) {
-    std::lock_guard lock(mutex_);
-    persist(*entry);
-  }
 }
 
 // After a restart: what we ran is in the state dir; what still runs, the runtime knows.

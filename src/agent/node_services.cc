@@ -16,6 +16,7 @@
 #include "model/json.h"
 #include "network/dns_server.h"
 #include "network/node_network.h"
+#include "runtime/cgroups.h"
 #include "runtime/runc_runtime.h"
 
 namespace mill::agent {
@@ -158,6 +159,10 @@ Result<void> NodeServices::cleanup(const std::string& d) {
     for (const auto& id : ids) (void)image::unmount_rootfs(allocs + "/" + id + "/rootfs");
   }
   (void)image::unmount_rootfs(allocs);
+  // The (now empty) parent of every container's cgroups, in every hierarchy.
+  if (auto r = runtime::remove_cgroup("/mill-" + net.bridge); !r) {
+    log::warn("cleanup: cgroups of /mill-" + net.bridge + ": " + r.error().message);
+  }
   auto network = MILL_TRY(network::NodeNetwork::setup(net));
   MILL_TRY(network->teardown());
   ::unlink((d + "/agent/network.json").c_str());

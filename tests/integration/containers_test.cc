@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <boost/json.hpp>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -72,6 +73,10 @@ class Containers : public ::testing::Test {
     if (server_) server_->stop(SIGTERM);
     auto cleaned = run_mill({"cleanup", "--data-dir", dir_.file("data")});
     EXPECT_EQ(cleaned.exit_code, 0) << cleaned.err;
+    // Nothing of this node is left on the host: bridge, cgroup parents, guard route.
+    EXPECT_FALSE(std::filesystem::exists("/sys/class/net/" + bridge_));
+    EXPECT_FALSE(std::filesystem::exists("/sys/fs/cgroup/memory/mill-" + bridge_));
+    EXPECT_FALSE(std::filesystem::exists("/sys/fs/cgroup/pids/mill-" + bridge_));
   }
 
   void write_config(const std::string& extra) {
@@ -310,7 +315,7 @@ TEST_F(Containers, TasksOutliveAKilledAgentAndAreReadopted) {
   EXPECT_EQ(::kill(static_cast<pid_t>(pid), 0), 0);
   start();
   auto again = task(id);
-  EXPECT_EQ(again.at("status").as_string(), "running");
+  ASSERT_EQ(again.at("status").as_string(), "running") << json::serialize(again) << server_->log();
   EXPECT_EQ(again.at("pid").as_int64(), pid);  // the same process, not a restart
   // Its log kept flowing and still does.
   auto before = call("GET", "/v1/logs/" + id + "?tail=1").body;
