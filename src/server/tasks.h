@@ -54,7 +54,7 @@ struct TaskView {
 
 // What a node should run: every allocation placed on it that is not yet forgotten.
 struct NodeAllocations {
-  int64_t index = 0;  // pass back as `after` to wait for the next change
+  int64_t index = 0;                  // pass back as `after` to wait for the next change
   std::vector<TaskView> allocations;  // with their last reported state
 };
 
