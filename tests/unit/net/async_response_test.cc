@@ -84,6 +84,30 @@ class AsyncServer : public ::testing::Test {
     return res;
   }
 
+  // A request to `target` on its own thread; `done` is set when the client returns.
+  std::thread request_in_background(std::string target, std::promise<void>& done,
+                                    std::chrono::seconds timeout) {
+    return std::thread([this, target, &done, timeout] {
+      ClientRequest req;
+      req.target = target;
+      req.timeout = timeout;
+      (void)http_request(server_->address(), req);  // ended by the server: an end or an error
+      done.set_value();
+    });
+  }
+
+  // Waits until the handler holds the request's writer.
+  void wait_for_writer() {
+    for (int i = 0; i < 500; ++i) {
+      {
+        std::lock_guard lock(gone_.mutex);
+        if (gone_.writer) return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "the handler never got its writer";
+  }
+
   std::unique_ptr<HttpServer> server_;
   std::vector<std::thread> threads_;
   Gone gone_;
@@ -136,21 +160,8 @@ TEST_F(AsyncServer, ProducerLearnsWhenTheClientLeaves) {
 
 TEST_F(AsyncServer, StopEndsOpenStreams) {
   std::promise<void> seen;
-  std::thread reader([&] {
-    ClientRequest req;
-    req.target = "/forever";
-    req.timeout = std::chrono::seconds(10);
-    // The server closes the stream on stop; the client sees the end (or an error).
-    (void)http_request(server_->address(), req);
-    seen.set_value();
-  });
-  for (int i = 0; i < 500; ++i) {
-    {
-      std::lock_guard lock(gone_.mutex);
-      if (gone_.writer) break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  std::thread reader = request_in_background("/forever", seen, std::chrono::seconds(10));
+  wait_for_writer();
   server_->stop(std::chrono::milliseconds(100));
   EXPECT_EQ(seen.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
   reader.join();
@@ -162,20 +173,8 @@ TEST_F(AsyncServer, StopEndsOpenStreams) {
 // close it when the server stops (they once ran out of work and left it hanging).
 TEST_F(AsyncServer, StopEndsPendingLongPolls) {
   std::promise<void> seen;
-  std::thread client([&] {
-    ClientRequest req;
-    req.target = "/never";
-    req.timeout = std::chrono::seconds(20);
-    (void)http_request(server_->address(), req);
-    seen.set_value();
-  });
-  for (int i = 0; i < 500; ++i) {
-    {
-      std::lock_guard lock(gone_.mutex);
-      if (gone_.writer) break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  std::thread client = request_in_background("/never", seen, std::chrono::seconds(20));
+  wait_for_writer();
   auto started = std::chrono::steady_clock::now();
   server_->stop(std::chrono::milliseconds(3000));
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
