@@ -19,12 +19,7 @@ Result<std::string> HttpNodeClient::post(const std::string& path, const std::str
 Result<std::string> HttpNodeClient::call(const std::string& method, const std::string& path,
                                          const std::string& body,
                                          std::chrono::milliseconds timeout) {
-  net::ClientRequest req;
-  req.method = method;
-  req.target = path;
-  req.body = body;
-  req.timeout = timeout;
-  if (!body.empty()) req.content_type = "application/json";
+  auto req = net::json_request(method, path, body, timeout);
   req.headers.push_back({"Authorization", "Bearer " + join_token_});
   auto res = MILL_TRY(net::http_request(address_, req));
   if (res.status == 200) return std::move(res.body);

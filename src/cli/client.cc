@@ -97,13 +97,7 @@ Result<std::string> send(const ClientConfig& config, net::ClientRequest req) {
 Result<std::string> call_api(const ClientConfig& config, const std::string& method,
                              const std::string& target, const std::string& body,
                              std::chrono::milliseconds timeout) {
-  net::ClientRequest req;
-  req.timeout = timeout;
-  req.method = method;
-  req.target = target;
-  req.body = body;
-  if (!body.empty()) req.content_type = "application/json";
-  return send(config, std::move(req));
+  return send(config, net::json_request(method, target, body, timeout));
 }
 
 Result<void> call_api_stream(const ClientConfig& config, const std::string& target,

@@ -197,4 +197,15 @@ Result<ClientResponse> http_request(const std::string& address, const ClientRequ
   }
 }
 
+ClientRequest json_request(std::string method, std::string target, std::string body,
+                           std::chrono::milliseconds timeout) {
+  ClientRequest req;
+  req.method = std::move(method);
+  req.target = std::move(target);
+  req.body = std::move(body);
+  req.timeout = timeout;
+  if (!req.body.empty()) req.content_type = "application/json";
+  return req;
+}
+
 }  // namespace mill::net

@@ -45,6 +45,10 @@ struct ClientResponse {
   const std::string* header(std::string_view name) const;
 };
 
+// A request with an optional JSON body (Content-Type set only when there is one).
+ClientRequest json_request(std::string method, std::string target, std::string body,
+                           std::chrono::milliseconds timeout);
+
 // address: "host:port", "http://host:port" or "https://host:port". kUnavailable when
 // the server cannot be reached (or its certificate is not trusted), kTimeout when it
 // does not answer in time, kTooLarge when an in-memory body passes max_body_bytes.
