@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,6 +43,9 @@ pid_t spawn_mill(const std::vector<std::string>& args,
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   pid_t pid = fork();
   if (pid == 0) {
+    // A test that dies without its destructors (an abort, a crash) must not leave a
+    // server behind holding ports, addresses and bridges the next tests want.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
     int in = open(stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY);
     int out = open(out_path.c_str(), mode, 0600);
