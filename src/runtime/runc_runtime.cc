@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -182,28 +183,38 @@ Result<int> RuncRuntime::launch_shim(const std::string& id) {
   int null_fd = high_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
   int log_fd = high_fd(
       open(join(d, shim::kShimLog).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-  pid_t child = (rd < 0 || wr < 0 || null_fd < 0 || log_fd < 0) ? -1 : fork();
-  if (child == 0) {
-    // Only async-signal-safe calls from here: the agent is multithreaded. The double
-    // fork leaves the shim an orphan in its own session, so nothing of the agent (its
-    // exit, a SIGKILL, its process group's signals) reaches it.
-    setsid();
-    if (fork() != 0) _exit(0);
-    dup2(null_fd, 0);
-    dup2(log_fd, 1);
-    dup2(log_fd, 2);
-    dup2(wr, shim::kSyncFd);
-    close_range(shim::kSyncFd + 1, ~0U, 0);
-    execv(argv[0], const_cast<char* const*>(argv));
-    _exit(127);
+  // posix_spawn (vfork-like: no copy of the agent's page tables) into a new session;
+  // the shim then forks once and this first process exits, so it ends an orphan.
+  pid_t child = -1;
+  int spawn_err = EBADF;
+  if (rd >= 0 && wr >= 0 && null_fd >= 0 && log_fd >= 0) {
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_adddup2(&fa, null_fd, 0);
+    posix_spawn_file_actions_adddup2(&fa, log_fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, log_fd, 2);
+    posix_spawn_file_actions_adddup2(&fa, wr, shim::kSyncFd);
+    posix_spawn_file_actions_addclosefrom_np(&fa, shim::kSyncFd + 1);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr,
+                             POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    spawn_err = posix_spawn(&child, argv[0], &fa, &attr, const_cast<char* const*>(argv), environ);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
+    if (spawn_err != 0) child = -1;
   }
-  int fork_errno = errno;
   for (int fd : {wr, null_fd, log_fd}) {
     if (fd >= 0) close(fd);
   }
   if (child < 0) {
     if (rd >= 0) close(rd);
-    errno = fork_errno;
+    errno = spawn_err;
     return io_error("cannot start mill-shim");
   }
   while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {

@@ -25,7 +25,6 @@ inline constexpr std::string_view kStateFile = "state.json";
 // {"code":N,"finished_at":"..."} or {"signal":N,"finished_at":"..."}, written once,
 // atomically, after the container's output is drained.
 inline constexpr std::string_view kExitFile = "exit.json";
-inline constexpr std::string_view kPidFile = "runtime.pid";
 inline constexpr std::string_view kShimLog = "shim.log";
 // Lines longer than this are split into several log records.
 inline constexpr size_t kMaxLine = 16 * 1024;

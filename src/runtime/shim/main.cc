@@ -4,6 +4,7 @@
 // container (it is the child subreaper) and records its exit. It outlives the agent.
 // Protocol: runtime/shim_protocol.h. Plain C++/POSIX, linked static: RSS stays small.
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <cstring>
 #include <ctime>
 #include <string>
+#include <vector>
 
 #include "runtime/shim/log_writer.h"
 #include "runtime/shim_protocol.h"
@@ -89,12 +91,13 @@ std::string drain_now(int fd) {
 }
 
 // Runs the OCI runtime with the container's stdio on the given pipes. Returns its pid.
+// No --pid-file: runc writes that with O_SYNC, a journal commit (~5 ms) on every
+// start. The container's pid is found as our child instead (see container_pid).
 pid_t spawn_runtime(const Args& a, int out_w, int err_w) {
-  std::string pid_file = path_in(a.state_dir, shim::kPidFile);
   std::string bundle = path_in(a.state_dir, shim::kBundleDir);
   const char* argv[] = {
-      a.runtime.c_str(), "--root",   a.runtime_root.c_str(), "run",        "--detach", "--pid-file",
-      pid_file.c_str(),  "--bundle", bundle.c_str(),         a.id.c_str(), nullptr};
+      a.runtime.c_str(), "--root",       a.runtime_root.c_str(), "run",  "--detach",
+      "--bundle",        bundle.c_str(), a.id.c_str(),           nullptr};
   int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   pid_t pid = fork();
   if (pid == 0) {
@@ -111,6 +114,37 @@ pid_t spawn_runtime(const Args& a, int out_w, int err_w) {
   }
   if (null_fd >= 0) close(null_fd);
   return pid;
+}
+
+// The pid of our one child, once the runtime has exited: the container's init was
+// reparented to us (we are its subreaper) when `run --detach` returned. A container
+// that already exited is a zombie child and is found too. 0 when there is not
+// exactly one.
+pid_t container_pid() {
+  std::string self = std::to_string(getpid());
+  std::string list = read_small("/proc/" + self + "/task/" + self + "/children");
+  std::vector<pid_t> found;
+  if (!list.empty()) {
+    for (const char* p = list.c_str(); *p;) {
+      char* end;
+      long v = std::strtol(p, &end, 10);
+      if (end == p) break;
+      found.push_back(static_cast<pid_t>(v));
+      p = end;
+      while (*p == ' ' || *p == '\n') ++p;
+    }
+  } else if (DIR* d = opendir("/proc")) {
+    // Kernels without CONFIG_PROC_CHILDREN: look for processes whose parent we are.
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+      std::string stat = read_small(std::string("/proc/") + e->d_name + "/stat");
+      size_t paren = stat.rfind(')');
+      if (paren == std::string::npos || paren + 4 >= stat.size()) continue;
+      if (std::atoi(stat.c_str() + paren + 4) == getpid()) found.push_back(std::atoi(e->d_name));
+    }
+    closedir(d);
+  }
+  return found.size() == 1 ? found[0] : 0;
 }
 
 std::string one_line(std::string s) {
@@ -207,11 +241,19 @@ bool parse_args(int argc, char** argv, Args& a) {
 
 int main(int argc, char** argv) {
   Args a;
-  if (!parse_args(argc, argv, a)) {
+  bool okk = parse_args(argc, argv, a);
+  if (!okk) {
     dprintf(2, "usage: mill-shim ID STATE_DIR RUNTIME RUNTIME_ROOT LOG_MAX_BYTES LOG_MAX_FILES\n");
     return 2;
   }
   fcntl(shim::kSyncFd, F_SETFD, FD_CLOEXEC);
+  // The agent starts us in a new session and waits for this first process: the child
+  // carries on as an orphan, so nothing of the agent (its exit, a SIGKILL, its process
+  // group's signals) reaches it.
+  if (pid_t first = fork(); first != 0) {
+    if (first < 0) report(std::string("error cannot fork the shim: ") + strerror(errno));
+    _exit(first < 0 ? 1 : 0);
+  }
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   signal(SIGPIPE, SIG_IGN);
   sigset_t set;
@@ -238,7 +280,7 @@ int main(int argc, char** argv) {
     report("error " + one_line(msg));
     return 1;
   }
-  pid_t container = std::atoi(read_small(path_in(a.state_dir, shim::kPidFile)).c_str());
+  pid_t container = container_pid();
   unsigned long long container_start = container > 0 ? start_time(container) : 0;
   std::string state = "{\"pid\":" + std::to_string(container) +
                       ",\"pid_start\":" + std::to_string(container_start) +
