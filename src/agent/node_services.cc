@@ -69,6 +69,7 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
   image::ImageStoreOptions img;
   img.root = d + "/images";
   img.disk_budget_bytes = o.image_budget_bytes;
+  img.tag_ttl = o.image_tag_ttl;
   img.ca_file = o.registry_ca_file;
   img.unpack = [](const std::string& blob, const std::string& dest) -> Result<void> {
     MILL_TRY(image::unpack_layer(blob, dest));

@@ -22,8 +22,9 @@ struct NodeOptions {
   std::string runtime_path = "/usr/sbin/runc";
   std::string shim_path;  // empty: mill-shim beside this executable
   std::string init_path = "/usr/bin/tini-static";
-  uint64_t image_budget_bytes = 0;  // 0: unlimited
-  int dns_port = 53;                // on the bridge address
+  uint64_t image_budget_bytes = 0;                 // 0: unlimited
+  std::chrono::milliseconds image_tag_ttl{10000};  // see image::ImageStoreOptions::tag_ttl
+  int dns_port = 53;                               // on the bridge address
   std::chrono::milliseconds grace{10000};
   std::string registry_ca_file;  // extra CAs for registries (tests)
 };

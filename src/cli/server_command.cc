@@ -44,6 +44,7 @@ struct ServerOptions {
   agent::NodeOptions node;
   std::string image_budget;
   std::string stop_grace = "10s";
+  std::string image_tag_ttl = "10s";
 };
 
 // The logs route needs the node's log service, which exists only once the agent has
@@ -125,6 +126,9 @@ int run_server(const ServerOptions& opts) {
   auto grace = model::parse_duration(opts.stop_grace);
   if (!grace) return fail("--stop-grace: " + grace.error().message);
   node_options.grace = *grace;
+  auto tag_ttl = model::parse_duration(opts.image_tag_ttl);
+  if (!tag_ttl) return fail("--image-tag-ttl: " + tag_ttl.error().message);
+  node_options.image_tag_ttl = *tag_ttl;
   model::Config config;
   if (!opts.config_file.empty()) {
     auto parsed = config::parse_config_file(opts.config_file);
@@ -274,6 +278,10 @@ void add_server_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--image-budget", opts->image_budget,
                   "Disk the image cache may use, e.g. 20G (default: unlimited)");
+  cmd->add_option("--image-tag-ttl", opts->image_tag_ttl,
+                  "How long a tag resolved by the registry is reused without asking again "
+                  "(0s: ask on every spawn)")
+      ->capture_default_str();
   cmd->add_option("--stop-grace", opts->stop_grace, "Time between SIGTERM and SIGKILL")
       ->capture_default_str();
   cmd->add_option("--dns-port", opts->node.dns_port, "Port of the .mill DNS server on the bridge")

@@ -141,8 +141,27 @@ Result<Image> ImageStore::pull_ref(const Reference& ref) {
   if (!ref.digest.empty()) {
     if (auto image = cached(name, ref.digest)) return *image;
   }
+  const auto now = std::chrono::steady_clock::now();
+  if (ref.digest.empty() && options_.tag_ttl.count() > 0) {
+    std::string digest;
+    {
+      std::lock_guard lock(mu_);
+      auto at = resolved_at_.find(name);
+      auto known = refs_.find(name);
+      if (at != resolved_at_.end() && known != refs_.end() && now - at->second < options_.tag_ttl) {
+        digest = known->second;
+      }
+    }
+    if (!digest.empty()) {
+      if (auto image = cached(name, digest)) return *image;
+    }
+  }
   auto client = client_for(ref);
   auto top = MILL_TRY(client->get_manifest(ref.repository, ref.manifest_reference()));
+  if (ref.digest.empty()) {
+    std::lock_guard lock(mu_);
+    resolved_at_[name] = now;
+  }
   if (auto image = cached(name, top.digest)) return *image;
 
   std::vector<FetchedManifest> manifests;

@@ -19,6 +19,7 @@
 //
 // Thread-safe. Concurrent pulls share downloads of the same blob or layer.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <future>
@@ -55,6 +56,11 @@ struct ImageStoreOptions {
   CredentialLookup credentials;
   LayerUnpacker unpack;  // required
   std::string ca_file;   // extra trusted CAs for every registry (tests)
+  // A tag this store resolved against its registry less than this long ago is used
+  // as it resolved then, with no request (0: every pull asks the registry). Digest
+  // references never ask once present. Docker and Nomad never re-resolve a present
+  // tag; this bounds how stale one can be while bursts of spawns skip the round trip.
+  std::chrono::milliseconds tag_ttl{0};
 };
 
 struct Image {
@@ -132,10 +138,12 @@ class ImageStore {
 
   mutable std::mutex mu_;
   std::map<std::string, std::string> refs_;  // canonical reference -> image digest
-  std::map<std::string, Record> images_;     // image digest -> record
-  std::map<std::string, uint64_t> layers_;   // complete layer dirs: digest -> bytes
-  std::map<std::string, int> in_use_;        // image digest -> acquire count
-  std::map<std::string, int> pinned_;        // digests a pull in progress needs
+  // canonical tag reference -> when the registry last resolved it (not persisted)
+  std::map<std::string, std::chrono::steady_clock::time_point> resolved_at_;
+  std::map<std::string, Record> images_;    // image digest -> record
+  std::map<std::string, uint64_t> layers_;  // complete layer dirs: digest -> bytes
+  std::map<std::string, int> in_use_;       // image digest -> acquire count
+  std::map<std::string, int> pinned_;       // digests a pull in progress needs
   std::map<std::string, std::shared_future<Result<void>>> inflight_;
   std::map<std::string, std::shared_ptr<RegistryClient>> clients_;
   uint64_t next_seq_ = 1;

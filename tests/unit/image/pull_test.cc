@@ -62,8 +62,10 @@ class Pull : public ::testing::Test {
  protected:
   std::unique_ptr<ImageStore> open_store(const std::string& ca_file = {},
                                          std::optional<RegistryCredentials> creds = {},
-                                         uint64_t budget = 0) {
+                                         uint64_t budget = 0,
+                                         std::chrono::milliseconds tag_ttl = {}) {
     ImageStoreOptions o;
+    o.tag_ttl = tag_ttl;
     o.root = dir_.file("images");
     o.unpack = unpacker_.fn();
     o.ca_file = ca_file;
@@ -181,7 +183,9 @@ TEST_F(Pull, BasicAuth) {
 }
 
 TEST_F(Pull, TlsNeedsTrustedCertificate) {
-  TestRegistry registry({.tls = true});
+  testing::TestRegistryOptions tls;
+  tls.tls = true;
+  TestRegistry registry(tls);
   ASSERT_TRUE(registry.ok());
   ASSERT_TRUE(registry.push("secure/app", "v1", make_image("secure", 2)));
   const std::string ref = registry.host() + "/secure/app:v1";
@@ -240,6 +244,38 @@ TEST_F(Pull, CachedPullCostsOneManifestRequest) {
   EXPECT_EQ(proxy.count("GET", "/manifests/"), 3) << "one per pull";
   EXPECT_EQ(proxy.count("GET", "/blobs/"), 0);
   EXPECT_EQ(proxy.count("GET", "/v2/"), 3) << "and nothing else";
+}
+
+TEST_F(Pull, RecentlyResolvedTagSkipsTheRegistryUntilItsTtlEnds) {
+  TestRegistry registry;
+  ASSERT_TRUE(registry.ok());
+  TestImage v1 = make_image("ttl-one", 1), v2 = make_image("ttl-two", 1);
+  ASSERT_TRUE(registry.push("app", "live", v1));
+  testing::CountingProxy proxy(registry.host(), false, "");
+  auto store = open_store({}, {}, 0, std::chrono::milliseconds(400));
+  auto first = store->pull(proxy.host() + "/app:live");
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->digest, v1.manifest_digest);
+  // The tag moves; within the TTL the store keeps what it resolved, asking nobody.
+  ASSERT_TRUE(registry.push("app", "live", v2));
+  proxy.reset();
+  for (int i = 0; i < 3; ++i) {
+    auto again = store->pull(proxy.host() + "/app:live");
+    ASSERT_TRUE(again) << again.error().message;
+    EXPECT_EQ(again->digest, v1.manifest_digest);
+  }
+  EXPECT_EQ(proxy.count("GET", "/v2/"), 0) << "no request within the TTL";
+  // After it, the registry is asked again and the new image comes.
+  std::this_thread::sleep_for(std::chrono::milliseconds(450));
+  auto later = store->pull(proxy.host() + "/app:live");
+  ASSERT_TRUE(later) << later.error().message;
+  EXPECT_EQ(later->digest, v2.manifest_digest);
+  EXPECT_EQ(proxy.count("GET", "/manifests/"), 1);
+  // A digest reference that is present never asks.
+  proxy.reset();
+  auto pinned = store->pull(proxy.host() + "/app@" + v1.manifest_digest);
+  ASSERT_TRUE(pinned) << pinned.error().message;
+  EXPECT_EQ(proxy.count("GET", "/v2/"), 0);
 }
 
 TEST_F(Pull, ConcurrentPullsShareDownloads) {
