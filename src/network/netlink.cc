@@ -206,7 +206,8 @@ Result<void> NetlinkSocket::create_bridge(const std::string& name, const uint8_t
 }
 
 Result<void> NetlinkSocket::create_veth(const std::string& host_name, int master_index,
-                                        const std::string& peer_name, int netns_fd) {
+                                        const std::string& peer_name, const uint8_t (&peer_mac)[6],
+                                        int netns_fd) {
   Request req(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
   ifinfomsg ifi{};
   ifi.ifi_flags = IFF_UP;
@@ -223,6 +224,7 @@ Result<void> NetlinkSocket::create_veth(const std::string& host_name, int master
   ifinfomsg peer_ifi{};
   req.fixed(peer_ifi);
   req.attr_str(IFLA_IFNAME, peer_name);
+  req.attr(IFLA_ADDRESS, peer_mac, 6);
   req.attr_u32(IFLA_NET_NS_FD, static_cast<uint32_t>(netns_fd));
   req.nest_end(peer);
   req.nest_end(data);

@@ -28,9 +28,10 @@ class NetlinkSocket {
   // Creates a bridge (kAlreadyExists if the name is taken), down, with this MAC.
   Result<void> create_bridge(const std::string& name, const uint8_t (&mac)[6]);
   // Creates a veth pair: `host_name` here, up and enslaved to `master_index`; its peer
-  // `peer_name` created directly inside the netns `netns_fd`, down.
+  // `peer_name` with MAC `peer_mac` created directly inside the netns `netns_fd`, down.
   Result<void> create_veth(const std::string& host_name, int master_index,
-                           const std::string& peer_name, int netns_fd);
+                           const std::string& peer_name, const uint8_t (&peer_mac)[6],
+                           int netns_fd);
   Result<void> set_up(int index);
   // kNotFound when there is no such link.
   Result<void> delete_link(const std::string& name);

@@ -64,16 +64,10 @@ void release_netns_dir(const std::string& dir) {
   ::umount2(canonical.c_str(), MNT_DETACH);
 }
 
-Result<NewNetns> create_netns(const std::string& path) {
-  int file = ::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
-  if (file < 0) {
-    if (errno == EEXIST) return make_error(ErrorCode::kAlreadyExists, path + " exists");
-    return sys_error("create " + path, errno);
-  }
-  ::close(file);
+Result<NewNetns> make_netns() {
   // unshare(CLONE_NEWNET) moves only the calling thread, so a short-lived thread makes
-  // the namespace, pins it with the bind mount and opens a netlink socket inside it;
-  // the caller's thread never changes namespace.
+  // the namespace and opens it and a netlink socket inside it; the caller's thread
+  // never changes namespace.
   Result<NewNetns> result = make_error(ErrorCode::kInternal, "netns thread did not run");
   auto body = [&] {
     if (::unshare(CLONE_NEWNET) != 0) {
@@ -81,10 +75,6 @@ Result<NewNetns> create_netns(const std::string& path) {
       return;
     }
     std::string self = "/proc/self/task/" + std::to_string(::syscall(SYS_gettid)) + "/ns/net";
-    if (::mount(self.c_str(), path.c_str(), "none", MS_BIND, nullptr) != 0) {
-      result = sys_error("bind mount " + path, errno);
-      return;
-    }
     NewNetns ns;
     ns.fd = ::open(self.c_str(), O_RDONLY | O_CLOEXEC);
     if (ns.fd < 0) {
@@ -105,8 +95,32 @@ Result<NewNetns> create_netns(const std::string& path) {
   } catch (const std::system_error& e) {
     result = make_error(ErrorCode::kIo, std::string("netns thread: ") + e.what());
   }
-  if (!result) (void)remove_netns(path);
   return result;
+}
+
+Result<void> bind_netns(int fd, const std::string& path) {
+  int file = ::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+  if (file < 0) {
+    if (errno == EEXIST) return make_error(ErrorCode::kAlreadyExists, path + " exists");
+    return sys_error("create " + path, errno);
+  }
+  ::close(file);
+  std::string source = "/proc/self/fd/" + std::to_string(fd);
+  if (::mount(source.c_str(), path.c_str(), "none", MS_BIND, nullptr) != 0) {
+    int err = errno;
+    (void)remove_netns(path);
+    return sys_error("bind mount " + path, err);
+  }
+  return {};
+}
+
+Result<NewNetns> create_netns(const std::string& path) {
+  auto ns = MILL_TRY(make_netns());
+  if (auto bound = bind_netns(ns.fd, path); !bound) {
+    ::close(ns.fd);
+    return Unexpected(std::move(bound).error());
+  }
+  return ns;
 }
 
 Result<void> remove_netns(const std::string& path) {

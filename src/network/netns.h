@@ -24,8 +24,13 @@ struct NewNetns {
   NetlinkSocket link;  // a NETLINK_ROUTE socket that acts inside the new namespace
 };
 
-// Creates a new network namespace bound at `path`. kAlreadyExists when the file
-// exists. On failure nothing is left behind. Does not move the calling thread.
+// A new network namespace held only by the returned fd: bound nowhere, it goes away
+// when the fd is closed. Does not move the calling thread.
+Result<NewNetns> make_netns();
+// Binds the namespace `fd` at `path`. kAlreadyExists when the file exists. On
+// failure nothing is left behind.
+Result<void> bind_netns(int fd, const std::string& path);
+// make_netns + bind_netns.
 Result<NewNetns> create_netns(const std::string& path);
 // Unmounts and removes `path`; missing pieces are fine. The kernel frees the
 // namespace (and the veth peers in it) once nothing else holds it.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "common/files.h"
 #include "common/log.h"
@@ -96,9 +97,57 @@ Result<std::unique_ptr<NodeNetwork>> NodeNetwork::setup(NetworkOptions options) 
   MILL_TRY(net->link_.add_unreachable_route(cluster.addr, cluster.prefix));
   if (o.manage_firewall) MILL_TRY(install_firewall({o.bridge, node, cluster}));
   MILL_TRY(prepare_netns_dir(o.netns_dir));
+  if (o.spare_netns > 0) net->spare_thread_ = std::thread([n = net.get()] { n->make_spares(); });
   log::info("network: bridge " + o.bridge + " at " + net->bridge_ip() + "/" +
             std::to_string(node.prefix) + ", cluster " + cluster.str());
   return net;
+}
+
+NodeNetwork::~NodeNetwork() {
+  {
+    std::lock_guard lock(spare_mu_);
+    spare_stop_ = true;
+  }
+  spare_cv_.notify_all();
+  if (spare_thread_.joinable()) spare_thread_.join();
+  for (auto& ns : spares_) ::close(ns.fd);
+}
+
+void NodeNetwork::make_spares() {
+  std::unique_lock lock(spare_mu_);
+  while (true) {
+    spare_cv_.wait(lock, [this] {
+      return spare_stop_ || spares_.size() < static_cast<size_t>(options_.spare_netns);
+    });
+    if (spare_stop_) return;
+    lock.unlock();
+    auto ns = make_netns();
+    lock.lock();
+    if (ns) {
+      spares_.push_back(std::move(*ns));
+    } else {
+      log::warn("network: cannot make a spare netns: " + ns.error().message);
+      spare_cv_.wait_for(lock, std::chrono::seconds(5), [this] { return spare_stop_; });
+    }
+  }
+}
+
+Result<NewNetns> NodeNetwork::netns_at(const std::string& path) {
+  std::optional<NewNetns> spare;
+  {
+    std::lock_guard lock(spare_mu_);
+    if (!spares_.empty()) {
+      spare = std::move(spares_.front());
+      spares_.pop_front();
+    }
+  }
+  if (!spare) return create_netns(path);
+  spare_cv_.notify_all();
+  if (auto bound = bind_netns(spare->fd, path); !bound) {
+    ::close(spare->fd);
+    return Unexpected(std::move(bound).error());
+  }
+  return std::move(*spare);
 }
 
 std::string NodeNetwork::bridge_ip() const { return format_ipv4(node_.addr + 1); }
@@ -132,12 +181,22 @@ Result<Endpoint> NodeNetwork::attach(const std::string& id, const std::string& i
                       ip_text + " is not a container address of " + node_.str());
   }
   Endpoint ep{netns_path(id), format_ipv4(ip), bridge_ip(), host_veth_name(id)};
-  auto ns = MILL_TRY(create_netns(ep.netns_path));
+  // The container's MAC is derived from its address, as Docker does: an address used
+  // again by a later container keeps its MAC, so the neighbour entries of the host
+  // (and of other containers) stay right and its first packets are not sent to the
+  // previous holder's MAC until the entry goes stale.
+  const uint8_t mac[6] = {0x02,
+                          0x6d,
+                          static_cast<uint8_t>(ip >> 24),
+                          static_cast<uint8_t>(ip >> 16),
+                          static_cast<uint8_t>(ip >> 8),
+                          static_cast<uint8_t>(ip)};
+  auto ns = MILL_TRY(netns_at(ep.netns_path));
   Result<void> wired = [&]() -> Result<void> {
     std::lock_guard lock(mu_);
     // Looked up each time, so a bridge re-created by another setup() is found.
     int bridge = MILL_TRY(link_.link_index(options_.bridge));
-    return link_.create_veth(ep.host_veth, bridge, "eth0", ns.fd);
+    return link_.create_veth(ep.host_veth, bridge, "eth0", mac, ns.fd);
   }();
   ::close(ns.fd);
   if (wired) wired = configure_inside(ns.link, ip);

@@ -11,14 +11,18 @@
 //
 // Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN). Methods are thread-safe.
 
+#include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/result.h"
 #include "network/ipv4.h"
 #include "network/netlink.h"
+#include "network/netns.h"
 
 namespace mill::network {
 
@@ -29,6 +33,9 @@ struct NetworkOptions {
   std::string netns_dir = "/run/netns";  // where named netns files live (as `ip netns`)
   std::string netns_prefix = "mill-";    // netns file = netns_dir/<prefix><id>
   bool manage_firewall = true;           // nftables table "mill_<bridge>" + iptables accepts
+  // Namespaces made ahead of attach(), held only by descriptors (nothing to clean up
+  // if the process dies): making one is most of an attach's cost.
+  int spare_netns = 2;
 };
 
 // One container's network, as the runtime needs it: join `netns_path` (an OCI
@@ -53,6 +60,7 @@ class NodeNetwork {
   //  - netns_dir made a shared mount point, as `ip netns add` does.
   // kInvalidArgument for bad options (node_cidr must lie inside cluster_cidr).
   static Result<std::unique_ptr<NodeNetwork>> setup(NetworkOptions options);
+  ~NodeNetwork();
 
   // Gives container `id` a network: a new netns bound at netns_dir/<prefix><id>, a
   // veth pair whose host side (host_veth_name(id)) is up on the bridge and whose peer
@@ -81,12 +89,21 @@ class NodeNetwork {
  private:
   NodeNetwork(NetworkOptions options, Ipv4Net cluster, Ipv4Net node, NetlinkSocket link);
   Result<void> configure_inside(NetlinkSocket& inside, uint32_t ip);
+  // A spare namespace bound at `path`, or a new one when none is ready.
+  Result<NewNetns> netns_at(const std::string& path);
+  void make_spares();
 
   NetworkOptions options_;
   Ipv4Net cluster_;
   Ipv4Net node_;
   std::mutex mu_;       // guards link_
   NetlinkSocket link_;  // in the host's network namespace
+
+  std::mutex spare_mu_;
+  std::condition_variable spare_cv_;
+  std::deque<NewNetns> spares_;
+  bool spare_stop_ = false;
+  std::thread spare_thread_;
 };
 
 }  // namespace mill::network

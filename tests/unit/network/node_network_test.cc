@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <set>
 
 #include "net_fixture.h"
 
@@ -199,6 +200,52 @@ TEST_F(NetFixture, DetachRemovesEverythingAndIsIdempotent) {
   // The id and the address can be used again.
   auto again = network_->attach("a", net(1, 2));
   EXPECT_TRUE(again) << again.error().to_string();
+}
+
+// A task's address is reused by later tasks. Others that talked to the previous
+// holder must reach the new one at once, not send to the old MAC from their neighbour
+// cache until the entry goes stale (seconds, and a lost SYN costs a 1 s retransmit).
+// So the MAC follows the address, as Docker does.
+TEST_F(NetFixture, AnAddressUsedAgainKeepsItsMacSoOthersReachTheNewHolderAtOnce) {
+  setup_network();
+  auto client = network_->attach("client", net(1, 2));
+  ASSERT_TRUE(client) << client.error().to_string();
+  auto first = network_->attach("first", net(1, 3));
+  ASSERT_TRUE(first) << first.error().to_string();
+  std::string link = sh("nsenter --net=" + first->netns_path + " ip -o link show dev eth0");
+  EXPECT_NE(link.find("link/ether 02:6d:"), std::string::npos) << link;
+  {
+    auto [listener, port] = listen_on(first->netns_path, net(1, 3));
+    EXPECT_EQ(connect_from(client->netns_path, net(1, 3), port), 0);
+    EXPECT_TRUE(accept_one(listener));
+    ::close(listener);
+  }
+  ASSERT_TRUE(network_->detach("first"));
+  auto second = network_->attach("second", net(1, 3));
+  ASSERT_TRUE(second) << second.error().to_string();
+  auto [listener, port] = listen_on(second->netns_path, net(1, 3));
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(connect_from(client->netns_path, net(1, 3), port, std::chrono::milliseconds(900)), 0);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, std::chrono::milliseconds(200));
+  EXPECT_TRUE(accept_one(listener));
+  ::close(listener);
+}
+
+// attach() takes namespaces made ahead; when more come at once than are ready it
+// makes them itself.
+TEST_F(NetFixture, ManyAttachesInARowAllGetTheirOwnNamespace) {
+  setup_network();
+  std::vector<std::string> paths;
+  for (int i = 0; i < 6; ++i) {
+    auto e = network_->attach("n" + std::to_string(i), net(1, 10 + i));
+    ASSERT_TRUE(e) << e.error().to_string();
+    paths.push_back(e->netns_path);
+  }
+  std::set<std::string> inodes;
+  for (const auto& p : paths) inodes.insert(sh("stat -L -c %i " + p));
+  EXPECT_EQ(inodes.size(), paths.size()) << "every container its own netns";
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(network_->detach("n" + std::to_string(i)));
 }
 
 TEST_F(NetFixture, AttachRefusesBadInputAndDuplicatesWithoutLeftovers) {
