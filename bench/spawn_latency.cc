@@ -78,6 +78,12 @@ std::string docker_ip(const Args& a, const std::string& id) {
   throw std::runtime_error("no IP for docker container " + id);
 }
 
+// Removing a container leaves the kernel work to finish in the background (a netns
+// is destroyed from a workqueue, cgroups and address spaces are released lazily).
+// A pause before each timed start keeps one contender's cleanup out of the next
+// one's figure.
+void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(100)); }
+
 }  // namespace
 
 void spawn_bench(const Args& a, const std::string& image) {
@@ -102,6 +108,7 @@ void spawn_bench(const Args& a, const std::string& image) {
   for (int round = -1; round < a.runs; ++round) {
     bool keep = round >= 0;
     // Mill
+    settle();
     auto t0 = Clock::now();
     std::string id = field_str(spawn(s, body), "id");
     double d201 = ms_since(t0);
@@ -122,6 +129,7 @@ void spawn_bench(const Args& a, const std::string& image) {
     // runc run -d of the same bundle
     std::string rid = "mill-bench-" + std::to_string(round + 1);
     bundle.write_for(rid);
+    settle();
     t0 = Clock::now();
     if (run_logged({"runc", "--root", bundle.root, "run", "-d", "--bundle", bundle.dir, rid},
                    bundle.log) != 0) {
@@ -138,6 +146,7 @@ void spawn_bench(const Args& a, const std::string& image) {
       runc_health.push_back(rh);
     }
     if (!docker) continue;
+    settle();
     t0 = Clock::now();
     auto p = run_process(
         {dk[0], dk[1], dk[2], "run", "-d", "--init", "--cpus", "0.05", "--memory", "16m", image},
