@@ -193,6 +193,32 @@ Result<int> NetlinkSocket::link_index(const std::string& name) {
   return got.ifi_index;
 }
 
+Result<bool> NetlinkSocket::link_ready(int index) {
+  Request req(RTM_GETLINK, 0);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  ifi.ifi_index = index;
+  req.fixed(ifi);
+  std::string reply;
+  MILL_TRY(transact(req.finish(), "get link " + std::to_string(index), &reply));
+  constexpr size_t kFixed = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(ifinfomsg));
+  if (reply.size() < kFixed) return make_error(ErrorCode::kIo, "get link: short reply");
+  ifinfomsg got;
+  std::memcpy(&got, reply.data() + NLMSG_HDRLEN, sizeof got);
+  if ((got.ifi_flags & IFF_RUNNING) == 0) return false;
+  for (size_t at = kFixed; at + sizeof(rtattr) <= reply.size();) {
+    rtattr a;
+    std::memcpy(&a, reply.data() + at, sizeof a);
+    if (a.rta_len < sizeof a || at + a.rta_len > reply.size()) break;
+    if (a.rta_type == IFLA_QDISC) {
+      std::string qdisc(reply.data() + at + RTA_LENGTH(0), a.rta_len - RTA_LENGTH(0));
+      return qdisc.c_str() != std::string("noop");
+    }
+    at += RTA_ALIGN(a.rta_len);
+  }
+  return true;
+}
+
 Result<void> NetlinkSocket::create_bridge(const std::string& name, const uint8_t (&mac)[6]) {
   Request req(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
   ifinfomsg ifi{};

@@ -25,6 +25,10 @@ class NetlinkSocket {
 
   // kNotFound when there is no such link.
   Result<int> link_index(const std::string& name);
+  // Whether the link passes packets yet: the kernel has seen its carrier (operstate up)
+  // and swapped the `noop` qdisc, which drops everything, for its real one. Both happen
+  // asynchronously (linkwatch) some time after the link and its peer are set up.
+  Result<bool> link_ready(int index);
   // Creates a bridge (kAlreadyExists if the name is taken), down, with this MAC.
   Result<void> create_bridge(const std::string& name, const uint8_t (&mac)[6]);
   // Creates a veth pair: `host_name` here, up and enslaved to `master_index`; its peer

@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
+#include <thread>
 
 #include "common/files.h"
 #include "common/log.h"
@@ -164,13 +166,36 @@ std::string NodeNetwork::netns_path(const std::string& id) const {
   return options_.netns_dir + "/" + options_.netns_prefix + id;
 }
 
-Result<void> NodeNetwork::configure_inside(NetlinkSocket& inside, uint32_t ip) {
+Result<void> NodeNetwork::configure_inside(NetlinkSocket& inside, uint32_t ip,
+                                           const std::string& host_veth) {
   MILL_TRY(inside.set_up(1));  // lo is always ifindex 1 in a new netns
   int eth0 = MILL_TRY(inside.link_index("eth0"));
   MILL_TRY(inside.set_up(eth0));
   MILL_TRY(inside.add_address(eth0, ip, node_.prefix));
   MILL_TRY(inside.add_default_route(eth0, node_.addr + 1));
-  return {};
+  return wait_until_ready(inside, eth0, host_veth);
+}
+
+// A veth passes packets only once the kernel's linkwatch work has run for both ends,
+// shortly after they came up. A packet sent before is dropped, and a dropped SYN costs
+// the sender a 1 s retransmit, so attach() returns only when both ends are ready.
+Result<void> NodeNetwork::wait_until_ready(NetlinkSocket& inside, int eth0,
+                                           const std::string& host_veth) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  int host = -1;
+  while (true) {
+    bool ready = MILL_TRY(inside.link_ready(eth0));
+    if (ready) {
+      std::lock_guard lock(mu_);
+      if (host < 0) host = MILL_TRY(link_.link_index(host_veth));
+      ready = MILL_TRY(link_.link_ready(host));
+    }
+    if (ready) return {};
+    if (std::chrono::steady_clock::now() > deadline) {
+      return make_error(ErrorCode::kTimeout, "veth " + host_veth + " did not come up within 2s");
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
 }
 
 Result<Endpoint> NodeNetwork::attach(const std::string& id, const std::string& ip_text) {
@@ -199,7 +224,7 @@ Result<Endpoint> NodeNetwork::attach(const std::string& id, const std::string& i
     return link_.create_veth(ep.host_veth, bridge, "eth0", mac, ns.fd);
   }();
   ::close(ns.fd);
-  if (wired) wired = configure_inside(ns.link, ip);
+  if (wired) wired = configure_inside(ns.link, ip, ep.host_veth);
   if (!wired) {
     if (wired.error().code != ErrorCode::kAlreadyExists)
       (void)detach(id);

@@ -88,7 +88,8 @@ class NodeNetwork {
 
  private:
   NodeNetwork(NetworkOptions options, Ipv4Net cluster, Ipv4Net node, NetlinkSocket link);
-  Result<void> configure_inside(NetlinkSocket& inside, uint32_t ip);
+  Result<void> configure_inside(NetlinkSocket& inside, uint32_t ip, const std::string& host_veth);
+  Result<void> wait_until_ready(NetlinkSocket& inside, int eth0, const std::string& host_veth);
   // A spare namespace bound at `path`, or a new one when none is ready.
   Result<NewNetns> netns_at(const std::string& path);
   void make_spares();
