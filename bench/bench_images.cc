@@ -31,15 +31,6 @@ testing::TestLayer probe_layer(const std::string& probe_path) {
 
 }  // namespace
 
-// gzip only: Docker 20.10 (Debian 12) is the baseline and must pull the same image.
-testing::TestImage probe_image(const std::string& probe_path) {
-  testing::ImageSpec spec;
-  spec.entrypoint = {"/probe"};
-  spec.env = {"PATH=/bin"};
-  spec.layers = {base_layer(), probe_layer(probe_path)};
-  return testing::build_image(spec);
-}
-
 testing::TestImage big_image(const std::string& probe_path, int random_layers, size_t layer_bytes) {
   testing::ImageSpec spec;
   spec.entrypoint = {"/probe"};

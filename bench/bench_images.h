@@ -7,11 +7,9 @@
 #include <string>
 
 #include "support/oci_image.h"
+#include "support/probe_image.h"
 
 namespace mill::bench {
-
-// busybox + the probe app (entrypoint /probe), both layers gzip.
-testing::TestImage probe_image(const std::string& probe_path);
 
 // The probe image plus random_layers layers of layer_bytes incompressible random bytes
 // each (gzip), between the busybox layer and the probe's.

@@ -162,7 +162,8 @@ int main(int argc, char** argv) {
   try {
     mill::testing::TestRegistry registry;
     if (!registry.ok()) throw std::runtime_error("docker-registry did not start");
-    auto probe = probe_image(a.probe);
+    // gzip only: Docker 20.10 (Debian 12) is the baseline and must pull the same image.
+    auto probe = mill::testing::probe_image(a.probe, {}, mill::testing::LayerCompression::kGzip);
     if (!registry.push("probe", "v1", probe)) throw std::runtime_error("push probe failed");
     std::string probe_ref = registry.host() + "/probe:v1";
     std::printf("== registry %s: probe:v1 %zu bytes, %zu layers\n", registry.host().c_str(),

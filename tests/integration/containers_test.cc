@@ -19,6 +19,7 @@
 #include "net/sse.h"
 #include "support/files.h"
 #include "support/oci_image.h"
+#include "support/probe_image.h"
 #include "support/test_registry.h"
 
 namespace mill::testing {
@@ -27,19 +28,7 @@ namespace {
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-// The probe test app on top of a busybox layer (so the image has a shell too).
-TestImage probe_image() {
-  std::vector<LayerEntry> base{LayerEntry::dir("bin"), LayerEntry::dir("tmp", 01777),
-                               LayerEntry::file("bin/busybox", slurp("/bin/busybox"), 0755),
-                               LayerEntry::symlink("bin/sh", "busybox")};
-  std::vector<LayerEntry> app{LayerEntry::file("probe", slurp(MILL_PROBE_PATH), 0755)};
-  ImageSpec spec;
-  spec.entrypoint = {"/probe"};
-  spec.env = {"PATH=/bin", "FROM_IMAGE=yes"};
-  spec.layers = {build_layer(base, LayerCompression::kGzip),
-                 build_layer(app, LayerCompression::kZstd)};
-  return build_image(spec);
-}
+TestImage probe_image() { return testing::probe_image(MILL_PROBE_PATH, {"FROM_IMAGE=yes"}); }
 
 class Containers : public ::testing::Test {
  protected:
