@@ -12,6 +12,7 @@
 #include "common/files.h"
 #include "common/log.h"
 #include "model/json.h"
+#include "runtime/log_reader.h"
 
 namespace mill::agent {
 
@@ -22,6 +23,10 @@ namespace {
 
 // How often a supervising worker looks at its stop flag and timeout between waits.
 constexpr std::chrono::milliseconds kSlice{200};
+// A service without a health check that has run this long counts as healthy.
+constexpr std::chrono::seconds kMinHealthy{1};
+// A service that ran this long before it ended restarts after the shortest backoff.
+constexpr std::chrono::minutes kStableRun{5};
 // How long a pulling/starting state may wait to be replaced before it is reported.
 constexpr std::chrono::milliseconds kTransientHold{150};
 
@@ -59,6 +64,8 @@ void AllocRunner::stop() {
   }
   report_wake_.notify_all();
   if (poller_.joinable()) poller_.join();
+  for (auto& p : pullers_) p.join();
+  pullers_.clear();
   std::vector<std::pair<Ptr, std::thread>> workers;
   {
     std::lock_guard lock(mutex_);
@@ -80,8 +87,19 @@ std::vector<std::string> AllocRunner::lookup(std::string_view name) const {
   std::string id(name.substr(0, name.size() - 5));
   std::lock_guard lock(mutex_);
   auto it = entries_.find(id);
-  if (it == entries_.end() || it->second->state.status != AllocStatus::kRunning) return {};
-  return {it->second->alloc.ip};
+  if (it != entries_.end()) {
+    if (!model::is_up(it->second->state.status)) return {};
+    return {it->second->alloc.ip};
+  }
+  // A service's name: its healthy allocations on this node.
+  std::vector<std::string> ips;
+  for (const auto& [alloc_id, e] : entries_) {
+    if (e->alloc.kind == model::kKindService && e->alloc.group == id &&
+        e->state.status == AllocStatus::kHealthy) {
+      ips.push_back(e->alloc.ip);
+    }
+  }
+  return ips;
 }
 
 // --- persistence -----------------------------------------------------------------
@@ -155,11 +173,17 @@ void AllocRunner::adopt() {
     }
   }
   for (auto& [e, running] : resume) {
+    if (!running && e->alloc.kind == model::kKindService &&
+        e->alloc.desired == model::DesiredState::kRun) {
+      // A service is kept running: start it again rather than report it ended.
+      containers_.release(e->alloc.id, "");
+      spawn_worker(e, true);
+      continue;
+    }
     if (running) {
       log::info("agent: re-adopted " + e->alloc.id + " (pid " + std::to_string(e->state.pid) + ")");
       spawn_worker(e, false);
-    } else if (e->state.status == AllocStatus::kRunning ||
-               e->state.status == AllocStatus::kStopping) {
+    } else if (model::is_up(e->state.status) || e->state.status == AllocStatus::kStopping) {
       // It ended while we were away: its shim recorded how.
       std::optional<Exit> exit;
       if (auto it = found.find(e->alloc.id); it != found.end()) exit = it->second.exit;
@@ -196,7 +220,26 @@ void AllocRunner::poll_loop() {
     failing = false;
     index = desired->index;
     containers_.set_registries(desired->registries);
+    if (desired->pulls) pull_images(*desired->pulls);
     reconcile(*desired);
+  }
+}
+
+void AllocRunner::pull_images(const model::ImagePulls& pulls) {
+  if (pulls.deploy == pulled_for_) return;
+  pulled_for_ = pulls.deploy;
+  // Pulls of an earlier deploy have been waited for or abandoned by now.
+  for (auto& p : pullers_) p.join();
+  pullers_.clear();
+  for (const auto& image : pulls.images) {
+    pullers_.emplace_back([this, deploy = pulls.deploy, image] {
+      auto pulled = containers_.pull(image);
+      model::PullReport report{image, pulled ? "" : pulled.error().message};
+      if (!pulled) log::warn("agent: pulling " + image + ": " + report.error);
+      if (auto sent = client_.report_pulls(node_, deploy, {report}); !sent) {
+        log::warn("agent: reporting the pull of " + image + ": " + sent.error().message);
+      }
+    });
   }
 }
 
@@ -282,9 +325,64 @@ void AllocRunner::spawn_worker(const Ptr& entry, bool start_it) {
 }
 
 void AllocRunner::run(const Ptr& entry, bool start_it) {
-  if (!start_it || start_container(entry)) supervise(entry);
+  if (!start_it || start_container(entry)) {
+    // A service's container that ends by itself is started again (supervise returns
+    // true) until the control plane stops the allocation.
+    while (supervise(entry) && restart_after_exit(entry)) {
+    }
+  }
   std::lock_guard lock(mutex_);
   entry->worker_running = false;
+}
+
+static std::chrono::milliseconds restart_backoff(int streak) {
+  auto d = std::chrono::milliseconds(1000);
+  for (int i = 1; i < streak && d < std::chrono::minutes(5); ++i) d *= 2;
+  return std::min<std::chrono::milliseconds>(d, std::chrono::minutes(5));
+}
+
+bool AllocRunner::restart_after_exit(const Ptr& entry) {
+  const std::string id = entry->alloc.id;
+  std::string last_line;
+  if (auto lines = runtime::tail_logs(containers_.log_dir(id), 1); lines && !lines->empty()) {
+    last_line = lines->back().line;
+    if (last_line.size() > 200) last_line = last_line.substr(0, 200) + "...";
+  }
+  std::string digest;
+  int streak;
+  {
+    std::lock_guard lock(mutex_);
+    digest = entry->image_digest;
+    entry->image_digest.clear();
+    // It ran long enough to count as stable: the backoff starts over.
+    if (entry->state.started_at && clock_.now() - *entry->state.started_at >= kStableRun) {
+      entry->crash_streak = 0;
+    }
+    streak = ++entry->crash_streak;
+  }
+  containers_.release(id, digest);  // keeps the log
+  auto delay = restart_backoff(streak);
+  update(
+      entry,
+      [&](Entry& e) {
+        e.state.status = AllocStatus::kStarting;
+        e.state.restarts += 1;
+        e.state.pid = 0;
+        e.state.message = e.last_exit + (last_line.empty() ? "" : ": " + last_line) +
+                          "; restarting in " + std::to_string(delay.count() / 1000) + "s";
+      },
+      true);
+  {
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, delay, [&] { return stopping_ || entry->stop_requested; });
+    if (stopping_) return false;  // the next agent picks it up from its record
+    if (entry->stop_requested) {
+      lock.unlock();
+      finish(entry, AllocStatus::kKilled, std::nullopt, "stopped while waiting to restart");
+      return false;
+    }
+  }
+  return start_container(entry);
 }
 
 bool AllocRunner::start_container(const Ptr& entry) {
@@ -309,6 +407,7 @@ bool AllocRunner::start_container(const Ptr& entry) {
       [&](Entry& e) {
         e.image_digest = started->image_digest;
         e.state.status = AllocStatus::kRunning;
+        e.state.message.clear();
         e.state.pid = started->pid;
         e.state.started_at = clock_.now();
         e.state.pull_duration = started->pull_duration;
@@ -318,7 +417,23 @@ bool AllocRunner::start_container(const Ptr& entry) {
   return true;
 }
 
-void AllocRunner::supervise(const Ptr& entry) {
+// A service without a health check is healthy once it has run for kMinHealthy: one
+// that exits at once must not count (Nomad's min_healthy_time, Swarm's update monitor).
+void AllocRunner::mark_healthy_if_due(const Ptr& entry, SystemTime now) {
+  {
+    std::lock_guard lock(mutex_);
+    const auto& e = *entry;
+    if (e.alloc.kind != model::kKindService || e.alloc.spec.health ||
+        e.state.status != AllocStatus::kRunning || !e.state.started_at ||
+        now - *e.state.started_at < kMinHealthy) {
+      return;
+    }
+  }
+  update(
+      entry, [](Entry& e) { e.state.status = AllocStatus::kHealthy; }, true);
+}
+
+bool AllocRunner::supervise(const Ptr& entry) {
   const std::string id = entry->alloc.id;
   auto last_usage = std::chrono::steady_clock::now();
   while (true) {
@@ -326,13 +441,14 @@ void AllocRunner::supervise(const Ptr& entry) {
     std::optional<SystemTime> timeout_at;
     {
       std::lock_guard lock(mutex_);
-      if (stopping_) return;  // leave it running: the next agent re-adopts it
+      if (stopping_) return false;  // leave it running: the next agent re-adopts it
       stop_requested = entry->stop_requested;
       if (entry->alloc.spec.timeout && entry->state.started_at) {
         timeout_at = *entry->state.started_at + *entry->alloc.spec.timeout;
       }
     }
     auto now = clock_.now();
+    mark_healthy_if_due(entry, now);
     bool timed_out = timeout_at && now >= *timeout_at;
     if (stop_requested || timed_out) {
       std::string reason = stop_requested ? "killed" : "timeout";
@@ -348,7 +464,7 @@ void AllocRunner::supervise(const Ptr& entry) {
       if (exit) code = *exit;
       finish(entry, stop_requested ? AllocStatus::kKilled : AllocStatus::kTimeout, code,
              exit ? "" : exit.error().message);
-      return;
+      return false;
     }
     auto slice = kSlice;
     if (timeout_at) {
@@ -357,12 +473,19 @@ void AllocRunner::supervise(const Ptr& entry) {
     }
     auto exit = containers_.wait(id, slice);
     if (exit) {
+      if (entry->alloc.kind == model::kKindService) {
+        std::lock_guard lock(mutex_);
+        entry->last_exit = exit->signal
+                               ? "container killed by signal " + std::to_string(exit->signal)
+                               : "container exited with code " + std::to_string(exit->code);
+        return true;
+      }
       finish(entry, AllocStatus::kExited, *exit, "");
-      return;
+      return false;
     }
     if (exit.error().code != ErrorCode::kTimeout) {
       finish(entry, AllocStatus::kLost, std::nullopt, exit.error().message);
-      return;
+      return false;
     }
     if (std::chrono::steady_clock::now() - last_usage >= options_.usage_interval) {
       last_usage = std::chrono::steady_clock::now();

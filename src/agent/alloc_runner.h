@@ -60,16 +60,26 @@ class AllocRunner {
     std::string stop_reason;  // "", "killed" or "timeout": why we stopped it
     bool stop_requested = false;
     bool worker_running = false;
+    int crash_streak = 0;   // services: ends in a row without a stable run between
+    std::string last_exit;  // services: how the container last ended
   };
   using Ptr = std::shared_ptr<Entry>;
 
   void poll_loop();
+  // A deploy's `pulling` phase: pulls each image of a deploy not seen before, all in
+  // parallel, and reports each outcome.
+  void pull_images(const model::ImagePulls& pulls);
   void report_loop();
   void reconcile(const DesiredAllocations& desired);
   void spawn_worker(const Ptr& entry, bool start_it);
   void run(const Ptr& entry, bool start_it);
   bool start_container(const Ptr& entry);
-  void supervise(const Ptr& entry);
+  // Watches it until it ends. True when a service's container ended by itself (to be
+  // restarted); false when the allocation is finished (or the agent is stopping).
+  bool supervise(const Ptr& entry);
+  // Services: waits out the backoff (1 s doubling to 5 min) and starts it again.
+  bool restart_after_exit(const Ptr& entry);
+  void mark_healthy_if_due(const Ptr& entry, SystemTime now);
   void finish(const Ptr& entry, model::AllocStatus status, std::optional<Exit> exit,
               std::string message);
   // Sets the status (and more via `change`), persists when it matters, reports.
@@ -94,6 +104,9 @@ class AllocRunner {
   std::mutex report_mutex_;
   std::condition_variable report_wake_;
   std::map<std::string, model::AllocState> pending_reports_;
+
+  std::string pulled_for_;  // the deploy whose images were last pulled (poll thread)
+  std::vector<std::thread> pullers_;
 
   std::thread poller_;
   std::thread reporter_;

@@ -51,6 +51,11 @@ void ContainerHost::set_registries(std::map<std::string, RegistryLogin> registri
   registries_ = std::move(registries);
 }
 
+Result<void> ContainerHost::pull(const std::string& image) {
+  MILL_TRY(images_.pull(image));
+  return {};
+}
+
 std::optional<RegistryLogin> ContainerHost::login_for(const std::string& host) const {
   std::lock_guard lock(mutex_);
   auto it = registries_.find(host);

@@ -34,6 +34,7 @@ class ContainerHost final : public Containers {
                 network::NodeNetwork& network, runtime::Runtime& runtime);
 
   void set_registries(std::map<std::string, RegistryLogin> registries) override;
+  Result<void> pull(const std::string& image) override;
   Result<Started> start(const model::Allocation& alloc,
                         const std::function<void()>& starting) override;
   Result<Exit> wait(const std::string& id, std::chrono::milliseconds timeout) override;

@@ -52,6 +52,8 @@ class Containers {
   // The registry logins the control plane sent with the latest allocations.
   virtual void set_registries(std::map<std::string, RegistryLogin> registries) = 0;
 
+  // Pulls the image (a deploy's `pulling` phase) so a later start finds it here.
+  virtual Result<void> pull(const std::string& image) = 0;
   // Pulls, wires the network, mounts the rootfs and starts the process; calls
   // `starting` once the image is there (the allocation moves from pulling to
   // starting). On failure nothing is left behind but the log dir.

@@ -62,7 +62,7 @@ Result<DesiredAllocations> HttpNodeClient::allocations(const std::string& node, 
   std::string target = "/v1/agent/allocations?node=" + node + "&index=" + std::to_string(index) +
                        "&wait_ms=" + std::to_string(wait.count());
   std::string text = MILL_TRY(call("GET", target, {}, wait + std::chrono::seconds(10)));
-  auto o = MILL_TRY(model::parse_object(text, {"index", "allocations", "registries"}));
+  auto o = MILL_TRY(model::parse_object(text, {"index", "allocations", "registries", "pulls"}));
   DesiredAllocations out;
   out.index = MILL_TRY(model::get_int(o, "index", true));
   auto* list = o.if_contains("allocations");
@@ -92,7 +92,30 @@ Result<DesiredAllocations> HttpNodeClient::allocations(const std::string& node, 
       out.registries[std::string(host)] = std::move(login);
     }
   }
+  if (auto* p = o.if_contains("pulls"); p && p->is_object()) {
+    model::ImagePulls pulls;
+    pulls.deploy = MILL_TRY(model::get_string(p->as_object(), "deploy", true));
+    if (auto* images = p->as_object().if_contains("images"); images && images->is_array()) {
+      for (const auto& i : images->as_array()) {
+        if (i.is_string()) pulls.images.emplace_back(i.as_string());
+      }
+    }
+    out.pulls = std::move(pulls);
+  }
   return out;
+}
+
+Result<void> HttpNodeClient::report_pulls(const std::string& node, const std::string& deploy,
+                                          const std::vector<model::PullReport>& reports) {
+  json::array list;
+  for (const auto& r : reports) {
+    json::object o{{"image", r.image}};
+    if (!r.error.empty()) o["error"] = r.error;
+    list.push_back(std::move(o));
+  }
+  json::object body{{"node", node}, {"deploy", deploy}, {"images", std::move(list)}};
+  MILL_TRY(post("/v1/agent/pulls", model::serialize(body)));
+  return {};
 }
 
 Result<void> HttpNodeClient::report(const std::string& node,

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,7 @@ struct DesiredAllocations {
   };
   std::vector<Item> allocations;
   std::map<std::string, RegistryLogin> registries;  // by registry host
+  std::optional<model::ImagePulls> pulls;           // a deploy's `pulling` phase
 };
 
 class NodeClient {
@@ -63,6 +65,9 @@ class NodeClient {
                                                  std::chrono::milliseconds wait) = 0;
   virtual Result<void> report(const std::string& node,
                               const std::vector<model::AllocState>& states) = 0;
+  // How the images of a deploy's ImagePulls went on this node.
+  virtual Result<void> report_pulls(const std::string& node, const std::string& deploy,
+                                    const std::vector<model::PullReport>& reports) = 0;
 };
 
 // The node protocol over HTTP with the join token.
@@ -75,6 +80,8 @@ class HttpNodeClient final : public NodeClient {
                                          std::chrono::milliseconds wait) override;
   Result<void> report(const std::string& node,
                       const std::vector<model::AllocState>& states) override;
+  Result<void> report_pulls(const std::string& node, const std::string& deploy,
+                            const std::vector<model::PullReport>& reports) override;
 
  private:
   Result<std::string> call(const std::string& method, const std::string& path,

@@ -66,9 +66,14 @@ net::HttpResponse allocations_response(const ApiContext& ctx, const std::string&
     allocs.push_back(json::object{{"alloc", deliverable(ctx, v.alloc)},
                                   {"status", model::to_string(v.status())}});
   }
-  return json_response(200, json::object{{"index", list.index},
-                                         {"allocations", std::move(allocs)},
-                                         {"registries", registries(ctx)}});
+  json::object out{
+      {"index", list.index}, {"allocations", std::move(allocs)}, {"registries", registries(ctx)}};
+  if (list.pulls) {
+    json::array images;
+    for (const auto& i : list.pulls->images) images.emplace_back(i);
+    out["pulls"] = json::object{{"deploy", list.pulls->deploy}, {"images", std::move(images)}};
+  }
+  return json_response(200, out);
 }
 
 }  // namespace
@@ -157,6 +162,28 @@ void add_agent_routes(Router& router, const ApiContext& ctx) {
       states.push_back(std::move(*state));
     }
     if (auto ok = ctx.tasks->report(*node, states); !ok) return error_response(ok.error());
+    return json_response(200, json::object{});
+  });
+
+  router.add("POST", "/v1/agent/pulls", [&ctx](const net::HttpRequest& req, const Params&) {
+    auto body = model::parse_object(req.body, {"node", "deploy", "images"});
+    if (!body) return error_response(body.error());
+    auto node = model::get_string(*body, "node", true);
+    if (!node) return error_response(node.error());
+    auto deploy = model::get_string(*body, "deploy", true);
+    if (!deploy) return error_response(deploy.error());
+    auto* list = body->if_contains("images");
+    if (!list || !list->is_array()) return error_response(400, "'images' must be an array");
+    std::vector<model::PullReport> reports;
+    for (const auto& item : list->as_array()) {
+      if (!item.is_object()) return error_response(400, "'images' items must be objects");
+      auto image = model::get_string(item.as_object(), "image", true);
+      if (!image) return error_response(image.error());
+      auto error = model::get_string(item.as_object(), "error", false);
+      if (!error) return error_response(error.error());
+      reports.push_back({*image, *error});
+    }
+    ctx.tasks->pulled(*node, *deploy, reports);
     return json_response(200, json::object{});
   });
 }

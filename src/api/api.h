@@ -17,6 +17,10 @@
 #include "server/secrets.h"
 #include "server/tasks.h"
 
+namespace mill::server {
+class DeployManager;
+}
+
 namespace mill::api {
 
 struct ApiContext {
@@ -28,6 +32,7 @@ struct ApiContext {
   const Clock* clock = nullptr;
   std::chrono::milliseconds heartbeat_interval{5000};
   server::TaskManager* tasks = nullptr;
+  server::DeployManager* deploys = nullptr;  // null: this server runs no deploys
   LogSource* logs = nullptr;  // this server's own node; null without an in-process agent
   model::Ipv4Net cluster_network{0x0a630000, 16};
   // How long POST /v1/tasks/spawn waits for the task to run (pulls included).
@@ -53,5 +58,6 @@ void add_metrics_routes(Router& router, const ApiContext& ctx);
 void add_agent_routes(Router& router, const ApiContext& ctx);
 void add_task_routes(Router& router, const ApiContext& ctx);
 void add_log_routes(Router& router, const ApiContext& ctx);
+void add_deploy_routes(Router& router, const ApiContext& ctx);
 
 }  // namespace mill::api

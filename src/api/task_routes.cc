@@ -194,12 +194,19 @@ void add_task_routes(Router& router, const ApiContext& ctx) {
   router.add("GET", "/v1/tasks/:id", [&ctx](const net::HttpRequest&, const Params& p) {
     auto v = ctx.tasks->get(p.find("id")->second);
     if (!v) return error_response(v.error());
+    if (v->alloc.kind != model::kKindTask)
+      return error_response(404, "no task '" + v->alloc.id + "'");
     return json_response(200, task_json(*v, ctx.clock->now()));
   });
 
   // Stops the task (SIGTERM, grace, SIGKILL) and answers when it has ended.
   router.add("DELETE", "/v1/tasks/:id", [&ctx](const net::HttpRequest&, const Params& p) {
-    auto v = ctx.tasks->kill(p.find("id")->second);
+    auto found = ctx.tasks->get(p.find("id")->second);
+    if (!found) return error_response(found.error());
+    if (found->alloc.kind != model::kKindTask) {
+      return error_response(404, "no task '" + found->alloc.id + "' (services stop by deploy)");
+    }
+    auto v = ctx.tasks->kill(found->alloc.id);
     if (!v) return error_response(v.error());
     std::string id = v->alloc.id;
     net::HttpResponse res;

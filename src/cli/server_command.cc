@@ -18,6 +18,7 @@
 #include "model/units.h"
 #include "net/http_server.h"
 #include "server/data_dir.h"
+#include "server/deploy.h"
 #include "server/node_registry.h"
 #include "server/secrets.h"
 #include "server/tasks.h"
@@ -151,6 +152,10 @@ int run_server(const ServerOptions& opts) {
   server::TaskManager tasks(**store, nodes, clock, registry, task_options);
   tasks.set_config(std::move(config));
   if (auto started = tasks.start(); !started) return fail(started.error().message);
+  server::DeployManager deploys(**store, tasks, secrets, clock);
+  if (auto started = deploys.start(); !started) return fail(started.error().message);
+  // A deployed config's task templates and registries win over --config's.
+  if (!deploys.deployed_text().empty()) tasks.set_config(deploys.deployed());
 
   api::ApiContext ctx;
   ctx.api_token = creds->api_token;
@@ -161,6 +166,7 @@ int run_server(const ServerOptions& opts) {
   ctx.clock = &clock;
   ctx.heartbeat_interval = heartbeat;
   ctx.tasks = &tasks;
+  ctx.deploys = &deploys;
   LocalLogs local_logs;
   ctx.logs = &local_logs;
   ctx.cluster_network = *cluster_network;
@@ -225,6 +231,7 @@ int run_server(const ServerOptions& opts) {
   // The API goes first: that also ends the agent's blocking query, so the agent stops
   // at once. Containers keep running under their shims; the next start re-adopts them.
   (*server)->stop(std::chrono::seconds(10));
+  deploys.stop();
   local_logs.set(nullptr);
   if (node) node->stop();
   if (node_agent) node_agent->stop();

@@ -10,11 +10,12 @@ namespace mill::model {
 
 namespace {
 
-constexpr std::array<std::pair<AllocStatus, std::string_view>, 10> kStatusNames{{
+constexpr std::array<std::pair<AllocStatus, std::string_view>, 11> kStatusNames{{
     {AllocStatus::kPending, "pending"},
     {AllocStatus::kPulling, "pulling"},
     {AllocStatus::kStarting, "starting"},
     {AllocStatus::kRunning, "running"},
+    {AllocStatus::kHealthy, "healthy"},
     {AllocStatus::kStopping, "stopping"},
     {AllocStatus::kExited, "exited"},
     {AllocStatus::kTimeout, "timeout"},
@@ -72,7 +73,29 @@ json::object spec_json(const AllocSpec& s) {
   json::object env;
   for (const auto& [k, v] : s.env) env[k] = v;
   o["env"] = std::move(env);
+  if (s.health) {
+    o["health"] = json::object{{"path", s.health->path},
+                               {"interval_ms", s.health->interval.count()},
+                               {"timeout_ms", s.health->timeout.count()},
+                               {"deadline_ms", s.health->deadline.count()},
+                               {"passes", s.health->passes}};
+  }
   return o;
+}
+
+Result<HealthCheck> health_from_json(const json::value& v) {
+  if (!v.is_object()) return make_error(ErrorCode::kInvalidArgument, "'health' must be an object");
+  const auto& o = v.as_object();
+  HealthCheck h;
+  h.path = MILL_TRY(get_string(o, "path", false));
+  h.interval = std::chrono::milliseconds(MILL_TRY(get_int(o, "interval_ms", true)));
+  h.timeout = std::chrono::milliseconds(MILL_TRY(get_int(o, "timeout_ms", true)));
+  h.deadline = std::chrono::milliseconds(MILL_TRY(get_int(o, "deadline_ms", true)));
+  h.passes = static_cast<int>(MILL_TRY(get_int(o, "passes", true)));
+  if (h.interval.count() <= 0 || h.timeout.count() <= 0 || h.passes < 1) {
+    return make_error(ErrorCode::kInvalidArgument, "'health' has a bad value");
+  }
+  return h;
 }
 
 Result<AllocSpec> spec_from_json(const json::value& v) {
@@ -89,6 +112,7 @@ Result<AllocSpec> spec_from_json(const json::value& v) {
   s.command = MILL_TRY(get_strings(o, "command"));
   s.env = MILL_TRY(get_string_map(o, "env"));
   if (auto* i = o.if_contains("init"); i && i->is_bool()) s.init = i->as_bool();
+  if (auto* h = o.if_contains("health")) s.health = MILL_TRY(health_from_json(*h));
   return s;
 }
 
@@ -164,6 +188,7 @@ std::string encode(const AllocState& s) {
                  {"start_ms", s.start_duration.count()},
                  {"cpu_seconds", s.cpu_seconds},
                  {"memory_bytes", s.memory_bytes}};
+  if (s.restarts) o["restarts"] = s.restarts;
   if (s.exit_code) o["exit_code"] = *s.exit_code;
   if (s.started_at) o["started_at_ms"] = to_ms(*s.started_at);
   if (s.finished_at) o["finished_at_ms"] = to_ms(*s.finished_at);
@@ -171,9 +196,9 @@ std::string encode(const AllocState& s) {
 }
 
 Result<AllocState> decode_alloc_state(std::string_view text) {
-  auto o = MILL_TRY(
-      parse_object(text, {"id", "status", "message", "pid", "exit_code", "started_at_ms",
-                          "finished_at_ms", "pull_ms", "start_ms", "cpu_seconds", "memory_bytes"}));
+  auto o = MILL_TRY(parse_object(
+      text, {"id", "status", "message", "pid", "exit_code", "started_at_ms", "finished_at_ms",
+             "pull_ms", "start_ms", "cpu_seconds", "memory_bytes", "restarts"}));
   AllocState s;
   s.id = MILL_TRY(get_string(o, "id", true));
   if (!is_valid_name(s.id)) return make_error(ErrorCode::kInvalidArgument, "invalid allocation id");
@@ -193,6 +218,7 @@ Result<AllocState> decode_alloc_state(std::string_view text) {
   s.start_duration = std::chrono::milliseconds(MILL_TRY(get_int(o, "start_ms", false)));
   s.cpu_seconds = MILL_TRY(get_number(o, "cpu_seconds", false));
   s.memory_bytes = MILL_TRY(get_int(o, "memory_bytes", false));
+  s.restarts = static_cast<int>(MILL_TRY(get_int(o, "restarts", false)));
   return s;
 }
 

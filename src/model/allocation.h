@@ -15,15 +15,20 @@
 
 #include "common/clock.h"
 #include "common/result.h"
+#include "model/config.h"
 
 namespace mill::model {
 
-// pending -> pulling -> starting -> running -> stopping -> an end state.
+// pending -> pulling -> starting -> running [-> healthy] -> stopping -> an end state.
+// Services are "healthy" while their health check passes (or, without one, as soon as
+// they run) and "running" otherwise; a service that crashed and waits to be restarted
+// is "starting" again, with the reason in its message.
 enum class AllocStatus {
   kPending,
   kPulling,
   kStarting,
   kRunning,
+  kHealthy,
   kStopping,
   kExited,   // the process ended by itself
   kTimeout,  // a task stopped at its timeout
@@ -35,6 +40,10 @@ std::string_view to_string(AllocStatus status);
 std::optional<AllocStatus> parse_alloc_status(std::string_view text);
 // An end state: the container is gone and its resources are released.
 bool is_terminal(AllocStatus status);
+// The container runs: running or healthy.
+inline bool is_up(AllocStatus status) {
+  return status == AllocStatus::kRunning || status == AllocStatus::kHealthy;
+}
 
 // What to run: an image and how.
 struct AllocSpec {
@@ -46,6 +55,7 @@ struct AllocSpec {
   std::vector<std::string> command;
   std::map<std::string, std::string> env;  // may hold "${secret:NAME}" until delivery
   bool init = true;
+  std::optional<HealthCheck> health;  // services
 
   bool operator==(const AllocSpec&) const = default;
 };
@@ -54,8 +64,8 @@ enum class DesiredState { kRun, kStop };
 
 struct Allocation {
   std::string id;     // "coop-agent-x7k2": also the container's host name and DNS name
-  std::string kind;   // "task" (services join in the deploy issue)
-  std::string group;  // the task template (empty for an inline task)
+  std::string kind;   // "task" or "service"
+  std::string group;  // the task template (empty for an inline task) or the service
   std::string node;
   std::string ip;  // the container's address on its node's /24
   AllocSpec spec;
@@ -78,6 +88,7 @@ struct AllocState {
   std::chrono::milliseconds start_duration{0};
   double cpu_seconds = 0;
   int64_t memory_bytes = 0;
+  int restarts = 0;  // services: times the agent restarted the container after it ended
 
   bool operator==(const AllocState&) const = default;
 };
@@ -85,6 +96,8 @@ struct AllocState {
 // Store layout.
 inline constexpr std::string_view kAllocPrefix = "/allocs/";
 inline constexpr std::string_view kAllocStatePrefix = "/alloc-state/";
+inline constexpr std::string_view kKindTask = "task";
+inline constexpr std::string_view kKindService = "service";
 inline std::string alloc_key(std::string_view id) { return std::string(kAllocPrefix) += id; }
 inline std::string alloc_state_key(std::string_view id) {
   return std::string(kAllocStatePrefix) += id;

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/clock.h"
 
@@ -34,6 +35,19 @@ struct Node {
   int allocations = 0;
   SystemTime registered_at{};
   std::optional<SystemTime> last_heartbeat;
+};
+
+// A deploy's `pulling` phase: the images a node is asked to have before the deploy
+// places anything (node protocol, with the desired allocations).
+struct ImagePulls {
+  std::string deploy;  // the deploy asking; reports name it
+  std::vector<std::string> images;
+};
+
+// What a node says about one image of an ImagePulls.
+struct PullReport {
+  std::string image;
+  std::string error;  // empty: the image is on the node
 };
 
 }  // namespace mill::model

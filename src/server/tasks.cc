@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <set>
 
 #include "common/log.h"
 #include "crypto/crypto.h"
@@ -29,8 +30,7 @@ std::optional<int> node_index(std::string_view id) {
 
 bool started_or_ended(const TaskView& v) {
   auto s = v.status();
-  return s == model::AllocStatus::kRunning || s == model::AllocStatus::kStopping ||
-         model::is_terminal(s);
+  return model::is_up(s) || s == model::AllocStatus::kStopping || model::is_terminal(s);
 }
 
 bool ended(const TaskView& v) { return model::is_terminal(v.status()); }
@@ -70,6 +70,12 @@ Result<void> check_spec(const model::AllocSpec& s) {
 
 }  // namespace
 
+namespace {
+// Image pulls asked of a node (the deploy's `pulling` phase), one key per node; what
+// is in it lives in memory, the key is there to wake the node's blocking query.
+constexpr std::string_view kPullsPrefix = "/pulls/";
+}  // namespace
+
 TaskManager::TaskManager(store::Store& store, NodeRegistry& nodes, const Clock& clock,
                          metrics::Registry& metrics, TaskOptions options)
     : store_(store),
@@ -77,7 +83,9 @@ TaskManager::TaskManager(store::Store& store, NodeRegistry& nodes, const Clock& 
       clock_(clock),
       metrics_(metrics),
       options_(options),
-      alloc_hub_(store, std::string(model::kAllocPrefix)),
+      // The node protocol's blocking query wakes for allocations and image pulls.
+      alloc_hub_(store, std::vector<std::string>{std::string(model::kAllocPrefix),
+                                                 std::string(kPullsPrefix)}),
       state_hub_(store, std::string(model::kAllocStatePrefix)) {
   declare_metrics();
 }
@@ -85,6 +93,8 @@ TaskManager::TaskManager(store::Store& store, NodeRegistry& nodes, const Clock& 
 TaskManager::~TaskManager() { stop(); }
 
 Result<void> TaskManager::start() {
+  // Pull requests belong to a deploy of a previous server process: drop them.
+  for (const auto& kv : MILL_TRY(store_.list(kPullsPrefix)).kvs) MILL_TRY(store_.remove(kv.key));
   auto allocs = MILL_TRY(store_.list(model::kAllocPrefix));
   auto states = MILL_TRY(store_.list(model::kAllocStatePrefix));
   {
@@ -203,6 +213,16 @@ std::optional<std::string> TaskManager::free_address(const std::string& node) co
 Result<TaskView> TaskManager::spawn(const SpawnRequest& request) {
   std::string group;
   auto spec = MILL_TRY(resolve_spec(request, group));
+  return create(std::string(model::kKindTask), group, group.empty() ? "task" : group, spec);
+}
+
+Result<TaskView> TaskManager::place_service(const std::string& service,
+                                            const model::AllocSpec& spec) {
+  return create(std::string(model::kKindService), service, service, spec);
+}
+
+Result<TaskView> TaskManager::create(const std::string& kind, const std::string& group,
+                                     const std::string& id_prefix, const model::AllocSpec& spec) {
   auto node_list = MILL_TRY(nodes_.list());
 
   std::lock_guard placing(placement_);
@@ -220,7 +240,9 @@ Result<TaskView> TaskManager::spawn(const SpawnRequest& request) {
         if (t.alloc.node != n.id || ended(t)) continue;
         v.cpu_reserved += t.alloc.spec.cpu;
         v.memory_reserved += t.alloc.spec.memory;
-        if (!group.empty() && t.alloc.group == group) ++v.group_allocations;
+        if (!group.empty() && t.alloc.kind == kind && t.alloc.group == group) {
+          ++v.group_allocations;
+        }
       }
       snapshot.push_back(std::move(v));
     }
@@ -238,9 +260,9 @@ Result<TaskView> TaskManager::spawn(const SpawnRequest& request) {
   if (!ip) return make_error(ErrorCode::kConflict, "no free address left on " + node);
   for (int attempt = 0; attempt < 8; ++attempt) {
     model::Allocation a;
-    a.id = MILL_TRY(new_id(group.empty() ? "task" : group));
+    a.id = MILL_TRY(new_id(id_prefix));
     if (tasks_.contains(a.id)) continue;
-    a.kind = "task";
+    a.kind = kind;
     a.group = group;
     a.node = node;
     a.ip = *ip;
@@ -257,7 +279,49 @@ Result<TaskView> TaskManager::spawn(const SpawnRequest& request) {
     tasks_[a.id] = view;
     return view;
   }
-  return make_error(ErrorCode::kConflict, "could not record the task; try again");
+  return make_error(ErrorCode::kConflict, "could not record the allocation; try again");
+}
+
+std::vector<TaskView> TaskManager::group(std::string_view kind, const std::string& group) const {
+  std::vector<TaskView> out;
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, v] : tasks_) {
+    if (v.alloc.kind == kind && v.alloc.group == group) out.push_back(v);
+  }
+  std::sort(out.begin(), out.end(), [](const TaskView& a, const TaskView& b) {
+    return a.alloc.created_at != b.alloc.created_at ? a.alloc.created_at < b.alloc.created_at
+                                                    : a.alloc.id < b.alloc.id;
+  });
+  return out;
+}
+
+double TaskManager::cpu_usage(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  auto it = cpu_rate_.find(id);
+  return it == cpu_rate_.end() ? 0.0 : it->second;
+}
+
+std::vector<std::string> TaskManager::live_groups(std::string_view kind) const {
+  std::set<std::string> out;
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, v] : tasks_) {
+    if (v.alloc.kind == kind && !ended(v)) out.insert(v.alloc.group);
+  }
+  return {out.begin(), out.end()};
+}
+
+void TaskManager::on_change(std::function<void()> listener) {
+  std::lock_guard lock(listeners_mutex_);
+  listeners_.push_back(std::move(listener));
+}
+
+void TaskManager::notify_listeners() {
+  std::vector<std::function<void()>> copy;
+  {
+    std::lock_guard lock(listeners_mutex_);
+    copy = listeners_;
+  }
+  for (const auto& l : copy) l();
 }
 
 void TaskManager::watch_state(const std::string& id, WatchHub::Deadline deadline,
@@ -299,7 +363,7 @@ std::vector<TaskView> TaskManager::list(bool include_ended) const {
   {
     std::lock_guard lock(mutex_);
     for (const auto& [id, v] : tasks_) {
-      if (include_ended || !ended(v)) out.push_back(v);
+      if (v.alloc.kind == model::kKindTask && (include_ended || !ended(v))) out.push_back(v);
     }
   }
   std::sort(out.begin(), out.end(), [](const TaskView& a, const TaskView& b) {
@@ -333,10 +397,60 @@ NodeAllocations TaskManager::allocations_for(const std::string& node) const {
   NodeAllocations out;
   out.index = alloc_hub_.last_change();  // before reading: see WatchHub::last_change
   std::lock_guard lock(mutex_);
+  if (auto it = pulls_.find(node); it != pulls_.end()) out.pulls = it->second;
   for (const auto& [id, v] : tasks_) {
     if (v.alloc.node == node) out.allocations.push_back(v);
   }
   return out;
+}
+
+std::vector<std::string> TaskManager::eligible_nodes() const {
+  std::vector<std::string> out;
+  auto list = nodes_.list();
+  if (!list) return out;
+  for (const auto& n : *list) {
+    if (n.status == model::NodeStatus::kReady && !n.draining) out.push_back(n.id);
+  }
+  return out;
+}
+
+Result<void> TaskManager::request_pulls(const std::string& deploy,
+                                        const std::vector<std::string>& nodes,
+                                        const std::vector<std::string>& images) {
+  {
+    std::lock_guard lock(mutex_);
+    pull_reports_.clear();  // one deploy at a time: older answers are of no use
+    for (const auto& n : nodes) pulls_[n] = model::ImagePulls{deploy, images};
+  }
+  for (const auto& n : nodes) MILL_TRY(store_.put(std::string(kPullsPrefix) + n, deploy));
+  return {};
+}
+
+void TaskManager::clear_pulls(const std::vector<std::string>& nodes) {
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& n : nodes) pulls_.erase(n);
+  }
+  for (const auto& n : nodes) (void)store_.remove(std::string(kPullsPrefix) + n);
+}
+
+void TaskManager::pulled(const std::string& node, const std::string& deploy,
+                         const std::vector<model::PullReport>& reports) {
+  {
+    std::lock_guard lock(mutex_);
+    auto it = pulls_.find(node);
+    if (it == pulls_.end() || it->second.deploy != deploy) return;  // not asked (any more)
+    for (const auto& r : reports) pull_reports_[deploy][node][r.image] = r.error;
+  }
+  notify_listeners();
+}
+
+std::map<std::string, std::map<std::string, std::string>> TaskManager::pull_reports(
+    const std::string& deploy) const {
+  std::lock_guard lock(mutex_);
+  auto it = pull_reports_.find(deploy);
+  if (it == pull_reports_.end()) return {};
+  return it->second;
 }
 
 void TaskManager::wait_allocations(int64_t after, WatchHub::Deadline deadline,
@@ -346,6 +460,13 @@ void TaskManager::wait_allocations(int64_t after, WatchHub::Deadline deadline,
 
 Result<void> TaskManager::report(const std::string& node,
                                  const std::vector<model::AllocState>& states) {
+  auto result = report_locked(node, states);
+  notify_listeners();
+  return result;
+}
+
+Result<void> TaskManager::report_locked(const std::string& node,
+                                        const std::vector<model::AllocState>& states) {
   std::lock_guard lock(mutex_);
   for (const auto& reported : states) {
     auto it = tasks_.find(reported.id);
@@ -364,8 +485,10 @@ Result<void> TaskManager::report(const std::string& node,
       without_usage.memory_bytes = v.state->memory_bytes;
     }
     const bool durable = !v.state || without_usage != *v.state;
-    bool now_running = reported.status == model::AllocStatus::kRunning &&
+    const bool is_task = v.alloc.kind == model::kKindTask;
+    bool now_running = is_task && reported.status == model::AllocStatus::kRunning &&
                        (!v.state || v.state->status != model::AllocStatus::kRunning);
+    int new_restarts = reported.restarts - (v.state ? v.state->restarts : 0);
     bool now_ended =
         model::is_terminal(reported.status) && (!v.state || !model::is_terminal(v.state->status));
     store::Txn txn;
@@ -379,11 +502,18 @@ Result<void> TaskManager::report(const std::string& node,
     v.state = reported;
 
     metrics::Labels task{{"task", task_label(v.alloc)}};
-    metrics::Labels alloc{
-        {"alloc", v.alloc.id}, {"node", node}, {"service", ""}, {"task", task_label(v.alloc)}};
+    const std::string service = is_task ? "" : v.alloc.group;
+    metrics::Labels alloc{{"alloc", v.alloc.id},
+                          {"node", node},
+                          {"service", service},
+                          {"task", is_task ? task_label(v.alloc) : ""}};
+    if (!is_task && new_restarts > 0) {
+      metrics_.add("mill_alloc_restarts_total", {{"service", service}, {"node", node}},
+                   new_restarts);
+    }
     if (now_running) metrics_.add("mill_tasks_spawned_total", task, 1);
     if (now_ended) {
-      if (reported.started_at && reported.finished_at) {
+      if (is_task && reported.started_at && reported.finished_at) {
         metrics_.observe(
             "mill_tasks_duration_seconds", task,
             std::chrono::duration<double>(*reported.finished_at - *reported.started_at).count());
@@ -391,12 +521,15 @@ Result<void> TaskManager::report(const std::string& node,
       metrics_.remove("mill_alloc_cpu_usage", alloc);
       metrics_.remove("mill_alloc_memory_bytes", alloc);
       usage_.erase(v.alloc.id);
-    } else if (reported.status == model::AllocStatus::kRunning) {
+      cpu_rate_.erase(v.alloc.id);
+    } else if (model::is_up(reported.status)) {
       auto now = clock_.now();
       auto& [prev_cpu, prev_at] = usage_[v.alloc.id];
       double secs = std::chrono::duration<double>(now - prev_at).count();
       if (prev_at != SystemTime{} && secs > 0 && reported.cpu_seconds >= prev_cpu) {
-        metrics_.set("mill_alloc_cpu_usage", alloc, (reported.cpu_seconds - prev_cpu) / secs);
+        double rate = (reported.cpu_seconds - prev_cpu) / secs;
+        metrics_.set("mill_alloc_cpu_usage", alloc, rate);
+        cpu_rate_[v.alloc.id] = rate;
       }
       prev_cpu = reported.cpu_seconds;
       prev_at = now;
@@ -439,6 +572,8 @@ void TaskManager::declare_metrics() {
                    "CPU cores an allocation used over its last report interval.");
   metrics_.declare("mill_alloc_memory_bytes", metrics::Type::kGauge,
                    "Memory an allocation's cgroup uses, in bytes.");
+  metrics_.declare("mill_alloc_restarts_total", metrics::Type::kCounter,
+                   "Times a service's containers were restarted after they ended, per node.");
 }
 
 }  // namespace mill::server

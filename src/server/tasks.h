@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -27,6 +28,7 @@
 #include "model/allocation.h"
 #include "model/config.h"
 #include "model/ipv4.h"
+#include "model/node.h"
 #include "server/node_registry.h"
 #include "server/watch_hub.h"
 #include "store/store.h"
@@ -56,6 +58,7 @@ struct TaskView {
 struct NodeAllocations {
   int64_t index = 0;                  // pass back as `after` to wait for the next change
   std::vector<TaskView> allocations;  // with their last reported state
+  std::optional<model::ImagePulls> pulls;
 };
 
 class TaskManager {
@@ -75,6 +78,19 @@ class TaskManager {
   // Places and records a new task; kNotFound for an unknown template, kUnavailable
   // when no node is ready, kConflict when none has room. The agent starts it.
   Result<TaskView> spawn(const SpawnRequest& request);
+  // Places and records one allocation of a service (kind "service", id
+  // "<service>-xxxx"), spread over nodes away from the service's other allocations.
+  // Errors as spawn(). Stopping one is kill().
+  Result<TaskView> place_service(const std::string& service, const model::AllocSpec& spec);
+  // The not yet forgotten allocations of one task template or service, oldest first.
+  std::vector<TaskView> group(std::string_view kind, const std::string& group) const;
+  // CPU cores the allocation used over its last report interval (0 until known).
+  double cpu_usage(const std::string& id) const;
+  // The groups of `kind` with at least one allocation that has not ended.
+  std::vector<std::string> live_groups(std::string_view kind) const;
+  // `listener` runs after every status report (on the reporting thread; must not
+  // block): a deploy waits on it.
+  void on_change(std::function<void()> listener);
 
   using ViewCallback = std::function<void(Result<TaskView>)>;
   // Calls back once the task runs or has ended, or with kTimeout at the deadline.
@@ -95,6 +111,21 @@ class TaskManager {
   // Records what the agent reports; ignores allocations not placed on that node.
   Result<void> report(const std::string& node, const std::vector<model::AllocState>& states);
 
+  // Nodes that can take new allocations now (ready, not draining).
+  std::vector<std::string> eligible_nodes() const;
+  // A deploy's `pulling` phase: asks each of `nodes` to have `images` (delivered with
+  // its desired allocations) and forgets earlier answers for this deploy.
+  Result<void> request_pulls(const std::string& deploy, const std::vector<std::string>& nodes,
+                             const std::vector<std::string>& images);
+  // Ends it: nodes stop being asked.
+  void clear_pulls(const std::vector<std::string>& nodes);
+  // A node's answer (node protocol); wakes on_change listeners.
+  void pulled(const std::string& node, const std::string& deploy,
+              const std::vector<model::PullReport>& reports);
+  // The answers so far for `deploy`, by node then image; error empty when present.
+  std::map<std::string, std::map<std::string, std::string>> pull_reports(
+      const std::string& deploy) const;
+
   // Forgets tasks that ended more than `retention` ago (store records and addresses).
   // start() runs it periodically.
   Result<int> sweep();
@@ -106,6 +137,10 @@ class TaskManager {
   Result<std::string> new_id(const std::string& prefix);
   std::optional<std::string> free_address(const std::string& node) const;
   Result<model::AllocSpec> resolve_spec(const SpawnRequest& request, std::string& group) const;
+  Result<TaskView> create(const std::string& kind, const std::string& group,
+                          const std::string& id_prefix, const model::AllocSpec& spec);
+  Result<void> report_locked(const std::string& node, const std::vector<model::AllocState>& states);
+  void notify_listeners();
   void declare_metrics();
 
   store::Store& store_;
@@ -122,8 +157,15 @@ class TaskManager {
   std::map<std::string, int64_t> alloc_revs_;  // mod revision of each /allocs/ key
   // Previous usage sample per allocation, for cpu cores = d(cpu seconds)/dt.
   std::map<std::string, std::pair<double, SystemTime>> usage_;
+  std::map<std::string, double> cpu_rate_;          // the last figure, cores
+  std::map<std::string, model::ImagePulls> pulls_;  // by node
+  // deploy -> node -> image -> error ("" when pulled)
+  std::map<std::string, std::map<std::string, std::map<std::string, std::string>>> pull_reports_;
   // Serialises placement: snapshot, choose, commit. The leader is the only writer.
   std::mutex placement_;
+
+  std::mutex listeners_mutex_;
+  std::vector<std::function<void()>> listeners_;
 
   std::mutex sweep_mutex_;
   std::condition_variable sweep_wake_;

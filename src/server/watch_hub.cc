@@ -6,8 +6,26 @@
 
 namespace mill::server {
 
+namespace {
+
+std::string common_prefix(const std::vector<std::string>& prefixes) {
+  if (prefixes.empty()) return {};
+  std::string out = prefixes.front();
+  for (const auto& p : prefixes) {
+    size_t n = 0;
+    while (n < out.size() && n < p.size() && out[n] == p[n]) ++n;
+    out.resize(n);
+  }
+  return out;
+}
+
+}  // namespace
+
 WatchHub::WatchHub(store::Store& store, std::string prefix)
-    : store_(store), prefix_(std::move(prefix)) {}
+    : WatchHub(store, std::vector<std::string>{std::move(prefix)}) {}
+
+WatchHub::WatchHub(store::Store& store, std::vector<std::string> prefixes)
+    : store_(store), prefixes_(std::move(prefixes)), watched_(common_prefix(prefixes_)) {}
 
 WatchHub::~WatchHub() { stop(); }
 
@@ -60,7 +78,7 @@ void WatchHub::loop() {
   while (true) {
     // Wake at least every 200 ms to expire waiters (their deadlines are long polls
     // and spawn limits: seconds to minutes, so this granularity is plenty).
-    auto result = store_.watch(prefix_, cursor, std::chrono::milliseconds(200));
+    auto result = store_.watch(watched_, cursor, std::chrono::milliseconds(200));
     std::vector<Waiter> fire_changed;
     std::vector<Waiter> fire_expired;
     {
@@ -68,7 +86,7 @@ void WatchHub::loop() {
       if (stopping_) return;
       if (!result) {
         if (result.error().code != ErrorCode::kCompacted) {
-          log::warn("watch on " + prefix_ + " failed: " + result.error().message);
+          log::warn("watch on " + watched_ + " failed: " + result.error().message);
         }
         // History we needed is gone: resume from now and let every waiter re-read.
         auto rev = store_.revision();
@@ -76,7 +94,10 @@ void WatchHub::loop() {
         last_change_ = std::max(last_change_, cursor);
       } else {
         for (const auto& e : result->events) {
-          last_change_ = std::max(last_change_, e.kv.mod_revision);
+          bool ours = std::any_of(prefixes_.begin(), prefixes_.end(), [&](const std::string& p) {
+            return e.kv.key.compare(0, p.size(), p) == 0;
+          });
+          if (ours) last_change_ = std::max(last_change_, e.kv.mod_revision);
         }
         cursor = std::max(cursor, result->revision);
       }

@@ -28,6 +28,8 @@ class WatchHub {
   using Callback = std::function<void(bool changed)>;
 
   WatchHub(store::Store& store, std::string prefix);
+  // Watches several prefixes as one: a change under any of them wakes waiters.
+  WatchHub(store::Store& store, std::vector<std::string> prefixes);
   ~WatchHub();
 
   void start();
@@ -49,7 +51,8 @@ class WatchHub {
   void loop();
 
   store::Store& store_;
-  const std::string prefix_;
+  const std::vector<std::string> prefixes_;
+  const std::string watched_;  // their common prefix, what the store watch covers
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   int64_t last_change_ = 0;

@@ -26,6 +26,14 @@ class FakeContainers final : public Containers {
     std::lock_guard lock(mu);
     registries = std::move(r);
   }
+  Result<void> pull(const std::string& image) override {
+    std::lock_guard lock(mu);
+    pulled.push_back(image);
+    if (image.find("missing") != std::string::npos) {
+      return make_error(ErrorCode::kNotFound, "image not found: " + image);
+    }
+    return {};
+  }
   Result<Started> start(const model::Allocation& a,
                         const std::function<void()>& starting) override {
     starting();
@@ -75,7 +83,7 @@ class FakeContainers final : public Containers {
   std::mutex mu;
   std::condition_variable cv;
   std::map<std::string, std::optional<Exit>> running;
-  std::vector<std::string> started, stopped;
+  std::vector<std::string> started, stopped, pulled;
   std::set<std::string> released, forgotten;
   std::vector<Adopted> adoptable;
   std::map<std::string, RegistryLogin> registries;
@@ -86,7 +94,9 @@ class FakeContainers final : public Containers {
 class FakeControlPlane final : public NodeClient {
  public:
   Result<RegisterResponse> register_node(const RegisterRequest&) override {
-    return RegisterResponse{"node-1"};
+    RegisterResponse r;
+    r.id = "node-1";
+    return r;
   }
   Result<void> heartbeat(const std::string&, const model::Resources&) override { return {}; }
   Result<DesiredAllocations> allocations(const std::string&, int64_t index,
@@ -95,6 +105,13 @@ class FakeControlPlane final : public NodeClient {
     cv.wait_for(lock, std::min<std::chrono::milliseconds>(wait, 100ms),
                 [&] { return desired.index > index; });
     return desired;
+  }
+  Result<void> report_pulls(const std::string&, const std::string& deploy,
+                            const std::vector<model::PullReport>& reports) override {
+    std::lock_guard lock(mu);
+    for (const auto& r : reports) pull_reports.push_back(deploy + " " + r.image + " " + r.error);
+    cv.notify_all();
+    return {};
   }
   Result<void> report(const std::string&, const std::vector<model::AllocState>& states) override {
     std::lock_guard lock(mu);
@@ -111,6 +128,16 @@ class FakeControlPlane final : public NodeClient {
     desired.allocations = std::move(items);
     ++desired.index;
     cv.notify_all();
+  }
+  void ask_pulls(model::ImagePulls pulls) {
+    std::lock_guard lock(mu);
+    desired.pulls = std::move(pulls);
+    ++desired.index;
+    cv.notify_all();
+  }
+  bool wait_pull_reports(size_t n, std::chrono::milliseconds t = 5s) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, t, [&] { return pull_reports.size() >= n; });
   }
   // Waits until `id` was last reported with `status`.
   bool wait_status(const std::string& id, AllocStatus status, std::chrono::milliseconds t = 5s) {
@@ -135,6 +162,7 @@ class FakeControlPlane final : public NodeClient {
   DesiredAllocations desired;
   std::vector<model::AllocState> reports;
   std::map<std::string, model::AllocState> last;
+  std::vector<std::string> pull_reports;  // "deploy image error"
 };
 
 DesiredAllocations::Item item(std::string id, std::optional<std::chrono::milliseconds> timeout = {},
@@ -199,6 +227,34 @@ TEST_F(AllocRunnerTest, StartsReportsAndFinishesAnExitedTask) {
   EXPECT_EQ(seen[seen.size() - 2], AllocStatus::kRunning);
   EXPECT_EQ(seen.back(), AllocStatus::kExited);
   EXPECT_TRUE(runner->lookup("task-a1.mill").empty());
+}
+
+// A deploy's `pulling` phase: each image pulled once per deploy, the outcome reported
+// (with the reason when an image cannot be pulled), nothing started.
+TEST_F(AllocRunnerTest, PullsWhatADeployAsksForOnceAndReportsEachImage) {
+  auto runner = make_runner();
+  cp.ask_pulls({"d-1", {"r/web:v2", "r/missing:v1"}});
+  ASSERT_TRUE(cp.wait_pull_reports(2));
+  {
+    std::lock_guard lock(cp.mu);
+    std::sort(cp.pull_reports.begin(), cp.pull_reports.end());
+    EXPECT_EQ(cp.pull_reports,
+              (std::vector<std::string>{"d-1 r/missing:v1 image not found: r/missing:v1",
+                                        "d-1 r/web:v2 "}));
+  }
+  // Asked again (the same desired state after another change): not pulled again.
+  cp.set({});
+  std::this_thread::sleep_for(300ms);
+  {
+    std::lock_guard lock(containers.mu);
+    EXPECT_EQ(containers.pulled.size(), 2u);
+    EXPECT_TRUE(containers.started.empty());
+  }
+  // A new deploy pulls again.
+  cp.ask_pulls({"d-2", {"r/web:v2"}});
+  ASSERT_TRUE(cp.wait_pull_reports(3));
+  std::lock_guard lock(containers.mu);
+  EXPECT_EQ(containers.pulled.size(), 3u);
 }
 
 TEST_F(AllocRunnerTest, TimeoutStopsTheTask) {

@@ -1,0 +1,154 @@
+// Deploys and services (spec: Deploy, Services): POST /v1/deploy and
+// POST /v1/restart/:service stream a deploy's progress as SSE; GET /v1/services shows
+// what runs. Beyond the spec, GET /v1/deploys[/:id] tells how a deploy went after its
+// stream was gone (docs/api.md).
+
+#include <boost/json.hpp>
+
+#include "api/api.h"
+#include "api/responses.h"
+#include "server/deploy.h"
+
+namespace mill::api {
+namespace {
+
+namespace json = boost::json;
+
+// Streams deploy `id` to the client; the deploy runs on whether or not anyone reads.
+net::HttpResponse stream_deploy(const ApiContext& ctx, const std::string& id) {
+  net::HttpResponse res;
+  res.async = [&ctx, id](std::shared_ptr<net::ResponseWriter> writer) {
+    writer->begin_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}});
+    ctx.deploys->subscribe(id, [writer](const server::DeployEvent& e) {
+      bool ok = writer->write("event: " + e.event + "\ndata: " + e.data + "\n\n");
+      if (e.event != "progress") writer->close();
+      return ok;
+    });
+  };
+  return res;
+}
+
+net::HttpResponse start_error(const ApiContext& ctx, const Error& e) {
+  if (e.code == ErrorCode::kConflict) {
+    json::object body{{"error", e.message}};
+    auto records = ctx.deploys->records();
+    for (const auto& r : records) {
+      if (r.status == "running") body["deploy"] = r.id;
+    }
+    return json_response(409, body);
+  }
+  return error_response(e);
+}
+
+json::object record_json(const server::DeployRecord& r, bool with_events) {
+  json::object o{{"id", r.id},
+                 {"kind", r.kind},
+                 {"status", r.status},
+                 {"started_at", format_rfc3339(r.started_at)}};
+  if (r.finished_at) {
+    o["finished_at"] = format_rfc3339(*r.finished_at);
+    o["elapsed"] = std::chrono::duration<double>(*r.finished_at - r.started_at).count();
+  }
+  if (r.status == "failed") {
+    o["service"] = r.service;
+    o["reason"] = r.reason;
+  }
+  if (with_events) {
+    json::array events;
+    for (const auto& e : r.events) {
+      boost::system::error_code ec;
+      events.push_back(json::object{{"event", e.event}, {"data", json::parse(e.data, ec)}});
+    }
+    o["events"] = std::move(events);
+  }
+  return o;
+}
+
+// "office.toml" from ?file=: only a plain file name, for the messages.
+std::string file_name(const net::HttpRequest& req) {
+  std::string f = req.query_param("file");
+  if (f.empty() || f.size() > 128 || f.find_first_of("/\\\r\n\"") != std::string::npos) {
+    return "mill.toml";
+  }
+  return f;
+}
+
+}  // namespace
+
+void add_deploy_routes(Router& router, const ApiContext& ctx) {
+  router.add("POST", "/v1/deploy", [&ctx](const net::HttpRequest& req, const Params&) {
+    if (!ctx.deploys) return error_response(503, "this server does not run deploys");
+    server::DeployRejection rejection;
+    auto id = ctx.deploys->deploy(req.body, file_name(req), &rejection);
+    if (!id && id.error().code == ErrorCode::kInvalidArgument && !rejection.errors.empty()) {
+      json::array errors;
+      for (const auto& e : rejection.errors) errors.emplace_back(e);
+      return json_response(
+          400, json::object{{"error", rejection.message}, {"errors", std::move(errors)}});
+    }
+    if (!id) return start_error(ctx, id.error());
+    return stream_deploy(ctx, *id);
+  });
+
+  router.add("POST", "/v1/restart/:service", [&ctx](const net::HttpRequest&, const Params& p) {
+    if (!ctx.deploys) return error_response(503, "this server does not run deploys");
+    auto id = ctx.deploys->restart(p.find("service")->second);
+    if (!id) return start_error(ctx, id.error());
+    return stream_deploy(ctx, *id);
+  });
+
+  router.add("GET", "/v1/deploys", [&ctx](const net::HttpRequest&, const Params&) {
+    if (!ctx.deploys) return error_response(503, "this server does not run deploys");
+    json::array out;
+    for (const auto& r : ctx.deploys->records()) out.push_back(record_json(r, false));
+    return json_response(200, out);
+  });
+
+  router.add("GET", "/v1/deploys/:id", [&ctx](const net::HttpRequest&, const Params& p) {
+    if (!ctx.deploys) return error_response(503, "this server does not run deploys");
+    auto r = ctx.deploys->record(p.find("id")->second);
+    if (!r) return error_response(404, "no deploy '" + p.find("id")->second + "'");
+    return json_response(200, record_json(*r, true));
+  });
+
+  router.add("GET", "/v1/services", [&ctx](const net::HttpRequest&, const Params&) {
+    json::array out;
+    if (!ctx.deploys) return json_response(200, out);
+    auto config = ctx.deploys->deployed();
+    std::set<std::string> names;
+    for (const auto& [name, s] : config.services) names.insert(name);
+    for (const auto& name : ctx.tasks->live_groups(model::kKindService)) names.insert(name);
+    for (const auto& name : names) {
+      auto it = config.services.find(name);
+      json::array allocs;
+      int healthy = 0;
+      std::string image = it != config.services.end() ? it->second.image : "";
+      for (const auto& v : ctx.tasks->group(model::kKindService, name)) {
+        if (model::is_terminal(v.status())) continue;
+        if (v.status() == model::AllocStatus::kHealthy) ++healthy;
+        if (image.empty()) image = v.alloc.spec.image;
+        json::object a{
+            {"id", v.alloc.id},
+            {"node", v.alloc.node},
+            {"status", model::to_string(v.status())},
+            {"address", v.alloc.spec.port ? v.alloc.ip + ":" + std::to_string(*v.alloc.spec.port)
+                                          : v.alloc.ip},
+            {"cpu", ctx.tasks->cpu_usage(v.alloc.id)},
+            {"memory", v.state ? v.state->memory_bytes : 0}};
+        if (v.state && v.state->started_at) a["started_at"] = format_rfc3339(*v.state->started_at);
+        if (v.state && v.state->restarts) a["restarts"] = v.state->restarts;
+        if (v.state && !v.state->message.empty()) a["message"] = v.state->message;
+        allocs.push_back(std::move(a));
+      }
+      int desired = it != config.services.end() ? it->second.replicas : 0;
+      out.push_back(
+          json::object{{"name", name},
+                       {"image", image},
+                       {"replicas", json::object{{"desired", desired}, {"healthy", healthy}}},
+                       {"allocations", std::move(allocs)}});
+    }
+    return json_response(200, out);
+  });
+}
+
+}  // namespace mill::api

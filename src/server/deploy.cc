@@ -1,0 +1,637 @@
+#include "server/deploy.h"
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cstdio>
+
+#include "common/log.h"
+#include "config/config.h"
+#include "crypto/crypto.h"
+#include "model/json.h"
+
+namespace mill::server {
+
+namespace json = boost::json;
+using model::AllocStatus;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::string_view kDeployedKey = "/config/deployed";
+constexpr std::string_view kRecordPrefix = "/deploys/";
+
+int64_t to_ms(SystemTime t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+double seconds_since(SteadyClock::time_point t) {
+  double s = std::chrono::duration<double>(SteadyClock::now() - t).count();
+  return static_cast<double>(static_cast<int64_t>(s * 10 + 0.5)) / 10;  // one decimal
+}
+
+std::string format_seconds(std::chrono::milliseconds d) {
+  char buf[32];
+  if (d.count() % 1000 == 0) {
+    std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(d.count() / 1000));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(d.count()) / 1000);
+  }
+  return buf;
+}
+
+std::string progress(const json::object& fields) { return json::serialize(fields); }
+
+std::string encode_record(const DeployRecord& r) {
+  json::array events;
+  for (const auto& e : r.events) {
+    boost::system::error_code ec;
+    events.push_back(json::object{{"event", e.event}, {"data", json::parse(e.data, ec)}});
+  }
+  json::object o{{"id", r.id},
+                 {"kind", r.kind},
+                 {"status", r.status},
+                 {"service", r.service},
+                 {"reason", r.reason},
+                 {"events", std::move(events)},
+                 {"started_at_ms", to_ms(r.started_at)}};
+  if (r.finished_at) o["finished_at_ms"] = to_ms(*r.finished_at);
+  return json::serialize(o);
+}
+
+std::optional<DeployRecord> decode_record(std::string_view text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  const auto& o = v.as_object();
+  DeployRecord r;
+  auto str = [&](std::string_view k) {
+    auto* f = o.if_contains(k);
+    return f && f->is_string() ? std::string(f->as_string()) : std::string();
+  };
+  r.id = str("id");
+  r.kind = str("kind");
+  r.status = str("status");
+  r.service = str("service");
+  r.reason = str("reason");
+  if (auto* t = o.if_contains("started_at_ms"); t && t->is_int64()) {
+    r.started_at = SystemTime(std::chrono::milliseconds(t->as_int64()));
+  }
+  if (auto* t = o.if_contains("finished_at_ms"); t && t->is_int64()) {
+    r.finished_at = SystemTime(std::chrono::milliseconds(t->as_int64()));
+  }
+  if (auto* es = o.if_contains("events"); es && es->is_array()) {
+    for (const auto& e : es->as_array()) {
+      if (!e.is_object()) continue;
+      const auto& eo = e.as_object();
+      auto* name = eo.if_contains("event");
+      auto* data = eo.if_contains("data");
+      if (!name || !name->is_string() || !data) continue;
+      r.events.push_back({std::string(name->as_string()), json::serialize(*data)});
+    }
+  }
+  if (r.id.empty()) return std::nullopt;
+  return r;
+}
+
+Result<std::string> new_deploy_id() {
+  static constexpr char kBase36[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  auto bytes = MILL_TRY(crypto::random_bytes(6));
+  std::string id = "d-";
+  for (unsigned char b : bytes) id += kBase36[b % 36];
+  return id;
+}
+
+bool live(const TaskView& v) {
+  return !model::is_terminal(v.status()) && v.alloc.desired == model::DesiredState::kRun;
+}
+
+// Why an allocation that should become healthy will not: nullopt while it still may.
+std::optional<std::string> failure_of(const TaskView& v) {
+  if (!v.state) return std::nullopt;
+  const auto& s = *v.state;
+  if (s.status == AllocStatus::kFailed) return s.message.empty() ? "it failed to start" : s.message;
+  if (model::is_terminal(s.status) || s.restarts > 0) {
+    // The agent words it "container exited with code N: <last line>; restarting in Ns".
+    std::string m = s.message;
+    if (auto cut = m.find("; restarting"); cut != std::string::npos) m.resize(cut);
+    if (m.empty()) m = "the container ended (" + std::string(model::to_string(s.status)) + ")";
+    return m;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+model::AllocSpec alloc_spec(const model::ServiceSpec& s) {
+  model::AllocSpec a;
+  a.image = s.image;
+  a.cpu = s.cpu;
+  a.memory = s.memory;
+  a.port = s.port;
+  a.command = s.command;
+  a.env = s.env;
+  a.init = s.init;
+  a.health = s.health;
+  return a;
+}
+
+struct DeployManager::Run {
+  DeployRecord record;
+  std::optional<model::Config> config;  // a deploy: the new config
+  std::string text;
+  std::string restart_service;  // a restart: the service
+  SteadyClock::time_point t0 = SteadyClock::now();
+};
+
+DeployManager::DeployManager(store::Store& store, TaskManager& tasks, Secrets& secrets,
+                             const Clock& clock, DeployOptions options)
+    : store_(store), tasks_(tasks), secrets_(secrets), clock_(clock), options_(options) {
+  // The listener may outlive this object (TaskManager keeps it): it holds only the
+  // shared signal.
+  tasks_.on_change([signal = signal_] {
+    std::lock_guard lock(signal->mu);
+    ++signal->seq;
+    signal->cv.notify_all();
+  });
+}
+
+DeployManager::~DeployManager() { stop(); }
+
+Result<void> DeployManager::start() {
+  auto deployed = MILL_TRY(store_.get(kDeployedKey));
+  if (deployed) {
+    auto parsed = config::parse_config(deployed->value, "deployed.toml");
+    if (parsed.ok()) {
+      deployed_ = std::move(*parsed.config);
+      deployed_text_ = deployed->value;
+    } else {
+      log::warn("deploy: the stored config does not parse any more; starting from none");
+    }
+  }
+  auto listed = MILL_TRY(store_.list(kRecordPrefix));
+  std::vector<DeployRecord> interrupted;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& kv : listed.kvs) {
+      auto r = decode_record(kv.value);
+      if (!r) continue;
+      if (r->status == "running") {
+        r->status = "failed";
+        r->reason = "the server stopped during the deploy";
+        r->finished_at = clock_.now();
+        r->events.push_back(
+            {"failed", progress(json::object{{"service", r->service}, {"reason", r->reason}})});
+        interrupted.push_back(*r);
+      }
+      records_[r->id] = std::move(*r);
+    }
+  }
+  for (const auto& r : interrupted) persist(r);
+  return {};
+}
+
+void DeployManager::stop() {
+  {
+    std::lock_guard lock(signal_->mu);
+    signal_->stopping = true;
+    signal_->cv.notify_all();
+  }
+  std::thread worker;
+  {
+    std::lock_guard lock(mutex_);
+    worker.swap(worker_);
+  }
+  if (worker.joinable()) worker.join();
+}
+
+Result<std::string> DeployManager::deploy(const std::string& text, const std::string& file_name,
+                                          DeployRejection* rejection) {
+  auto reject = [&](std::vector<std::string> errors) -> Result<std::string> {
+    if (rejection) {
+      rejection->message = "the config has " + std::to_string(errors.size()) + " error" +
+                           (errors.size() == 1 ? "" : "s");
+      rejection->errors = std::move(errors);
+    }
+    return make_error(ErrorCode::kInvalidArgument, "invalid config");
+  };
+  auto parsed = config::parse_config(text, file_name);
+  if (!parsed.ok()) {
+    std::vector<std::string> errors;
+    for (const auto& e : parsed.errors) errors.push_back(e.to_string());
+    return reject(std::move(errors));
+  }
+  std::vector<std::string> missing;
+  for (const auto& name : model::secret_references(*parsed.config)) {
+    auto value = secrets_.get(name);
+    if (!value && value.error().code == ErrorCode::kNotFound) {
+      missing.push_back(file_name + ": secret '" + name +
+                        "' is referenced but not set (mill secret set " + name + ")");
+    } else if (!value) {
+      return Unexpected(value.error());
+    }
+  }
+  if (!missing.empty()) return reject(std::move(missing));
+  auto run = std::make_unique<Run>();
+  run->record.kind = "deploy";
+  run->config = std::move(*parsed.config);
+  run->text = text;
+  return begin(std::move(run));
+}
+
+Result<std::string> DeployManager::restart(const std::string& service) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!deployed_.services.contains(service)) {
+      return make_error(ErrorCode::kNotFound, "no service '" + service + "' is deployed");
+    }
+  }
+  auto run = std::make_unique<Run>();
+  run->record.kind = "restart";
+  run->restart_service = service;
+  return begin(std::move(run));
+}
+
+Result<std::string> DeployManager::begin(std::unique_ptr<Run> run) {
+  std::thread previous;
+  DeployRecord copy;
+  {
+    std::lock_guard lock(mutex_);
+    if (!running_.empty()) {
+      return make_error(ErrorCode::kConflict, "deploy " + running_ + " is running");
+    }
+    {
+      std::lock_guard s(signal_->mu);
+      if (signal_->stopping) return make_error(ErrorCode::kUnavailable, "the server is stopping");
+    }
+    run->record.id = MILL_TRY(new_deploy_id());
+    run->record.status = "running";
+    run->record.started_at = clock_.now();
+    records_[run->record.id] = run->record;
+    running_ = run->record.id;
+    previous.swap(worker_);
+    copy = run->record;
+  }
+  // The previous worker has cleared running_, so it is at its very end.
+  if (previous.joinable()) previous.join();
+  persist(copy);
+  std::string id = copy.id;
+  std::lock_guard lock(mutex_);
+  worker_ = std::thread([this, r = std::shared_ptr<Run>(std::move(run))] { execute(*r); });
+  return id;
+}
+
+void DeployManager::execute(Run& run) {
+  emit(run, "progress", progress(json::object{{"phase", "started"}, {"deploy", run.record.id}}));
+  std::vector<model::ServiceSpec> roll_list;
+  std::vector<std::string> removed;
+  if (run.config) {
+    // Task templates and registries apply at once; services roll below.
+    tasks_.set_config(*run.config);
+    for (const auto& [name, s] : run.config->services) roll_list.push_back(s);
+    for (const auto& name : tasks_.live_groups(model::kKindService)) {
+      if (!run.config->services.contains(name)) removed.push_back(name);
+    }
+  } else {
+    std::lock_guard lock(mutex_);
+    roll_list.push_back(deployed_.services.at(run.restart_service));
+  }
+  emit(run, "progress", progress(json::object{{"phase", "pulling"}}));
+  const bool force = !run.config.has_value();
+  std::vector<std::string> images;
+  for (const auto& service : roll_list) {
+    if (starts_allocations(service, force) &&
+        std::find(images.begin(), images.end(), service.image) == images.end()) {
+      images.push_back(service.image);
+    }
+  }
+  std::string failed_image;
+  if (auto pulled = pull_images(run, images, failed_image); !pulled) {
+    // Name the (first) service whose image it is.
+    std::string service;
+    for (const auto& s : roll_list) {
+      if (s.image == failed_image) {
+        service = s.name;
+        break;
+      }
+    }
+    emit(run, "failed",
+         progress(json::object{{"service", service}, {"reason", pulled.error().message}}));
+    return;
+  }
+  for (const auto& service : roll_list) {
+    auto rolled = roll(run, service, force);
+    if (!rolled) {
+      emit(run, "failed",
+           progress(json::object{{"service", service.name}, {"reason", rolled.error().message}}));
+      return;
+    }
+  }
+  for (const auto& name : removed) {
+    std::vector<std::string> ids;
+    for (const auto& v : tasks_.group(model::kKindService, name)) {
+      if (live(v)) ids.push_back(v.alloc.id);
+    }
+    stop_allocations(ids);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      emit(run, "progress", progress(json::object{{"service", name}, {"phase", "stopped"}}));
+    }
+  }
+  if (run.config) {
+    auto put = store_.put(kDeployedKey, run.text);
+    if (!put) {
+      emit(run, "failed",
+           progress(json::object{
+               {"service", ""},
+               {"reason", "cannot record the deployed config: " + put.error().message}}));
+      return;
+    }
+    std::lock_guard lock(mutex_);
+    deployed_ = *run.config;
+    deployed_text_ = run.text;
+  }
+  emit(run, "done", progress(json::object{{"elapsed", seconds_since(run.t0)}, {"success", true}}));
+}
+
+bool DeployManager::starts_allocations(const model::ServiceSpec& service, bool force) const {
+  if (force) return true;
+  const model::AllocSpec spec = alloc_spec(service);
+  int current = 0;
+  for (const auto& v : tasks_.group(model::kKindService, service.name)) {
+    if (!live(v)) continue;
+    if (!(v.alloc.spec == spec)) return true;
+    ++current;
+  }
+  return current < service.replicas;
+}
+
+Result<void> DeployManager::roll(Run& run, const model::ServiceSpec& service, bool force) {
+  const model::AllocSpec spec = alloc_spec(service);
+  std::vector<TaskView> current;
+  for (auto& v : tasks_.group(model::kKindService, service.name)) {
+    if (live(v)) current.push_back(std::move(v));
+  }
+  const bool same = std::all_of(current.begin(), current.end(),
+                                [&](const TaskView& v) { return v.alloc.spec == spec; });
+  const int want = service.replicas;
+  std::vector<std::string> old;  // to replace, oldest first
+  int keep = 0;                  // current allocations that stay
+  if (same && !force) {
+    keep = std::min<int>(want, static_cast<int>(current.size()));
+    // Scaling down: the newest go first.
+    for (size_t i = static_cast<size_t>(keep); i < current.size(); ++i) {
+      old.push_back(current[i].alloc.id);
+    }
+    if (keep == want && old.empty()) return {};  // unchanged
+  } else {
+    for (const auto& v : current) old.push_back(v.alloc.id);
+  }
+  const auto deadline = service.health ? service.health->deadline : options_.default_deadline;
+  const int parallel = std::max(1, service.update_parallel);
+  std::vector<std::string> started;
+  int healthy = keep;
+  auto fail = [&](const Error& e) -> Result<void> {
+    stop_allocations(started);
+    return Unexpected(e);
+  };
+  while (healthy < want) {
+    int batch = std::min(parallel, want - healthy);
+    std::vector<std::pair<std::string, SteadyClock::time_point>> placed;
+    for (int i = 0; i < batch; ++i) {
+      auto v = tasks_.place_service(service.name, spec);
+      if (!v) return fail(v.error());
+      started.push_back(v->alloc.id);
+      placed.emplace_back(v->alloc.id, SteadyClock::now());
+      emit(run, "progress",
+           progress(json::object{
+               {"service", service.name}, {"phase", "scheduled"}, {"node", v->alloc.node}}));
+      emit(run, "progress",
+           progress(json::object{{"service", service.name}, {"phase", "starting"}}));
+    }
+    for (const auto& [id, at] : placed) {
+      if (auto ok = wait_healthy(id, deadline); !ok) return fail(ok.error());
+      emit(run, "progress",
+           progress(json::object{
+               {"service", service.name}, {"phase", "healthy"}, {"elapsed", seconds_since(at)}}));
+      ++healthy;
+      if (!old.empty() && healthy + static_cast<int>(old.size()) > want) {
+        stop_allocations({old.front()});
+        old.erase(old.begin());
+        emit(run, "progress",
+             progress(json::object{{"service", service.name}, {"phase", "stopped"}}));
+      }
+    }
+  }
+  for (const auto& id : old) {
+    stop_allocations({id});
+    emit(run, "progress", progress(json::object{{"service", service.name}, {"phase", "stopped"}}));
+  }
+  return {};
+}
+
+template <class Check>
+bool DeployManager::await(SteadyClock::time_point until, Check check) {
+  std::unique_lock lock(signal_->mu);
+  while (true) {
+    uint64_t seen = signal_->seq;
+    lock.unlock();
+    if (check()) return true;
+    lock.lock();
+    if (signal_->stopping || SteadyClock::now() >= until) return false;
+    signal_->cv.wait_until(lock, until, [&] { return signal_->seq != seen || signal_->stopping; });
+  }
+}
+
+bool DeployManager::stopping() const {
+  std::lock_guard lock(signal_->mu);
+  return signal_->stopping;
+}
+
+Result<void> DeployManager::wait_healthy(const std::string& id,
+                                         std::chrono::milliseconds deadline) {
+  std::optional<Result<void>> outcome;
+  std::string last;
+  await(SteadyClock::now() + deadline, [&] {
+    auto v = tasks_.get(id);
+    if (!v) {
+      outcome = make_error(ErrorCode::kInternal, "allocation " + id + " vanished");
+    } else if (v->status() == AllocStatus::kHealthy) {
+      outcome = Result<void>{};
+    } else if (auto why = failure_of(*v)) {
+      outcome = make_error(ErrorCode::kUnavailable, *why);
+    } else {
+      last = v->state && !v->state->message.empty()
+                 ? v->state->message
+                 : "not healthy (still " + std::string(model::to_string(v->status())) + ")";
+    }
+    return outcome.has_value();
+  });
+  if (outcome) return *outcome;
+  if (stopping()) return make_error(ErrorCode::kUnavailable, "the server is stopping");
+  return make_error(ErrorCode::kTimeout, last + " after " + format_seconds(deadline));
+}
+
+Result<void> DeployManager::pull_images(Run& run, const std::vector<std::string>& images,
+                                        std::string& failed_image) {
+  if (images.empty()) return {};
+  auto nodes = tasks_.eligible_nodes();
+  if (nodes.empty()) return {};  // placement says why nothing can run
+  MILL_TRY(tasks_.request_pulls(run.record.id, nodes, images));
+  std::optional<Error> failed;
+  bool all = await(SteadyClock::now() + options_.pull_wait, [&] {
+    auto reports = tasks_.pull_reports(run.record.id);
+    for (const auto& node : nodes) {
+      for (const auto& image : images) {
+        auto n = reports.find(node);
+        if (n == reports.end()) return false;
+        auto i = n->second.find(image);
+        if (i == n->second.end()) return false;
+        if (!i->second.empty()) {
+          failed_image = image;
+          std::string why = i->second;
+          if (why.find(image) == std::string::npos) why = image + ": " + why;
+          if (nodes.size() > 1) why += " (on " + node + ")";
+          failed = Error{ErrorCode::kUnavailable, why};
+          return true;
+        }
+      }
+    }
+    return true;
+  });
+  tasks_.clear_pulls(nodes);
+  if (failed) return Unexpected(*failed);
+  if (all) return {};
+  if (stopping()) return make_error(ErrorCode::kUnavailable, "the server is stopping");
+  return make_error(ErrorCode::kTimeout,
+                    "pulling the images took longer than " + format_seconds(options_.pull_wait));
+}
+
+void DeployManager::stop_allocations(const std::vector<std::string>& ids) {
+  for (const auto& id : ids) {
+    if (auto k = tasks_.kill(id); !k)
+      log::warn("deploy: stopping " + id + ": " + k.error().message);
+  }
+  await(SteadyClock::now() + options_.stop_wait, [&] {
+    return std::all_of(ids.begin(), ids.end(), [&](const std::string& id) {
+      auto v = tasks_.get(id);
+      return !v || model::is_terminal(v->status());
+    });
+  });
+}
+
+void DeployManager::emit(Run& run, std::string event, std::string data) {
+  DeployEvent e{std::move(event), std::move(data)};
+  const bool terminal = e.event != "progress";
+  std::vector<Sink> sinks;
+  DeployRecord copy;
+  {
+    std::lock_guard lock(mutex_);
+    auto& r = records_[run.record.id];
+    r.events.push_back(e);
+    if (terminal) {
+      r.status = e.event == "done" ? "done" : "failed";
+      r.finished_at = clock_.now();
+      if (!r.events.empty() && e.event == "failed") {
+        boost::system::error_code ec;
+        auto v = json::parse(e.data, ec);
+        if (!ec && v.is_object()) {
+          if (auto* s = v.as_object().if_contains("service"); s && s->is_string())
+            r.service = std::string(s->as_string());
+          if (auto* s = v.as_object().if_contains("reason"); s && s->is_string())
+            r.reason = std::string(s->as_string());
+        }
+      }
+      sinks.swap(sinks_[r.id]);
+      sinks_.erase(r.id);
+      running_.clear();
+    } else {
+      sinks = sinks_[r.id];
+    }
+    run.record = r;
+    copy = r;
+  }
+  persist(copy);
+  std::vector<size_t> gone;
+  for (size_t i = 0; i < sinks.size(); ++i) {
+    if (!sinks[i](e)) gone.push_back(i);
+  }
+  if (!gone.empty() && !terminal) {
+    // Drop the sinks whose client went away (the deploy goes on without them).
+    std::lock_guard lock(mutex_);
+    auto& list = sinks_[run.record.id];
+    for (auto it = gone.rbegin(); it != gone.rend(); ++it) {
+      if (*it < list.size()) list.erase(list.begin() + static_cast<std::ptrdiff_t>(*it));
+    }
+  }
+  if (terminal) {
+    log::info("deploy " + copy.id + ": " + copy.status +
+              (copy.reason.empty() ? "" : " (" + copy.service + ": " + copy.reason + ")"));
+  }
+}
+
+void DeployManager::persist(const DeployRecord& record) {
+  if (auto put = store_.put(std::string(kRecordPrefix) + record.id, encode_record(record)); !put) {
+    log::warn("deploy: cannot record " + record.id + ": " + put.error().message);
+  }
+  std::vector<std::string> drop;
+  {
+    std::lock_guard lock(mutex_);
+    if (records_.size() <= options_.keep_records) return;
+    std::vector<std::pair<SystemTime, std::string>> order;
+    for (const auto& [id, r] : records_) {
+      if (r.status != "running") order.emplace_back(r.started_at, id);
+    }
+    std::sort(order.begin(), order.end());
+    size_t excess = records_.size() - options_.keep_records;
+    for (size_t i = 0; i < excess && i < order.size(); ++i) {
+      drop.push_back(order[i].second);
+      records_.erase(order[i].second);
+    }
+  }
+  for (const auto& id : drop) (void)store_.remove(std::string(kRecordPrefix) + id);
+}
+
+bool DeployManager::subscribe(const std::string& id, Sink sink) {
+  std::lock_guard lock(mutex_);
+  auto it = records_.find(id);
+  if (it == records_.end()) return false;
+  for (const auto& e : it->second.events) {
+    if (!sink(e)) return true;
+  }
+  if (it->second.status == "running") sinks_[id].push_back(std::move(sink));
+  return true;
+}
+
+std::optional<DeployRecord> DeployManager::record(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  auto it = records_.find(id);
+  if (it == records_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<DeployRecord> DeployManager::records() const {
+  std::vector<DeployRecord> out;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, r] : records_) {
+      DeployRecord copy = r;
+      copy.events.clear();
+      out.push_back(std::move(copy));
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const DeployRecord& a, const DeployRecord& b) {
+    return a.started_at > b.started_at;
+  });
+  return out;
+}
+
+model::Config DeployManager::deployed() const {
+  std::lock_guard lock(mutex_);
+  return deployed_;
+}
+
+std::string DeployManager::deployed_text() const {
+  std::lock_guard lock(mutex_);
+  return deployed_text_;
+}
+
+}  // namespace mill::server

@@ -1,0 +1,306 @@
+// Services and rolling deploys end to end: `mill server` on a bridge of the test's
+// own, the probe image in a real registry, POST /v1/deploy streamed as SSE. Needs root.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "harness.h"
+#include "net/sse.h"
+#include "support/probe_image.h"
+#include "support/test_registry.h"
+
+namespace mill::testing {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+struct Event {
+  std::string event;
+  json::object data;
+};
+
+class Deploy : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    registry_ = new TestRegistry();
+    ASSERT_TRUE(registry_->ok());
+    // The probe as the image's cmd, so a service's `command` can replace it.
+    ASSERT_TRUE(registry_->push("probe", "v1",
+                                probe_image(MILL_PROBE_PATH, {"VERSION=1"}, LayerCompression::kZstd,
+                                            /*probe_as_cmd=*/true)));
+  }
+  static void TearDownTestSuite() {
+    delete registry_;
+    registry_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_EQ(::geteuid(), 0u) << "running containers needs root";
+    unsigned r = std::random_device{}();
+    char bridge[16];
+    std::snprintf(bridge, sizeof bridge, "md%06x", r & 0xffffff);
+    bridge_ = bridge;
+    cluster_ = "10." + std::to_string(150 + r % 50) + ".0.0/16";
+    token_ = init_data_dir(dir_);
+    server_ = MillServer::start(
+        dir_, {"--bridge", bridge_, "--cluster-network", cluster_, "--stop-grace", "2s"});
+    ASSERT_TRUE(server_) << read_file_text(dir_.file("server.log"));
+  }
+
+  void TearDown() override {
+    if (server_) server_->stop(SIGTERM);
+    auto cleaned = run_mill({"cleanup", "--data-dir", dir_.file("data")});
+    EXPECT_EQ(cleaned.exit_code, 0) << cleaned.err;
+    EXPECT_FALSE(std::filesystem::exists("/sys/class/net/" + bridge_));
+  }
+
+  net::ClientResponse call(const std::string& method, const std::string& target,
+                           const std::string& body = {}, const std::string& type = {}) {
+    net::ClientRequest req;
+    req.method = method;
+    req.target = target;
+    req.body = body;
+    if (!type.empty()) req.content_type = type;
+    req.headers.push_back({"Authorization", "Bearer " + token_});
+    req.timeout = 180s;
+    return api_request(server_->address(), req);
+  }
+
+  // A service of the probe image; `extra` goes into its section.
+  std::string service(const std::string& name, int replicas, const std::string& extra = "",
+                      const std::string& tag = "v1") {
+    return "[service." + name + "]\nimage = \"" + registry_->host() + "/probe:" + tag +
+           "\"\nreplicas = " + std::to_string(replicas) +
+           "\nport = 8080\ncpu = 0.1\nmemory = \"32M\"\n" + extra + "\n";
+  }
+
+  // POSTs the config and reads the whole stream (it ends with done or failed).
+  std::vector<Event> deploy(const std::string& config, int* status = nullptr,
+                            std::string* body = nullptr) {
+    auto res = call("POST", "/v1/deploy?file=test.toml", config, "text/plain");
+    if (status) *status = res.status;
+    if (body) *body = res.body;
+    std::vector<Event> out;
+    if (res.status != 200) return out;
+    net::SseParser parser;
+    for (auto& e : parser.feed(res.body)) {
+      json::value v = json::parse(e.data);
+      out.push_back({e.event.empty() ? "message" : e.event, v.as_object()});
+    }
+    return out;
+  }
+
+  json::array services() {
+    auto res = call("GET", "/v1/services");
+    EXPECT_EQ(res.status, 200) << res.body;
+    return json::parse(res.body).as_array();
+  }
+
+  json::object service_json(const std::string& name) {
+    for (auto& s : services()) {
+      if (s.as_object().at("name").as_string() == name) return s.as_object();
+    }
+    ADD_FAILURE() << "no service " << name;
+    return {};
+  }
+
+  std::set<std::string> alloc_ids(const std::string& name) {
+    std::set<std::string> ids;
+    auto s = service_json(name);
+    if (s.empty()) return ids;
+    for (auto& a : s.at("allocations").as_array()) {
+      ids.insert(std::string(a.as_object().at("id").as_string()));
+    }
+    return ids;
+  }
+
+  std::string get(const std::string& address, const std::string& path) {
+    net::ClientRequest req;
+    req.method = "GET";
+    req.target = path;
+    req.timeout = 5s;
+    auto res = net::http_request(address, req);
+    return res ? res->body : "";
+  }
+
+  static std::string phases(const std::vector<Event>& events, const std::string& name) {
+    std::string out;
+    for (const auto& e : events) {
+      if (e.event != "progress") continue;
+      auto* s = e.data.if_contains("service");
+      if (!s || s->as_string() != name) continue;
+      out += std::string(e.data.at("phase").as_string()) + " ";
+    }
+    return out;
+  }
+
+  static TestRegistry* registry_;
+  TempDir dir_;
+  std::string bridge_, cluster_, token_;
+  std::unique_ptr<MillServer> server_;
+};
+
+TestRegistry* Deploy::registry_ = nullptr;
+
+TEST_F(Deploy, TwoServicesThenOnlyTheChangedOneRolls) {
+  std::string config = service("web", 2) + service("api", 1);
+  auto events = deploy(config);
+  ASSERT_FALSE(events.empty()) << server_->log();
+  EXPECT_EQ(events.front().data.at("phase").as_string(), "started");
+  EXPECT_EQ(events[1].data.at("phase").as_string(), "pulling");
+  EXPECT_EQ(events.back().event, "done") << server_->log();
+  EXPECT_TRUE(events.back().data.at("success").as_bool());
+  EXPECT_GE(events.back().data.at("elapsed").to_number<double>(), 0.0);
+  EXPECT_EQ(phases(events, "web"), "scheduled starting healthy scheduled starting healthy ");
+  EXPECT_EQ(phases(events, "api"), "scheduled starting healthy ");
+  for (const auto& e : events) {
+    if (e.event == "progress" && e.data.at("phase") == "scheduled") {
+      EXPECT_EQ(e.data.at("node").as_string(), "node-1");
+    }
+    if (e.event == "progress" && e.data.at("phase") == "healthy") {
+      EXPECT_TRUE(e.data.contains("elapsed"));
+    }
+  }
+
+  auto web = service_json("web");
+  EXPECT_EQ(web.at("replicas").as_object().at("desired").as_int64(), 2);
+  EXPECT_EQ(web.at("replicas").as_object().at("healthy").as_int64(), 2);
+  for (auto& a : web.at("allocations").as_array()) {
+    auto& o = a.as_object();
+    EXPECT_EQ(o.at("status").as_string(), "healthy");
+    // The allocation answers at its address.
+    EXPECT_EQ(get(std::string(o.at("address").as_string()), "/health"), "ok");
+  }
+  auto web_before = alloc_ids("web");
+  auto api_before = alloc_ids("api");
+
+  // The same config again: nothing rolls.
+  auto again = deploy(config);
+  ASSERT_FALSE(again.empty());
+  EXPECT_EQ(again.back().event, "done");
+  EXPECT_EQ(phases(again, "web"), "");
+  EXPECT_EQ(phases(again, "api"), "");
+
+  // Only api changes: only api rolls, web keeps its allocations.
+  auto changed = deploy(service("web", 2) + service("api", 1, "env = { MODE = \"two\" }"));
+  ASSERT_FALSE(changed.empty());
+  EXPECT_EQ(changed.back().event, "done") << server_->log();
+  EXPECT_EQ(phases(changed, "web"), "");
+  EXPECT_EQ(phases(changed, "api"), "scheduled starting healthy stopped ");
+  EXPECT_EQ(alloc_ids("web"), web_before);
+  auto api_after = alloc_ids("api");
+  ASSERT_EQ(api_after.size(), 1u);
+  EXPECT_NE(api_after, api_before);
+  auto api = service_json("api").at("allocations").as_array()[0].as_object();
+  EXPECT_NE(get(std::string(api.at("address").as_string()), "/env").find("MODE=two"),
+            std::string::npos);
+
+  // The record of the deploy is there after the stream.
+  auto list = call("GET", "/v1/deploys");
+  ASSERT_EQ(list.status, 200);
+  auto records = json::parse(list.body).as_array();
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0].as_object().at("status").as_string(), "done");
+  std::string id(changed.front().data.at("deploy").as_string());
+  auto one = call("GET", "/v1/deploys/" + id);
+  ASSERT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(json::parse(one.body).as_object().at("events").as_array().size(), changed.size());
+}
+
+TEST_F(Deploy, AContainerThatExitsFailsTheDeployAtOnceAndTheOldVersionKeepsServing) {
+  auto first = deploy(service("web", 2));
+  ASSERT_FALSE(first.empty());
+  ASSERT_EQ(first.back().event, "done") << server_->log();
+  auto before = alloc_ids("web");
+
+  auto start = std::chrono::steady_clock::now();
+  auto events = deploy(service("web", 2, "command = [\"/bin/sh\", \"-c\", \"echo boom; exit 3\"]"));
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().event, "failed") << server_->log();
+  EXPECT_EQ(events.back().data.at("service").as_string(), "web");
+  EXPECT_EQ(events.back().data.at("reason").as_string(), "container exited with code 3: boom");
+  EXPECT_LT(took, 15s) << "an exit fails the deploy at once, not at the deadline";
+  // Rolled back: the old allocations are untouched and still serve.
+  EXPECT_EQ(alloc_ids("web"), before);
+  auto web = service_json("web");
+  for (auto& a : web.at("allocations").as_array()) {
+    EXPECT_EQ(a.as_object().at("status").as_string(), "healthy");
+    EXPECT_EQ(get(std::string(a.as_object().at("address").as_string()), "/health"), "ok");
+  }
+}
+
+TEST_F(Deploy, AnImageThatDoesNotExistFailsWithTheReason) {
+  ASSERT_EQ(deploy(service("web", 1)).back().event, "done");
+  auto before = alloc_ids("web");
+  auto events = deploy(service("web", 1, "", "nope"));
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().event, "failed");
+  std::string reason(events.back().data.at("reason").as_string());
+  EXPECT_NE(reason.find("probe:nope"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("not found"), std::string::npos) << reason;
+  EXPECT_EQ(events.back().data.at("service").as_string(), "web");
+  // It failed in the pulling phase: nothing was placed.
+  EXPECT_EQ(phases(events, "web"), "") << reason;
+  EXPECT_EQ(alloc_ids("web"), before);
+}
+
+TEST_F(Deploy, BadConfigsAreRefusedWithPositionsAndChangeNothing) {
+  ASSERT_EQ(deploy(service("web", 1)).back().event, "done");
+  auto before = alloc_ids("web");
+  int status = 0;
+  std::string body;
+  deploy("[service.web]\nimage = \"x\"\nreplicas = \"two\"\nimag = 1\n", &status, &body);
+  EXPECT_EQ(status, 400) << body;
+  auto errors = json::parse(body).as_object().at("errors").as_array();
+  ASSERT_GE(errors.size(), 2u) << body;
+  EXPECT_EQ(std::string(errors[0].as_string()).rfind("test.toml:3:", 0), 0u) << body;
+
+  deploy(service("web", 1, "env = { DB = \"${secret:nope}\" }"), &status, &body);
+  EXPECT_EQ(status, 400) << body;
+  EXPECT_NE(body.find("secret 'nope'"), std::string::npos) << body;
+
+  EXPECT_EQ(alloc_ids("web"), before);
+  auto records = json::parse(call("GET", "/v1/deploys").body).as_array();
+  EXPECT_EQ(records.size(), 1u) << "a refused config starts no deploy";
+}
+
+TEST_F(Deploy, ACrashingServiceIsRestartedWithBackoffAndCounted) {
+  auto events = deploy(service("flaky", 1, "command = [\"/bin/sh\", \"-c\", \"sleep 2; exit 2\"]"));
+  // Without a health check it is healthy after a second of running: the deploy is done
+  // before the first crash.
+  ASSERT_EQ(events.back().event, "done") << server_->log();
+  // Restart N waits 1 s doubled N-1 times; each is counted.
+  json::object alloc;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto allocs = service_json("flaky").at("allocations").as_array();
+    if (!allocs.empty()) {
+      alloc = allocs[0].as_object();
+      auto* r = alloc.if_contains("restarts");
+      if (r && r->as_int64() >= 3) break;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(alloc.contains("restarts")) << server_->log();
+  ASSERT_EQ(alloc.at("restarts").as_int64(), 3) << json::serialize(alloc);
+  EXPECT_EQ(alloc.at("message").as_string(), "container exited with code 2; restarting in 4s")
+      << json::serialize(alloc);
+  auto metrics = call("GET", "/v1/metrics").body;
+  auto at = metrics.find("\nmill_alloc_restarts_total{");
+  ASSERT_NE(at, std::string::npos) << metrics;
+  auto line = metrics.substr(at + 1, metrics.find('\n', at + 1) - at - 1);
+  EXPECT_NE(line.find("service=\"flaky\""), std::string::npos) << line;
+  EXPECT_NE(line.find("node=\"node-1\""), std::string::npos) << line;
+  EXPECT_EQ(line.substr(line.rfind(' ') + 1), "3") << line;
+}
+
+}  // namespace
+}  // namespace mill::testing
