@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <string_view>
 
 namespace mill::scheduler {
@@ -20,22 +21,32 @@ std::string cores(double cpu) {
 
 std::string mib(int64_t bytes) { return std::to_string(bytes / (1024 * 1024)) + "M"; }
 
-// FNV-1a of the id, then splitmix64's finalizer over it and the seed: the tie-break
-// depends on the node's id, not its position in the snapshot.
-uint64_t tie_break(uint64_t seed, std::string_view id) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : id) h = (h ^ c) * 1099511628211ULL;
-  uint64_t z = h ^ (seed + 0x9e3779b97f4a7c15ULL);
+// splitmix64's finalizer.
+uint64_t mix(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
+}
+
+// A hash of the seed and the id, eight bytes at a time: the tie-break depends on the
+// node's id, not its place in the snapshot. `seeded` is mix(seed + constant), once per plan.
+uint64_t tie_break(uint64_t seeded, std::string_view id) {
+  uint64_t h = seeded ^ id.size();
+  size_t i = 0;
+  for (; i + 8 <= id.size(); i += 8) {
+    uint64_t word;
+    std::memcpy(&word, id.data() + i, 8);
+    h = mix(h ^ word);
+  }
+  uint64_t tail = 0;
+  for (; i < id.size(); ++i) tail = (tail << 8) | static_cast<unsigned char>(id[i]);
+  return mix(h ^ tail);
 }
 
 // A node that may take more of the request, and what this plan has put on it so far.
 struct Candidate {
   const NodeView* node;
   int placed = 0;
-  uint64_t tie = 0;
 };
 
 // Lower is better; a placement only ever raises a node's key (its group count grows).
@@ -46,19 +57,31 @@ struct Key {
   uint32_t candidate;
 };
 
-bool operator<(const Key& a, const Key& b) {
+// Without the tie-break: what spread and best fit say.
+bool score_less(const Key& a, const Key& b) {
   if (a.group_count != b.group_count) return a.group_count < b.group_count;
-  if (a.leftover != b.leftover) return a.leftover < b.leftover;
+  return a.leftover < b.leftover;
+}
+bool score_equal(const Key& a, const Key& b) {
+  return a.group_count == b.group_count && a.leftover == b.leftover;
+}
+
+bool operator<(const Key& a, const Key& b) {
+  if (!score_equal(a, b)) return score_less(a, b);
   if (a.tie != b.tie) return a.tie < b.tie;
   return a.candidate < b.candidate;
 }
 
-// std::*_heap keep the greatest on top; we want the least key.
-bool worse(const Key& a, const Key& b) { return b < a; }
+// std::*_heap keep the greatest on top; we want the least key. A type, not a function,
+// so the heap's comparisons inline.
+struct Worse {
+  bool operator()(const Key& a, const Key& b) const { return b < a; }
+};
 
 class Planner {
  public:
-  explicit Planner(const GroupRequest& request) : request_(request) {}
+  Planner(const GroupRequest& request, uint64_t seed)
+      : request_(request), seeded_(mix(seed + 0x9e3779b97f4a7c15ULL)) {}
 
   double cpu_free(const Candidate& c) const {
     // Not accumulated: the rounding error stays that of one multiplication.
@@ -70,31 +93,36 @@ class Planner {
   bool fits(const Candidate& c) const {
     return cpu_free(c) + kCpuEpsilon >= request_.cpu && memory_free(c) >= request_.memory;
   }
-  Key key(const Candidate& c, uint32_t index) const {
+  uint64_t tie(const Candidate& c) const { return tie_break(seeded_, c.node->id); }
+  Key key(const Candidate& c, uint32_t index, uint64_t tie) const {
     const NodeView& n = *c.node;
     double cpu_left = n.cpu_total > 0 ? (cpu_free(c) - request_.cpu) / n.cpu_total : 0;
     double mem_left = n.memory_total > 0 ? static_cast<double>(memory_free(c) - request_.memory) /
                                                static_cast<double>(n.memory_total)
                                          : 0;
-    return Key{n.group_allocations + c.placed, cpu_left + mem_left, c.tie, index};
+    return Key{n.group_allocations + c.placed, cpu_left + mem_left, tie, index};
   }
 
   // Fills `out` with up to count node ids; returns how many were placed.
   int run(std::vector<Candidate>& candidates, std::vector<std::string>& out) const {
+    if (request_.count == 1) return run_one(candidates, out);
     std::vector<Key> heap;
     heap.reserve(candidates.size());
-    for (uint32_t i = 0; i < candidates.size(); ++i) heap.push_back(key(candidates[i], i));
-    std::make_heap(heap.begin(), heap.end(), worse);
+    for (uint32_t i = 0; i < candidates.size(); ++i) {
+      heap.push_back(key(candidates[i], i, tie(candidates[i])));
+    }
+    std::make_heap(heap.begin(), heap.end(), Worse());
     int placed = 0;
     while (placed < request_.count && !heap.empty()) {
-      std::pop_heap(heap.begin(), heap.end(), worse);
-      Candidate& c = candidates[heap.back().candidate];
+      std::pop_heap(heap.begin(), heap.end(), Worse());
+      Key& top = heap.back();
+      Candidate& c = candidates[top.candidate];
       out.push_back(c.node->id);
       ++placed;
       ++c.placed;
       if (fits(c)) {
-        heap.back() = key(c, heap.back().candidate);
-        std::push_heap(heap.begin(), heap.end(), worse);
+        top = key(c, top.candidate, top.tie);
+        std::push_heap(heap.begin(), heap.end(), Worse());
       } else {
         heap.pop_back();
       }
@@ -103,7 +131,31 @@ class Planner {
   }
 
  private:
+  // The same choice without a heap, in one pass (place(): single spawns). The hash is
+  // only worked out for nodes that tie with the best so far on spread and fit.
+  int run_one(const std::vector<Candidate>& candidates, std::vector<std::string>& out) const {
+    if (candidates.empty()) return 0;
+    Key best = key(candidates[0], 0, 0);
+    bool best_tie_known = false;
+    for (uint32_t i = 1; i < candidates.size(); ++i) {
+      Key k = key(candidates[i], i, 0);
+      if (score_less(best, k)) continue;
+      if (score_equal(best, k)) {
+        if (!best_tie_known) best.tie = tie(candidates[best.candidate]);
+        best_tie_known = true;
+        k.tie = tie(candidates[i]);
+        if (!(k < best)) continue;
+      } else {
+        best_tie_known = false;
+      }
+      best = k;
+    }
+    out.push_back(candidates[best.candidate].node->id);
+    return 1;
+  }
+
   const GroupRequest& request_;
+  uint64_t seeded_;
 };
 
 // "cpu 0.5 and memory 512M"
@@ -128,7 +180,7 @@ struct Survey {
   const NodeView* pinned = nullptr;  // the volume node, if pinned and present
 };
 
-Survey survey(const std::vector<NodeView>& nodes, const GroupRequest& request, uint64_t seed,
+Survey survey(const std::vector<NodeView>& nodes, const GroupRequest& request,
               const Planner& planner) {
   Survey s;
   s.candidates.reserve(request.volume_node.empty() ? nodes.size() : 1);
@@ -138,15 +190,13 @@ Survey survey(const std::vector<NodeView>& nodes, const GroupRequest& request, u
       s.pinned = &n;
     }
     if (!n.ready || n.draining) continue;
-    Candidate c{&n, 0, 0};
+    Candidate c{&n, 0};
     double cpu_free = planner.cpu_free(c);
     int64_t memory_free = planner.memory_free(c);
     if (!s.any_ready || cpu_free > s.most_cpu) s.most_cpu = cpu_free;
     if (!s.any_ready || memory_free > s.most_memory) s.most_memory = memory_free;
     s.any_ready = true;
-    if (!planner.fits(c)) continue;
-    c.tie = tie_break(seed, n.id);
-    s.candidates.push_back(c);
+    if (planner.fits(c)) s.candidates.push_back(c);
   }
   return s;
 }
@@ -193,8 +243,8 @@ std::variant<Plan, Rejection> plan(const std::vector<NodeView>& nodes, const Gro
   if (!std::isfinite(request.cpu) || request.cpu < 0) return invalid("cpu " + cores(request.cpu));
   if (request.memory < 0) return invalid("memory " + std::to_string(request.memory));
 
-  Planner planner(request);
-  Survey s = survey(nodes, request, seed, planner);
+  Planner planner(request, seed);
+  Survey s = survey(nodes, request, planner);
   Plan result;
   result.nodes.reserve(request.count);
   int placed = planner.run(s.candidates, result.nodes);

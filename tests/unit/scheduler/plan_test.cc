@@ -184,6 +184,18 @@ TEST(Plan, OtherSeedsMayPickOtherEqualNodes) {
   EXPECT_GE(firsts.size(), 5u);
 }
 
+TEST(Plan, APlanOfOnePicksWhatALongerPlanPicksFirst) {
+  std::vector<NodeView> nodes;
+  for (int i = 0; i < 10; ++i) nodes.push_back(node("node-" + std::to_string(i), 4, 8 * kGiB));
+  nodes.push_back(node("fuller", 4, 8 * kGiB, 1, 0));
+  nodes.push_back(node("fuller-too", 4, 8 * kGiB, 1, 0));
+  for (uint64_t seed = 0; seed < 32; ++seed) {
+    auto first = nodes_of(plan(nodes, group(1, 1, kGiB), seed)).front();
+    EXPECT_TRUE(first == "fuller" || first == "fuller-too") << first;
+    EXPECT_EQ(first, nodes_of(plan(nodes, group(5, 1, kGiB), seed)).front()) << seed;
+  }
+}
+
 // --- volume pin ---
 
 TEST(Plan, VolumePinPlacesOnlyOnThatNode) {
@@ -331,6 +343,12 @@ TEST(PlanProperty, NeverOvercommitsNeverOverplacesAndPicksTheBestKey) {
     }
     // Same seed, same plan (and the input order does not matter).
     EXPECT_EQ(nodes_of(plan(c.nodes, r, seed)), ids) << iteration;
+    // A plan of one (a single pass, no heap) picks what a longer plan picks first.
+    if (!ids.empty()) {
+      GroupRequest one = r;
+      one.count = 1;
+      EXPECT_EQ(nodes_of(plan(c.nodes, one, seed)).front(), ids.front()) << iteration;
+    }
     std::shuffle(c.nodes.begin(), c.nodes.end(), rng);
     EXPECT_EQ(nodes_of(plan(c.nodes, r, seed)), ids) << iteration;
   }
