@@ -239,14 +239,18 @@ std::variant<Plan, Rejection> invalid(std::string what) {
 
 std::variant<Plan, Rejection> plan(const std::vector<NodeView>& nodes, const GroupRequest& request,
                                    uint64_t seed) {
-  if (request.count < 0) return invalid("count " + std::to_string(request.count));
+  if (request.count < 0 || request.count > kMaxCount) {
+    return invalid("count " + std::to_string(request.count) + " (0 to " +
+                   std::to_string(kMaxCount) + ")");
+  }
   if (!std::isfinite(request.cpu) || request.cpu < 0) return invalid("cpu " + cores(request.cpu));
   if (request.memory < 0) return invalid("memory " + std::to_string(request.memory));
 
   Planner planner(request, seed);
   Survey s = survey(nodes, request, planner);
   Plan result;
-  result.nodes.reserve(request.count);
+  // Not all of count up front: a request that will not fit should not allocate for it.
+  result.nodes.reserve(std::min<size_t>(request.count, s.candidates.size()));
   int placed = planner.run(s.candidates, result.nodes);
   if (placed < request.count) return reject(s, request, placed);
   return result;

@@ -29,6 +29,10 @@ struct Request {
   int64_t memory = 0;
 };
 
+// The most allocations one plan places: a bound on its memory (a zero-sized request fits
+// any number of times), far above any real deploy.
+inline constexpr int kMaxCount = 1'000'000;
+
 // `count` allocations of one group, each of `cpu` cores and `memory` bytes.
 struct GroupRequest {
   std::string group;  // for messages; its live allocations are NodeView::group_allocations
@@ -54,7 +58,8 @@ struct Plan {
 //   kNoNodes: no node can take work at all (none ready and not draining).
 //   kNoCapacity: nodes are there, but they cannot hold all of the request.
 //   kVolumePinned: the pinned volume node is unknown, down, draining or too full.
-//   kInvalidRequest: negative count, cpu or memory, or a cpu that is not a number.
+//   kInvalidRequest: count outside 0..kMaxCount, negative cpu or memory, or a cpu that
+//     is not a number.
 struct Rejection {
   enum class Reason { kNoNodes, kNoCapacity, kVolumePinned, kInvalidRequest } reason;
   std::string message;  // for people: what was asked and the most any node has free

@@ -126,6 +126,10 @@ TEST(Plan, RejectsInvalidRequests) {
   std::vector<NodeView> nodes{node("a", 4, 8 * kGiB)};
   EXPECT_EQ(rejection_of(plan(nodes, group(-1, 1, kGiB), 1)).reason,
             Rejection::Reason::kInvalidRequest);
+  // Zero-sized allocations fit any number of times: the count is bounded instead.
+  auto huge = rejection_of(plan(nodes, group(kMaxCount + 1, 0, 0), 1));
+  EXPECT_EQ(huge.reason, Rejection::Reason::kInvalidRequest);
+  EXPECT_EQ(huge.message, "invalid placement request: count 1000001 (0 to 1000000)");
   EXPECT_EQ(rejection_of(plan(nodes, group(1, -1, kGiB), 1)).reason,
             Rejection::Reason::kInvalidRequest);
   EXPECT_EQ(rejection_of(plan(nodes, group(1, std::nan(""), kGiB), 1)).reason,
