@@ -62,8 +62,13 @@ TEST(Place, SpreadsAGroupThenPacksBestFit) {
   EXPECT_EQ(placed(place({a, b}, {0.5, kGiB})), "node-2");
 }
 
-TEST(Place, IsDeterministicOnTies) {
-  EXPECT_EQ(placed(place({node("node-2", 1, kGiB), node("node-1", 1, kGiB)}, {0.1, 1})), "node-1");
+TEST(Place, BreaksTiesBySeedNotByInputOrder) {
+  auto a = node("node-1", 1, kGiB);
+  auto b = node("node-2", 1, kGiB);
+  for (uint64_t seed = 0; seed < 16; ++seed) {
+    EXPECT_EQ(placed(place({a, b}, {0.1, 1}, seed)), placed(place({b, a}, {0.1, 1}, seed)));
+  }
+  EXPECT_EQ(placed(place({a, b}, {0.1, 1})), placed(place({a, b}, {0.1, 1}, 0)));
 }
 
 }  // namespace
