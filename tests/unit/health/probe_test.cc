@@ -95,7 +95,7 @@ TEST(ProbeOnce, TcpModeRefusedNamesTheAddress) {
   EXPECT_EQ(result.error, "tcp " + port.address() + ": connection refused");
 }
 
-TEST(ProbeOnce, Ipv6LoopbackWorks) {
+TEST(ProbeOnce, BracketedIpv6AddressIsProbed) {
   // Nothing listens on [::1]:1 in the test environment: refused, or unreachable when
   // the host has no IPv6; either way the address was accepted and a probe ran.
   ProbeResult result = probe_once(tcp_probe("[::1]:1"));
