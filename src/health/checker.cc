@@ -1,0 +1,234 @@
+#include "health/checker.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <optional>
+#include <system_error>
+
+#include "health/attempt.h"
+#include "model/units.h"
+
+namespace mill::health {
+
+using std::chrono::steady_clock;
+
+std::string_view health_name(Health health) {
+  switch (health) {
+    case Health::kStarting:
+      return "starting";
+    case Health::kHealthy:
+      return "healthy";
+    case Health::kUnhealthy:
+      return "unhealthy";
+  }
+  return "unknown";
+}
+
+// Owned through shared_ptr: remove() drops the map's reference while the thread may
+// still hold one (its poll set, a pending notice); `removed` tells it to let go.
+// Every field is guarded by Checker::mutex_.
+struct Checker::Target {
+  Probe probe;
+  Endpoint endpoint;
+  Callback callback;
+  SteadyTime added;
+  SteadyTime next_start;
+  SteadyTime started;              // of the attempt in flight
+  std::optional<Attempt> attempt;  // in flight
+  Status status;
+  bool removed = false;
+};
+
+struct Checker::Notice {
+  std::shared_ptr<Target> target;
+  Health health;
+  std::string error;
+};
+
+Result<std::unique_ptr<Checker>> Checker::create() {
+  UniqueFd wake(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!wake.valid()) {
+    return make_error(ErrorCode::kInternal,
+                      "health checker: eventfd: " + std::generic_category().message(errno));
+  }
+  std::unique_ptr<Checker> checker(new Checker(std::move(wake)));
+  try {
+    checker->thread_ = std::thread([raw = checker.get()] { raw->run(); });
+  } catch (const std::system_error& e) {
+    return make_error(ErrorCode::kInternal, std::string("health checker: thread: ") + e.what());
+  }
+  return checker;
+}
+
+Checker::Checker(UniqueFd wake) : wake_(std::move(wake)) {}
+
+Checker::~Checker() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+Result<void> Checker::add(const std::string& id, Probe probe, Callback on_change) {
+  MILL_TRY(validate(probe));
+  auto target = std::make_shared<Target>();
+  target->endpoint = *parse_endpoint(probe.address);
+  probe.interval = std::max(probe.interval, kMinInterval);
+  probe.passes = std::max(probe.passes, 1);
+  probe.failures = std::max(probe.failures, 1);
+  target->probe = std::move(probe);
+  target->callback = std::move(on_change);
+  target->added = target->next_start = steady_clock::now();
+  {
+    std::lock_guard lock(mutex_);
+    if (!targets_.emplace(id, std::move(target)).second) {
+      return make_error(ErrorCode::kAlreadyExists, "health target \"" + id + "\" exists");
+    }
+  }
+  wake();
+  return {};
+}
+
+bool Checker::remove(const std::string& id) {
+  std::unique_lock lock(mutex_);
+  auto it = targets_.find(id);
+  if (it == targets_.end()) return false;
+  std::shared_ptr<Target> target = std::move(it->second);
+  targets_.erase(it);
+  target->removed = true;
+  // From inside a callback (on our thread) the running callback is the caller itself.
+  if (std::this_thread::get_id() != thread_.get_id()) {
+    callback_done_.wait(lock, [&] { return running_ != target.get(); });
+  }
+  lock.unlock();
+  wake();  // let the thread drop its socket now rather than at its next wake-up
+  return true;
+}
+
+Result<Status> Checker::status(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  auto it = targets_.find(id);
+  if (it == targets_.end()) {
+    return make_error(ErrorCode::kNotFound, "no health target \"" + id + "\"");
+  }
+  return it->second->status;
+}
+
+size_t Checker::size() const {
+  std::lock_guard lock(mutex_);
+  return targets_.size();
+}
+
+void Checker::wake() const {
+  uint64_t one = 1;
+  // A full counter (never in practice) still wakes the thread: nothing to handle.
+  [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof(one));
+}
+
+// The thread: start due probes, poll every socket in flight (and the wake fd) until
+// the nearest deadline or start time, feed the results back, then run callbacks
+// without the lock.
+void Checker::run() {
+  std::unique_lock lock(mutex_);
+  std::vector<pollfd> fds;
+  std::vector<std::shared_ptr<Target>> polled;
+  std::vector<Notice> notices;
+  while (!stopping_) {
+    auto now = steady_clock::now();
+    fds.assign(1, pollfd{.fd = wake_.get(), .events = POLLIN, .revents = 0});
+    polled.clear();
+    SteadyTime wake_at = now + std::chrono::hours(1);
+    for (auto& [id, target] : targets_) {
+      if (!target->attempt && target->next_start <= now) {
+        target->started = now;
+        target->attempt.emplace(target->probe, target->endpoint, now);
+      }
+      if (target->attempt && target->attempt->done()) {  // e.g. refused at once
+        finish_probe(target, now, notices);
+      }
+      if (target->attempt) {
+        fds.push_back(
+            {.fd = target->attempt->fd(), .events = target->attempt->events(), .revents = 0});
+        polled.push_back(target);
+        wake_at = std::min(wake_at, target->attempt->deadline());
+      } else {
+        wake_at = std::min(wake_at, target->next_start);
+      }
+    }
+    if (notices.empty()) {
+      lock.unlock();
+      int n = ::poll(fds.data(), fds.size(), poll_timeout(now, wake_at));
+      int poll_errno = errno;
+      lock.lock();
+      if (fds[0].revents != 0) {
+        uint64_t count;
+        [[maybe_unused]] ssize_t r = ::read(wake_.get(), &count, sizeof(count));
+      }
+      now = steady_clock::now();
+      for (size_t i = 0; i < polled.size(); ++i) {
+        Target& target = *polled[i];
+        if (target.removed || !target.attempt) continue;
+        if (n < 0 && poll_errno != EINTR) target.attempt->abort(poll_errno);
+        if (n > 0) target.attempt->on_ready(fds[i + 1].revents);
+        target.attempt->on_time(now);
+        if (target.attempt->done()) finish_probe(polled[i], now, notices);
+      }
+      polled.clear();  // removed targets' sockets close here, with the lock held
+    }
+    deliver(notices, lock);
+  }
+}
+
+void Checker::finish_probe(const std::shared_ptr<Target>& owner, SteadyTime now,
+                           std::vector<Notice>& notices) {
+  Target& target = *owner;
+  ProbeResult result = target.attempt->result();
+  target.attempt.reset();
+  target.next_start = std::max(target.started + target.probe.interval, now);
+  Status& s = target.status;
+  ++s.probes;
+  s.last_error = result.error;
+  if (result.ok) {
+    ++s.passes_in_a_row;
+    s.failures_in_a_row = 0;
+  } else {
+    ++s.failures_in_a_row;
+    s.passes_in_a_row = 0;
+  }
+  const Health before = s.health;
+  std::string why;
+  if (s.health != Health::kHealthy && s.passes_in_a_row >= target.probe.passes) {
+    s.health = Health::kHealthy;
+  } else if (s.health == Health::kHealthy && s.failures_in_a_row >= target.probe.failures) {
+    s.health = Health::kUnhealthy;
+    why = result.error;
+  } else if (s.health == Health::kStarting && target.probe.deadline.count() > 0 &&
+             now - target.added >= target.probe.deadline) {
+    s.health = Health::kUnhealthy;
+    why = "not healthy within " + model::format_duration(target.probe.deadline) +
+          (result.error.empty() ? "" : ": " + result.error);
+  }
+  if (s.health != before && target.callback) {
+    notices.push_back(Notice{.target = owner, .health = s.health, .error = std::move(why)});
+  }
+}
+
+void Checker::deliver(std::vector<Notice>& notices, std::unique_lock<std::mutex>& lock) {
+  for (Notice& notice : notices) {
+    if (notice.target->removed) continue;
+    running_ = notice.target.get();
+    lock.unlock();
+    notice.target->callback(notice.health, notice.error);
+    lock.lock();
+    running_ = nullptr;
+    callback_done_.notify_all();
+  }
+  notices.clear();
+}
+
+}  // namespace mill::health

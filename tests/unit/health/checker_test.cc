@@ -1,0 +1,277 @@
+#include "health/checker.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <vector>
+
+#include "unit/health/servers.h"
+
+namespace mill::health {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::HttpServer;
+using testing::RefusingPort;
+using testing::SilentServer;
+using testing::wait_for;
+
+// What the callback saw.
+struct Event {
+  Health health;
+  std::string error;
+  int served = 0;      // requests the server had answered by then
+  int served_500 = 0;  // of which with status 500
+};
+
+class Events {
+ public:
+  explicit Events(const HttpServer* server = nullptr) : server_(server) {}
+  Callback callback() {
+    return [this](Health health, const std::string& error) {
+      std::lock_guard lock(mutex_);
+      events_.push_back({health, error, server_ ? server_->served() : 0,
+                         server_ ? server_->served_with(500) : 0});
+    };
+  }
+  std::vector<Event> list() const {
+    std::lock_guard lock(mutex_);
+    return events_;
+  }
+  size_t size() const { return list().size(); }
+  bool wait_for_count(size_t n, std::chrono::milliseconds limit = 10s) const {
+    return wait_for([&] { return size() >= n; }, limit);
+  }
+
+ private:
+  const HttpServer* server_;
+  mutable std::mutex mutex_;
+  std::vector<Event> events_;
+};
+
+std::unique_ptr<Checker> make_checker() {
+  auto checker = Checker::create();
+  EXPECT_TRUE(checker) << checker.error().to_string();
+  return std::move(checker).value();
+}
+
+Probe http_probe(std::string address, int passes = 1) {
+  return Probe{.address = std::move(address),
+               .path = "/healthz",
+               .timeout = 1s,
+               .interval = 100ms,
+               .passes = passes};
+}
+
+TEST(Checker, HealthyOnlyAfterTheConfiguredPassesInARow) {
+  HttpServer server;
+  Events events(&server);
+  auto checker = make_checker();
+  ASSERT_TRUE(checker->add("web-1", http_probe(server.address(), 3), events.callback()));
+  EXPECT_EQ(checker->status("web-1")->health, Health::kStarting);
+
+  ASSERT_TRUE(events.wait_for_count(1));
+  auto seen = events.list();
+  EXPECT_EQ(seen[0].health, Health::kHealthy);
+  EXPECT_EQ(seen[0].error, "");
+  EXPECT_GE(seen[0].served, 3);  // not after the first or second pass
+  auto status = checker->status("web-1");
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->health, Health::kHealthy);
+  EXPECT_GE(status->passes_in_a_row, 3);
+  EXPECT_EQ(status->last_error, "");
+
+  // Still healthy a few probes later, and no more callbacks: nothing changed.
+  int served = server.served();
+  ASSERT_TRUE(wait_for([&] { return server.served() >= served + 3; }));
+  EXPECT_EQ(events.size(), 1u);
+}
+
+TEST(Checker, UnhealthyAfterThreeFailuresThenHealthyAgain) {
+  HttpServer server;
+  Events events(&server);
+  auto checker = make_checker();
+  ASSERT_TRUE(checker->add("web-1", http_probe(server.address()), events.callback()));
+  ASSERT_TRUE(events.wait_for_count(1));
+  ASSERT_EQ(events.list()[0].health, Health::kHealthy);
+
+  server.set_status(500);
+  ASSERT_TRUE(wait_for([&] { return checker->status("web-1")->failures_in_a_row >= 1; }));
+  auto failing = checker->status("web-1");
+  EXPECT_EQ(failing->last_error, "GET /healthz: 500");
+  // One or two failures are not enough.
+  if (failing->failures_in_a_row < 3) {
+    EXPECT_EQ(failing->health, Health::kHealthy);
+  }
+
+  ASSERT_TRUE(events.wait_for_count(2));
+  Event down = events.list()[1];
+  EXPECT_EQ(down.health, Health::kUnhealthy);
+  EXPECT_EQ(down.error, "GET /healthz: 500");
+  EXPECT_GE(down.served_500, 3);
+  EXPECT_EQ(checker->status("web-1")->health, Health::kUnhealthy);
+
+  server.set_status(200);
+  ASSERT_TRUE(events.wait_for_count(3));
+  EXPECT_EQ(events.list()[2].health, Health::kHealthy);
+  EXPECT_EQ(events.size(), 3u);
+}
+
+TEST(Checker, RefusedTargetStaysStartingWithTheReason) {
+  RefusingPort port;
+  Events events;
+  auto checker = make_checker();
+  ASSERT_TRUE(checker->add("web-1", http_probe(port.address()), events.callback()));
+  ASSERT_TRUE(wait_for([&] { return checker->status("web-1")->probes >= 3; }));
+  auto status = checker->status("web-1");
+  EXPECT_EQ(status->health, Health::kStarting);  // a starting app may refuse for a while
+  EXPECT_EQ(status->last_error, "GET /healthz: connection refused");
+  EXPECT_GE(status->failures_in_a_row, 3);
+  EXPECT_EQ(events.size(), 0u);
+}
+
+TEST(Checker, MissedDeadlineMakesAStartingTargetUnhealthy) {
+  RefusingPort port;
+  Events events;
+  auto checker = make_checker();
+  Probe probe = http_probe(port.address());
+  probe.deadline = 300ms;
+  ASSERT_TRUE(checker->add("web-1", probe, events.callback()));
+  ASSERT_TRUE(events.wait_for_count(1));
+  EXPECT_EQ(events.list()[0].health, Health::kUnhealthy);
+  EXPECT_EQ(events.list()[0].error, "not healthy within 300ms: GET /healthz: connection refused");
+}
+
+TEST(Checker, SilentTargetTimesOutWithoutHoldingUpOthers) {
+  SilentServer silent;
+  HttpServer server;
+  Events fast_events;
+  Events silent_events;
+  auto checker = make_checker();
+  Probe hung = http_probe(silent.address());
+  hung.timeout = 2s;
+  ASSERT_TRUE(checker->add("hung", hung, silent_events.callback()));
+  ASSERT_TRUE(checker->add("fast", http_probe(server.address(), 5), fast_events.callback()));
+
+  // Five probes 100 ms apart finish while the hung one is still waiting out its 2s.
+  ASSERT_TRUE(fast_events.wait_for_count(1));
+  EXPECT_EQ(fast_events.list()[0].health, Health::kHealthy);
+  EXPECT_EQ(checker->status("hung")->probes, 0);
+
+  ASSERT_TRUE(wait_for([&] { return checker->status("hung")->probes >= 1; }, 4s));
+  EXPECT_EQ(checker->status("hung")->last_error, "GET /healthz: timed out after 2s");
+}
+
+TEST(Checker, TcpTargetGoesDownWhenItsListenerCloses) {
+  HttpServer server;  // only its listening socket matters here
+  Events events;
+  auto checker = make_checker();
+  std::string address = server.address();
+  ASSERT_TRUE(checker->add("db-1",
+                           Probe{.address = address, .path = "", .timeout = 1s, .interval = 100ms},
+                           events.callback()));
+  ASSERT_TRUE(events.wait_for_count(1));
+  EXPECT_EQ(events.list()[0].health, Health::kHealthy);
+
+  server.stop();
+  ASSERT_TRUE(events.wait_for_count(2));
+  EXPECT_EQ(events.list()[1].health, Health::kUnhealthy);
+  EXPECT_EQ(events.list()[1].error, "tcp " + address + ": connection refused");
+  EXPECT_GE(checker->status("db-1")->failures_in_a_row, 3);
+}
+
+TEST(Checker, RemoveWaitsForARunningCallbackAndStopsProbing) {
+  HttpServer server;
+  auto checker = make_checker();
+  std::atomic<bool> entered = false;
+  std::atomic<bool> returned = false;
+  std::atomic<int> calls = 0;
+  ASSERT_TRUE(checker->add("web-1", http_probe(server.address()), [&](Health, const std::string&) {
+    ++calls;
+    entered = true;
+    std::this_thread::sleep_for(300ms);  // the owner is busy when remove() comes
+    returned = true;
+  }));
+  ASSERT_TRUE(wait_for([&] { return entered.load(); }));
+  EXPECT_TRUE(checker->remove("web-1"));
+  EXPECT_TRUE(returned);  // remove() did not return while the callback ran
+
+  // No more probes (one already in flight may still land), no more callbacks, even
+  // though the target would now change state.
+  server.set_status(500);
+  int served = server.served();
+  std::this_thread::sleep_for(600ms);  // six intervals in which nothing may happen
+  EXPECT_LE(server.served(), served + 1);
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(checker->status("web-1"));
+  EXPECT_EQ(checker->size(), 0u);
+}
+
+TEST(Checker, CallbackMayRemoveItsOwnTarget) {
+  HttpServer server;
+  auto checker = make_checker();
+  std::atomic<bool> removed = false;
+  ASSERT_TRUE(checker->add("web-1", http_probe(server.address()), [&](Health, const std::string&) {
+    removed = checker->remove("web-1");
+  }));
+  ASSERT_TRUE(wait_for([&] { return removed.load(); }));
+  EXPECT_EQ(checker->size(), 0u);
+}
+
+TEST(Checker, AddAndStatusReportMistakes) {
+  auto checker = make_checker();
+  auto bad = checker->add("web-1", Probe{.address = "web:80", .path = ""}, {});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
+
+  RefusingPort port;
+  ASSERT_TRUE(checker->add("web-1", http_probe(port.address()), {}));
+  auto twice = checker->add("web-1", http_probe(port.address()), {});
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().code, ErrorCode::kAlreadyExists);
+
+  auto unknown = checker->status("nope");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, ErrorCode::kNotFound);
+  EXPECT_FALSE(checker->remove("nope"));
+  EXPECT_TRUE(checker->remove("web-1"));
+}
+
+TEST(Checker, DestroyingDoesNotWaitForHungProbes) {
+  SilentServer silent;
+  auto checker = make_checker();
+  Probe hung = http_probe(silent.address());
+  hung.timeout = 10s;
+  ASSERT_TRUE(checker->add("hung", hung, {}));
+  std::this_thread::sleep_for(100ms);  // setup: let the probe get in flight
+  auto start = std::chrono::steady_clock::now();
+  checker.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+}
+
+TEST(Checker, TwoHundredTargetsOnOneThread) {
+  constexpr int kTargets = 200;
+  HttpServer server;
+  int threads_before = testing::thread_count();
+  auto checker = make_checker();
+  std::atomic<int> healthy = 0;
+  for (int i = 0; i < kTargets; ++i) {
+    Probe probe = http_probe(server.address(), 2);
+    probe.interval = 200ms;
+    ASSERT_TRUE(
+        checker->add("web-" + std::to_string(i), probe, [&](Health health, const std::string&) {
+          if (health == Health::kHealthy) ++healthy;
+        }));
+  }
+  ASSERT_TRUE(wait_for([&] { return healthy == kTargets; }, 20s)) << healthy << " healthy";
+  EXPECT_EQ(testing::thread_count(), threads_before + 1);
+
+  for (int i = 0; i < kTargets; i += 2) EXPECT_TRUE(checker->remove("web-" + std::to_string(i)));
+  EXPECT_EQ(checker->size(), static_cast<size_t>(kTargets / 2));
+  EXPECT_EQ(checker->status("web-1")->health, Health::kHealthy);
+}
+
+}  // namespace
+}  // namespace mill::health
