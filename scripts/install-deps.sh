@@ -12,6 +12,7 @@ packages=(
   libssl-dev libcli11-dev libarchive-dev libzstd-dev
   # containers: OCI runtimes, the init run as PID 1, networking
   runc crun tini iproute2 nftables iptables
+  e2fsprogs  # volumes: mkfs.ext4, e2fsck, resize2fs
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev sqlite3 curl wrk prometheus procps
   docker-registry apache2-utils openssl umoci skopeo busybox-static dnsutils
