@@ -7,7 +7,6 @@
 #include <iostream>
 
 #include "common/files.h"
-#include "model/json.h"
 
 namespace mill::cli {
 
@@ -67,9 +66,7 @@ ClientConfig load_client_config() {
   return c;
 }
 
-namespace {
-
-Result<std::string> send(const ClientConfig& config, net::ClientRequest req) {
+Result<net::ClientResponse> call_api_raw(const ClientConfig& config, net::ClientRequest req) {
   req.headers.push_back({"Authorization", "Bearer " + config.token});
   auto res = net::http_request(config.address, req);
   if (!res) {
@@ -78,18 +75,31 @@ Result<std::string> send(const ClientConfig& config, net::ClientRequest req) {
                                             "or the address in " +
                                             client_config_path() + " to point elsewhere.");
   }
-  if (res->status >= 200 && res->status < 300) return std::move(res->body);
-  std::string message = res->body;
-  if (auto o = model::parse_object(res->body, {"error"})) {
-    message = model::get_string(*o, "error", false).value_or(res->body);
-  }
   if (res->status == 401) {
-    return make_error(ErrorCode::kUnauthenticated, "the API rejected the token (" + message +
+    return make_error(ErrorCode::kUnauthenticated, "the API rejected the token (" +
+                                                       error_text(*res) +
                                                        ").\n  Set MILL_TOKEN, or use the "
                                                        "client config `mill init` wrote (" +
                                                        client_config_path() + ").");
   }
-  return make_error(ErrorCode::kInvalidArgument, message);
+  return res;
+}
+
+std::string error_text(const net::ClientResponse& res) {
+  // Error documents may carry more than "error" (a 400's "errors", a 409's "deploy").
+  boost::system::error_code ec;
+  auto v = boost::json::parse(res.body, ec);
+  if (ec || !v.is_object()) return res.body;
+  auto* e = v.as_object().if_contains("error");
+  return e && e->is_string() ? std::string(e->as_string()) : res.body;
+}
+
+namespace {
+
+Result<std::string> send(const ClientConfig& config, net::ClientRequest req) {
+  auto res = MILL_TRY(call_api_raw(config, std::move(req)));
+  if (res.status >= 200 && res.status < 300) return std::move(res.body);
+  return make_error(ErrorCode::kInvalidArgument, error_text(res));
 }
 
 }  // namespace

@@ -35,6 +35,13 @@ Result<boost::json::value> call_api_json(const ClientConfig& config, const std::
                                          const std::string& target, const std::string& body = {},
                                          std::chrono::milliseconds timeout = kApiTimeout);
 
+// Sends `req` with the token. Unreachable servers and 401 become errors (with advice);
+// any other answer, 2xx or not, is returned for the caller to interpret (deploy reads
+// the "errors" of a 400 and the running deploy of a 409).
+Result<net::ClientResponse> call_api_raw(const ClientConfig& config, net::ClientRequest req);
+// The server's {"error"} text of a non-2xx answer, or the body itself.
+std::string error_text(const net::ClientResponse& res);
+
 // GET whose 2xx body is handed to `sink` as it arrives (SSE streams); the call ends
 // when the server ends the body. idle_timeout bounds the wait for each piece.
 Result<void> call_api_stream(const ClientConfig& config, const std::string& target,

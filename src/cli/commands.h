@@ -20,5 +20,9 @@ void add_validate_command(CLI::App& app, int& exit_code);
 void add_task_commands(CLI::App& app, int& exit_code);  // spawn, tasks, task, kill
 void add_logs_command(CLI::App& app, int& exit_code);
 void add_cleanup_command(CLI::App& app, int& exit_code);
+void add_deploy_command(CLI::App& app, int& exit_code);  // deploy, deploys
+void add_restart_command(CLI::App& app, int& exit_code);
+void add_services_command(CLI::App& app, int& exit_code);  // services (ps)
+void add_volume_commands(CLI::App& app, int& exit_code);   // volumes, volume rm
 
 }  // namespace mill::cli

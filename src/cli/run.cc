@@ -17,6 +17,10 @@ int run(int argc, char** argv) {
   add_task_commands(app, exit_code);
   add_logs_command(app, exit_code);
   add_cleanup_command(app, exit_code);
+  add_deploy_command(app, exit_code);
+  add_restart_command(app, exit_code);
+  add_services_command(app, exit_code);
+  add_volume_commands(app, exit_code);
   // CLI11 reports bad usage by exception; this is its adapter, nothing else escapes.
   try {
     app.parse(argc, argv);
