@@ -44,6 +44,7 @@ AllocRunner::~AllocRunner() { stop(); }
 
 Result<void> AllocRunner::start(const std::string& node_id) {
   node_ = node_id;
+  checker_ = MILL_TRY(health::Checker::create());
   ::mkdir(options_.state_dir.c_str(), 0700);
   adopt();
   poller_ = std::thread([this] { poll_loop(); });
@@ -72,6 +73,7 @@ void AllocRunner::stop() {
     workers.swap(workers_);
   }
   for (auto& [e, w] : workers) w.join();
+  checker_.reset();  // no health callbacks from here on
   if (reporter_.joinable()) reporter_.join();
 }
 
@@ -105,7 +107,12 @@ std::vector<std::string> AllocRunner::lookup(std::string_view name) const {
 // --- persistence -----------------------------------------------------------------
 
 void AllocRunner::persist(const Entry& e) {
-  json::object o{{"alloc", json::parse(model::encode(e.alloc))},
+  // Without env values: they may hold secrets, whose plaintext lives only in the
+  // container's environment. The control plane sends them with every desired state
+  // (reconcile() puts them back), before anything here could need them again.
+  model::Allocation alloc = e.alloc;
+  for (auto& [k, v] : alloc.spec.env) v.clear();
+  json::object o{{"alloc", json::parse(model::encode(alloc))},
                  {"state", json::parse(model::encode(e.state))},
                  {"image_digest", e.image_digest},
                  {"stop_reason", e.stop_reason}};
@@ -258,6 +265,7 @@ void AllocRunner::reconcile(const DesiredAllocations& desired) {
       if (it != entries_.end()) {
         Entry& e = *it->second;
         e.alloc.desired = a.desired;
+        if (a.desired == model::DesiredState::kRun) e.alloc.spec.env = a.spec.env;
         if (a.desired == model::DesiredState::kStop && !e.stop_requested &&
             !model::is_terminal(e.state.status)) {
           e.stop_requested = true;
@@ -325,6 +333,7 @@ void AllocRunner::spawn_worker(const Ptr& entry, bool start_it) {
 }
 
 void AllocRunner::run(const Ptr& entry, bool start_it) {
+  if (!start_it) watch_health(entry);  // re-adopted: it runs already
   if (!start_it || start_container(entry)) {
     // A service's container that ends by itself is started again (supervise returns
     // true) until the control plane stops the allocation.
@@ -343,6 +352,7 @@ static std::chrono::milliseconds restart_backoff(int streak) {
 
 bool AllocRunner::restart_after_exit(const Ptr& entry) {
   const std::string id = entry->alloc.id;
+  unwatch_health(id);
   std::string last_line;
   if (auto lines = runtime::tail_logs(containers_.log_dir(id), 1); lines && !lines->empty()) {
     last_line = lines->back().line;
@@ -414,7 +424,58 @@ bool AllocRunner::start_container(const Ptr& entry) {
         e.state.start_duration = started->start_duration;
       },
       true);
+  watch_health(entry);
   return true;
+}
+
+void AllocRunner::watch_health(const Ptr& entry) {
+  model::Allocation alloc;
+  {
+    std::lock_guard lock(mutex_);
+    alloc = entry->alloc;
+  }
+  if (alloc.kind != model::kKindService || !alloc.spec.health || !alloc.spec.port || !checker_) {
+    return;
+  }
+  auto probe =
+      health::probe_for(*alloc.spec.health, alloc.ip + ":" + std::to_string(*alloc.spec.port));
+  probe.deadline = std::chrono::milliseconds(0);  // the deploy keeps the deadline
+  auto added =
+      checker_->add(alloc.id, probe, [this, entry](health::Health h, const std::string& error) {
+        update(
+            entry,
+            [&](Entry& e) {
+              // Only a running container changes with its health (not one being stopped).
+              if (e.state.status != AllocStatus::kRunning &&
+                  e.state.status != AllocStatus::kHealthy) {
+                return;
+              }
+              e.state.status =
+                  h == health::Health::kHealthy ? AllocStatus::kHealthy : AllocStatus::kRunning;
+              e.state.message = h == health::Health::kHealthy ? "" : "health check " + error;
+            },
+            true);
+      });
+  if (!added && added.error().code != ErrorCode::kAlreadyExists) {
+    log::warn("agent: cannot health-check " + alloc.id + ": " + added.error().message);
+  }
+}
+
+void AllocRunner::unwatch_health(const std::string& id) {
+  if (checker_) checker_->remove(id);
+}
+
+void AllocRunner::note_health_error(const Ptr& entry) {
+  if (!checker_) return;
+  auto status = checker_->status(entry->alloc.id);
+  if (!status || status->health == health::Health::kHealthy || status->last_error.empty()) return;
+  std::string message = "health check " + status->last_error;
+  {
+    std::lock_guard lock(mutex_);
+    if (entry->state.status != AllocStatus::kRunning || entry->state.message == message) return;
+  }
+  update(
+      entry, [&](Entry& e) { e.state.message = message; }, false);
 }
 
 // A service without a health check is healthy once it has run for kMinHealthy: one
@@ -449,9 +510,11 @@ bool AllocRunner::supervise(const Ptr& entry) {
     }
     auto now = clock_.now();
     mark_healthy_if_due(entry, now);
+    note_health_error(entry);
     bool timed_out = timeout_at && now >= *timeout_at;
     if (stop_requested || timed_out) {
       std::string reason = stop_requested ? "killed" : "timeout";
+      unwatch_health(id);  // out of DNS (and later the proxy) before SIGTERM
       update(
           entry,
           [&](Entry& e) {
@@ -504,6 +567,7 @@ bool AllocRunner::supervise(const Ptr& entry) {
 
 void AllocRunner::finish(const Ptr& entry, AllocStatus status, std::optional<Exit> exit,
                          std::string message) {
+  unwatch_health(entry->alloc.id);
   std::string digest;
   {
     std::lock_guard lock(mutex_);

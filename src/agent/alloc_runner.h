@@ -25,6 +25,7 @@
 #include "agent/containers.h"
 #include "agent/node_client.h"
 #include "common/clock.h"
+#include "health/checker.h"
 #include "model/allocation.h"
 
 namespace mill::agent {
@@ -80,6 +81,14 @@ class AllocRunner {
   // Services: waits out the backoff (1 s doubling to 5 min) and starts it again.
   bool restart_after_exit(const Ptr& entry);
   void mark_healthy_if_due(const Ptr& entry, SystemTime now);
+  // Services with a health check: probes the running container (HTTP GET of the
+  // check's path, else a TCP connect to its port); healthy after the check's passes in
+  // a row, back to running with the reason after 3 failures. Not under mutex_.
+  void watch_health(const Ptr& entry);
+  void unwatch_health(const std::string& id);
+  // While it is not healthy, the checker's last error is the allocation's message, so
+  // a deploy that gives up says why ("health check GET /healthz: 500").
+  void note_health_error(const Ptr& entry);
   void finish(const Ptr& entry, model::AllocStatus status, std::optional<Exit> exit,
               std::string message);
   // Sets the status (and more via `change`), persists when it matters, reports.
@@ -110,6 +119,8 @@ class AllocRunner {
 
   std::thread poller_;
   std::thread reporter_;
+  // Last: destroyed first, so no health callback runs on a half-destroyed runner.
+  std::unique_ptr<health::Checker> checker_;
 };
 
 }  // namespace mill::agent

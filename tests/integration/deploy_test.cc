@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <cstdio>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -83,8 +84,9 @@ class Deploy : public ::testing::Test {
 
   // POSTs the config and reads the whole stream (it ends with done or failed).
   std::vector<Event> deploy(const std::string& config, int* status = nullptr,
-                            std::string* body = nullptr) {
-    auto res = call("POST", "/v1/deploy?file=test.toml", config, "text/plain");
+                            std::string* body = nullptr,
+                            const std::string& target = "/v1/deploy?file=test.toml") {
+    auto res = call("POST", target, config, "text/plain");
     if (status) *status = res.status;
     if (body) *body = res.body;
     std::vector<Event> out;
@@ -300,6 +302,85 @@ TEST_F(Deploy, ACrashingServiceIsRestartedWithBackoffAndCounted) {
   EXPECT_NE(line.find("service=\"flaky\""), std::string::npos) << line;
   EXPECT_NE(line.find("node=\"node-1\""), std::string::npos) << line;
   EXPECT_EQ(line.substr(line.rfind(' ') + 1), "3") << line;
+}
+
+// A health check answered 404: the new allocation never becomes healthy, the deploy
+// fails at the check's deadline with the check's answer, and the old allocations
+// (never stopped before a healthy replacement) keep serving.
+TEST_F(Deploy, AHealthCheckThatNeverPassesRollsBackAndTheOldAllocationsStay) {
+  const std::string health = "health = { path = \"/health\", interval = \"100ms\" }\n";
+  ASSERT_EQ(deploy(service("web", 2, health)).back().event, "done") << server_->log();
+  auto before = alloc_ids("web");
+  ASSERT_EQ(before.size(), 2u);
+
+  auto events = deploy(service(
+      "web", 2, "health = { path = \"/nope\", interval = \"100ms\", deadline = \"2s\" }\n"));
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().event, "failed") << server_->log();
+  EXPECT_EQ(events.back().data.at("reason").as_string(), "health check GET /nope: 404 after 2s");
+  EXPECT_EQ(phases(events, "web"), "scheduled starting ");
+  EXPECT_EQ(alloc_ids("web"), before);
+  auto web = service_json("web");
+  for (auto& a : web.at("allocations").as_array()) {
+    EXPECT_EQ(a.as_object().at("status").as_string(), "healthy");
+    EXPECT_EQ(get(std::string(a.as_object().at("address").as_string()), "/health"), "ok");
+  }
+}
+
+// POST /v1/restart/:service: every allocation replaced, one at a time, each old one
+// stopped only after its replacement is healthy.
+TEST_F(Deploy, RestartReplacesEveryAllocationOneAtATime) {
+  const std::string health = "health = { path = \"/health\", interval = \"100ms\" }\n";
+  ASSERT_EQ(deploy(service("web", 2, health)).back().event, "done") << server_->log();
+  auto before = alloc_ids("web");
+  auto events = deploy("", nullptr, nullptr, "/v1/restart/web");
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().event, "done") << server_->log();
+  EXPECT_EQ(phases(events, "web"),
+            "scheduled starting healthy stopped scheduled starting healthy stopped ");
+  auto after = alloc_ids("web");
+  ASSERT_EQ(after.size(), 2u);
+  for (const auto& id : after) EXPECT_FALSE(before.contains(id)) << id;
+  int status = 0;
+  deploy("", &status, nullptr, "/v1/restart/nope");
+  EXPECT_EQ(status, 404);
+}
+
+// A secret's value reaches the container's environment and nothing else: not the
+// server's log, the deploy's events or record, the services list, nor the data dir
+// once the allocation has stopped.
+TEST_F(Deploy, ASecretsValueIsOnlyInTheContainersEnvironment) {
+  const std::string value = "s3cr3t-" + std::to_string(std::random_device{}());
+  ASSERT_EQ(call("PUT", "/v1/secrets/db_pass", "{\"value\": \"" + value + "\"}").status, 200);
+  int status = 0;
+  std::string body;
+  auto events =
+      deploy(service("web", 1, "env = { DB_PASS = \"${secret:db_pass}\" }"), &status, &body);
+  ASSERT_FALSE(events.empty()) << body;
+  ASSERT_EQ(events.back().event, "done") << server_->log();
+  EXPECT_EQ(body.find(value), std::string::npos);
+  auto web = service_json("web");
+  auto address =
+      std::string(web.at("allocations").as_array()[0].as_object().at("address").as_string());
+  EXPECT_NE(get(address, "/env").find("DB_PASS=" + value), std::string::npos);
+  EXPECT_EQ(call("GET", "/v1/services").body.find(value), std::string::npos);
+  EXPECT_EQ(call("GET", "/v1/deploys").body.find(value), std::string::npos);
+  std::string id(events.front().data.at("deploy").as_string());
+  EXPECT_EQ(call("GET", "/v1/deploys/" + id).body.find(value), std::string::npos);
+  std::string alloc(web.at("allocations").as_array()[0].as_object().at("id").as_string());
+  EXPECT_EQ(call("GET", "/v1/logs/" + alloc).body.find(value), std::string::npos);
+
+  // Removed from the config: its allocation stops.
+  ASSERT_EQ(deploy(service("api", 1)).back().event, "done") << server_->log();
+  for (auto& s : services()) EXPECT_NE(s.as_object().at("name").as_string(), "web");
+  EXPECT_EQ(server_->log().find(value), std::string::npos);
+  std::string found;
+  if (FILE* p = ::popen(("grep -rlF -- '" + value + "' '" + dir_.path() + "'").c_str(), "r")) {
+    char buf[512];
+    while (std::fgets(buf, sizeof buf, p)) found += buf;
+    ::pclose(p);
+  }
+  EXPECT_EQ(found, "") << "the secret's value is on disk";
 }
 
 }  // namespace
