@@ -84,6 +84,15 @@ std::optional<model::AllocState> AllocRunner::state(const std::string& id) const
   return it->second->state;
 }
 
+std::vector<std::string> AllocRunner::allocations_of(const std::string& service) const {
+  std::vector<std::string> ids;
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, e] : entries_) {
+    if (e->alloc.kind == model::kKindService && e->alloc.group == service) ids.push_back(id);
+  }
+  return ids;
+}
+
 std::vector<std::string> AllocRunner::lookup(std::string_view name) const {
   if (!name.ends_with(".mill")) return {};
   std::string id(name.substr(0, name.size() - 5));

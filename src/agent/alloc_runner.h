@@ -50,6 +50,8 @@ class AllocRunner {
 
   // The allocation's last state as this node knows it; nullopt if unknown here.
   std::optional<model::AllocState> state(const std::string& id) const;
+  // The allocations of a service this node knows (running or ended, not forgotten).
+  std::vector<std::string> allocations_of(const std::string& service) const;
   // Addresses of running allocations with this DNS name ("<id>.mill").
   std::vector<std::string> lookup(std::string_view name) const;
 

@@ -1,5 +1,6 @@
 #include "agent/log_service.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 
 #include "model/json.h"
@@ -29,8 +30,9 @@ net::HttpResponse not_found(const std::string& id) {
 
 }  // namespace
 
-std::string sse_event(const runtime::LogLine& line) {
+std::string sse_event(const runtime::LogLine& line, const std::string& alloc) {
   json::object o{{"ts", line.ts}, {"stream", line.stream}, {"line", line.line}};
+  if (!alloc.empty()) o["alloc"] = alloc;
   return "data: " + model::serialize(o) + "\n\n";
 }
 
@@ -54,36 +56,75 @@ void LogService::stop() {
 }
 
 void LogService::stream(const api::LogQuery& query, std::shared_ptr<net::ResponseWriter> writer) {
-  auto state = runner_.state(query.alloc_id);
-  if (!state) return writer->respond(not_found(query.alloc_id));
-  // One cursor reads what exists and then follows, so no line is lost or repeated
-  // between the two.
-  auto cursor = runtime::LogCursor::at_start(containers_.log_dir(query.alloc_id));
-  auto lines = cursor.next();
-  if (!lines) lines = std::vector<runtime::LogLine>{};
-  size_t from = 0;
-  if (query.tail && *query.tail < lines->size()) from = lines->size() - *query.tail;
-  std::string out;
-  for (size_t i = from; i < lines->size(); ++i) out += sse_event((*lines)[i]);
+  Follower f;
+  f.writer = writer;
+  if (!query.service.empty()) {
+    f.id = query.service;
+    f.service = true;
+    auto ids = runner_.allocations_of(query.service);
+    if (ids.empty()) return writer->respond(not_found(query.service));
+    for (const auto& id : ids) {
+      f.sources.push_back({id, runtime::LogCursor::at_start(containers_.log_dir(id))});
+    }
+  } else {
+    if (!runner_.state(query.alloc_id)) return writer->respond(not_found(query.alloc_id));
+    f.id = query.alloc_id;
+    f.sources.push_back(
+        {query.alloc_id, runtime::LogCursor::at_start(containers_.log_dir(query.alloc_id))});
+  }
+  // One cursor per allocation reads what exists and then follows, so no line is lost
+  // or repeated between the two.
+  std::string out = read_new(f, query.tail);
   writer->begin_stream(200, "text/event-stream");
   if (!out.empty()) writer->write(std::move(out));
   if (!query.follow) return writer->close();
   std::lock_guard lock(mutex_);
   if (stopping_) return writer->close();
-  followers_.push_back({query.alloc_id, std::move(cursor), std::move(writer)});
+  followers_.push_back(std::move(f));
+}
+
+std::string LogService::read_new(Follower& f, std::optional<size_t> tail) {
+  if (f.service) {
+    // Allocations that started since (a deploy, a restart) join the stream.
+    for (const auto& id : runner_.allocations_of(f.id)) {
+      bool known = std::any_of(f.sources.begin(), f.sources.end(),
+                               [&](const Source& s) { return s.id == id; });
+      if (!known) f.sources.push_back({id, runtime::LogCursor::at_start(containers_.log_dir(id))});
+    }
+  }
+  std::vector<std::pair<runtime::LogLine, const std::string*>> lines;
+  for (auto& s : f.sources) {
+    auto got = s.cursor.next();
+    if (!got) continue;
+    for (auto& l : *got) lines.emplace_back(std::move(l), &s.id);
+  }
+  // Each allocation's lines are in order already; timestamps are RFC 3339 UTC with a
+  // fixed width, so comparing them as text is comparing the times.
+  if (f.sources.size() > 1) {
+    std::stable_sort(lines.begin(), lines.end(),
+                     [](const auto& a, const auto& b) { return a.first.ts < b.first.ts; });
+  }
+  size_t from = 0;
+  if (tail && *tail < lines.size()) from = lines.size() - *tail;
+  std::string out;
+  for (size_t i = from; i < lines.size(); ++i) {
+    out += sse_event(lines[i].first, f.service ? *lines[i].second : std::string());
+  }
+  return out;
 }
 
 bool LogService::pump(Follower& f) {
   if (f.writer->client_gone()) return true;
+  if (f.service) {
+    std::string out = read_new(f, std::nullopt);
+    if (!out.empty() && !f.writer->write(std::move(out))) return true;
+    return false;  // a service's log follows until the client leaves
+  }
   // Read the state before the lines: an allocation seen ended has written its last line.
   auto state = runner_.state(f.id);
   bool ended = !state || model::is_terminal(state->status);
-  auto lines = f.cursor.next();
-  if (lines && !lines->empty()) {
-    std::string out;
-    for (const auto& l : *lines) out += sse_event(l);
-    if (!f.writer->write(std::move(out))) return true;
-  }
+  std::string out = read_new(f, std::nullopt);
+  if (!out.empty() && !f.writer->write(std::move(out))) return true;
   if (!ended) return false;
   if (state) f.writer->write(end_event(f.id, *state));
   f.writer->close();

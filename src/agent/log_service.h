@@ -9,6 +9,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -31,11 +32,18 @@ class LogService final : public api::LogSource {
   void stop();
 
  private:
-  struct Follower {
+  struct Source {
     std::string id;
     runtime::LogCursor cursor;
+  };
+  struct Follower {
+    std::string id;  // the allocation, or the service
+    bool service = false;
+    std::vector<Source> sources;  // a service: one per allocation, more as they start
     std::shared_ptr<net::ResponseWriter> writer;
   };
+  // Reads every source's new lines; a service's come merged in time order, tagged.
+  std::string read_new(Follower& f, std::optional<size_t> tail);
   void loop();
   // True when the follower is done (client gone or allocation ended and drained).
   bool pump(Follower& f);
@@ -51,7 +59,8 @@ class LogService final : public api::LogSource {
   std::thread thread_;
 };
 
-// One SSE event for a log line: `data: {"ts": ..., "stream": ..., "line": ...}`.
-std::string sse_event(const runtime::LogLine& line);
+// One SSE event for a log line: `data: {"ts": ..., "stream": ..., "line": ...}`, with
+// "alloc" when it is given (a service's merged log).
+std::string sse_event(const runtime::LogLine& line, const std::string& alloc = "");
 
 }  // namespace mill::agent

@@ -1,5 +1,6 @@
-// GET /v1/logs/:name (spec: Logs): an allocation's log as SSE, from the node that
-// keeps it. Tasks are named by id; services join in the deploy issue.
+// GET /v1/logs/:name (spec: Logs): a task's log, or a service's (every allocation's,
+// merged in time order, each line tagged with its allocation) as SSE, from the node
+// that keeps it. A task id (or any allocation id) wins over a service name.
 
 #include <boost/json.hpp>
 #include <charconv>
@@ -29,11 +30,20 @@ void add_log_routes(Router& router, const ApiContext& ctx) {
       }
       query.tail = n;
     }
-    auto task = ctx.tasks->get(name);
-    if (!task) return error_response(404, "no task or service '" + name + "'");
-    if (!ctx.logs || !ctx.logs->serves(task->alloc.node)) {
-      return error_response(503, "the logs of " + name + " are on " + task->alloc.node +
-                                     ", which this server cannot reach");
+    std::string node;
+    if (auto task = ctx.tasks->get(name)) {
+      node = task->alloc.node;
+    } else {
+      auto allocs = ctx.tasks->group(model::kKindService, name);
+      if (allocs.empty()) return error_response(404, "no task or service '" + name + "'");
+      query.alloc_id.clear();
+      query.service = name;
+      // One node today; with several, each node's source streams its part.
+      node = allocs.back().alloc.node;
+    }
+    if (!ctx.logs || !ctx.logs->serves(node)) {
+      return error_response(
+          503, "the logs of " + name + " are on " + node + ", which this server cannot reach");
     }
     net::HttpResponse res;
     res.async = [&ctx, query](std::shared_ptr<net::ResponseWriter> writer) {

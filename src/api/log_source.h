@@ -15,7 +15,8 @@
 namespace mill::api {
 
 struct LogQuery {
-  std::string alloc_id;
+  std::string alloc_id;        // one allocation (a task) ...
+  std::string service;         // ... or every allocation of a service, merged in time order
   std::optional<size_t> tail;  // last N lines only
   bool follow = false;         // then stream new lines until the allocation ends
 };
@@ -26,6 +27,8 @@ class LogSource {
   // Streams the allocation's lines as SSE `data: {"ts","stream","line"}` events on
   // `writer` (begin_stream, write, close). With follow, it keeps the stream open until
   // the client leaves or the allocation ends, and then sends a final event saying so.
+  // A service's lines carry "alloc" (the allocation they come from), and its follow
+  // picks up allocations that start later (a deploy) until the client leaves.
   // kNotFound when the node has no log for it.
   virtual void stream(const LogQuery& query, std::shared_ptr<net::ResponseWriter> writer) = 0;
   // Whether this source serves the allocation's node.

@@ -346,6 +346,40 @@ TEST_F(Deploy, RestartReplacesEveryAllocationOneAtATime) {
   EXPECT_EQ(status, 404);
 }
 
+// GET /v1/logs/:service: every allocation's lines, in time order, each tagged with
+// the allocation it comes from; tail counts over the merged log.
+TEST_F(Deploy, AServicesLogMergesItsAllocationsInTimeOrder) {
+  auto events = deploy(
+      service("web", 2, "command = [\"/bin/sh\", \"-c\", \"echo one; echo two; exec /probe\"]"));
+  ASSERT_EQ(events.back().event, "done") << server_->log();
+  auto ids = alloc_ids("web");
+  ASSERT_EQ(ids.size(), 2u);
+  auto res = call("GET", "/v1/logs/web");
+  ASSERT_EQ(res.status, 200) << res.body;
+  net::SseParser parser;
+  std::map<std::string, std::vector<std::string>> by_alloc;
+  std::string last_ts;
+  for (auto& e : parser.feed(res.body)) {
+    auto o = json::parse(e.data).as_object();
+    std::string alloc(o.at("alloc").as_string());
+    EXPECT_TRUE(ids.contains(alloc)) << alloc;
+    std::string ts(o.at("ts").as_string());
+    EXPECT_LE(last_ts, ts) << "lines out of time order";
+    last_ts = ts;
+    by_alloc[alloc].push_back(std::string(o.at("line").as_string()));
+  }
+  ASSERT_EQ(by_alloc.size(), 2u) << res.body;
+  for (auto& [alloc, lines] : by_alloc) {
+    ASSERT_GE(lines.size(), 2u) << alloc;
+    EXPECT_EQ(lines[0], "one");
+    EXPECT_EQ(lines[1], "two");
+  }
+  auto tail = call("GET", "/v1/logs/web?tail=1");
+  ASSERT_EQ(tail.status, 200);
+  EXPECT_EQ(parser.feed(tail.body).size(), 1u) << tail.body;
+  EXPECT_EQ(call("GET", "/v1/logs/nope").status, 404);
+}
+
 // A secret's value reaches the container's environment and nothing else: not the
 // server's log, the deploy's events or record, the services list, nor the data dir
 // once the allocation has stopped.
