@@ -393,25 +393,28 @@ Result<void> DeployManager::roll(Run& run, const model::ServiceSpec& service, bo
     stop_allocations(started);
     return Unexpected(e);
   };
+  // Replacing: at most `parallel` new allocations in flight, and an old one stopped for
+  // each that becomes healthy, so the service never has fewer healthy allocations than
+  // it asks for. Nothing to replace (a new service, or more replicas of an unchanged
+  // one): all at once, since nothing that serves is at stake.
+  std::vector<Pending> pending;
+  int placed = keep;
   while (healthy < want) {
-    int batch = std::min(parallel, want - healthy);
-    std::vector<std::pair<std::string, SteadyClock::time_point>> placed;
-    for (int i = 0; i < batch; ++i) {
+    int room = old.empty() ? want - placed
+                           : std::min(parallel - static_cast<int>(pending.size()), want - placed);
+    for (int i = 0; i < room; ++i) {
       auto v = tasks_.place_service(service.name, spec);
       if (!v) return fail(v.error());
       started.push_back(v->alloc.id);
-      placed.emplace_back(v->alloc.id, SteadyClock::now());
+      pending.push_back({v->alloc.id, SteadyClock::now()});
+      ++placed;
       emit(run, "progress",
            progress(json::object{
                {"service", service.name}, {"phase", "scheduled"}, {"node", v->alloc.node}}));
-      emit(run, "progress",
-           progress(json::object{{"service", service.name}, {"phase", "starting"}}));
     }
-    for (const auto& [id, at] : placed) {
-      if (auto ok = wait_healthy(id, deadline); !ok) return fail(ok.error());
-      emit(run, "progress",
-           progress(json::object{
-               {"service", service.name}, {"phase", "healthy"}, {"elapsed", seconds_since(at)}}));
+    auto now_healthy = wait_progress(run, service.name, pending, deadline);
+    if (!now_healthy) return fail(now_healthy.error());
+    for (int i = 0; i < *now_healthy; ++i) {
       ++healthy;
       if (!old.empty() && healthy + static_cast<int>(old.size()) > want) {
         stop_allocations({old.front()});
@@ -446,28 +449,67 @@ bool DeployManager::stopping() const {
   return signal_->stopping;
 }
 
-Result<void> DeployManager::wait_healthy(const std::string& id,
+Result<int> DeployManager::wait_progress(Run& run, const std::string& service,
+                                         std::vector<Pending>& pending,
                                          std::chrono::milliseconds deadline) {
-  std::optional<Result<void>> outcome;
-  std::string last;
-  await(SteadyClock::now() + deadline, [&] {
-    auto v = tasks_.get(id);
-    if (!v) {
-      outcome = make_error(ErrorCode::kInternal, "allocation " + id + " vanished");
-    } else if (v->status() == AllocStatus::kHealthy) {
-      outcome = Result<void>{};
-    } else if (auto why = failure_of(*v)) {
-      outcome = make_error(ErrorCode::kUnavailable, *why);
-    } else {
-      last = v->state && !v->state->message.empty()
-                 ? v->state->message
-                 : "not healthy (still " + std::string(model::to_string(v->status())) + ")";
+  auto earliest = pending.front().placed_at;
+  for (const auto& p : pending) earliest = std::min(earliest, p.placed_at);
+  std::optional<Error> failed;
+  std::vector<std::string> starting, healthy;
+  std::string last;  // why the oldest one is not healthy yet
+  await(earliest + deadline, [&] {
+    for (auto& p : pending) {
+      auto v = tasks_.get(p.id);
+      if (!v) {
+        failed = Error{ErrorCode::kInternal, "allocation " + p.id + " vanished"};
+        return true;
+      }
+      auto status = v->status();
+      if (auto why = failure_of(*v)) {
+        failed = Error{ErrorCode::kUnavailable, *why};
+        return true;
+      }
+      bool up = status == AllocStatus::kStarting || model::is_up(status);
+      if (up && !p.starting) starting.push_back(p.id);
+      if (status == AllocStatus::kHealthy) healthy.push_back(p.id);
+      if (p.placed_at == earliest) {
+        last = v->state && !v->state->message.empty()
+                   ? v->state->message
+                   : "not healthy (still " + std::string(model::to_string(status)) + ")";
+      }
     }
-    return outcome.has_value();
+    return !starting.empty() || !healthy.empty();
   });
-  if (outcome) return *outcome;
-  if (stopping()) return make_error(ErrorCode::kUnavailable, "the server is stopping");
-  return make_error(ErrorCode::kTimeout, last + " after " + format_seconds(deadline));
+  if (failed) return Unexpected(*failed);
+  for (auto& p : pending) {
+    if (std::find(starting.begin(), starting.end(), p.id) != starting.end() && !p.starting) {
+      p.starting = true;
+      emit(run, "progress", progress(json::object{{"service", service}, {"phase", "starting"}}));
+    }
+  }
+  int done = 0;
+  for (auto it = pending.begin(); it != pending.end();) {
+    if (std::find(healthy.begin(), healthy.end(), it->id) == healthy.end()) {
+      ++it;
+      continue;
+    }
+    if (!it->starting) {
+      emit(run, "progress", progress(json::object{{"service", service}, {"phase", "starting"}}));
+    }
+    emit(run, "progress",
+         progress(json::object{{"service", service},
+                               {"phase", "healthy"},
+                               {"elapsed", seconds_since(it->placed_at)}}));
+    it = pending.erase(it);
+    ++done;
+  }
+  if (starting.empty() && done == 0) {
+    if (stopping()) return make_error(ErrorCode::kUnavailable, "the server is stopping");
+    if (SteadyClock::now() >= earliest + deadline) {
+      return make_error(ErrorCode::kTimeout, last + " after " + format_seconds(deadline));
+    }
+  }
+  return done;
 }
 
 Result<void> DeployManager::pull_images(Run& run, const std::vector<std::string>& images,

@@ -122,8 +122,17 @@ class DeployManager {
   template <class Check>
   bool await(std::chrono::steady_clock::time_point until, Check check);
   bool stopping() const;
-  // Waits until `id` is healthy; the error is the reason a person reads.
-  Result<void> wait_healthy(const std::string& id, std::chrono::milliseconds deadline);
+  // A new allocation on its way to healthy.
+  struct Pending {
+    std::string id;
+    std::chrono::steady_clock::time_point placed_at;
+    bool starting = false;  // its `starting` event has been sent
+  };
+  // Waits until one of `pending` moves on, sends its `starting` / `healthy` events and
+  // takes the healthy ones out; returns how many became healthy. The error (one failed,
+  // or was not healthy within `deadline` of its placement) is the reason a person reads.
+  Result<int> wait_progress(Run& run, const std::string& service, std::vector<Pending>& pending,
+                            std::chrono::milliseconds deadline);
   void emit(Run& run, std::string event, std::string data);
   void persist(const DeployRecord& record);
 

@@ -5,10 +5,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <cstdio>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "harness.h"
@@ -63,14 +66,19 @@ class Deploy : public ::testing::Test {
   }
 
   net::ClientResponse call(const std::string& method, const std::string& target,
-                           const std::string& body = {}, const std::string& type = {}) {
+                           const std::string& body = {}, const std::string& type = {},
+                           std::chrono::milliseconds timeout = 180s) {
     net::ClientRequest req;
     req.method = method;
     req.target = target;
     req.body = body;
     if (!type.empty()) req.content_type = type;
     req.headers.push_back({"Authorization", "Bearer " + token_});
-    req.timeout = 180s;
+    req.timeout = timeout;
+    if (timeout < 180s) {  // expected to give up mid-stream: no test failure for that
+      auto res = net::http_request(server_->address(), req);
+      return res ? *res : net::ClientResponse{};
+    }
     return api_request(server_->address(), req);
   }
 
@@ -143,6 +151,16 @@ class Deploy : public ::testing::Test {
     return out;
   }
 
+  static std::string sorted_phases(const std::vector<Event>& events, const std::string& name) {
+    std::vector<std::string> list;
+    std::istringstream in(phases(events, name));
+    for (std::string p; in >> p;) list.push_back(p);
+    std::sort(list.begin(), list.end());
+    std::string out;
+    for (const auto& p : list) out += p + " ";
+    return out;
+  }
+
   static TestRegistry* registry_;
   TempDir dir_;
   std::string bridge_, cluster_, token_;
@@ -160,7 +178,10 @@ TEST_F(Deploy, TwoServicesThenOnlyTheChangedOneRolls) {
   EXPECT_EQ(events.back().event, "done") << server_->log();
   EXPECT_TRUE(events.back().data.at("success").as_bool());
   EXPECT_GE(events.back().data.at("elapsed").to_number<double>(), 0.0);
-  EXPECT_EQ(phases(events, "web"), "scheduled starting healthy scheduled starting healthy ");
+  // A new service starts all its replicas at once; each goes scheduled -> starting ->
+  // healthy (the events carry no allocation id, so count them).
+  EXPECT_EQ(sorted_phases(events, "web"), "healthy healthy scheduled scheduled starting starting ");
+  EXPECT_EQ(phases(events, "web").substr(0, 20), "scheduled scheduled ");
   EXPECT_EQ(phases(events, "api"), "scheduled starting healthy ");
   for (const auto& e : events) {
     if (e.event == "progress" && e.data.at("phase") == "scheduled") {
@@ -378,6 +399,96 @@ TEST_F(Deploy, AServicesLogMergesItsAllocationsInTimeOrder) {
   ASSERT_EQ(tail.status, 200);
   EXPECT_EQ(parser.feed(tail.body).size(), 1u) << tail.body;
   EXPECT_EQ(call("GET", "/v1/logs/nope").status, 404);
+}
+
+// Surge 1: a new allocation starts, becomes healthy, and only then an old one stops,
+// so a 3-replica service has 3 healthy allocations throughout its rollout.
+TEST_F(Deploy, ARollingUpdateNeverDropsBelowTheReplicaCount) {
+  const std::string health = "health = { path = \"/health\", interval = \"100ms\" }\n";
+  ASSERT_EQ(deploy(service("web", 3, health)).back().event, "done") << server_->log();
+  std::atomic<bool> rolling{true};
+  std::atomic<int> least{3}, samples{0};
+  std::thread watcher([&] {
+    while (rolling) {
+      auto res = call("GET", "/v1/services");
+      int healthy = 0;
+      auto list = json::parse(res.body);
+      for (auto& s : list.as_array()) {
+        for (auto& a : s.as_object().at("allocations").as_array()) {
+          if (a.as_object().at("status").as_string() == "healthy") {
+            // Healthy means serving: ask it.
+            if (get(std::string(a.as_object().at("address").as_string()), "/health") == "ok") {
+              ++healthy;
+            }
+          }
+        }
+      }
+      least = std::min(least.load(), healthy);
+      ++samples;
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  auto events = deploy(service("web", 3, health + "env = { V = \"2\" }"));
+  rolling = false;
+  watcher.join();
+  ASSERT_EQ(events.back().event, "done") << server_->log();
+  EXPECT_EQ(phases(events, "web"),
+            "scheduled starting healthy stopped scheduled starting healthy stopped "
+            "scheduled starting healthy stopped ");
+  EXPECT_GT(samples.load(), 5);
+  EXPECT_EQ(least.load(), 3) << "fewer healthy allocations than replicas during the rollout";
+}
+
+// The deploy runs on the server: the client that started it may leave; a second
+// deploy meanwhile is refused with 409 naming the running one, whose record tells
+// afterwards how it ended.
+TEST_F(Deploy, ADeployOutlivesItsClientAndASecondOneIsRefused) {
+  ASSERT_EQ(deploy(service("web", 1)).back().event, "done") << server_->log();
+  auto slow =
+      service("web", 1, "health = { path = \"/nope\", interval = \"100ms\", deadline = \"3s\" }\n");
+  auto cut = call("POST", "/v1/deploy", slow, "text/plain", 500ms);  // gives up mid-stream
+  auto second = call("POST", "/v1/deploy", service("web", 2), "text/plain");
+  ASSERT_EQ(second.status, 409) << second.body;
+  auto list = json::parse(call("GET", "/v1/deploys").body).as_array();
+  ASSERT_EQ(list.size(), 2u);
+  std::string running(list[0].as_object().at("id").as_string());
+  EXPECT_EQ(list[0].as_object().at("status").as_string(), "running");
+  EXPECT_EQ(json::parse(second.body).as_object().at("deploy").as_string(), running);
+  // It goes on without its client, to its end.
+  json::object record;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    record = json::parse(call("GET", "/v1/deploys/" + running).body).as_object();
+    if (record.at("status").as_string() != "running") break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(record.at("status").as_string(), "failed");
+  EXPECT_EQ(record.at("reason").as_string(), "health check GET /nope: 404 after 3s");
+}
+
+// `mill deploy FILE`: exit 0 on done, 1 on failed (with the reason), 2 for a config
+// the server refuses (with line and column).
+TEST_F(Deploy, TheCliReportsTheOutcomeInItsExitCode) {
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir_.file(name)) << text;
+    return dir_.file(name);
+  };
+  const std::map<std::string, std::string> env{{"MILL_CONFIG", dir_.file("client.toml")},
+                                               {"MILL_ADDR", server_->address()}};
+  auto ok = run_mill({"deploy", "--plain", write("ok.toml", service("web", 1))}, env);
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  EXPECT_NE(ok.out.find("web"), std::string::npos) << ok.out;
+  auto bad = run_mill({"deploy", "--plain", write("bad.toml", service("web", 1, "", "nope"))}, env);
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+  EXPECT_NE((bad.out + bad.err).find("probe:nope"), std::string::npos) << bad.out << bad.err;
+  auto invalid =
+      run_mill({"deploy", write("invalid.toml", "[service.web]\nreplicas = \"x\"\n")}, env);
+  EXPECT_EQ(invalid.exit_code, 2) << invalid.out << invalid.err;
+  EXPECT_NE((invalid.out + invalid.err).find("invalid.toml:2:"), std::string::npos)
+      << invalid.out << invalid.err;
+  auto ps = run_mill({"services"}, env);
+  EXPECT_EQ(ps.exit_code, 0) << ps.err;
+  EXPECT_NE(ps.out.find("healthy"), std::string::npos) << ps.out;
 }
 
 // A secret's value reaches the container's environment and nothing else: not the
