@@ -185,7 +185,7 @@ void print_deploys(const json::value& deploys, SystemTime now, std::ostream& out
   Table t({"ID", "STARTED", "DURATION", "OUTCOME", "REASON"});
   for (const auto& item : *list) {
     const auto& d = obj(item);
-    t.add({str(d, "id"), str(d, "started_at"), duration_text(d, now), str(d, "outcome"),
+    t.add({str(d, "id"), str(d, "started_at"), duration_text(d, now), str(d, "status"),
            str(d, "reason", "")});
   }
   t.print(out);
@@ -211,7 +211,7 @@ void print_deploy_record(const json::value& record, SystemTime now, std::ostream
     if (!v.empty() && v != "-") out << k << std::string(10 - k.size(), ' ') << v << "\n";
   };
   line("ID", str(d, "id"));
-  line("Outcome", str(d, "outcome"));
+  line("Outcome", str(d, "status"));
   line("Reason", str(d, "reason"));
   line("Started", str(d, "started_at"));
   line("Finished", str(d, "finished_at"));

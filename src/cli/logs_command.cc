@@ -1,5 +1,6 @@
-// mill logs [-f] [--tail N] NAME (spec: Logs): prints a task's log lines, stdout lines
-// to stdout and stderr lines to stderr, as `docker logs` does.
+// mill logs [-f] [--tail N] NAME (spec: Logs): prints a task's log lines, or a
+// service's (every allocation's, merged, each line prefixed with its allocation),
+// stdout lines to stdout and stderr lines to stderr, as `docker logs` does.
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
@@ -41,6 +42,8 @@ void print_event(const net::SseEvent& e, const LogsOptions& opts) {
   }
   std::ostream& out = text("stream") == "stderr" ? std::cerr : std::cout;
   if (opts.timestamps) out << text("ts") << " ";
+  // A service's log merges its allocations': say whose line it is, as Swarm does.
+  if (std::string alloc = text("alloc"); !alloc.empty()) out << alloc << " | ";
   out << text("line") << "\n";
   out.flush();
 }
@@ -49,9 +52,10 @@ void print_event(const net::SseEvent& e, const LogsOptions& opts) {
 
 void add_logs_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<LogsOptions>();
-  auto* cmd = app.add_subcommand("logs", "Print a task's log (follow it with -f)");
-  cmd->add_option("name", opts->name, "Task id")->required();
-  cmd->add_flag("--follow,-f", opts->follow, "Keep printing new lines until the task ends");
+  auto* cmd = app.add_subcommand("logs", "Print a task's or a service's log (follow it with -f)");
+  cmd->add_option("name", opts->name, "Task id or service name")->required();
+  cmd->add_flag("--follow,-f", opts->follow,
+                "Keep printing new lines until the task ends (a service's: until Ctrl-C)");
   cmd->add_option("--tail,-n", opts->tail, "Only the last N lines");
   cmd->add_flag("--timestamps,-t", opts->timestamps, "Prefix each line with its time");
   cmd->callback([opts, &exit_code] {

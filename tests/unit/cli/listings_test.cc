@@ -87,9 +87,9 @@ TEST(Deploys, ListAndRecord) {
   SystemTime now = at("2026-02-14T12:00:00Z");
   std::ostringstream list;
   print_deploys(boost::json::parse(R"([
-    {"id": "d-2", "started_at": "2026-02-14T11:59:50Z", "outcome": "running"},
+    {"id": "d-2", "started_at": "2026-02-14T11:59:50Z", "status": "running"},
     {"id": "d-1", "started_at": "2026-02-14T10:00:00Z", "finished_at": "2026-02-14T10:00:04.200Z",
-     "outcome": "failed", "reason": "web: health check timed out"}])"),
+     "status": "failed", "reason": "web: health check timed out"}])"),
                 now, list);
   EXPECT_EQ(list.str(),
             "ID   STARTED               DURATION  OUTCOME  REASON\n"
@@ -99,7 +99,7 @@ TEST(Deploys, ListAndRecord) {
   std::ostringstream record;
   print_deploy_record(boost::json::parse(R"({
     "id": "d-1", "started_at": "2026-02-14T10:00:00Z", "finished_at": "2026-02-14T10:00:04Z",
-    "outcome": "failed", "reason": "web: health check timed out",
+    "status": "failed", "reason": "web: health check timed out",
     "events": [
       {"event": "progress", "data": {"phase": "started", "deploy": "d-1"}},
       {"event": "scheduled", "data": "{\"service\":\"web\",\"node\":\"node-1\"}"},
