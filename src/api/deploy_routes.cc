@@ -20,6 +20,7 @@ net::HttpResponse stream_deploy(const ApiContext& ctx, const std::string& id) {
   res.async = [&ctx, id](std::shared_ptr<net::ResponseWriter> writer) {
     writer->begin_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}});
     ctx.deploys->subscribe(id, [writer](const server::DeployEvent& e) {
+      if (e.event.empty()) return writer->write(": keep-alive\n\n");
       bool ok = writer->write("event: " + e.event + "\ndata: " + e.data + "\n\n");
       if (e.event != "progress") writer->close();
       return ok;

@@ -18,6 +18,8 @@ using SteadyClock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::string_view kDeployedKey = "/config/deployed";
+// Silence longer than this on a deploy's stream gets a keep-alive comment.
+constexpr std::chrono::seconds kKeepAlive{15};
 constexpr std::string_view kRecordPrefix = "/deploys/";
 
 int64_t to_ms(SystemTime t) {
@@ -440,8 +442,28 @@ bool DeployManager::await(SteadyClock::time_point until, Check check) {
     if (check()) return true;
     lock.lock();
     if (signal_->stopping || SteadyClock::now() >= until) return false;
-    signal_->cv.wait_until(lock, until, [&] { return signal_->seq != seen || signal_->stopping; });
+    auto ping_at = last_sent_ + kKeepAlive;
+    bool woke = signal_->cv.wait_until(lock, std::min(until, ping_at),
+                                       [&] { return signal_->seq != seen || signal_->stopping; });
+    if (!woke && SteadyClock::now() >= ping_at) {
+      lock.unlock();
+      keep_alive();
+      lock.lock();
+    }
   }
+}
+
+void DeployManager::keep_alive() {
+  last_sent_ = SteadyClock::now();
+  std::vector<Sink> sinks;
+  {
+    std::lock_guard lock(mutex_);
+    if (running_.empty()) return;
+    sinks = sinks_[running_];
+  }
+  // An empty event: the stream sends a comment line, so clients and proxies see the
+  // connection alive through a long pull or health deadline. Not recorded.
+  for (auto& sink : sinks) (void)sink(DeployEvent{});
 }
 
 bool DeployManager::stopping() const {
@@ -561,6 +583,7 @@ void DeployManager::stop_allocations(const std::vector<std::string>& ids) {
 }
 
 void DeployManager::emit(Run& run, std::string event, std::string data) {
+  last_sent_ = SteadyClock::now();
   DeployEvent e{std::move(event), std::move(data)};
   const bool terminal = e.event != "progress";
   std::vector<Sink> sinks;

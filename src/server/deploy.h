@@ -43,7 +43,7 @@
 namespace mill::server {
 
 struct DeployEvent {
-  std::string event;  // "progress", then "done" or "failed"
+  std::string event;  // "progress", then "done" or "failed"; empty: a keep-alive
   std::string data;   // a JSON object, as the spec shows it
 };
 
@@ -94,8 +94,9 @@ class DeployManager {
   Result<std::string> restart(const std::string& service);
 
   // Calls `sink` with every event of deploy `id` (recorded ones at once, later ones
-  // as they happen, on the deploy's thread) until the terminal event or until `sink`
-  // returns false. False when there is no such deploy.
+  // as they happen, on the deploy's thread, and an empty one after 15 s without
+  // any) until the terminal event or until `sink` returns false. False when there is
+  // no such deploy.
   using Sink = std::function<bool(const DeployEvent&)>;
   bool subscribe(const std::string& id, Sink sink);
 
@@ -122,6 +123,8 @@ class DeployManager {
   template <class Check>
   bool await(std::chrono::steady_clock::time_point until, Check check);
   bool stopping() const;
+  // Sends subscribers of the running deploy an empty event (no news, still going).
+  void keep_alive();
   // A new allocation on its way to healthy.
   struct Pending {
     std::string id;
@@ -158,6 +161,8 @@ class DeployManager {
   std::map<std::string, std::vector<Sink>> sinks_;
   std::string running_;  // id of the deploy in progress, if any
   std::thread worker_;
+  // When the running deploy last sent its subscribers anything (its thread only).
+  std::chrono::steady_clock::time_point last_sent_{};
 };
 
 // The allocation spec a service's allocations run.
