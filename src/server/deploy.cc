@@ -18,8 +18,6 @@ using SteadyClock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::string_view kDeployedKey = "/config/deployed";
-// Silence longer than this on a deploy's stream gets a keep-alive comment.
-constexpr std::chrono::seconds kKeepAlive{15};
 constexpr std::string_view kRecordPrefix = "/deploys/";
 
 int64_t to_ms(SystemTime t) {
@@ -442,7 +440,7 @@ bool DeployManager::await(SteadyClock::time_point until, Check check) {
     if (check()) return true;
     lock.lock();
     if (signal_->stopping || SteadyClock::now() >= until) return false;
-    auto ping_at = last_sent_ + kKeepAlive;
+    auto ping_at = last_sent_ + options_.keep_alive;
     bool woke = signal_->cv.wait_until(lock, std::min(until, ping_at),
                                        [&] { return signal_->seq != seen || signal_->stopping; });
     if (!woke && SteadyClock::now() >= ping_at) {

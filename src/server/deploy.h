@@ -65,6 +65,8 @@ struct DeployOptions {
   std::chrono::milliseconds stop_wait{std::chrono::minutes(2)};
   // How long the `pulling` phase may take.
   std::chrono::milliseconds pull_wait{std::chrono::minutes(10)};
+  // Silence longer than this on a deploy's stream gets a keep-alive.
+  std::chrono::milliseconds keep_alive{std::chrono::seconds(15)};
   size_t keep_records = 50;
 };
 

@@ -1,0 +1,229 @@
+// The deploy controller over a real in-memory store and TaskManager, with the node
+// played by the test: it answers pulls and reports allocations the way an agent
+// does, so the rules of a rollout (what rolls, what stops, in which order, what a
+// failure leaves behind) are checked without containers.
+
+#include "server/deploy.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <set>
+#include <thread>
+
+#include "store/memory_store.h"
+
+namespace mill::server {
+namespace {
+
+using namespace std::chrono_literals;
+namespace json = boost::json;
+constexpr int64_t kMiB = 1024 * 1024;
+
+// Plays node-1's agent: pulls succeed unless the image names "missing"; a new
+// allocation becomes healthy unless its image names "never-healthy"; a stop ends it.
+class FakeNode {
+ public:
+  explicit FakeNode(TaskManager& tasks) : tasks_(tasks) {
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~FakeNode() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  void loop() {
+    std::set<std::string> answered;
+    while (!stop_) {
+      auto mine = tasks_.allocations_for("node-1");
+      if (mine.pulls && !answered.contains(mine.pulls->deploy)) {
+        answered.insert(mine.pulls->deploy);
+        std::vector<model::PullReport> reports;
+        for (const auto& i : mine.pulls->images) {
+          bool missing = i.find("missing") != std::string::npos;
+          reports.push_back({i, missing ? "image not found: " + i : ""});
+        }
+        tasks_.pulled("node-1", mine.pulls->deploy, reports);
+      }
+      std::vector<model::AllocState> states;
+      for (const auto& v : mine.allocations) {
+        model::AllocState s;
+        s.id = v.alloc.id;
+        auto now = v.status();
+        if (v.alloc.desired == model::DesiredState::kStop) {
+          if (model::is_terminal(now)) continue;
+          s.status = model::AllocStatus::kKilled;
+        } else if (now == model::AllocStatus::kPending) {
+          s.status = model::AllocStatus::kRunning;
+        } else if (now == model::AllocStatus::kRunning &&
+                   v.alloc.spec.image.find("never-healthy") == std::string::npos) {
+          s.status = model::AllocStatus::kHealthy;
+        } else {
+          continue;
+        }
+        states.push_back(s);
+      }
+      if (!states.empty()) (void)tasks_.report("node-1", states);
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+
+  TaskManager& tasks_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+class DeployTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    NodeRegistration reg{"", "host-a", "192.0.2.1", {2, 2, 1024 * kMiB, 1024 * kMiB}};
+    ASSERT_TRUE(nodes.register_node(reg).has_value());
+    ASSERT_TRUE(tasks.start().has_value());
+    DeployOptions o;
+    o.default_deadline = 500ms;
+    o.keep_alive = 50ms;
+    deploys = std::make_unique<DeployManager>(store, tasks, secrets, clock, o);
+    ASSERT_TRUE(deploys->start().has_value());
+  }
+  void TearDown() override {
+    deploys->stop();
+    node.reset();
+    tasks.stop();
+  }
+
+  static std::string service(const std::string& name, int replicas,
+                             const std::string& image = "r/app:v1") {
+    return "[service." + name + "]\nimage = \"" + image +
+           "\"\nreplicas = " + std::to_string(replicas) + "\nmemory = \"32M\"\n";
+  }
+
+  // Deploys and collects the stream: "phase service" per progress event, the
+  // terminal event's name, and how many keep-alives came.
+  struct Outcome {
+    std::vector<std::string> steps;
+    std::string end;
+    std::string reason;
+    int keep_alives = 0;
+  };
+  Outcome deploy(const std::string& config) {
+    DeployRejection rejection;
+    auto id = deploys->deploy(config, "t.toml", &rejection);
+    EXPECT_TRUE(id.has_value()) << (id ? "" : id.error().message);
+    Outcome out;
+    if (!id) return out;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool ended = false;
+    deploys->subscribe(*id, [&](const DeployEvent& e) {
+      std::lock_guard lock(mu);
+      if (e.event.empty()) {
+        ++out.keep_alives;
+        return true;
+      }
+      auto o = json::parse(e.data).as_object();
+      if (e.event == "progress") {
+        std::string step(o.at("phase").as_string());
+        if (auto* s = o.if_contains("service")) step += " " + std::string(s->as_string());
+        out.steps.push_back(step);
+      } else {
+        out.end = e.event;
+        if (auto* r = o.if_contains("reason")) out.reason = std::string(r->as_string());
+        ended = true;
+        cv.notify_all();
+      }
+      return true;
+    });
+    std::unique_lock lock(mu);
+    EXPECT_TRUE(cv.wait_for(lock, 10s, [&] { return ended; }));
+    return out;
+  }
+
+  std::set<std::string> live(const std::string& service) {
+    std::set<std::string> ids;
+    for (const auto& v : tasks.group(model::kKindService, service)) {
+      if (!model::is_terminal(v.status()) && v.alloc.desired == model::DesiredState::kRun) {
+        ids.insert(v.alloc.id);
+      }
+    }
+    return ids;
+  }
+
+  static int count(const std::vector<std::string>& steps, const std::string& step) {
+    return static_cast<int>(std::count(steps.begin(), steps.end(), step));
+  }
+
+  store::MemoryStore store;
+  ManualClock clock;
+  NodeRegistry nodes{store, clock, 15s};
+  metrics::Registry metrics;
+  TaskManager tasks{store, nodes, clock, metrics, TaskOptions{}};
+  Secrets secrets{store, *crypto::Aead::create(std::string(32, 'k')), clock};
+  std::unique_ptr<FakeNode> node = std::make_unique<FakeNode>(tasks);
+  std::unique_ptr<DeployManager> deploys;
+};
+
+TEST_F(DeployTest, OnlyTheReplicaCountChangedStartsOrStopsOnlyTheDifference) {
+  ASSERT_EQ(deploy(service("web", 2)).end, "done");
+  auto two = live("web");
+  ASSERT_EQ(two.size(), 2u);
+  clock.advance(1s);  // the next allocation is younger
+
+  auto up = deploy(service("web", 3));
+  EXPECT_EQ(up.end, "done");
+  EXPECT_EQ(count(up.steps, "scheduled web"), 1);
+  EXPECT_EQ(count(up.steps, "stopped web"), 0);
+  auto three = live("web");
+  EXPECT_EQ(three.size(), 3u);
+  for (const auto& id : two) EXPECT_TRUE(three.contains(id)) << id;
+
+  auto down = deploy(service("web", 1));
+  EXPECT_EQ(down.end, "done");
+  EXPECT_EQ(count(down.steps, "scheduled web"), 0);
+  EXPECT_EQ(count(down.steps, "stopped web"), 2);
+  auto one = live("web");
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_TRUE(two.contains(*one.begin())) << "the oldest stays";
+}
+
+TEST_F(DeployTest, ServicesRemovedFromTheConfigStopAfterTheOthersRolled) {
+  ASSERT_EQ(deploy(service("old", 1) + service("web", 1)).end, "done");
+  auto out = deploy(service("web", 1, "r/app:v2"));
+  ASSERT_EQ(out.end, "done");
+  ASSERT_FALSE(out.steps.empty());
+  EXPECT_EQ(out.steps.back(), "stopped old");
+  EXPECT_EQ(count(out.steps, "healthy web"), 1);
+  EXPECT_TRUE(live("old").empty());
+  EXPECT_EQ(deploys->deployed().services.count("old"), 0u);
+}
+
+TEST_F(DeployTest, AnImageNoNodeCanPullFailsBeforeAnythingIsPlaced) {
+  ASSERT_EQ(deploy(service("web", 1)).end, "done");
+  auto before = live("web");
+  auto out = deploy(service("web", 1, "r/missing:v2"));
+  EXPECT_EQ(out.end, "failed");
+  EXPECT_EQ(out.reason, "image not found: r/missing:v2");
+  EXPECT_EQ(count(out.steps, "scheduled web"), 0);
+  EXPECT_EQ(live("web"), before);
+  EXPECT_EQ(deploys->deployed().services.at("web").image, "r/app:v1");
+}
+
+TEST_F(DeployTest, AWaitWithNoNewsKeepsTheStreamAliveUntilTheDeadlineFailsIt) {
+  ASSERT_EQ(deploy(service("web", 2)).end, "done");
+  auto before = live("web");
+  auto out = deploy(service("web", 2, "r/never-healthy:v2"));
+  EXPECT_EQ(out.end, "failed");
+  EXPECT_EQ(out.reason, "not healthy (still running) after 0.5s");
+  // 500 ms of waiting at one keep-alive per 50 ms of silence.
+  EXPECT_GE(out.keep_alives, 5);
+  EXPECT_EQ(live("web"), before) << "the new allocation stopped, the old ones untouched";
+  // Keep-alives are not part of the record.
+  auto records = deploys->records();
+  auto record = deploys->record(records.front().id);
+  ASSERT_TRUE(record.has_value());
+  for (const auto& e : record->events) EXPECT_FALSE(e.event.empty());
+}
+
+}  // namespace
+}  // namespace mill::server
