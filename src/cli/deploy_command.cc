@@ -7,6 +7,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/deploy_stream.h"
+#include "cli/get_command.h"
 #include "cli/listings.h"
 #include "common/files.h"
 #include "model/json.h"
@@ -67,21 +68,10 @@ void add_deploy_command(CLI::App& app, int& exit_code) {
     }
   });
 
-  auto list_json = std::make_shared<bool>(false);
-  auto* deploys = app.add_subcommand("deploys", "List recent deploys and how they ended");
-  deploys->add_flag("--json", *list_json, "Print the API's JSON");
-  deploys->callback([list_json, &exit_code] {
-    auto v = call_api_json(load_client_config(), "GET", "/v1/deploys");
-    if (!v) {
-      exit_code = fail(v.error().message);
-      return;
-    }
-    if (*list_json) {
-      std::cout << model::serialize(*v) << "\n";
-      return;
-    }
-    print_deploys(*v, SystemClock().now(), std::cout);
-  });
+  add_get_command(
+      app, exit_code, "deploys", "List recent deploys and how they ended",
+      [] { return std::string("/v1/deploys"); },
+      [](const boost::json::value& v) { print_deploys(v, SystemClock().now(), std::cout); });
 }
 
 }  // namespace mill::cli

@@ -6,6 +6,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/get_command.h"
 #include "cli/table.h"
 #include "model/json.h"
 
@@ -41,52 +42,31 @@ void print_nodes(const json::array& nodes) {
 }  // namespace
 
 void add_status_commands(CLI::App& app, int& exit_code) {
-  auto as_json = std::make_shared<bool>(false);
-  auto* status =
-      app.add_subcommand("status", "Cluster overview: nodes, services, tasks, resources");
-  status->add_flag("--json", *as_json, "Print the API's JSON");
-  status->callback([as_json, &exit_code] {
-    auto v = call_api_json(load_client_config(), "GET", "/v1/status");
-    if (!v) {
-      exit_code = fail(v.error().message);
-      return;
-    }
-    if (*as_json) {
-      std::cout << model::serialize(*v) << "\n";
-      return;
-    }
-    const auto& o = v->as_object();
-    const auto& nodes = o.at("nodes").as_array();
-    const auto& u = o.at("utilization").as_object();
-    const auto& cpu = u.at("cpu").as_object();
-    const auto& mem = u.at("memory").as_object();
-    size_t ready = 0;
-    for (const auto& n : nodes) ready += str(n.at("status")) == "ready";
-    std::cout << "Nodes:    " << ready << " ready of " << nodes.size() << "\n"
-              << "Services: " << o.at("services").as_array().size() << "\n"
-              << "Tasks:    " << o.at("tasks").as_array().size() << "\n"
-              << "CPU:      " << format_cores(num(cpu.at("used"))) << " of "
-              << format_cores(num(cpu.at("total"))) << " cores in use\n"
-              << "Memory:   " << format_bytes(num(mem.at("used"))) << " of "
-              << format_bytes(num(mem.at("total"))) << " in use\n\n";
-    print_nodes(nodes);
-  });
+  add_get_command(
+      app, exit_code, "status", "Cluster overview: nodes, services, tasks, resources",
+      [] { return std::string("/v1/status"); },
+      [](const boost::json::value& v) {
+        const auto& o = v.as_object();
+        const auto& nodes = o.at("nodes").as_array();
+        const auto& u = o.at("utilization").as_object();
+        const auto& cpu = u.at("cpu").as_object();
+        const auto& mem = u.at("memory").as_object();
+        size_t ready = 0;
+        for (const auto& n : nodes) ready += str(n.at("status")) == "ready";
+        std::cout << "Nodes:    " << ready << " ready of " << nodes.size() << "\n"
+                  << "Services: " << o.at("services").as_array().size() << "\n"
+                  << "Tasks:    " << o.at("tasks").as_array().size() << "\n"
+                  << "CPU:      " << format_cores(num(cpu.at("used"))) << " of "
+                  << format_cores(num(cpu.at("total"))) << " cores in use\n"
+                  << "Memory:   " << format_bytes(num(mem.at("used"))) << " of "
+                  << format_bytes(num(mem.at("total"))) << " in use\n\n";
+        print_nodes(nodes);
+      });
 
-  auto nodes_json = std::make_shared<bool>(false);
-  auto* nodes = app.add_subcommand("nodes", "List nodes with status and resources");
-  nodes->add_flag("--json", *nodes_json, "Print the API's JSON");
-  nodes->callback([nodes_json, &exit_code] {
-    auto v = call_api_json(load_client_config(), "GET", "/v1/nodes");
-    if (!v) {
-      exit_code = fail(v.error().message);
-      return;
-    }
-    if (*nodes_json) {
-      std::cout << model::serialize(*v) << "\n";
-      return;
-    }
-    print_nodes(v->as_array());
-  });
+  add_get_command(
+      app, exit_code, "nodes", "List nodes with status and resources",
+      [] { return std::string("/v1/nodes"); },
+      [](const boost::json::value& v) { print_nodes(v.as_array()); });
 }
 
 }  // namespace mill::cli

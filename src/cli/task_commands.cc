@@ -6,6 +6,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/get_command.h"
 #include "cli/table.h"
 #include "model/json.h"
 
@@ -161,47 +162,25 @@ void add_task_commands(CLI::App& app, int& exit_code) {
   });
 
   auto list_all = std::make_shared<bool>(false);
-  auto list_json = std::make_shared<bool>(false);
-  auto* tasks = app.add_subcommand("tasks", "List running tasks");
+  auto* tasks = add_get_command(
+      app, exit_code, "tasks", "List running tasks",
+      [list_all] { return std::string("/v1/tasks") + (*list_all ? "?all=true" : ""); },
+      [](const boost::json::value& v) {
+        Table t({"ID", "TASK", "IMAGE", "STATUS", "NODE", "ADDRESS", "ELAPSED"});
+        for (const auto& item : v.as_array()) {
+          const auto& o = item.as_object();
+          t.add({str(o, "id"), str(o, "task").empty() ? "-" : str(o, "task"), str(o, "image"),
+                 status_text(o), str(o, "node"), str(o, "address"), elapsed(o)});
+        }
+        t.print(std::cout);
+      });
   tasks->add_flag("--all,-a", *list_all, "Include ended tasks still retained");
-  tasks->add_flag("--json", *list_json, "Print the API's JSON");
-  tasks->callback([list_all, list_json, &exit_code] {
-    auto v = call_api_json(load_client_config(), "GET",
-                           std::string("/v1/tasks") + (*list_all ? "?all=true" : ""));
-    if (!v) {
-      exit_code = fail(v.error().message);
-      return;
-    }
-    if (*list_json) {
-      std::cout << model::serialize(*v) << "\n";
-      return;
-    }
-    Table t({"ID", "TASK", "IMAGE", "STATUS", "NODE", "ADDRESS", "ELAPSED"});
-    for (const auto& item : v->as_array()) {
-      const auto& o = item.as_object();
-      t.add({str(o, "id"), str(o, "task").empty() ? "-" : str(o, "task"), str(o, "image"),
-             status_text(o), str(o, "node"), str(o, "address"), elapsed(o)});
-    }
-    t.print(std::cout);
-  });
 
   auto task_id = std::make_shared<std::string>();
-  auto task_json = std::make_shared<bool>(false);
-  auto* task = app.add_subcommand("task", "Show one task");
+  auto* task = add_get_command(
+      app, exit_code, "task", "Show one task", [task_id] { return "/v1/tasks/" + *task_id; },
+      [](const boost::json::value& v) { print_task(v.as_object()); });
   task->add_option("id", *task_id, "Task id")->required();
-  task->add_flag("--json", *task_json, "Print the API's JSON");
-  task->callback([task_id, task_json, &exit_code] {
-    auto v = call_api_json(load_client_config(), "GET", "/v1/tasks/" + *task_id);
-    if (!v) {
-      exit_code = fail(v.error().message);
-      return;
-    }
-    if (*task_json) {
-      std::cout << model::serialize(*v) << "\n";
-      return;
-    }
-    print_task(v->as_object());
-  });
 
   auto kill_id = std::make_shared<std::string>();
   auto* kill = app.add_subcommand("kill", "Stop a task (SIGTERM, grace period, SIGKILL)");

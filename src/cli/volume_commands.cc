@@ -6,6 +6,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/get_command.h"
 #include "cli/listings.h"
 #include "model/json.h"
 
@@ -29,21 +30,10 @@ int remove_volume(const std::string& name) {
 }  // namespace
 
 void add_volume_commands(CLI::App& app, int& exit_code) {
-  auto as_json = std::make_shared<bool>(false);
-  auto* list = app.add_subcommand("volumes", "List persistent volumes");
-  list->add_flag("--json", *as_json, "Print the API's JSON");
-  list->callback([as_json, &exit_code] {
-    auto v = call_api_json(load_client_config(), "GET", "/v1/volumes");
-    if (!v) {
-      exit_code = fail(v.error().message);
-      return;
-    }
-    if (*as_json) {
-      std::cout << model::serialize(*v) << "\n";
-      return;
-    }
-    print_volumes(*v, std::cout);
-  });
+  add_get_command(
+      app, exit_code, "volumes", "List persistent volumes",
+      [] { return std::string("/v1/volumes"); },
+      [](const boost::json::value& v) { print_volumes(v, std::cout); });
 
   auto* volume = app.add_subcommand("volume", "Manage persistent volumes");
   volume->require_subcommand(1);
