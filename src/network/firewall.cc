@@ -1,8 +1,8 @@
 #include "network/firewall.h"
 
+#include "common/command.h"
 #include "common/files.h"
 #include "common/log.h"
-#include "network/command.h"
 
 namespace mill::network {
 namespace {

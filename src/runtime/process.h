@@ -27,12 +27,4 @@ bool send_signal(int pidfd, int sig);
 // True once the process behind `pidfd` has exited; false if `timeout` passed first.
 bool wait_exit(int pidfd, std::chrono::milliseconds timeout);
 
-// Runs argv[0] (an absolute path) with stdin from /dev/null; returns its exit code and
-// combined stdout+stderr (at most 64 KiB kept).
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;
-};
-Result<CommandResult> run_command(const std::vector<std::string>& argv);
-
 }  // namespace mill::runtime

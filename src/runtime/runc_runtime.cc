@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "common/command.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "runtime/cgroups.h"
@@ -377,8 +378,8 @@ Result<void> RuncRuntime::remove(const std::string& id, KeepLogs keep_logs) {
     }
   }
   auto cgroup = cgroup_path(id);
-  auto deleted = MILL_TRY(
-      run_command({options_.runtime_path, "--root", options_.runc_root, "delete", "--force", id}));
+  auto deleted = MILL_TRY(mill::run_command(
+      {options_.runtime_path, "--root", options_.runc_root, "delete", "--force", id}));
   if (deleted.exit_code != 0 && deleted.output.find("does not exist") == std::string::npos &&
       deleted.output.find("not found") == std::string::npos) {
     return make_error(ErrorCode::kIo, "runtime delete " + id + ": " + trim(deleted.output));

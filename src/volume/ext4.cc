@@ -2,10 +2,8 @@
 
 #include <fcntl.h>
 #include <linux/types.h>
-#include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/statvfs.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/command.h"
 #include "common/fd.h"
 
 // Not in the UAPI headers; fs/ext4/ext4.h defines it so (resize2fs uses the same).
@@ -22,12 +21,8 @@
 #define EXT4_IOC_RESIZE_FS _IOW('f', 16, __u64)
 #endif
 
-extern char** environ;
-
 namespace mill::volume {
 namespace {
-
-constexpr size_t kMaxOutput = 16 * 1024;
 
 Unexpected sys_error(const std::string& what, int err) {
   return make_error(ErrorCode::kIo, what + ": " + std::strerror(err));
@@ -41,49 +36,13 @@ std::string find_tool(const std::string& name) {
   return name;  // posix_spawnp tries PATH
 }
 
-struct ToolResult {
-  int exit_code = -1;  // -1 when it died of a signal
-  std::string output;  // stdout and stderr, at most kMaxOutput bytes
-};
-
-// Runs a tool with stdin from /dev/null and waits for it.
-Result<ToolResult> run_tool(const std::vector<std::string>& argv) {
-  int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return sys_error("pipe", errno);
-  UniqueFd read_end(out[0]);
-  UniqueFd write_end(out[1]);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 2);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  int err = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (err != 0) {
-    return make_error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
-                      "run " + argv[0] + ": " + std::strerror(err) +
-                          (err == ENOENT ? " (install e2fsprogs)" : ""));
+// Runs one of e2fsprogs' tools; says what to install when it is missing.
+Result<CommandResult> run_tool(const std::vector<std::string>& argv) {
+  auto run = run_command(argv);
+  if (!run && run.error().code == ErrorCode::kNotFound) {
+    return make_error(ErrorCode::kNotFound, run.error().message + " (install e2fsprogs)");
   }
-  write_end = UniqueFd();
-  ToolResult result;
-  std::array<char, 4096> buf;
-  for (;;) {
-    ssize_t n = ::read(read_end.get(), buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    size_t keep = std::min(static_cast<size_t>(n), kMaxOutput - result.output.size());
-    result.output.append(buf.data(), keep);
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return sys_error("wait for " + argv[0], errno);
-  }
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  return result;
+  return run;
 }
 
 }  // namespace

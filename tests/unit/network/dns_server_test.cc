@@ -18,7 +18,7 @@
 #include <optional>
 #include <thread>
 
-#include "network/command.h"
+#include "common/command.h"
 #include "network/dns_message.h"
 #include "network/ipv4.h"
 

@@ -20,7 +20,7 @@
 #include <string>
 #include <thread>
 
-#include "network/command.h"
+#include "common/command.h"
 #include "network/node_network.h"
 #include "support/temp_dir.h"
 

@@ -1,4 +1,4 @@
-#include "network/command.h"
+#include "common/command.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,10 +9,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 extern char** environ;
 
-namespace mill::network {
+namespace mill {
 namespace {
+
+constexpr size_t kMaxOutput = 64 * 1024;
 
 void close_fd(int& fd) {
   if (fd >= 0) ::close(fd);
@@ -40,7 +44,9 @@ void pump(int& in_fd, int& out_fd, const std::string& input, std::string& output
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       ssize_t r = ::read(out_fd, buf, sizeof buf);
       if (r > 0) {
-        output.append(buf, static_cast<size_t>(r));
+        if (output.size() < kMaxOutput) {
+          output.append(buf, std::min(static_cast<size_t>(r), kMaxOutput - output.size()));
+        }
       } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
         close_fd(out_fd);
       }
@@ -103,4 +109,4 @@ Result<CommandResult> run_command(const std::vector<std::string>& argv, const st
   return result;
 }
 
-}  // namespace mill::network
+}  // namespace mill
