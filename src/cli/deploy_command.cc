@@ -11,6 +11,7 @@
 #include "cli/listings.h"
 #include "common/files.h"
 #include "model/json.h"
+#include "net/http.h"
 
 namespace mill::cli {
 
@@ -29,7 +30,7 @@ int deploy_file(const DeployOptions& opts) {
   std::string name = opts.file.substr(opts.file.rfind('/') + 1);
   net::ClientRequest req;
   req.method = "POST";
-  req.target = "/v1/deploy?file=" + percent_encode(name);
+  req.target = "/v1/deploy?file=" + net::percent_encode(name);
   req.body = std::move(*text);
   req.content_type = "text/plain";
   return run_deploy_stream(load_client_config(), std::move(req), "deploy " + name,

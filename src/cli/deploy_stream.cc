@@ -99,21 +99,6 @@ ProgressStyle choose_style(bool plain_flag) {
   return ProgressStyle::kLive;
 }
 
-std::string percent_encode(std::string_view text) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 int report_rejection(int status, std::string_view body, std::ostream& err) {
   json::object doc;
   boost::system::error_code ec;

@@ -28,7 +28,4 @@ int run_deploy_stream(const ClientConfig& config, net::ClientRequest req, std::s
 // "error" text; 2. 409: "a deploy is already running: ID"; 1. Others: the error; 1.
 int report_rejection(int status, std::string_view body, std::ostream& err);
 
-// "a b/c" -> "a%20b%2Fc": a value for a query string.
-std::string percent_encode(std::string_view text);
-
 }  // namespace mill::cli

@@ -6,6 +6,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/deploy_stream.h"
+#include "net/http.h"
 
 namespace mill::cli {
 
@@ -18,7 +19,7 @@ void add_restart_command(CLI::App& app, int& exit_code) {
   cmd->callback([service, plain, &exit_code] {
     net::ClientRequest req;
     req.method = "POST";
-    req.target = "/v1/restart/" + percent_encode(*service);
+    req.target = "/v1/restart/" + net::percent_encode(*service);
     exit_code = run_deploy_stream(load_client_config(), std::move(req), "restart " + *service,
                                   choose_style(*plain));
   });

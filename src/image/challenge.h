@@ -20,9 +20,6 @@ struct AuthChallenge {
 // The first challenge in the header value. kInvalidArgument when it cannot be read.
 Result<AuthChallenge> parse_auth_challenge(std::string_view header);
 
-// Percent-encodes everything but RFC 3986 unreserved characters (for query values).
-std::string url_encode(std::string_view s);
-
 std::string base64_encode(std::string_view bytes);
 
 }  // namespace mill::image

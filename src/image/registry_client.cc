@@ -7,6 +7,7 @@
 #include "image/challenge.h"
 #include "image/manifest.h"
 #include "image/reference.h"
+#include "net/http.h"
 
 namespace mill::image {
 namespace {
@@ -172,8 +173,8 @@ Result<std::string> RegistryClient::fetch_token(const std::string& realm,
   req.timeout = options_.timeout;
   req.max_body_bytes = 1024 * 1024;
   req.target = url->target + (url->target.find('?') == std::string::npos ? "?" : "&");
-  if (!service.empty()) req.target += "service=" + url_encode(service) + "&";
-  req.target += "scope=" + url_encode(scope);
+  if (!service.empty()) req.target += "service=" + net::percent_encode(service) + "&";
+  req.target += "scope=" + net::percent_encode(scope);
   if (!options_.credentials.username.empty()) {
     req.headers.push_back(
         {"Authorization", "Basic " + base64_encode(options_.credentials.username + ":" +

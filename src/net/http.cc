@@ -1,5 +1,6 @@
 #include "net/http.h"
 
+#include <cctype>
 #include <charconv>
 #include <cstdint>
 
@@ -20,6 +21,21 @@ const std::string* HttpRequest::header(std::string_view name) const {
     if (iequals(h.name, name)) return &h.value;
   }
   return nullptr;
+}
+
+std::string percent_encode(std::string_view in) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : in) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
 }
 
 std::string percent_decode(std::string_view in) {

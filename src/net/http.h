@@ -77,6 +77,9 @@ bool parse_host_port(std::string_view text, HostPort& out);
 
 bool iequals(std::string_view a, std::string_view b);
 std::string percent_decode(std::string_view in);
+// Percent-encodes everything but RFC 3986 unreserved characters (a query value, a
+// path segment).
+std::string percent_encode(std::string_view in);
 std::string_view reason_phrase(int status);
 
 }  // namespace mill::net

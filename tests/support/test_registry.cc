@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "image/challenge.h"
+#include "net/http.h"
 #include "net/http_client.h"
 
 namespace mill::testing {
@@ -151,7 +152,7 @@ TestRegistry::Answer TestRegistry::call(const std::string& method, const std::st
     target = target.substr(target.find('/', scheme + 3));
   }
   target += (target.find('?') == std::string::npos ? "?" : "&");
-  target += "digest=" + image::url_encode(test_sha256_digest(bytes));
+  target += "digest=" + net::percent_encode(test_sha256_digest(bytes));
   Answer put = call("PUT", target, bytes, "application/octet-stream");
   if (put.status != 201) {
     return ::testing::AssertionFailure() << "upload put: " << put.status << " " << put.error;

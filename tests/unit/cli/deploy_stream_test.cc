@@ -4,6 +4,8 @@
 
 #include <sstream>
 
+#include "net/http.h"
+
 namespace mill::cli {
 namespace {
 
@@ -44,8 +46,8 @@ TEST(Rejection, OtherStatusesPrintTheError) {
 }
 
 TEST(PercentEncode, KeepsUnreservedOnly) {
-  EXPECT_EQ(percent_encode("mill.toml"), "mill.toml");
-  EXPECT_EQ(percent_encode("my conf&x=1.toml"), "my%20conf%26x%3D1.toml");
+  EXPECT_EQ(net::percent_encode("mill.toml"), "mill.toml");
+  EXPECT_EQ(net::percent_encode("my conf&x=1.toml"), "my%20conf%26x%3D1.toml");
 }
 
 }  // namespace

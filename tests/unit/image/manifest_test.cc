@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "image/challenge.h"
+#include "net/http.h"
 
 namespace mill::image {
 namespace {
@@ -172,7 +173,7 @@ TEST(Challenge, ParsesBearerAndBasic) {
   EXPECT_FALSE(parse_auth_challenge(R"(Bearer realm="unterminated)"));
   EXPECT_EQ(base64_encode("user:pass"), "dXNlcjpwYXNz");
   EXPECT_EQ(base64_encode("a"), "YQ==");
-  EXPECT_EQ(url_encode("repository:a/b:pull"), "repository%3Aa%2Fb%3Apull");
+  EXPECT_EQ(net::percent_encode("repository:a/b:pull"), "repository%3Aa%2Fb%3Apull");
 }
 
 }  // namespace
