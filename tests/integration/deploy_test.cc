@@ -140,6 +140,23 @@ class Deploy : public ::testing::Test {
     return res ? res->body : "";
   }
 
+  // The A records the node's DNS server (on the bridge address) gives for `name`.
+  std::set<std::string> dig(const std::string& name) {
+    std::string bridge_ip = cluster_.substr(0, cluster_.find(".0.0/")) + ".1.1";
+    std::string cmd = "dig +short +time=2 +tries=1 @" + bridge_ip + " " + name;
+    std::set<std::string> out;
+    if (FILE* p = ::popen(cmd.c_str(), "r")) {
+      char line[128];
+      while (std::fgets(line, sizeof line, p)) {
+        std::string l(line);
+        while (!l.empty() && (l.back() == '\n' || l.back() == ' ')) l.pop_back();
+        if (!l.empty()) out.insert(l);
+      }
+      ::pclose(p);
+    }
+    return out;
+  }
+
   static std::string phases(const std::vector<Event>& events, const std::string& name) {
     std::string out;
     for (const auto& e : events) {
@@ -201,6 +218,13 @@ TEST_F(Deploy, TwoServicesThenOnlyTheChangedOneRolls) {
     // The allocation answers at its address.
     EXPECT_EQ(get(std::string(o.at("address").as_string()), "/health"), "ok");
   }
+  // web.mill: the service's healthy allocations, from the node's DNS server.
+  std::set<std::string> ips;
+  for (auto& a : web.at("allocations").as_array()) {
+    std::string address(a.as_object().at("address").as_string());
+    ips.insert(address.substr(0, address.find(':')));
+  }
+  EXPECT_EQ(dig("web.mill"), ips);
   auto web_before = alloc_ids("web");
   auto api_before = alloc_ids("api");
 
