@@ -212,9 +212,15 @@ TEST_F(Deploy, TwoServicesThenOnlyTheChangedOneRolls) {
   auto web = service_json("web");
   EXPECT_EQ(web.at("replicas").as_object().at("desired").as_int64(), 2);
   EXPECT_EQ(web.at("replicas").as_object().at("healthy").as_int64(), 2);
+  EXPECT_EQ(web.at("image").as_string(), registry_->host() + "/probe:v1");
   for (auto& a : web.at("allocations").as_array()) {
     auto& o = a.as_object();
     EXPECT_EQ(o.at("status").as_string(), "healthy");
+    // The spec's fields: live cpu (cores) and memory (bytes) figures, node, start time.
+    EXPECT_TRUE(o.at("cpu").is_number()) << json::serialize(o);
+    EXPECT_TRUE(o.at("memory").is_number()) << json::serialize(o);
+    EXPECT_EQ(o.at("node").as_string(), "node-1");
+    EXPECT_EQ(o.at("started_at").as_string().size(), std::string("2026-02-14T10:00:00Z").size());
     // The allocation answers at its address.
     EXPECT_EQ(get(std::string(o.at("address").as_string()), "/health"), "ok");
   }
