@@ -284,8 +284,13 @@ void DeployManager::execute(Run& run) {
   emit(run, "progress", progress(json::object{{"phase", "started"}, {"deploy", run.record.id}}));
   std::vector<model::ServiceSpec> roll_list;
   std::vector<std::string> removed;
+  // Task templates and registries apply at once (a new image may need new registry
+  // credentials); services roll below. A failed deploy puts the previous ones back.
+  auto fail = [&](const std::string& service, const std::string& reason) {
+    if (run.config) tasks_.set_config(deployed());
+    emit(run, "failed", progress(json::object{{"service", service}, {"reason", reason}}));
+  };
   if (run.config) {
-    // Task templates and registries apply at once; services roll below.
     tasks_.set_config(*run.config);
     for (const auto& [name, s] : run.config->services) roll_list.push_back(s);
     for (const auto& name : tasks_.live_groups(model::kKindService)) {
@@ -314,15 +319,13 @@ void DeployManager::execute(Run& run) {
         break;
       }
     }
-    emit(run, "failed",
-         progress(json::object{{"service", service}, {"reason", pulled.error().message}}));
+    fail(service, pulled.error().message);
     return;
   }
   for (const auto& service : roll_list) {
     auto rolled = roll(run, service, force);
     if (!rolled) {
-      emit(run, "failed",
-           progress(json::object{{"service", service.name}, {"reason", rolled.error().message}}));
+      fail(service.name, rolled.error().message);
       return;
     }
   }
@@ -339,10 +342,7 @@ void DeployManager::execute(Run& run) {
   if (run.config) {
     auto put = store_.put(kDeployedKey, run.text);
     if (!put) {
-      emit(run, "failed",
-           progress(json::object{
-               {"service", ""},
-               {"reason", "cannot record the deployed config: " + put.error().message}}));
+      fail("", "cannot record the deployed config: " + put.error().message);
       return;
     }
     std::lock_guard lock(mutex_);

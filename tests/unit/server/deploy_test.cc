@@ -201,9 +201,12 @@ TEST_F(DeployTest, ServicesRemovedFromTheConfigStopAfterTheOthersRolled) {
 TEST_F(DeployTest, AnImageNoNodeCanPullFailsBeforeAnythingIsPlaced) {
   ASSERT_EQ(deploy(service("web", 1)).end, "done");
   auto before = live("web");
-  auto out = deploy(service("web", 1, "r/missing:v2"));
+  // With a new task template, which applies while the deploy runs ...
+  auto out = deploy(service("web", 1, "r/missing:v2") + "[task.job]\nimage = \"r/job:v1\"\n");
   EXPECT_EQ(out.end, "failed");
   EXPECT_EQ(out.reason, "image not found: r/missing:v2");
+  // ... and is taken back when it fails: the deployed config is still the previous one.
+  EXPECT_EQ(tasks.config().tasks.count("job"), 0u);
   EXPECT_EQ(count(out.steps, "scheduled web"), 0);
   EXPECT_EQ(live("web"), before);
   EXPECT_EQ(deploys->deployed().services.at("web").image, "r/app:v1");
