@@ -387,17 +387,40 @@ Result<void> DeployManager::roll(Run& run, const model::ServiceSpec& service, bo
   }
   const auto deadline = service.health ? service.health->deadline : options_.default_deadline;
   const int parallel = std::max(1, service.update_parallel);
-  std::vector<std::string> started;
+  std::vector<std::string> started;      // new allocations, in placement order
+  std::vector<std::string> healthy_new;  // those that became healthy
+  int replaced = 0;                      // old allocations stopped for healthy new ones
   int healthy = keep;
+  std::vector<Pending> pending;
   auto fail = [&](const Error& e) -> Result<void> {
-    stop_allocations(started);
-    return Unexpected(e);
+    // New allocations not yet healthy just stop. Healthy ones that already replaced
+    // old ones are rolled back the same careful way: an allocation of the old spec
+    // first, the new one stopped once that is healthy.
+    std::vector<std::string> unhealthy;
+    for (const auto& id : started) {
+      if (std::find(healthy_new.begin(), healthy_new.end(), id) == healthy_new.end()) {
+        unhealthy.push_back(id);
+      }
+    }
+    stop_allocations(unhealthy);
+    std::string rollback_error;
+    if (replaced > 0 && !current.empty()) {
+      auto back =
+          restore(run, service.name, current.front().alloc.spec, healthy_new, replaced, deadline);
+      if (!back) rollback_error = "; rolling back failed too: " + back.error().message;
+    } else {
+      stop_allocations(healthy_new);
+      for (size_t i = 0; i < healthy_new.size(); ++i) {
+        emit(run, "progress",
+             progress(json::object{{"service", service.name}, {"phase", "stopped"}}));
+      }
+    }
+    return make_error(e.code, e.message + rollback_error);
   };
   // Replacing: at most `parallel` new allocations in flight, and an old one stopped for
   // each that becomes healthy, so the service never has fewer healthy allocations than
   // it asks for. Nothing to replace (a new service, or more replicas of an unchanged
   // one): all at once, since nothing that serves is at stake.
-  std::vector<Pending> pending;
   int placed = keep;
   while (healthy < want) {
     int room = old.empty() ? want - placed
@@ -412,13 +435,14 @@ Result<void> DeployManager::roll(Run& run, const model::ServiceSpec& service, bo
            progress(json::object{
                {"service", service.name}, {"phase", "scheduled"}, {"node", v->alloc.node}}));
     }
-    auto now_healthy = wait_progress(run, service.name, pending, deadline);
+    auto now_healthy = wait_progress(run, service.name, pending, deadline, &healthy_new);
     if (!now_healthy) return fail(now_healthy.error());
     for (int i = 0; i < *now_healthy; ++i) {
       ++healthy;
       if (!old.empty() && healthy + static_cast<int>(old.size()) > want) {
         stop_allocations({old.front()});
         old.erase(old.begin());
+        ++replaced;
         emit(run, "progress",
              progress(json::object{{"service", service.name}, {"phase", "stopped"}}));
       }
@@ -469,9 +493,43 @@ bool DeployManager::stopping() const {
   return signal_->stopping;
 }
 
+Result<void> DeployManager::restore(Run& run, const std::string& service,
+                                    const model::AllocSpec& old_spec,
+                                    const std::vector<std::string>& new_ids, int count,
+                                    std::chrono::milliseconds deadline) {
+  std::vector<std::string> to_stop = new_ids;
+  for (int i = 0; i < count; ++i) {
+    auto v = tasks_.place_service(service, old_spec);
+    if (!v) return Unexpected(v.error());
+    emit(run, "progress",
+         progress(
+             json::object{{"service", service}, {"phase", "scheduled"}, {"node", v->alloc.node}}));
+    std::vector<Pending> pending{{v->alloc.id, SteadyClock::now()}};
+    while (!pending.empty()) {
+      auto ok = wait_progress(run, service, pending, deadline, nullptr);
+      if (!ok) {
+        stop_allocations({v->alloc.id});
+        return Unexpected(ok.error());
+      }
+    }
+    if (!to_stop.empty()) {
+      stop_allocations({to_stop.front()});
+      to_stop.erase(to_stop.begin());
+      emit(run, "progress", progress(json::object{{"service", service}, {"phase", "stopped"}}));
+    }
+  }
+  // New allocations beyond those that replaced old ones (more replicas than before) stop.
+  stop_allocations(to_stop);
+  for (size_t i = 0; i < to_stop.size(); ++i) {
+    emit(run, "progress", progress(json::object{{"service", service}, {"phase", "stopped"}}));
+  }
+  return {};
+}
+
 Result<int> DeployManager::wait_progress(Run& run, const std::string& service,
                                          std::vector<Pending>& pending,
-                                         std::chrono::milliseconds deadline) {
+                                         std::chrono::milliseconds deadline,
+                                         std::vector<std::string>* healthy_ids) {
   auto earliest = pending.front().placed_at;
   for (const auto& p : pending) earliest = std::min(earliest, p.placed_at);
   std::optional<Error> failed;
@@ -520,6 +578,7 @@ Result<int> DeployManager::wait_progress(Run& run, const std::string& service,
          progress(json::object{{"service", service},
                                {"phase", "healthy"},
                                {"elapsed", seconds_since(it->placed_at)}}));
+    if (healthy_ids) healthy_ids->push_back(it->id);
     it = pending.erase(it);
     ++done;
   }

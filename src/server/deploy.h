@@ -137,7 +137,13 @@ class DeployManager {
   // takes the healthy ones out; returns how many became healthy. The error (one failed,
   // or was not healthy within `deadline` of its placement) is the reason a person reads.
   Result<int> wait_progress(Run& run, const std::string& service, std::vector<Pending>& pending,
-                            std::chrono::milliseconds deadline);
+                            std::chrono::milliseconds deadline,
+                            std::vector<std::string>* healthy_ids);
+  // Rolls a failed rollout back: `count` allocations of `old_spec` started one at a
+  // time, health-gated, each replacing one of `new_ids`; the rest of `new_ids` stop.
+  Result<void> restore(Run& run, const std::string& service, const model::AllocSpec& old_spec,
+                       const std::vector<std::string>& new_ids, int count,
+                       std::chrono::milliseconds deadline);
   void emit(Run& run, std::string event, std::string data);
   void persist(const DeployRecord& record);
 

@@ -57,8 +57,7 @@ class FakeNode {
           s.status = model::AllocStatus::kKilled;
         } else if (now == model::AllocStatus::kPending) {
           s.status = model::AllocStatus::kRunning;
-        } else if (now == model::AllocStatus::kRunning &&
-                   v.alloc.spec.image.find("never-healthy") == std::string::npos) {
+        } else if (now == model::AllocStatus::kRunning && may_become_healthy(v.alloc)) {
           s.status = model::AllocStatus::kHealthy;
         } else {
           continue;
@@ -70,7 +69,19 @@ class FakeNode {
     }
   }
 
+  // "never-healthy" images never do; of a "two-only" image, only the first two.
+  bool may_become_healthy(const model::Allocation& a) {
+    const auto& image = a.spec.image;
+    if (image.find("never-healthy") != std::string::npos) return false;
+    if (image.find("two-only") == std::string::npos) return true;
+    healthy_.insert(a.id);
+    if (healthy_.size() <= 2) return true;
+    healthy_.erase(a.id);
+    return false;
+  }
+
   TaskManager& tasks_;
+  std::set<std::string> healthy_;  // of "two-only" images
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
@@ -226,6 +237,24 @@ TEST_F(DeployTest, AWaitWithNoNewsKeepsTheStreamAliveUntilTheDeadlineFailsIt) {
   auto record = deploys->record(records.front().id);
   ASSERT_TRUE(record.has_value());
   for (const auto& e : record->events) EXPECT_FALSE(e.event.empty());
+}
+
+// The third of three replacements fails: the two new allocations already healthy
+// (whose old ones were stopped) are rolled back one at a time, an allocation of the
+// old spec started before each is stopped, so the service ends as it began: three
+// allocations of v1.
+TEST_F(DeployTest, AFailureAfterSomeReplacementsRollsThoseBackToo) {
+  ASSERT_EQ(deploy(service("web", 3)).end, "done");
+  auto out = deploy(service("web", 3, "r/two-only:v2"));
+  EXPECT_EQ(out.end, "failed");
+  EXPECT_EQ(out.reason, "not healthy (still running) after 0.5s");
+  EXPECT_EQ(count(out.steps, "healthy web"), 2 + 2) << "two new, then two old ones again";
+  EXPECT_EQ(count(out.steps, "stopped web"), 2 + 2);
+  auto now = live("web");
+  ASSERT_EQ(now.size(), 3u);
+  for (const auto& v : tasks.group(model::kKindService, "web")) {
+    if (now.contains(v.alloc.id)) EXPECT_EQ(v.alloc.spec.image, "r/app:v1") << v.alloc.id;
+  }
 }
 
 }  // namespace
