@@ -237,7 +237,21 @@ void AllocRunner::poll_loop() {
     index = desired->index;
     containers_.set_registries(desired->registries);
     if (desired->pulls) pull_images(*desired->pulls);
+    if (!desired->remove_volumes.empty()) remove_volumes(desired->remove_volumes);
     reconcile(*desired);
+  }
+}
+
+void AllocRunner::remove_volumes(const std::vector<std::string>& names) {
+  std::vector<model::VolumeReport> reports;
+  for (const auto& name : names) {
+    auto removed = containers_.remove_volume(name);
+    reports.push_back({name, removed ? "" : removed.error().message});
+    if (removed) log::info("agent: volume " + name + " removed");
+  }
+  // Not sent: asked again with the next desired state, and removing is idempotent.
+  if (auto sent = client_.report_volumes(node_, reports); !sent) {
+    log::warn("agent: reporting volume removals: " + sent.error().message);
   }
 }
 
@@ -561,12 +575,13 @@ bool AllocRunner::supervise(const Ptr& entry) {
     }
     if (std::chrono::steady_clock::now() - last_usage >= options_.usage_interval) {
       last_usage = std::chrono::steady_clock::now();
-      if (auto u = containers_.usage(id)) {
+      if (auto u = containers_.usage(entry->alloc)) {
         update(
             entry,
             [&](Entry& e) {
               e.state.cpu_seconds = u->cpu_seconds;
               e.state.memory_bytes = u->memory_bytes;
+              e.state.volume_used = u->volume_used;
             },
             false);
       }

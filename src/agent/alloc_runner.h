@@ -72,6 +72,8 @@ class AllocRunner {
   // A deploy's `pulling` phase: pulls each image of a deploy not seen before, all in
   // parallel, and reports each outcome.
   void pull_images(const model::ImagePulls& pulls);
+  // Destroys volumes the control plane asked to remove, and says how it went.
+  void remove_volumes(const std::vector<std::string>& names);
   void report_loop();
   void reconcile(const DesiredAllocations& desired);
   void spawn_worker(const Ptr& entry, bool start_it);

@@ -41,14 +41,25 @@ constexpr Durability kNoSync = Durability::kProcessCrash;
 }  // namespace
 
 ContainerHost::ContainerHost(ContainerHostOptions options, image::ImageStore& images,
-                             network::NodeNetwork& network, runtime::Runtime& runtime)
-    : options_(std::move(options)), images_(images), network_(network), runtime_(runtime) {
+                             network::NodeNetwork& network, runtime::Runtime& runtime,
+                             volume::VolumeManager& volumes)
+    : options_(std::move(options)),
+      images_(images),
+      network_(network),
+      runtime_(runtime),
+      volumes_(volumes) {
   ::mkdir(options_.alloc_root.c_str(), 0700);
 }
 
 void ContainerHost::set_registries(std::map<std::string, RegistryLogin> registries) {
   std::lock_guard lock(mutex_);
   registries_ = std::move(registries);
+}
+
+Result<void> ContainerHost::remove_volume(const std::string& name) {
+  auto removed = volumes_.remove(name);
+  if (!removed && removed.error().code == ErrorCode::kNotFound) return {};
+  return removed;
 }
 
 Result<void> ContainerHost::pull(const std::string& image) {
@@ -131,6 +142,13 @@ Result<Started> ContainerHost::start(const model::Allocation& a,
   spec.resolv_conf_path = d + "/resolv.conf";
   spec.hostname_path = d + "/hostname";
   spec.cgroup_path = options_.cgroup_parent + "/" + a.id;
+  // Volumes: made (at their size) the first time an allocation lands here, mounted
+  // again after a restart; their data dir is bound into the container.
+  for (const auto& v : a.spec.volumes) {
+    auto vol = volumes_.ensure(v.name, v.size);
+    if (!vol) return fail({vol.error().code, "volume " + v.name + ": " + vol.error().message});
+    spec.mounts.push_back({vol->path, v.path, v.read_only});
+  }
   auto state = runtime_.start(spec, image->config);
   if (!state) return fail(state.error());
   out.pid = state->pid;
@@ -146,9 +164,13 @@ Result<Exit> ContainerHost::stop(const std::string& id, std::chrono::millisecond
   return to_exit(MILL_TRY(runtime_.stop(id, grace)));
 }
 
-Result<Usage> ContainerHost::usage(const std::string& id) {
-  auto u = MILL_TRY(runtime_.usage(id));
-  return Usage{u.cpu_seconds, u.memory_bytes};
+Result<Usage> ContainerHost::usage(const model::Allocation& alloc) {
+  auto u = MILL_TRY(runtime_.usage(alloc.id));
+  Usage out{u.cpu_seconds, u.memory_bytes, {}};
+  for (const auto& v : alloc.spec.volumes) {
+    if (auto info = volumes_.info(v.name)) out.volume_used[v.name] = info->used_bytes;
+  }
+  return out;
 }
 
 // Everything but the log and the runtime's record of the exit.

@@ -18,6 +18,7 @@
 #include "image/image_store.h"
 #include "network/node_network.h"
 #include "runtime/runtime.h"
+#include "volume/volume_manager.h"
 
 namespace mill::agent {
 
@@ -31,15 +32,17 @@ struct ContainerHostOptions {
 class ContainerHost final : public Containers {
  public:
   ContainerHost(ContainerHostOptions options, image::ImageStore& images,
-                network::NodeNetwork& network, runtime::Runtime& runtime);
+                network::NodeNetwork& network, runtime::Runtime& runtime,
+                volume::VolumeManager& volumes);
 
   void set_registries(std::map<std::string, RegistryLogin> registries) override;
   Result<void> pull(const std::string& image) override;
+  Result<void> remove_volume(const std::string& name) override;
   Result<Started> start(const model::Allocation& alloc,
                         const std::function<void()>& starting) override;
   Result<Exit> wait(const std::string& id, std::chrono::milliseconds timeout) override;
   Result<Exit> stop(const std::string& id, std::chrono::milliseconds grace) override;
-  Result<Usage> usage(const std::string& id) override;
+  Result<Usage> usage(const model::Allocation& alloc) override;
   void release(const std::string& id, const std::string& image_digest) override;
   void forget(const std::string& id) override;
   std::vector<Adopted> adopt() override;
@@ -57,6 +60,7 @@ class ContainerHost final : public Containers {
   image::ImageStore& images_;
   network::NodeNetwork& network_;
   runtime::Runtime& runtime_;
+  volume::VolumeManager& volumes_;
   mutable std::mutex mutex_;
   std::map<std::string, RegistryLogin> registries_;
 };

@@ -43,6 +43,7 @@ struct Adopted {
 struct Usage {
   double cpu_seconds = 0;
   int64_t memory_bytes = 0;
+  std::map<std::string, int64_t> volume_used;  // bytes, by volume the allocation mounts
 };
 
 class Containers {
@@ -52,6 +53,8 @@ class Containers {
   // The registry logins the control plane sent with the latest allocations.
   virtual void set_registries(std::map<std::string, RegistryLogin> registries) = 0;
 
+  // Destroys a volume of this node and its data; gone already is fine.
+  virtual Result<void> remove_volume(const std::string& name) = 0;
   // Pulls the image (a deploy's `pulling` phase) so a later start finds it here.
   virtual Result<void> pull(const std::string& image) = 0;
   // Pulls, wires the network, mounts the rootfs and starts the process; calls
@@ -63,7 +66,7 @@ class Containers {
   virtual Result<Exit> wait(const std::string& id, std::chrono::milliseconds timeout) = 0;
   // SIGTERM (or the image's stop signal), `grace`, SIGKILL.
   virtual Result<Exit> stop(const std::string& id, std::chrono::milliseconds grace) = 0;
-  virtual Result<Usage> usage(const std::string& id) = 0;
+  virtual Result<Usage> usage(const model::Allocation& alloc) = 0;
   // After the end: removes the container, its rootfs mount, network and runtime state,
   // and releases its image, keeping only its log. Idempotent.
   virtual void release(const std::string& id, const std::string& image_digest) = 0;

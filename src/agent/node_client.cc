@@ -62,7 +62,7 @@ Result<DesiredAllocations> HttpNodeClient::allocations(const std::string& node, 
   std::string target = "/v1/agent/allocations?node=" + node + "&index=" + std::to_string(index) +
                        "&wait_ms=" + std::to_string(wait.count());
   std::string text = MILL_TRY(call("GET", target, {}, wait + std::chrono::seconds(10)));
-  auto o = MILL_TRY(model::parse_object(text, {"index", "allocations", "registries", "pulls"}));
+  auto o = MILL_TRY(model::parse_object(text, {"index", "allocations", "registries", "pulls", "remove_volumes"}));
   DesiredAllocations out;
   out.index = MILL_TRY(model::get_int(o, "index", true));
   auto* list = o.if_contains("allocations");
@@ -102,7 +102,25 @@ Result<DesiredAllocations> HttpNodeClient::allocations(const std::string& node, 
     }
     out.pulls = std::move(pulls);
   }
+  if (auto* rv = o.if_contains("remove_volumes"); rv && rv->is_array()) {
+    for (const auto& n : rv->as_array()) {
+      if (n.is_string()) out.remove_volumes.emplace_back(n.as_string());
+    }
+  }
   return out;
+}
+
+Result<void> HttpNodeClient::report_volumes(const std::string& node,
+                                            const std::vector<model::VolumeReport>& reports) {
+  json::array list;
+  for (const auto& r : reports) {
+    json::object o{{"name", r.name}};
+    if (!r.error.empty()) o["error"] = r.error;
+    list.push_back(std::move(o));
+  }
+  json::object body{{"node", node}, {"volumes", std::move(list)}};
+  MILL_TRY(post("/v1/agent/volumes", model::serialize(body)));
+  return {};
 }
 
 Result<void> HttpNodeClient::report_pulls(const std::string& node, const std::string& deploy,

@@ -51,6 +51,7 @@ struct DesiredAllocations {
   std::vector<Item> allocations;
   std::map<std::string, RegistryLogin> registries;  // by registry host
   std::optional<model::ImagePulls> pulls;           // a deploy's `pulling` phase
+  std::vector<std::string> remove_volumes;          // this node's volumes to destroy
 };
 
 class NodeClient {
@@ -68,6 +69,9 @@ class NodeClient {
   // How the images of a deploy's ImagePulls went on this node.
   virtual Result<void> report_pulls(const std::string& node, const std::string& deploy,
                                     const std::vector<model::PullReport>& reports) = 0;
+  // How the removals in remove_volumes went.
+  virtual Result<void> report_volumes(const std::string& node,
+                                      const std::vector<model::VolumeReport>& reports) = 0;
 };
 
 // The node protocol over HTTP with the join token.
@@ -82,6 +86,8 @@ class HttpNodeClient final : public NodeClient {
                       const std::vector<model::AllocState>& states) override;
   Result<void> report_pulls(const std::string& node, const std::string& deploy,
                             const std::vector<model::PullReport>& reports) override;
+  Result<void> report_volumes(const std::string& node,
+                              const std::vector<model::VolumeReport>& reports) override;
 
  private:
   Result<std::string> call(const std::string& method, const std::string& path,

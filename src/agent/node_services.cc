@@ -18,6 +18,7 @@
 #include "network/node_network.h"
 #include "runtime/cgroups.h"
 #include "runtime/runc_runtime.h"
+#include "volume/volume_manager.h"
 
 namespace mill::agent {
 
@@ -26,6 +27,7 @@ struct NodeServices::Parts {
   std::unique_ptr<network::DnsServer> dns;
   std::unique_ptr<image::ImageStore> images;
   std::unique_ptr<runtime::RuncRuntime> runtime;
+  std::unique_ptr<volume::VolumeManager> volumes;
   std::unique_ptr<ContainerHost> containers;
   std::unique_ptr<AllocRunner> runner;
   std::unique_ptr<LogService> logs;
@@ -102,7 +104,9 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
   // Rootfs mounts stay inside this dir: they neither leak into nor come from other
   // mount namespaces.
   MILL_TRY(image::make_mount_private(ch.alloc_root));
-  p->containers = std::make_unique<ContainerHost>(ch, *p->images, *p->network, *p->runtime);
+  p->volumes = MILL_TRY(volume::VolumeManager::create(d));
+  p->containers =
+      std::make_unique<ContainerHost>(ch, *p->images, *p->network, *p->runtime, *p->volumes);
 
   RunnerOptions ro;
   ro.state_dir = d + "/agent";
@@ -160,6 +164,12 @@ Result<void> NodeServices::cleanup(const std::string& d) {
     for (const auto& id : ids) (void)image::unmount_rootfs(allocs + "/" + id + "/rootfs");
   }
   (void)image::unmount_rootfs(allocs);
+  // Volumes are unmounted; their data stays on disk for the next start.
+  if (auto volumes = volume::VolumeManager::create(d)) {
+    if (auto u = (*volumes)->unmount_all(); !u) {
+      log::warn("cleanup: volumes: " + u.error().message);
+    }
+  }
   // The (now empty) parent of every container's cgroups, in every hierarchy.
   if (auto r = runtime::remove_cgroup("/mill-" + net.bridge); !r) {
     log::warn("cleanup: cgroups of /mill-" + net.bridge + ": " + r.error().message);

@@ -68,6 +68,11 @@ net::HttpResponse allocations_response(const ApiContext& ctx, const std::string&
   }
   json::object out{
       {"index", list.index}, {"allocations", std::move(allocs)}, {"registries", registries(ctx)}};
+  if (!list.remove_volumes.empty()) {
+    json::array names;
+    for (const auto& n : list.remove_volumes) names.emplace_back(n);
+    out["remove_volumes"] = std::move(names);
+  }
   if (list.pulls) {
     json::array images;
     for (const auto& i : list.pulls->images) images.emplace_back(i);
@@ -162,6 +167,26 @@ void add_agent_routes(Router& router, const ApiContext& ctx) {
       states.push_back(std::move(*state));
     }
     if (auto ok = ctx.tasks->report(*node, states); !ok) return error_response(ok.error());
+    return json_response(200, json::object{});
+  });
+
+  router.add("POST", "/v1/agent/volumes", [&ctx](const net::HttpRequest& req, const Params&) {
+    auto body = model::parse_object(req.body, {"node", "volumes"});
+    if (!body) return error_response(body.error());
+    auto node = model::get_string(*body, "node", true);
+    if (!node) return error_response(node.error());
+    auto* list = body->if_contains("volumes");
+    if (!list || !list->is_array()) return error_response(400, "'volumes' must be an array");
+    std::vector<model::VolumeReport> reports;
+    for (const auto& item : list->as_array()) {
+      if (!item.is_object()) return error_response(400, "'volumes' items must be objects");
+      auto name = model::get_string(item.as_object(), "name", true);
+      if (!name) return error_response(name.error());
+      auto error = model::get_string(item.as_object(), "error", false);
+      if (!error) return error_response(error.error());
+      reports.push_back({*name, *error});
+    }
+    ctx.tasks->volumes_removed(*node, reports);
     return json_response(200, json::object{});
   });
 

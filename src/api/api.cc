@@ -36,6 +36,7 @@ Api::Api(ApiContext context) : ctx_(std::move(context)) {
   add_task_routes(router_, ctx_);
   add_log_routes(router_, ctx_);
   add_deploy_routes(router_, ctx_);
+  add_volume_routes(router_, ctx_);
 }
 
 net::HttpResponse Api::handle(const net::HttpRequest& request) const {

@@ -59,5 +59,6 @@ void add_agent_routes(Router& router, const ApiContext& ctx);
 void add_task_routes(Router& router, const ApiContext& ctx);
 void add_log_routes(Router& router, const ApiContext& ctx);
 void add_deploy_routes(Router& router, const ApiContext& ctx);
+void add_volume_routes(Router& router, const ApiContext& ctx);
 
 }  // namespace mill::api

@@ -80,6 +80,14 @@ json::object spec_json(const AllocSpec& s) {
                                {"deadline_ms", s.health->deadline.count()},
                                {"passes", s.health->passes}};
   }
+  if (!s.volumes.empty()) {
+    json::array vols;
+    for (const auto& v : s.volumes) {
+      vols.push_back(json::object{
+          {"name", v.name}, {"size", v.size}, {"path", v.path}, {"read_only", v.read_only}});
+    }
+    o["volumes"] = std::move(vols);
+  }
   return o;
 }
 
@@ -113,6 +121,21 @@ Result<AllocSpec> spec_from_json(const json::value& v) {
   s.env = MILL_TRY(get_string_map(o, "env"));
   if (auto* i = o.if_contains("init"); i && i->is_bool()) s.init = i->as_bool();
   if (auto* h = o.if_contains("health")) s.health = MILL_TRY(health_from_json(*h));
+  if (auto* vols = o.if_contains("volumes")) {
+    if (!vols->is_array())
+      return make_error(ErrorCode::kInvalidArgument, "'volumes' must be an array");
+    for (const auto& item : vols->as_array()) {
+      if (!item.is_object())
+        return make_error(ErrorCode::kInvalidArgument, "a volume must be an object");
+      const auto& vo = item.as_object();
+      AllocVolume v;
+      v.name = MILL_TRY(get_string(vo, "name", true));
+      v.size = MILL_TRY(get_int(vo, "size", true));
+      v.path = MILL_TRY(get_string(vo, "path", true));
+      if (auto* r = vo.if_contains("read_only"); r && r->is_bool()) v.read_only = r->as_bool();
+      s.volumes.push_back(std::move(v));
+    }
+  }
   return s;
 }
 
@@ -189,6 +212,11 @@ std::string encode(const AllocState& s) {
                  {"cpu_seconds", s.cpu_seconds},
                  {"memory_bytes", s.memory_bytes}};
   if (s.restarts) o["restarts"] = s.restarts;
+  if (!s.volume_used.empty()) {
+    json::object used;
+    for (const auto& [name, bytes] : s.volume_used) used[name] = bytes;
+    o["volume_used"] = std::move(used);
+  }
   if (s.exit_code) o["exit_code"] = *s.exit_code;
   if (s.started_at) o["started_at_ms"] = to_ms(*s.started_at);
   if (s.finished_at) o["finished_at_ms"] = to_ms(*s.finished_at);
@@ -198,7 +226,7 @@ std::string encode(const AllocState& s) {
 Result<AllocState> decode_alloc_state(std::string_view text) {
   auto o = MILL_TRY(parse_object(
       text, {"id", "status", "message", "pid", "exit_code", "started_at_ms", "finished_at_ms",
-             "pull_ms", "start_ms", "cpu_seconds", "memory_bytes", "restarts"}));
+             "pull_ms", "start_ms", "cpu_seconds", "memory_bytes", "restarts", "volume_used"}));
   AllocState s;
   s.id = MILL_TRY(get_string(o, "id", true));
   if (!is_valid_name(s.id)) return make_error(ErrorCode::kInvalidArgument, "invalid allocation id");
@@ -219,6 +247,12 @@ Result<AllocState> decode_alloc_state(std::string_view text) {
   s.cpu_seconds = MILL_TRY(get_number(o, "cpu_seconds", false));
   s.memory_bytes = MILL_TRY(get_int(o, "memory_bytes", false));
   s.restarts = static_cast<int>(MILL_TRY(get_int(o, "restarts", false)));
+  if (auto* used = o.if_contains("volume_used"); used && used->is_object()) {
+    for (const auto& [name, bytes] : used->as_object()) {
+      if (!bytes.is_int64()) return make_error(ErrorCode::kInvalidArgument, "bad volume_used");
+      s.volume_used[std::string(name)] = bytes.as_int64();
+    }
+  }
   return s;
 }
 

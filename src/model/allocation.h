@@ -46,6 +46,17 @@ inline bool is_up(AllocStatus status) {
 }
 
 // What to run: an image and how.
+// A volume as an allocation mounts it: which, how big (created at that size on the
+// node where it first lands), and where in the container.
+struct AllocVolume {
+  std::string name;
+  int64_t size = 0;  // bytes
+  std::string path;
+  bool read_only = false;
+
+  bool operator==(const AllocVolume&) const = default;
+};
+
 struct AllocSpec {
   std::string image;
   double cpu = 0;                                    // cores reserved (and the cgroup quota)
@@ -56,6 +67,7 @@ struct AllocSpec {
   std::map<std::string, std::string> env;  // may hold "${secret:NAME}" until delivery
   bool init = true;
   std::optional<HealthCheck> health;  // services
+  std::vector<AllocVolume> volumes;   // services: created on the node on first use
 
   bool operator==(const AllocSpec&) const = default;
 };
@@ -89,6 +101,7 @@ struct AllocState {
   double cpu_seconds = 0;
   int64_t memory_bytes = 0;
   int restarts = 0;  // services: times the agent restarted the container after it ended
+  std::map<std::string, int64_t> volume_used;  // bytes in use on each mounted volume
 
   bool operator==(const AllocState&) const = default;
 };

@@ -50,4 +50,10 @@ struct PullReport {
   std::string error;  // empty: the image is on the node
 };
 
+// What a node says about a volume it was asked to remove.
+struct VolumeReport {
+  std::string name;
+  std::string error;  // empty: removed (or already gone)
+};
+
 }  // namespace mill::model

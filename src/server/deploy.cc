@@ -122,7 +122,8 @@ std::optional<std::string> failure_of(const TaskView& v) {
 
 }  // namespace
 
-model::AllocSpec alloc_spec(const model::ServiceSpec& s) {
+model::AllocSpec alloc_spec(const model::ServiceSpec& s,
+                            const std::map<std::string, model::VolumeSpec>& volumes) {
   model::AllocSpec a;
   a.image = s.image;
   a.cpu = s.cpu;
@@ -132,6 +133,10 @@ model::AllocSpec alloc_spec(const model::ServiceSpec& s) {
   a.env = s.env;
   a.init = s.init;
   a.health = s.health;
+  for (const auto& m : s.volumes) {
+    auto it = volumes.find(m.volume);
+    a.volumes.push_back({m.volume, it == volumes.end() ? 0 : it->second.size, m.path, m.read_only});
+  }
   return a;
 }
 
@@ -139,7 +144,8 @@ struct DeployManager::Run {
   DeployRecord record;
   std::optional<model::Config> config;  // a deploy: the new config
   std::string text;
-  std::string restart_service;  // a restart: the service
+  std::string restart_service;                       // a restart: the service
+  std::map<std::string, model::VolumeSpec> volumes;  // of the config being rolled
   SteadyClock::time_point t0 = SteadyClock::now();
 };
 
@@ -296,15 +302,17 @@ void DeployManager::execute(Run& run) {
     for (const auto& name : tasks_.live_groups(model::kKindService)) {
       if (!run.config->services.contains(name)) removed.push_back(name);
     }
+    run.volumes = run.config->volumes;
   } else {
     std::lock_guard lock(mutex_);
     roll_list.push_back(deployed_.services.at(run.restart_service));
+    run.volumes = deployed_.volumes;
   }
   emit(run, "progress", progress(json::object{{"phase", "pulling"}}));
   const bool force = !run.config.has_value();
   std::vector<std::string> images;
   for (const auto& service : roll_list) {
-    if (starts_allocations(service, force) &&
+    if (starts_allocations(run, service, force) &&
         std::find(images.begin(), images.end(), service.image) == images.end()) {
       images.push_back(service.image);
     }
@@ -352,9 +360,10 @@ void DeployManager::execute(Run& run) {
   emit(run, "done", progress(json::object{{"elapsed", seconds_since(run.t0)}, {"success", true}}));
 }
 
-bool DeployManager::starts_allocations(const model::ServiceSpec& service, bool force) const {
+bool DeployManager::starts_allocations(const Run& run, const model::ServiceSpec& service,
+                                       bool force) const {
   if (force) return true;
-  const model::AllocSpec spec = alloc_spec(service);
+  const model::AllocSpec spec = alloc_spec(service, run.volumes);
   int current = 0;
   for (const auto& v : tasks_.group(model::kKindService, service.name)) {
     if (!live(v)) continue;
@@ -365,7 +374,7 @@ bool DeployManager::starts_allocations(const model::ServiceSpec& service, bool f
 }
 
 Result<void> DeployManager::roll(Run& run, const model::ServiceSpec& service, bool force) {
-  const model::AllocSpec spec = alloc_spec(service);
+  const model::AllocSpec spec = alloc_spec(service, run.volumes);
   std::vector<TaskView> current;
   for (auto& v : tasks_.group(model::kKindService, service.name)) {
     if (live(v)) current.push_back(std::move(v));

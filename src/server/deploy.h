@@ -118,7 +118,7 @@ class DeployManager {
   Result<void> pull_images(Run& run, const std::vector<std::string>& images,
                            std::string& failed_image);
   // Whether `service` gets new allocations (a changed spec, a restart, more replicas).
-  bool starts_allocations(const model::ServiceSpec& service, bool force) const;
+  bool starts_allocations(const Run& run, const model::ServiceSpec& service, bool force) const;
   void stop_allocations(const std::vector<std::string>& ids);
   // Calls `check` now and after every status report until it returns true (then
   // true), or the server stops or `until` passes (then false).
@@ -173,7 +173,8 @@ class DeployManager {
   std::chrono::steady_clock::time_point last_sent_{};
 };
 
-// The allocation spec a service's allocations run.
-model::AllocSpec alloc_spec(const model::ServiceSpec& service);
+// The allocation spec a service's allocations run; `volumes` are the config's.
+model::AllocSpec alloc_spec(const model::ServiceSpec& service,
+                            const std::map<std::string, model::VolumeSpec>& volumes);
 
 }  // namespace mill::server

@@ -1,11 +1,13 @@
 #include "server/tasks.h"
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <charconv>
 #include <set>
 
 #include "common/log.h"
 #include "crypto/crypto.h"
+#include "model/json.h"
 #include "model/names.h"
 #include "scheduler/scheduler.h"
 
@@ -71,6 +73,36 @@ Result<void> check_spec(const model::AllocSpec& s) {
 }  // namespace
 
 namespace {
+// Where each volume lives: the node it was created on, for good.
+constexpr std::string_view kVolumesPrefix = "/volumes/";
+std::string volume_key(const std::string& name) { return std::string(kVolumesPrefix) + name; }
+// A volume to destroy, one key per node and volume, until the node answers.
+constexpr std::string_view kRemovalsPrefix = "/volume-removals/";
+std::string removal_key(const std::string& node, const std::string& name) {
+  return std::string(kRemovalsPrefix) + node + "/" + name;
+}
+
+std::string encode_binding(const VolumeBinding& b) {
+  return model::serialize(boost::json::object{
+      {"node", b.node},
+      {"service", b.service},
+      {"size", b.size},
+      {"created_at_ms",
+       std::chrono::duration_cast<std::chrono::milliseconds>(b.created_at.time_since_epoch())
+           .count()}});
+}
+
+std::optional<VolumeBinding> decode_binding(const std::string& name, const std::string& text) {
+  auto o = model::parse_object(text, {"node", "service", "size", "created_at_ms"});
+  if (!o) return std::nullopt;
+  auto node = model::get_string(*o, "node", true);
+  auto service = model::get_string(*o, "service", false);
+  auto size = model::get_int(*o, "size", false);
+  auto at = model::get_int(*o, "created_at_ms", false);
+  if (!node || !service || !size || !at) return std::nullopt;
+  return VolumeBinding{name, *node, *service, *size, SystemTime(std::chrono::milliseconds(*at))};
+}
+
 // Image pulls asked of a node (the deploy's `pulling` phase), one key per node; what
 // is in it lives in memory, the key is there to wake the node's blocking query.
 constexpr std::string_view kPullsPrefix = "/pulls/";
@@ -85,8 +117,11 @@ TaskManager::TaskManager(store::Store& store, NodeRegistry& nodes, const Clock& 
       options_(options),
       // The node protocol's blocking query wakes for allocations and image pulls.
       alloc_hub_(store, std::vector<std::string>{std::string(model::kAllocPrefix),
-                                                 std::string(kPullsPrefix)}),
-      state_hub_(store, std::string(model::kAllocStatePrefix)) {
+                                                 std::string(kPullsPrefix),
+                                                 std::string(kRemovalsPrefix)}),
+      state_hub_(store, std::string(model::kAllocStatePrefix)),
+      volume_hub_(store, std::vector<std::string>{std::string(kVolumesPrefix),
+                                                  std::string(kRemovalsPrefix)}) {
   declare_metrics();
 }
 
@@ -95,6 +130,10 @@ TaskManager::~TaskManager() { stop(); }
 Result<void> TaskManager::start() {
   // Pull requests belong to a deploy of a previous server process: drop them.
   for (const auto& kv : MILL_TRY(store_.list(kPullsPrefix)).kvs) MILL_TRY(store_.remove(kv.key));
+  for (const auto& kv : MILL_TRY(store_.list(kVolumesPrefix)).kvs) {
+    std::string name = kv.key.substr(kVolumesPrefix.size());
+    if (auto b = decode_binding(name, kv.value)) volumes_[name] = std::move(*b);
+  }
   auto allocs = MILL_TRY(store_.list(model::kAllocPrefix));
   auto states = MILL_TRY(store_.list(model::kAllocStatePrefix));
   {
@@ -116,6 +155,7 @@ Result<void> TaskManager::start() {
   }
   alloc_hub_.start();
   state_hub_.start();
+  volume_hub_.start();
   sweeper_ = std::thread([this] { sweep_loop(); });
   return {};
 }
@@ -129,6 +169,7 @@ void TaskManager::stop() {
   if (sweeper_.joinable()) sweeper_.join();
   alloc_hub_.stop();
   state_hub_.stop();
+  volume_hub_.stop();
 }
 
 void TaskManager::sweep_loop() {
@@ -247,13 +288,33 @@ Result<TaskView> TaskManager::create(const std::string& kind, const std::string&
       snapshot.push_back(std::move(v));
     }
   }
-  auto placed = scheduler::place(snapshot, {spec.cpu, spec.memory});
+  // A volume lives on the node where it was first used: allocations that mount it go
+  // there (and one that mounts volumes of two nodes cannot run at all).
+  std::string pin;
+  std::vector<std::string> unbound;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& v : spec.volumes) {
+      auto it = volumes_.find(v.name);
+      if (it == volumes_.end()) {
+        unbound.push_back(v.name);
+      } else if (pin.empty()) {
+        pin = it->second.node;
+      } else if (pin != it->second.node) {
+        return make_error(ErrorCode::kConflict, "volumes on two nodes (" + pin + ", " +
+                                                    it->second.node +
+                                                    ") cannot be mounted together");
+      }
+    }
+  }
+  scheduler::GroupRequest request{group, 1, spec.cpu, spec.memory, pin};
+  auto placed = scheduler::plan(snapshot, request, 0);
   if (auto* r = std::get_if<scheduler::Rejection>(&placed)) {
     return make_error(r->reason == scheduler::Rejection::Reason::kNoNodes ? ErrorCode::kUnavailable
                                                                           : ErrorCode::kConflict,
                       r->message);
   }
-  const std::string node = std::get<scheduler::Placement>(placed).node;
+  const std::string node = std::get<scheduler::Plan>(placed).nodes.at(0);
 
   std::lock_guard lock(mutex_);
   auto ip = free_address(node);
@@ -272,8 +333,17 @@ Result<TaskView> TaskManager::create(const std::string& kind, const std::string&
     txn.compares = {{model::alloc_key(a.id), 0}, {ipam_key(node, *ip), 0}};
     txn.ops = {{store::Operation::Type::kPut, model::alloc_key(a.id), model::encode(a)},
                {store::Operation::Type::kPut, ipam_key(node, *ip), a.id}};
+    std::vector<VolumeBinding> bindings;
+    for (const auto& v : spec.volumes) {
+      if (std::find(unbound.begin(), unbound.end(), v.name) == unbound.end()) continue;
+      VolumeBinding b{v.name, node, group, v.size, clock_.now()};
+      txn.compares.push_back({volume_key(v.name), 0});
+      txn.ops.push_back({store::Operation::Type::kPut, volume_key(v.name), encode_binding(b)});
+      bindings.push_back(std::move(b));
+    }
     auto result = MILL_TRY(store_.txn(txn));
     if (!result.succeeded) continue;  // an id or address taken after all: draw again
+    for (auto& b : bindings) volumes_[b.name] = std::move(b);
     alloc_revs_[a.id] = result.revision;
     TaskView view{a, std::nullopt};
     tasks_[a.id] = view;
@@ -398,10 +468,85 @@ NodeAllocations TaskManager::allocations_for(const std::string& node) const {
   out.index = alloc_hub_.last_change();  // before reading: see WatchHub::last_change
   std::lock_guard lock(mutex_);
   if (auto it = pulls_.find(node); it != pulls_.end()) out.pulls = it->second;
+  auto removals = store_.list(std::string(kRemovalsPrefix) + node + "/");
+  if (removals) {
+    for (const auto& kv : removals->kvs) out.remove_volumes.push_back(kv.value);
+  }
   for (const auto& [id, v] : tasks_) {
     if (v.alloc.node == node) out.allocations.push_back(v);
   }
   return out;
+}
+
+std::vector<VolumeBinding> TaskManager::volumes() const {
+  std::lock_guard lock(mutex_);
+  std::vector<VolumeBinding> out;
+  for (const auto& [name, b] : volumes_) out.push_back(b);
+  return out;
+}
+
+Result<void> TaskManager::remove_volume(const std::string& name) {
+  std::string node;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = volumes_.find(name);
+    if (it == volumes_.end()) {
+      return make_error(ErrorCode::kNotFound, "volume '" + name + "' was never created");
+    }
+    node = it->second.node;
+    removal_errors_.erase(name);
+  }
+  MILL_TRY(store_.put(removal_key(node, name), name));
+  return {};
+}
+
+void TaskManager::volumes_removed(const std::string& node,
+                                  const std::vector<model::VolumeReport>& reports) {
+  for (const auto& r : reports) {
+    store::Txn txn;
+    txn.ops.push_back({store::Operation::Type::kDelete, removal_key(node, r.name), ""});
+    {
+      std::lock_guard lock(mutex_);
+      auto it = volumes_.find(r.name);
+      if (it == volumes_.end() || it->second.node != node) continue;
+      if (r.error.empty()) {
+        txn.ops.push_back({store::Operation::Type::kDelete, volume_key(r.name), ""});
+      } else {
+        removal_errors_[r.name] = r.error;
+      }
+    }
+    auto done = store_.txn(txn);
+    if (!done) {
+      log::warn("volume " + r.name + ": cannot record its removal: " + done.error().message);
+      continue;
+    }
+    if (r.error.empty()) {
+      std::lock_guard lock(mutex_);
+      volumes_.erase(r.name);
+    }
+  }
+}
+
+void TaskManager::when_volume_removed(const std::string& name, WatchHub::Deadline deadline,
+                                      std::function<void(Result<void>)> callback) {
+  int64_t after = volume_hub_.last_change();
+  {
+    std::lock_guard lock(mutex_);
+    if (!volumes_.contains(name)) return callback(Result<void>{});
+    if (auto e = removal_errors_.find(name); e != removal_errors_.end()) {
+      return callback(make_error(ErrorCode::kIo, e->second));
+    }
+  }
+  volume_hub_.wait(after, deadline, [this, name, deadline, callback](bool changed) {
+    if (!changed) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return callback(make_error(ErrorCode::kTimeout,
+                                   "the node of volume " + name + " did not answer in time"));
+      }
+      return callback(make_error(ErrorCode::kUnavailable, "the server is stopping"));
+    }
+    when_volume_removed(name, deadline, callback);
+  });
 }
 
 std::vector<std::string> TaskManager::eligible_nodes() const {
@@ -500,6 +645,9 @@ Result<void> TaskManager::report_locked(const std::string& node,
     }
     if (durable) MILL_TRY(store_.txn(txn));
     v.state = reported;
+    for (const auto& [name, bytes] : reported.volume_used) {
+      if (auto it = volumes_.find(name); it != volumes_.end()) it->second.used = bytes;
+    }
 
     metrics::Labels task{{"task", task_label(v.alloc)}};
     const std::string service = is_task ? "" : v.alloc.group;

@@ -47,6 +47,16 @@ struct SpawnRequest {
   model::AllocSpec spec;      // inline: the whole spec; template: only env is used
 };
 
+// Where a volume lives: created on `node` when `service` first landed there.
+struct VolumeBinding {
+  std::string name;
+  std::string node;
+  std::string service;
+  int64_t size = 0;  // bytes, as first created
+  SystemTime created_at{};
+  int64_t used = 0;  // bytes in use, as last reported by an allocation mounting it
+};
+
 struct TaskView {
   model::Allocation alloc;
   std::optional<model::AllocState> state;  // none until the agent first reports
@@ -59,6 +69,7 @@ struct NodeAllocations {
   int64_t index = 0;                  // pass back as `after` to wait for the next change
   std::vector<TaskView> allocations;  // with their last reported state
   std::optional<model::ImagePulls> pulls;
+  std::vector<std::string> remove_volumes;  // volumes of this node to destroy
 };
 
 class TaskManager {
@@ -111,6 +122,17 @@ class TaskManager {
   // Records what the agent reports; ignores allocations not placed on that node.
   Result<void> report(const std::string& node, const std::vector<model::AllocState>& states);
 
+  // Volumes that have a home node, by name.
+  std::vector<VolumeBinding> volumes() const;
+  // Asks the volume's node to destroy it (node protocol); kNotFound when it has no
+  // home. The caller checks that nothing uses it.
+  Result<void> remove_volume(const std::string& name);
+  // The node's answer; a removed volume's record goes.
+  void volumes_removed(const std::string& node, const std::vector<model::VolumeReport>& reports);
+  // Calls back once the volume is gone (ok), its node failed to remove it (the error),
+  // or at the deadline (kTimeout).
+  void when_volume_removed(const std::string& name, WatchHub::Deadline deadline,
+                           std::function<void(Result<void>)> callback);
   // Nodes that can take new allocations now (ready, not draining).
   std::vector<std::string> eligible_nodes() const;
   // A deploy's `pulling` phase: asks each of `nodes` to have `images` (delivered with
@@ -159,6 +181,9 @@ class TaskManager {
   std::map<std::string, std::pair<double, SystemTime>> usage_;
   std::map<std::string, double> cpu_rate_;          // the last figure, cores
   std::map<std::string, model::ImagePulls> pulls_;  // by node
+  std::map<std::string, VolumeBinding> volumes_;    // by name
+  std::map<std::string, std::string> removal_errors_;  // volume -> its node's error
+  WatchHub volume_hub_;  // volume records and removal requests
   // deploy -> node -> image -> error ("" when pulled)
   std::map<std::string, std::map<std::string, std::map<std::string, std::string>>> pull_reports_;
   // Serialises placement: snapshot, choose, commit. The leader is the only writer.

@@ -521,6 +521,51 @@ TEST_F(Deploy, TheCliReportsTheOutcomeInItsExitCode) {
   EXPECT_NE(ps.out.find("healthy"), std::string::npos) << ps.out;
 }
 
+// A volume is made on the node where its service lands, keeps its data across a
+// redeploy, cannot be deleted while a service mounts it, and goes (from disk too)
+// when deleted after the service is gone.
+TEST_F(Deploy, AVolumeKeepsItsDataAcrossARedeployAndIsDeletedOnlyWhenUnused) {
+  auto db = [&](const std::string& v) {
+    return service("db", 1,
+                   "volumes = [\"data:/data\"]\nenv = { V = \"" + v +
+                       "\" }\ncommand = [\"/bin/sh\", \"-c\", "
+                       "\"echo v$V >> /data/log; cat /data/log; exec /probe\"]\n") +
+           "[volume.data]\nsize = \"16M\"\n";
+  };
+  ASSERT_EQ(deploy(db("1")).back().event, "done") << server_->log();
+  ASSERT_EQ(deploy(db("2")).back().event, "done") << server_->log();
+  auto ids = alloc_ids("db");
+  ASSERT_EQ(ids.size(), 1u);
+  // The second container saw what the first wrote.
+  auto log = call("GET", "/v1/logs/" + *ids.begin());
+  EXPECT_NE(log.body.find("\"line\":\"v1\""), std::string::npos) << log.body;
+  EXPECT_NE(log.body.find("\"line\":\"v2\""), std::string::npos) << log.body;
+
+  auto list = call("GET", "/v1/volumes");
+  ASSERT_EQ(list.status, 200) << list.body;
+  auto volumes = json::parse(list.body).as_array();
+  ASSERT_EQ(volumes.size(), 1u) << list.body;
+  auto vol = volumes[0].as_object();
+  EXPECT_EQ(vol.at("name").as_string(), "data");
+  EXPECT_EQ(vol.at("node").as_string(), "node-1");
+  EXPECT_EQ(vol.at("size").as_int64(), 16 << 20);
+  EXPECT_EQ(vol.at("service").as_string(), "db");
+  EXPECT_TRUE(std::filesystem::exists(dir_.file("data/volumes/data/disk.img")));
+
+  auto busy = call("DELETE", "/v1/volumes/data");
+  EXPECT_EQ(busy.status, 409) << busy.body;
+  EXPECT_EQ(json::parse(busy.body).as_object().at("service").as_string(), "db");
+
+  // db leaves the config (the volume stays declared, unused): now it may go.
+  ASSERT_EQ(deploy(service("web", 1) + "[volume.data]\nsize = \"16M\"\n").back().event, "done")
+      << server_->log();
+  auto gone = call("DELETE", "/v1/volumes/data");
+  EXPECT_EQ(gone.status, 200) << gone.body;
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("data/volumes/data/disk.img")));
+  EXPECT_EQ(call("DELETE", "/v1/volumes/data").status, 404);
+  EXPECT_EQ(call("DELETE", "/v1/volumes/nope").status, 404);
+}
+
 // A secret's value reaches the container's environment and nothing else: not the
 // server's log, the deploy's events or record, the services list, nor the data dir
 // once the allocation has stopped.

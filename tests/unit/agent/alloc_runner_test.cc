@@ -26,6 +26,7 @@ class FakeContainers final : public Containers {
     std::lock_guard lock(mu);
     registries = std::move(r);
   }
+  Result<void> remove_volume(const std::string&) override { return {}; }
   Result<void> pull(const std::string& image) override {
     std::lock_guard lock(mu);
     pulled.push_back(image);
@@ -58,7 +59,7 @@ class FakeContainers final : public Containers {
     cv.notify_all();
     return Exit{143, 0};
   }
-  Result<Usage> usage(const std::string&) override { return Usage{1.5, 1 << 20}; }
+  Result<Usage> usage(const model::Allocation&) override { return Usage{1.5, 1 << 20, {}}; }
   void release(const std::string& id, const std::string&) override {
     std::lock_guard lock(mu);
     released.insert(id);
@@ -111,6 +112,9 @@ class FakeControlPlane final : public NodeClient {
     std::lock_guard lock(mu);
     for (const auto& r : reports) pull_reports.push_back(deploy + " " + r.image + " " + r.error);
     cv.notify_all();
+    return {};
+  }
+  Result<void> report_volumes(const std::string&, const std::vector<model::VolumeReport>&) override {
     return {};
   }
   Result<void> report(const std::string&, const std::vector<model::AllocState>& states) override {

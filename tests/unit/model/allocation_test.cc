@@ -20,6 +20,9 @@ TEST(Allocation, RoundTripsThroughJson) {
   a.spec.command = {"/probe", "--log-every", "100"};
   a.spec.env = {{"A", "1"}, {"DB", "${secret:db}"}};
   a.spec.init = false;
+  a.spec.health = HealthCheck{"/healthz", std::chrono::milliseconds(100),
+                              std::chrono::milliseconds(1000), std::chrono::milliseconds(30000), 2};
+  a.spec.volumes = {{"data", 16 << 20, "/data", false}, {"conf", 1 << 20, "/etc/app", true}};
   a.desired = DesiredState::kStop;
   a.created_at = SystemTime(std::chrono::milliseconds(1'700'000'000'123));
   auto back = decode_allocation(encode(a));
@@ -40,6 +43,8 @@ TEST(AllocState, RoundTripsThroughJson) {
   s.start_duration = std::chrono::milliseconds(40);
   s.cpu_seconds = 0.25;
   s.memory_bytes = 1 << 20;
+  s.restarts = 2;
+  s.volume_used = {{"data", 4096}};
   auto back = decode_alloc_state(encode(s));
   ASSERT_TRUE(back.has_value()) << back.error().message;
   EXPECT_EQ(*back, s);
