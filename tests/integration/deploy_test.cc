@@ -551,6 +551,15 @@ TEST_F(Deploy, AVolumeKeepsItsDataAcrossARedeployAndIsDeletedOnlyWhenUnused) {
   EXPECT_EQ(vol.at("size").as_int64(), 16 << 20);
   EXPECT_EQ(vol.at("service").as_string(), "db");
   EXPECT_TRUE(std::filesystem::exists(dir_.file("data/volumes/data/disk.img")));
+  const std::map<std::string, std::string> env{{"MILL_CONFIG", dir_.file("client.toml")},
+                                               {"MILL_ADDR", server_->address()}};
+  auto cli = run_mill({"volumes"}, env);
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_NE(cli.out.find("data"), std::string::npos) << cli.out;
+  EXPECT_NE(cli.out.find("node-1"), std::string::npos) << cli.out;
+  auto rm = run_mill({"volume", "rm", "data"}, env);
+  EXPECT_EQ(rm.exit_code, 1) << rm.out;
+  EXPECT_NE((rm.out + rm.err).find("db"), std::string::npos) << rm.out << rm.err;
 
   auto busy = call("DELETE", "/v1/volumes/data");
   EXPECT_EQ(busy.status, 409) << busy.body;
