@@ -434,6 +434,13 @@ Result<void> DeployManager::roll(Run& run, const model::ServiceSpec& service, bo
   while (healthy < want) {
     int room = old.empty() ? want - placed
                            : std::min(parallel - static_cast<int>(pending.size()), want - placed);
+    // The whole batch must fit before any of it is placed: a deploy that cannot run
+    // fails at once, without starting (and then stopping) the part that would fit.
+    if (room > 1) {
+      if (auto fits = tasks_.check_fit(model::kKindService, service.name, spec, room); !fits) {
+        return fail(fits.error());
+      }
+    }
     for (int i = 0; i < room; ++i) {
       auto v = tasks_.place_service(service.name, spec);
       if (!v) return fail(v.error());

@@ -116,9 +116,9 @@ TaskManager::TaskManager(store::Store& store, NodeRegistry& nodes, const Clock& 
       metrics_(metrics),
       options_(options),
       // The node protocol's blocking query wakes for allocations and image pulls.
-      alloc_hub_(store, std::vector<std::string>{std::string(model::kAllocPrefix),
-                                                 std::string(kPullsPrefix),
-                                                 std::string(kRemovalsPrefix)}),
+      alloc_hub_(store,
+                 std::vector<std::string>{std::string(model::kAllocPrefix),
+                                          std::string(kPullsPrefix), std::string(kRemovalsPrefix)}),
       state_hub_(store, std::string(model::kAllocStatePrefix)),
       volume_hub_(store, std::vector<std::string>{std::string(kVolumesPrefix),
                                                   std::string(kRemovalsPrefix)}) {
@@ -262,59 +262,78 @@ Result<TaskView> TaskManager::place_service(const std::string& service,
   return create(std::string(model::kKindService), service, service, spec);
 }
 
-Result<TaskView> TaskManager::create(const std::string& kind, const std::string& group,
-                                     const std::string& id_prefix, const model::AllocSpec& spec) {
-  auto node_list = MILL_TRY(nodes_.list());
-
-  std::lock_guard placing(placement_);
-  std::vector<scheduler::NodeView> snapshot;
-  {
-    std::lock_guard lock(mutex_);
-    for (const auto& n : node_list) {
-      scheduler::NodeView v;
-      v.id = n.id;
-      v.ready = n.status != model::NodeStatus::kDown;
-      v.draining = n.draining;
-      v.cpu_total = n.resources.cpu_total;
-      v.memory_total = n.resources.memory_total;
-      for (const auto& [id, t] : tasks_) {
-        if (t.alloc.node != n.id || ended(t)) continue;
-        v.cpu_reserved += t.alloc.spec.cpu;
-        v.memory_reserved += t.alloc.spec.memory;
-        if (!group.empty() && t.alloc.kind == kind && t.alloc.group == group) {
-          ++v.group_allocations;
-        }
+std::vector<scheduler::NodeView> TaskManager::snapshot(
+    std::string_view kind, const std::string& group, const std::vector<model::Node>& nodes) const {
+  std::vector<scheduler::NodeView> out;
+  std::lock_guard lock(mutex_);
+  for (const auto& n : nodes) {
+    scheduler::NodeView v;
+    v.id = n.id;
+    v.ready = n.status != model::NodeStatus::kDown;
+    v.draining = n.draining;
+    v.cpu_total = n.resources.cpu_total;
+    v.memory_total = n.resources.memory_total;
+    for (const auto& [id, t] : tasks_) {
+      if (t.alloc.node != n.id || ended(t)) continue;
+      v.cpu_reserved += t.alloc.spec.cpu;
+      v.memory_reserved += t.alloc.spec.memory;
+      if (!group.empty() && t.alloc.kind == kind && t.alloc.group == group) {
+        ++v.group_allocations;
       }
-      snapshot.push_back(std::move(v));
     }
+    out.push_back(std::move(v));
   }
+  return out;
+}
+
+Result<std::string> TaskManager::volume_pin(const model::AllocSpec& spec,
+                                            std::vector<std::string>* unbound) const {
   // A volume lives on the node where it was first used: allocations that mount it go
   // there (and one that mounts volumes of two nodes cannot run at all).
   std::string pin;
-  std::vector<std::string> unbound;
-  {
-    std::lock_guard lock(mutex_);
-    for (const auto& v : spec.volumes) {
-      auto it = volumes_.find(v.name);
-      if (it == volumes_.end()) {
-        unbound.push_back(v.name);
-      } else if (pin.empty()) {
-        pin = it->second.node;
-      } else if (pin != it->second.node) {
-        return make_error(ErrorCode::kConflict, "volumes on two nodes (" + pin + ", " +
-                                                    it->second.node +
-                                                    ") cannot be mounted together");
-      }
+  std::lock_guard lock(mutex_);
+  for (const auto& v : spec.volumes) {
+    auto it = volumes_.find(v.name);
+    if (it == volumes_.end()) {
+      if (unbound) unbound->push_back(v.name);
+    } else if (pin.empty()) {
+      pin = it->second.node;
+    } else if (pin != it->second.node) {
+      return make_error(ErrorCode::kConflict, "volumes on two nodes (" + pin + ", " +
+                                                  it->second.node + ") cannot be mounted together");
     }
   }
-  scheduler::GroupRequest request{group, 1, spec.cpu, spec.memory, pin};
-  auto placed = scheduler::plan(snapshot, request, 0);
-  if (auto* r = std::get_if<scheduler::Rejection>(&placed)) {
+  return pin;
+}
+
+Result<std::vector<std::string>> TaskManager::plan(std::string_view kind, const std::string& group,
+                                                   const model::AllocSpec& spec, int count,
+                                                   std::vector<std::string>* unbound) {
+  auto node_list = MILL_TRY(nodes_.list());
+  std::string pin = MILL_TRY(volume_pin(spec, unbound));
+  scheduler::GroupRequest request{group, count, spec.cpu, spec.memory, pin};
+  auto planned = scheduler::plan(snapshot(kind, group, node_list), request, 0);
+  if (auto* r = std::get_if<scheduler::Rejection>(&planned)) {
     return make_error(r->reason == scheduler::Rejection::Reason::kNoNodes ? ErrorCode::kUnavailable
                                                                           : ErrorCode::kConflict,
                       r->message);
   }
-  const std::string node = std::get<scheduler::Plan>(placed).nodes.at(0);
+  return std::move(std::get<scheduler::Plan>(planned).nodes);
+}
+
+Result<void> TaskManager::check_fit(std::string_view kind, const std::string& group,
+                                    const model::AllocSpec& spec, int count) {
+  std::lock_guard placing(placement_);
+  MILL_TRY(plan(kind, group, spec, count, nullptr));
+  return {};
+}
+
+Result<TaskView> TaskManager::create(const std::string& kind, const std::string& group,
+                                     const std::string& id_prefix, const model::AllocSpec& spec) {
+  std::lock_guard placing(placement_);
+  std::vector<std::string> unbound;
+  auto planned = MILL_TRY(plan(kind, group, spec, 1, &unbound));
+  const std::string node = planned.at(0);
 
   std::lock_guard lock(mutex_);
   auto ip = free_address(node);

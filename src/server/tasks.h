@@ -29,6 +29,7 @@
 #include "model/config.h"
 #include "model/ipv4.h"
 #include "model/node.h"
+#include "scheduler/scheduler.h"
 #include "server/node_registry.h"
 #include "server/watch_hub.h"
 #include "store/store.h"
@@ -93,6 +94,10 @@ class TaskManager {
   // "<service>-xxxx"), spread over nodes away from the service's other allocations.
   // Errors as spawn(). Stopping one is kill().
   Result<TaskView> place_service(const std::string& service, const model::AllocSpec& spec);
+  // Whether `count` more allocations of `spec` fit now, all of them (the scheduler's
+  // whole plan): a deploy checks a batch before it places any of it.
+  Result<void> check_fit(std::string_view kind, const std::string& group,
+                         const model::AllocSpec& spec, int count);
   // The not yet forgotten allocations of one task template or service, oldest first.
   std::vector<TaskView> group(std::string_view kind, const std::string& group) const;
   // CPU cores the allocation used over its last report interval (0 until known).
@@ -159,6 +164,17 @@ class TaskManager {
   Result<std::string> new_id(const std::string& prefix);
   std::optional<std::string> free_address(const std::string& node) const;
   Result<model::AllocSpec> resolve_spec(const SpawnRequest& request, std::string& group) const;
+  // The scheduler's view of the nodes for a group (mutex_ taken inside).
+  std::vector<scheduler::NodeView> snapshot(std::string_view kind, const std::string& group,
+                                            const std::vector<model::Node>& nodes) const;
+  // The node the spec's volumes pin it to ("" when none is made yet); volumes without
+  // a home yet go to `unbound`.
+  Result<std::string> volume_pin(const model::AllocSpec& spec,
+                                 std::vector<std::string>* unbound) const;
+  // Nodes for `count` allocations, or the scheduler's reason. Caller holds placement_.
+  Result<std::vector<std::string>> plan(std::string_view kind, const std::string& group,
+                                        const model::AllocSpec& spec, int count,
+                                        std::vector<std::string>* unbound);
   Result<TaskView> create(const std::string& kind, const std::string& group,
                           const std::string& id_prefix, const model::AllocSpec& spec);
   Result<void> report_locked(const std::string& node, const std::vector<model::AllocState>& states);
@@ -179,11 +195,11 @@ class TaskManager {
   std::map<std::string, int64_t> alloc_revs_;  // mod revision of each /allocs/ key
   // Previous usage sample per allocation, for cpu cores = d(cpu seconds)/dt.
   std::map<std::string, std::pair<double, SystemTime>> usage_;
-  std::map<std::string, double> cpu_rate_;          // the last figure, cores
-  std::map<std::string, model::ImagePulls> pulls_;  // by node
-  std::map<std::string, VolumeBinding> volumes_;    // by name
+  std::map<std::string, double> cpu_rate_;             // the last figure, cores
+  std::map<std::string, model::ImagePulls> pulls_;     // by node
+  std::map<std::string, VolumeBinding> volumes_;       // by name
   std::map<std::string, std::string> removal_errors_;  // volume -> its node's error
-  WatchHub volume_hub_;  // volume records and removal requests
+  WatchHub volume_hub_;                                // volume records and removal requests
   // deploy -> node -> image -> error ("" when pulled)
   std::map<std::string, std::map<std::string, std::map<std::string, std::string>>> pull_reports_;
   // Serialises placement: snapshot, choose, commit. The leader is the only writer.

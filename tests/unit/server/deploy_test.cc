@@ -257,5 +257,14 @@ TEST_F(DeployTest, AFailureAfterSomeReplacementsRollsThoseBackToo) {
   }
 }
 
+// 3 more replicas of 600M on a node with 1 GiB: not all fit, so none is placed.
+TEST_F(DeployTest, ABatchThatDoesNotAllFitPlacesNothing) {
+  auto out = deploy("[service.big]\nimage = \"r/app:v1\"\nreplicas = 3\nmemory = \"400M\"\n");
+  EXPECT_EQ(out.end, "failed");
+  EXPECT_NE(out.reason.find("only 2 of the 3 allocations"), std::string::npos) << out.reason;
+  EXPECT_EQ(count(out.steps, "scheduled big"), 0);
+  EXPECT_TRUE(tasks.group(model::kKindService, "big").empty());
+}
+
 }  // namespace
 }  // namespace mill::server
