@@ -396,12 +396,14 @@ Result<void> DeployManager::roll(Run& run, const model::ServiceSpec& service, bo
   }
   const auto deadline = service.health ? service.health->deadline : options_.default_deadline;
   const int parallel = std::max(1, service.update_parallel);
+  std::vector<std::string> stopping;     // old allocations told to stop, not yet ended
   std::vector<std::string> started;      // new allocations, in placement order
   std::vector<std::string> healthy_new;  // those that became healthy
   int replaced = 0;                      // old allocations stopped for healthy new ones
   int healthy = keep;
   std::vector<Pending> pending;
   auto fail = [&](const Error& e) -> Result<void> {
+    finish_stops(run, service.name, stopping);
     // New allocations not yet healthy just stop. Healthy ones that already replaced
     // old ones are rolled back the same careful way: an allocation of the old spec
     // first, the new one stopped once that is healthy.
@@ -441,6 +443,12 @@ Result<void> DeployManager::roll(Run& run, const model::ServiceSpec& service, bo
         return fail(fits.error());
       }
     }
+    // Old allocations still stopping hold their cpu and memory: on a full node, the
+    // next replacement waits for them rather than failing.
+    if (room > 0 && !stopping.empty() &&
+        !tasks_.check_fit(model::kKindService, service.name, spec, room)) {
+      finish_stops(run, service.name, stopping);
+    }
     for (int i = 0; i < room; ++i) {
       auto v = tasks_.place_service(service.name, spec);
       if (!v) return fail(v.error());
@@ -452,23 +460,50 @@ Result<void> DeployManager::roll(Run& run, const model::ServiceSpec& service, bo
                {"service", service.name}, {"phase", "scheduled"}, {"node", v->alloc.node}}));
     }
     auto now_healthy = wait_progress(run, service.name, pending, deadline, &healthy_new);
+    report_stopped(run, service.name, stopping);
     if (!now_healthy) return fail(now_healthy.error());
     for (int i = 0; i < *now_healthy; ++i) {
       ++healthy;
       if (!old.empty() && healthy + static_cast<int>(old.size()) > want) {
-        stop_allocations({old.front()});
+        // Out of service now (it leaves DNS at once); the rollout goes on while it
+        // stops, and `stopped` is sent when it has.
+        if (auto k = tasks_.kill(old.front()); !k) {
+          log::warn("deploy: stopping " + old.front() + ": " + k.error().message);
+        }
+        stopping.push_back(old.front());
         old.erase(old.begin());
         ++replaced;
-        emit(run, "progress",
-             progress(json::object{{"service", service.name}, {"phase", "stopped"}}));
       }
     }
   }
   for (const auto& id : old) {
-    stop_allocations({id});
-    emit(run, "progress", progress(json::object{{"service", service.name}, {"phase", "stopped"}}));
+    if (auto k = tasks_.kill(id); !k)
+      log::warn("deploy: stopping " + id + ": " + k.error().message);
+    stopping.push_back(id);
   }
+  finish_stops(run, service.name, stopping);
   return {};
+}
+
+void DeployManager::report_stopped(Run& run, const std::string& service,
+                                   std::vector<std::string>& stopping) {
+  for (auto it = stopping.begin(); it != stopping.end();) {
+    auto v = tasks_.get(*it);
+    if (v && !model::is_terminal(v->status())) {
+      ++it;
+      continue;
+    }
+    emit(run, "progress", progress(json::object{{"service", service}, {"phase", "stopped"}}));
+    it = stopping.erase(it);
+  }
+}
+
+void DeployManager::finish_stops(Run& run, const std::string& service,
+                                 std::vector<std::string>& stopping) {
+  await(SteadyClock::now() + options_.stop_wait, [&] {
+    report_stopped(run, service, stopping);
+    return stopping.empty();
+  });
 }
 
 template <class Check>

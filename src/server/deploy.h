@@ -120,6 +120,10 @@ class DeployManager {
   // Whether `service` gets new allocations (a changed spec, a restart, more replicas).
   bool starts_allocations(const Run& run, const model::ServiceSpec& service, bool force) const;
   void stop_allocations(const std::vector<std::string>& ids);
+  // Sends `stopped` for each of `stopping` that has ended, and drops it from the list.
+  void report_stopped(Run& run, const std::string& service, std::vector<std::string>& stopping);
+  // Waits (up to stop_wait) until all of `stopping` have ended, reporting each.
+  void finish_stops(Run& run, const std::string& service, std::vector<std::string>& stopping);
   // Calls `check` now and after every status report until it returns true (then
   // true), or the server stops or `until` passes (then false).
   template <class Check>

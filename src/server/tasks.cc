@@ -522,27 +522,21 @@ Result<void> TaskManager::remove_volume(const std::string& name) {
 void TaskManager::volumes_removed(const std::string& node,
                                   const std::vector<model::VolumeReport>& reports) {
   for (const auto& r : reports) {
+    // Under the lock, store and memory together: a DELETE woken by this store change
+    // must find the record gone when it looks.
+    std::lock_guard lock(mutex_);
+    auto it = volumes_.find(r.name);
     store::Txn txn;
     txn.ops.push_back({store::Operation::Type::kDelete, removal_key(node, r.name), ""});
-    {
-      std::lock_guard lock(mutex_);
-      auto it = volumes_.find(r.name);
-      if (it == volumes_.end() || it->second.node != node) continue;
-      if (r.error.empty()) {
-        txn.ops.push_back({store::Operation::Type::kDelete, volume_key(r.name), ""});
-      } else {
-        removal_errors_[r.name] = r.error;
-      }
-    }
+    bool removed = r.error.empty() && it != volumes_.end() && it->second.node == node;
+    if (removed) txn.ops.push_back({store::Operation::Type::kDelete, volume_key(r.name), ""});
+    if (!r.error.empty() && it != volumes_.end()) removal_errors_[r.name] = r.error;
     auto done = store_.txn(txn);
     if (!done) {
       log::warn("volume " + r.name + ": cannot record its removal: " + done.error().message);
       continue;
     }
-    if (r.error.empty()) {
-      std::lock_guard lock(mutex_);
-      volumes_.erase(r.name);
-    }
+    if (removed) volumes_.erase(it);
   }
 }
 
