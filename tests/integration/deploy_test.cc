@@ -592,6 +592,42 @@ TEST_F(Deploy, AVolumeKeepsItsDataAcrossARedeployAndIsDeletedOnlyWhenUnused) {
   EXPECT_EQ(call("DELETE", "/v1/volumes/nope").status, 404);
 }
 
+// The deployed config, the volume and its data outlive the server: after `mill
+// cleanup` (which unmounts volumes) and a new server on the same data dir, a redeploy
+// finds what the first container wrote, and the deploy records are still there.
+TEST_F(Deploy, AVolumeAndTheDeployedConfigSurviveAServerRestart) {
+  auto db = [&](const std::string& v) {
+    return service("db", 1,
+                   "volumes = [\"data:/data\"]\nenv = { V = \"" + v +
+                       "\" }\ncommand = [\"/bin/sh\", \"-c\", "
+                       "\"echo v$V >> /data/log; cat /data/log; exec /probe\"]\n") +
+           "[volume.data]\nsize = \"16M\"\n";
+  };
+  ASSERT_EQ(deploy(db("1")).back().event, "done") << server_->log();
+  ASSERT_EQ(server_->stop(SIGTERM), 0);
+  server_.reset();
+  auto cleaned = run_mill({"cleanup", "--data-dir", dir_.file("data")});
+  ASSERT_EQ(cleaned.exit_code, 0) << cleaned.err;
+  server_ = MillServer::start(
+      dir_, {"--bridge", bridge_, "--cluster-network", cluster_, "--stop-grace", "2s"});
+  ASSERT_TRUE(server_);
+  // The deployed config came back: deploying it again changes nothing.
+  auto same = deploy(db("1"));
+  ASSERT_FALSE(same.empty());
+  EXPECT_EQ(same.back().event, "done") << server_->log();
+  EXPECT_EQ(phases(same, "db"), "") << "the allocation came back with the server";
+  EXPECT_EQ(json::parse(call("GET", "/v1/deploys").body).as_array().size(), 2u);
+  auto volumes = json::parse(call("GET", "/v1/volumes").body).as_array();
+  ASSERT_EQ(volumes.size(), 1u);
+  EXPECT_EQ(volumes[0].as_object().at("node").as_string(), "node-1");
+  ASSERT_EQ(deploy(db("2")).back().event, "done") << server_->log();
+  auto ids = alloc_ids("db");
+  ASSERT_EQ(ids.size(), 1u);
+  auto log = call("GET", "/v1/logs/" + *ids.begin());
+  EXPECT_NE(log.body.find("\"line\":\"v1\""), std::string::npos) << log.body;
+  EXPECT_NE(log.body.find("\"line\":\"v2\""), std::string::npos) << log.body;
+}
+
 // A secret's value reaches the container's environment and nothing else: not the
 // server's log, the deploy's events or record, the services list, nor the data dir
 // once the allocation has stopped.
