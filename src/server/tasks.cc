@@ -75,6 +75,8 @@ Result<void> check_spec(const model::AllocSpec& s) {
 namespace {
 // Where each volume lives: the node it was created on, for good.
 constexpr std::string_view kVolumesPrefix = "/volumes/";
+// Bumped by every placement; each commits only if it is unchanged since its snapshot.
+constexpr std::string_view kPlacementEpochKey = "/sched/epoch";
 std::string volume_key(const std::string& name) { return std::string(kVolumesPrefix) + name; }
 // A volume to destroy, one key per node and volume, until the node answers.
 constexpr std::string_view kRemovalsPrefix = "/volume-removals/";
@@ -331,14 +333,19 @@ Result<void> TaskManager::check_fit(std::string_view kind, const std::string& gr
 Result<TaskView> TaskManager::create(const std::string& kind, const std::string& group,
                                      const std::string& id_prefix, const model::AllocSpec& spec) {
   std::lock_guard placing(placement_);
-  std::vector<std::string> unbound;
-  auto planned = MILL_TRY(plan(kind, group, spec, 1, &unbound));
-  const std::string node = planned.at(0);
-
-  std::lock_guard lock(mutex_);
-  auto ip = free_address(node);
-  if (!ip) return make_error(ErrorCode::kConflict, "no free address left on " + node);
   for (int attempt = 0; attempt < 8; ++attempt) {
+    // The plan is applied with compare-and-swap on the placement epoch read before the
+    // snapshot: if anything else placed meanwhile (another leader after a failover, a
+    // stale snapshot), the commit fails and the placement is planned again.
+    auto epoch = MILL_TRY(store_.get(kPlacementEpochKey));
+    int64_t epoch_rev = epoch ? epoch->mod_revision : 0;
+    std::vector<std::string> unbound;
+    auto planned = MILL_TRY(plan(kind, group, spec, 1, &unbound));
+    const std::string node = planned.at(0);
+
+    std::lock_guard lock(mutex_);
+    auto ip = free_address(node);
+    if (!ip) return make_error(ErrorCode::kConflict, "no free address left on " + node);
     model::Allocation a;
     a.id = MILL_TRY(new_id(id_prefix));
     if (tasks_.contains(a.id)) continue;
@@ -349,8 +356,11 @@ Result<TaskView> TaskManager::create(const std::string& kind, const std::string&
     a.spec = spec;
     a.created_at = clock_.now();
     store::Txn txn;
-    txn.compares = {{model::alloc_key(a.id), 0}, {ipam_key(node, *ip), 0}};
-    txn.ops = {{store::Operation::Type::kPut, model::alloc_key(a.id), model::encode(a)},
+    txn.compares = {{std::string(kPlacementEpochKey), epoch_rev},
+                    {model::alloc_key(a.id), 0},
+                    {ipam_key(node, *ip), 0}};
+    txn.ops = {{store::Operation::Type::kPut, std::string(kPlacementEpochKey), a.id},
+               {store::Operation::Type::kPut, model::alloc_key(a.id), model::encode(a)},
                {store::Operation::Type::kPut, ipam_key(node, *ip), a.id}};
     std::vector<VolumeBinding> bindings;
     for (const auto& v : spec.volumes) {
@@ -361,7 +371,7 @@ Result<TaskView> TaskManager::create(const std::string& kind, const std::string&
       bindings.push_back(std::move(b));
     }
     auto result = MILL_TRY(store_.txn(txn));
-    if (!result.succeeded) continue;  // an id or address taken after all: draw again
+    if (!result.succeeded) continue;  // placed on a stale view, or id/address taken: again
     for (auto& b : bindings) volumes_[b.name] = std::move(b);
     alloc_revs_[a.id] = result.revision;
     TaskView view{a, std::nullopt};

@@ -244,5 +244,59 @@ TEST_F(TasksTest, MetricsCountSpawnsAndDurations) {
       << text;
 }
 
+// Another placer (a second leader after a failover, say) commits between this one's
+// snapshot and its commit: the compare on the placement epoch fails, and the
+// placement is planned again on a fresh view instead of being written on a stale one.
+class RacingStore final : public store::Store {
+ public:
+  Result<int64_t> revision() override { return inner.revision(); }
+  Result<std::optional<store::KeyValue>> get(std::string_view key) override {
+    return inner.get(key);
+  }
+  Result<store::ListResult> list(std::string_view prefix) override { return inner.list(prefix); }
+  Result<store::TxnResult> txn(const store::Txn& t) override {
+    bool placing = false;
+    for (const auto& c : t.compares) placing |= c.key == "/sched/epoch";
+    if (placing && races_left > 0) {
+      --races_left;
+      (void)inner.put("/sched/epoch", "someone-else");
+    }
+    if (placing) ++commits;
+    return inner.txn(t);
+  }
+  Result<store::WatchResult> watch(std::string_view prefix, int64_t after,
+                                   std::chrono::milliseconds timeout) override {
+    return inner.watch(prefix, after, timeout);
+  }
+  store::MemoryStore inner;
+  int races_left = 1;
+  int commits = 0;
+};
+
+TEST(TaskPlacement, AConflictingCommitIsPlannedAgain) {
+  RacingStore store;
+  ManualClock clock;
+  NodeRegistry nodes{store, clock, 15s};
+  metrics::Registry metrics;
+  TaskManager tasks{store, nodes, clock, metrics, TaskOptions{}};
+  NodeRegistration reg{"", "host-a", "192.0.2.1", {2, 2, 1024 * kMiB, 1024 * kMiB}};
+  ASSERT_TRUE(nodes.register_node(reg).has_value());
+  ASSERT_TRUE(tasks.start().has_value());
+  SpawnRequest r;
+  r.spec.image = "127.0.0.1:5000/probe:v1";
+  r.spec.cpu = 0.5;
+  r.spec.memory = 64 * kMiB;
+  auto v = tasks.spawn(r);
+  ASSERT_TRUE(v.has_value()) << v.error().message;
+  EXPECT_EQ(store.commits, 2) << "the first commit lost the race and was planned again";
+  auto all = store.inner.list(model::kAllocPrefix);
+  ASSERT_TRUE(all.has_value());
+  EXPECT_EQ(all->kvs.size(), 1u) << "recorded once";
+  auto epoch = store.inner.get("/sched/epoch");
+  ASSERT_TRUE(epoch.has_value() && epoch->has_value());
+  EXPECT_EQ((*epoch)->value, v->alloc.id);
+  tasks.stop();
+}
+
 }  // namespace
 }  // namespace mill::server
