@@ -62,7 +62,8 @@ Result<DesiredAllocations> HttpNodeClient::allocations(const std::string& node, 
   std::string target = "/v1/agent/allocations?node=" + node + "&index=" + std::to_string(index) +
                        "&wait_ms=" + std::to_string(wait.count());
   std::string text = MILL_TRY(call("GET", target, {}, wait + std::chrono::seconds(10)));
-  auto o = MILL_TRY(model::parse_object(text, {"index", "allocations", "registries", "pulls", "remove_volumes"}));
+  auto o = MILL_TRY(
+      model::parse_object(text, {"index", "allocations", "registries", "pulls", "remove_volumes"}));
   DesiredAllocations out;
   out.index = MILL_TRY(model::get_int(o, "index", true));
   auto* list = o.if_contains("allocations");

@@ -114,7 +114,8 @@ class FakeControlPlane final : public NodeClient {
     cv.notify_all();
     return {};
   }
-  Result<void> report_volumes(const std::string&, const std::vector<model::VolumeReport>&) override {
+  Result<void> report_volumes(const std::string&,
+                              const std::vector<model::VolumeReport>&) override {
     return {};
   }
   Result<void> report(const std::string&, const std::vector<model::AllocState>& states) override {
