@@ -191,9 +191,10 @@ void AllocRunner::adopt() {
   for (auto& [e, running] : resume) {
     if (!running && e->alloc.kind == model::kKindService &&
         e->alloc.desired == model::DesiredState::kRun) {
-      // A service is kept running: start it again rather than report it ended.
+      // A service is kept running: start it again rather than report it ended, once
+      // the control plane has sent its env (the record keeps no env values).
       containers_.release(e->alloc.id, "");
-      spawn_worker(e, true);
+      e->restart_on_sync = true;
       continue;
     }
     if (running) {
@@ -289,6 +290,16 @@ void AllocRunner::reconcile(const DesiredAllocations& desired) {
         Entry& e = *it->second;
         e.alloc.desired = a.desired;
         if (a.desired == model::DesiredState::kRun) e.alloc.spec.env = a.spec.env;
+        if (e.restart_on_sync) {
+          e.restart_on_sync = false;
+          if (a.desired == model::DesiredState::kRun) {
+            start.emplace_back(it->second, true);
+          } else {
+            e.stop_reason = "killed";
+            never_started.push_back(it->second);
+          }
+          continue;
+        }
         if (a.desired == model::DesiredState::kStop && !e.stop_requested &&
             !model::is_terminal(e.state.status)) {
           e.stop_requested = true;

@@ -63,8 +63,9 @@ class AllocRunner {
     std::string stop_reason;  // "", "killed" or "timeout": why we stopped it
     bool stop_requested = false;
     bool worker_running = false;
-    int crash_streak = 0;   // services: ends in a row without a stable run between
-    std::string last_exit;  // services: how the container last ended
+    int crash_streak = 0;          // services: ends in a row without a stable run between
+    std::string last_exit;         // services: how the container last ended
+    bool restart_on_sync = false;  // ended while the agent was away: start on first sync
   };
   using Ptr = std::shared_ptr<Entry>;
 

@@ -626,6 +626,9 @@ TEST_F(Deploy, AVolumeAndTheDeployedConfigSurviveAServerRestart) {
   auto log = call("GET", "/v1/logs/" + *ids.begin());
   EXPECT_NE(log.body.find("\"line\":\"v1\""), std::string::npos) << log.body;
   EXPECT_NE(log.body.find("\"line\":\"v2\""), std::string::npos) << log.body;
+  // The container that ended with the cleanup was started again by the new agent with
+  // its env (which the agent's record does not keep), not with blank values.
+  EXPECT_EQ(log.body.find("\"line\":\"v\""), std::string::npos) << log.body;
 }
 
 // A secret's value reaches the container's environment and nothing else: not the
