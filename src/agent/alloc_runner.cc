@@ -239,6 +239,7 @@ void AllocRunner::poll_loop() {
     containers_.set_registries(desired->registries);
     if (desired->pulls) pull_images(*desired->pulls);
     if (!desired->remove_volumes.empty()) remove_volumes(desired->remove_volumes);
+    if (options_.on_routes) options_.on_routes(desired->routes);
     reconcile(*desired);
   }
 }
@@ -548,7 +549,7 @@ bool AllocRunner::supervise(const Ptr& entry) {
     bool timed_out = timeout_at && now >= *timeout_at;
     if (stop_requested || timed_out) {
       std::string reason = stop_requested ? "killed" : "timeout";
-      unwatch_health(id);  // out of DNS (and later the proxy) before SIGTERM
+      unwatch_health(id);  // out of DNS before SIGTERM
       update(
           entry,
           [&](Entry& e) {
@@ -556,6 +557,7 @@ bool AllocRunner::supervise(const Ptr& entry) {
             e.state.status = AllocStatus::kStopping;
           },
           true);
+      if (options_.drain && entry->alloc.spec.route) options_.drain(entry->alloc);
       auto exit = containers_.stop(id, options_.grace);
       std::optional<Exit> code;
       if (exit) code = *exit;

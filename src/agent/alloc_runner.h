@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,6 +36,12 @@ struct RunnerOptions {
   std::chrono::milliseconds grace{10000};          // SIGTERM to SIGKILL
   std::chrono::milliseconds poll_wait{30000};      // blocking query length
   std::chrono::milliseconds usage_interval{5000};  // usage reports of running allocations
+  // Gets the routes of every answer from the control plane (on the poll thread),
+  // before the allocations in it are acted on.
+  std::function<void(const std::vector<model::ServiceRoute>&)> on_routes;
+  // Runs before a routed service allocation is sent SIGTERM: takes it out of the
+  // proxy and waits for its requests in flight (the drain period).
+  std::function<void(const model::Allocation&)> drain;
 };
 
 class AllocRunner {

@@ -62,8 +62,8 @@ Result<DesiredAllocations> HttpNodeClient::allocations(const std::string& node, 
   std::string target = "/v1/agent/allocations?node=" + node + "&index=" + std::to_string(index) +
                        "&wait_ms=" + std::to_string(wait.count());
   std::string text = MILL_TRY(call("GET", target, {}, wait + std::chrono::seconds(10)));
-  auto o = MILL_TRY(
-      model::parse_object(text, {"index", "allocations", "registries", "pulls", "remove_volumes"}));
+  auto o = MILL_TRY(model::parse_object(
+      text, {"index", "allocations", "registries", "pulls", "remove_volumes", "routes"}));
   DesiredAllocations out;
   out.index = MILL_TRY(model::get_int(o, "index", true));
   auto* list = o.if_contains("allocations");
@@ -106,6 +106,11 @@ Result<DesiredAllocations> HttpNodeClient::allocations(const std::string& node, 
   if (auto* rv = o.if_contains("remove_volumes"); rv && rv->is_array()) {
     for (const auto& n : rv->as_array()) {
       if (n.is_string()) out.remove_volumes.emplace_back(n.as_string());
+    }
+  }
+  if (auto* rs = o.if_contains("routes"); rs && rs->is_array()) {
+    for (const auto& r : rs->as_array()) {
+      out.routes.push_back(MILL_TRY(model::decode_service_route(model::serialize(r))));
     }
   }
   return out;

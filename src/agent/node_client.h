@@ -52,6 +52,7 @@ struct DesiredAllocations {
   std::map<std::string, RegistryLogin> registries;  // by registry host
   std::optional<model::ImagePulls> pulls;           // a deploy's `pulling` phase
   std::vector<std::string> remove_volumes;          // this node's volumes to destroy
+  std::vector<model::ServiceRoute> routes;          // for the proxy (TLS in plain PEM)
 };
 
 class NodeClient {

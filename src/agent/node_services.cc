@@ -31,7 +31,49 @@ struct NodeServices::Parts {
   std::unique_ptr<ContainerHost> containers;
   std::unique_ptr<AllocRunner> runner;
   std::unique_ptr<LogService> logs;
+  std::unique_ptr<proxy::Proxy> proxy;
 };
+
+namespace {
+
+std::vector<proxy::ProxyRoute> proxy_routes(const std::vector<model::ServiceRoute>& routes) {
+  std::vector<proxy::ProxyRoute> out;
+  for (const auto& r : routes) {
+    proxy::ProxyRoute p;
+    p.name = r.service;
+    p.host = r.route.host;
+    p.path = r.route.path;
+    p.upstreams = r.upstreams;
+    if (r.route.tls) {
+      p.tls_cert = r.route.tls->cert;
+      p.tls_key = r.route.tls->key;
+    }
+    p.https_redirect = r.route.https_redirect;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+// Without its ports (taken, or not allowed) the node still runs containers; it only
+// serves no ingress traffic, and says so.
+void start_proxy(const NodeOptions& o, NodeServices::Parts& p) {
+  if (o.proxy_http.empty() && o.proxy_https.empty()) return;
+  proxy::ProxyOptions po;
+  po.http_listen = o.proxy_http;
+  po.https_listen = o.proxy_https;
+  po.threads = o.proxy_threads;
+  auto px = proxy::Proxy::start(po);
+  if (!px) {
+    log::warn("agent: no ingress proxy: " + px.error().message);
+    return;
+  }
+  p.proxy = std::move(*px);
+  if (p.proxy->http_port() != 0) {
+    log::info("agent: ingress proxy on port " + std::to_string(p.proxy->http_port()));
+  }
+}
+
+}  // namespace
 
 NodeServices::NodeServices(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
@@ -39,9 +81,14 @@ NodeServices::~NodeServices() { stop(); }
 
 api::LogSource& NodeServices::logs() { return *parts_->logs; }
 
+std::vector<proxy::RouteStats> NodeServices::proxy_stats() const {
+  return parts_->proxy ? parts_->proxy->stats() : std::vector<proxy::RouteStats>{};
+}
+
 void NodeServices::stop() {
   if (parts_->logs) parts_->logs->stop();
   if (parts_->runner) parts_->runner->stop();
+  if (parts_->proxy) parts_->proxy->stop();
   if (parts_->dns) parts_->dns->stop();
 }
 
@@ -108,9 +155,19 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
   p->containers =
       std::make_unique<ContainerHost>(ch, *p->images, *p->network, *p->runtime, *p->volumes);
 
+  start_proxy(o, *p);
   RunnerOptions ro;
   ro.state_dir = d + "/agent";
   ro.grace = o.grace;
+  if (auto* px = p->proxy.get()) {
+    ro.on_routes = [px](const std::vector<model::ServiceRoute>& routes) {
+      px->set_routes(proxy_routes(routes));
+    };
+    ro.drain = [px, timeout = o.drain_timeout](const model::Allocation& a) {
+      if (a.ip.empty() || !a.spec.port) return;
+      px->drain(a.ip + ":" + std::to_string(*a.spec.port), timeout);
+    };
+  }
   p->runner = std::make_unique<AllocRunner>(ro, *p->containers, client, clock);
   p->logs = std::make_unique<LogService>(*p->containers, *p->runner, node_id);
 

@@ -13,6 +13,7 @@
 #include "api/log_source.h"
 #include "common/clock.h"
 #include "common/result.h"
+#include "proxy/proxy.h"
 
 namespace mill::agent {
 
@@ -27,6 +28,12 @@ struct NodeOptions {
   int dns_port = 53;                               // on the bridge address
   std::chrono::milliseconds grace{10000};
   std::string registry_ca_file;  // extra CAs for registries (tests)
+  // The ingress proxy: plain HTTP and HTTPS listen addresses ("" for none).
+  std::string proxy_http = "0.0.0.0:80";
+  std::string proxy_https = "0.0.0.0:443";
+  int proxy_threads = 2;
+  // How long a stopping allocation's requests in flight may take before SIGTERM.
+  std::chrono::milliseconds drain_timeout{30000};
 };
 
 class NodeServices {
@@ -44,6 +51,8 @@ class NodeServices {
   static Result<void> cleanup(const std::string& data_dir);
 
   api::LogSource& logs();
+  // The proxy's totals per route (empty when it is not running).
+  std::vector<proxy::RouteStats> proxy_stats() const;
   // Stops following and serving; containers keep running for the next start.
   void stop();
 

@@ -73,6 +73,22 @@ net::HttpResponse allocations_response(const ApiContext& ctx, const std::string&
     for (const auto& n : list.remove_volumes) names.emplace_back(n);
     out["remove_volumes"] = std::move(names);
   }
+  json::array routes;
+  for (auto r : list.routes) {
+    if (r.route.tls) {
+      auto cert = ctx.secrets->expand(r.route.tls->cert);
+      auto key = ctx.secrets->expand(r.route.tls->key);
+      if (!cert || !key) {
+        log::warn("service " + r.service + ": TLS refers to a missing secret; serving it without");
+        r.route.tls.reset();
+        r.route.https_redirect = false;
+      } else {
+        r.route.tls = model::RouteTls{*cert, *key};
+      }
+    }
+    routes.push_back(json::parse(model::encode(r)));
+  }
+  out["routes"] = std::move(routes);
   if (list.pulls) {
     json::array images;
     for (const auto& i : list.pulls->images) images.emplace_back(i);

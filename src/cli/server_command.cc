@@ -45,6 +45,7 @@ struct ServerOptions {
   agent::NodeOptions node;
   std::string image_budget;
   std::string stop_grace = "10s";
+  std::string drain_timeout = "30s";
   std::string image_tag_ttl = "10s";
 };
 
@@ -81,6 +82,33 @@ void declare_node_metrics(metrics::Registry& registry, server::NodeRegistry& nod
       r.set("mill_node_cpu_available", {{"node", n.id}}, n.resources.cpu_available);
       r.set("mill_node_memory_available_bytes", {{"node", n.id}},
             static_cast<double>(n.resources.memory_available));
+    }
+  });
+}
+
+// The ingress proxy's totals, read from the node's proxy at every scrape.
+void declare_proxy_metrics(metrics::Registry& registry,
+                           const std::atomic<agent::NodeServices*>& node) {
+  registry.declare("mill_proxy_requests_total", metrics::Type::kCounter,
+                   "Requests through this node's ingress proxy, per route (the service) and "
+                   "status class; route=\"\" counts requests that matched no route.");
+  registry.declare("mill_proxy_latency_seconds", metrics::Type::kHistogram,
+                   "Time from a request's first byte to the end of its response, per route.",
+                   proxy::latency_buckets());
+  registry.add_collector([&node](metrics::Registry& r) {
+    auto* n = node.load();
+    if (!n) return;
+    for (const auto& s : n->proxy_stats()) {
+      for (int c = 1; c <= 5; ++c) {
+        if (s.by_class[c] == 0) continue;
+        r.set_total("mill_proxy_requests_total",
+                    {{"route", s.route}, {"code", std::to_string(c) + "xx"}},
+                    static_cast<double>(s.by_class[c]));
+      }
+      if (s.count > 0) {
+        r.set_histogram("mill_proxy_latency_seconds", {{"route", s.route}}, s.buckets,
+                        s.latency_sum, s.count);
+      }
     }
   });
 }
@@ -130,6 +158,9 @@ int run_server(const ServerOptions& opts) {
   auto tag_ttl = model::parse_duration(opts.image_tag_ttl);
   if (!tag_ttl) return fail("--image-tag-ttl: " + tag_ttl.error().message);
   node_options.image_tag_ttl = *tag_ttl;
+  auto drain = model::parse_duration(opts.drain_timeout);
+  if (!drain) return fail("--drain-timeout: " + drain.error().message);
+  node_options.drain_timeout = *drain;
   model::Config config;
   if (!opts.config_file.empty()) {
     auto parsed = config::parse_config_file(opts.config_file);
@@ -146,6 +177,8 @@ int run_server(const ServerOptions& opts) {
   server::NodeRegistry nodes(**store, clock, heartbeat * 3);
   metrics::Registry registry;
   declare_node_metrics(registry, nodes);
+  std::atomic<agent::NodeServices*> node_for_metrics{nullptr};
+  declare_proxy_metrics(registry, node_for_metrics);
   server::TaskOptions task_options;
   task_options.cluster_network = *cluster_network;
   task_options.retention = *retention;
@@ -219,6 +252,7 @@ int run_server(const ServerOptions& opts) {
                     "\n  Mill's agent needs root (namespaces, cgroups, mounts, netlink).");
       }
       node = std::move(*services);
+      node_for_metrics = node.get();
       local_logs.set(&node->logs());
       log::info("this node runs containers on bridge " + opts.node.bridge + " (" +
                 node_agent->registration().subnet + ")");
@@ -233,6 +267,7 @@ int run_server(const ServerOptions& opts) {
   (*server)->stop(std::chrono::seconds(10));
   deploys.stop();
   local_logs.set(nullptr);
+  node_for_metrics = nullptr;
   if (node) node->stop();
   if (node_agent) node_agent->stop();
   tasks.stop();
@@ -292,6 +327,17 @@ void add_server_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--stop-grace", opts->stop_grace, "Time between SIGTERM and SIGKILL")
       ->capture_default_str();
   cmd->add_option("--dns-port", opts->node.dns_port, "Port of the .mill DNS server on the bridge")
+      ->capture_default_str();
+  cmd->add_option("--proxy-http", opts->node.proxy_http,
+                  "Ingress proxy listen address for HTTP (\"\" for none)")
+      ->capture_default_str();
+  cmd->add_option("--proxy-https", opts->node.proxy_https,
+                  "Ingress proxy listen address for HTTPS, bound once a route has TLS "
+                  "(\"\" for none)")
+      ->capture_default_str();
+  cmd->add_option("--drain-timeout", opts->drain_timeout,
+                  "How long a stopping allocation's requests in flight may take before it "
+                  "gets SIGTERM")
       ->capture_default_str();
   cmd->add_option("--registry-ca", opts->node.registry_ca_file,
                   "A PEM file of extra CAs to trust for registries");

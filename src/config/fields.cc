@@ -250,12 +250,46 @@ std::optional<model::Route> Parser::read_route(const toml::node& node, const std
         error(value, ctx, full + ": " + valid.error().message);
       }
       route.path = *path;
+    } else if (k == "https_redirect") {
+      if (auto b = read_bool(value, ctx, full)) route.https_redirect = *b;
+    } else if (k == "tls") {
+      route.tls = read_route_tls(value, ctx);
     } else {
       unknown_key(key, ctx, "route.", kRouteKeys);
     }
   }
   if (!has_host) error(node, ctx, "route.host is required");
+  if (route.https_redirect && !route.tls) {
+    error(node, ctx, "route.https_redirect needs route.tls (a certificate to redirect to)");
+  }
   return route;
+}
+
+std::optional<model::RouteTls> Parser::read_route_tls(const toml::node& node,
+                                                      const std::string& ctx) {
+  const toml::table* table = read_table(node, ctx, "route.tls");
+  if (!table) return std::nullopt;
+  model::RouteTls tls;
+  bool has_cert = false;
+  bool has_key = false;
+  for (auto&& [key, value] : *table) {
+    std::string_view k = key.str();
+    std::string full = "route.tls." + std::string(k);
+    if (k == "cert" || k == "key") {
+      auto text = read_string(value, ctx, full);
+      if (!text) continue;
+      check_secrets(value, ctx, full, *text);
+      (k == "cert" ? tls.cert : tls.key) = *text;
+      (k == "cert" ? has_cert : has_key) = true;
+    } else {
+      unknown_key(key, ctx, "route.tls.", kTlsKeys);
+    }
+  }
+  if (!has_cert || !has_key) {
+    error(node, ctx, "route.tls needs both cert and key (PEM text or \"${secret:NAME}\")");
+    return std::nullopt;
+  }
+  return tls;
 }
 
 std::optional<int> Parser::read_update(const toml::node& node, const std::string& ctx) {

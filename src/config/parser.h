@@ -43,7 +43,9 @@ inline constexpr auto kRegistryKeys =
     std::to_array<std::string_view>({"username", "password", "insecure"});
 inline constexpr auto kHealthKeys =
     std::to_array<std::string_view>({"path", "interval", "timeout", "deadline", "passes"});
-inline constexpr auto kRouteKeys = std::to_array<std::string_view>({"host", "path"});
+inline constexpr auto kRouteKeys =
+    std::to_array<std::string_view>({"host", "path", "tls", "https_redirect"});
+inline constexpr auto kTlsKeys = std::to_array<std::string_view>({"cert", "key"});
 inline constexpr auto kUpdateKeys = std::to_array<std::string_view>({"parallel"});
 
 std::string_view type_name(toml::node_type type);
@@ -110,6 +112,7 @@ class Parser {
                          Spec& spec);
   std::optional<model::HealthCheck> read_health(const toml::node& node, const std::string& ctx);
   std::optional<model::Route> read_route(const toml::node& node, const std::string& ctx);
+  std::optional<model::RouteTls> read_route_tls(const toml::node& node, const std::string& ctx);
   std::optional<int> read_update(const toml::node& node, const std::string& ctx);
   std::vector<model::VolumeMount> read_mounts(const toml::node& node, const std::string& ctx,
                                               ServiceFacts& facts);

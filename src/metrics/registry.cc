@@ -118,6 +118,22 @@ void Registry::observe(const std::string& name, const Labels& labels, double v) 
   s.count++;
 }
 
+void Registry::set_total(const std::string& name, const Labels& labels, double value) {
+  std::lock_guard lock(mutex_);
+  if (Family* f = find(name, Type::kCounter); f && value >= 0) f->series[labels].value = value;
+}
+
+void Registry::set_histogram(const std::string& name, const Labels& labels,
+                             const std::vector<uint64_t>& buckets, double sum, uint64_t count) {
+  std::lock_guard lock(mutex_);
+  Family* f = find(name, Type::kHistogram);
+  if (!f || buckets.size() != f->bounds.size() + 1) return;
+  Series& s = f->series[labels];
+  s.buckets = buckets;
+  s.sum = sum;
+  s.count = count;
+}
+
 void Registry::remove(const std::string& name, const Labels& labels) {
   std::lock_guard lock(mutex_);
   if (auto it = families_.find(name); it != families_.end()) it->second.series.erase(labels);

@@ -28,6 +28,11 @@ class Registry {
   void set(const std::string& name, const Labels& labels, double value);  // gauge
   void add(const std::string& name, const Labels& labels, double delta);  // counter
   void observe(const std::string& name, const Labels& labels, double v);  // histogram
+  // For totals kept elsewhere (a collector copies them in): a counter's value, and a
+  // histogram's per-bucket counts (not cumulative, +Inf last), sum and count.
+  void set_total(const std::string& name, const Labels& labels, double value);
+  void set_histogram(const std::string& name, const Labels& labels,
+                     const std::vector<uint64_t>& buckets, double sum, uint64_t count);
   // Drops one series, e.g. when a node or allocation goes away.
   void remove(const std::string& name, const Labels& labels);
 

@@ -63,6 +63,13 @@ Result<std::map<std::string, std::string>> get_string_map(const json::object& o,
   return out;
 }
 
+json::object route_json(const Route& route) {
+  json::object r{
+      {"host", route.host}, {"path", route.path}, {"https_redirect", route.https_redirect}};
+  if (route.tls) r["tls"] = json::object{{"cert", route.tls->cert}, {"key", route.tls->key}};
+  return r;
+}
+
 json::object spec_json(const AllocSpec& s) {
   json::object o{{"image", s.image}, {"cpu", s.cpu}, {"memory", s.memory}, {"init", s.init}};
   if (s.timeout) o["timeout_ms"] = s.timeout->count();
@@ -88,7 +95,23 @@ json::object spec_json(const AllocSpec& s) {
     }
     o["volumes"] = std::move(vols);
   }
+  if (s.route) o["route"] = route_json(*s.route);
   return o;
+}
+
+Result<Route> route_from_json(const json::value& v) {
+  if (!v.is_object()) return make_error(ErrorCode::kInvalidArgument, "'route' must be an object");
+  const auto& o = v.as_object();
+  Route r;
+  r.host = MILL_TRY(get_string(o, "host", true));
+  r.path = MILL_TRY(get_string(o, "path", true));
+  if (auto* b = o.if_contains("https_redirect"); b && b->is_bool()) r.https_redirect = b->as_bool();
+  if (auto* t = o.if_contains("tls")) {
+    if (!t->is_object()) return make_error(ErrorCode::kInvalidArgument, "'tls' must be an object");
+    r.tls = RouteTls{MILL_TRY(get_string(t->as_object(), "cert", true)),
+                     MILL_TRY(get_string(t->as_object(), "key", true))};
+  }
+  return r;
 }
 
 Result<HealthCheck> health_from_json(const json::value& v) {
@@ -121,6 +144,7 @@ Result<AllocSpec> spec_from_json(const json::value& v) {
   s.env = MILL_TRY(get_string_map(o, "env"));
   if (auto* i = o.if_contains("init"); i && i->is_bool()) s.init = i->as_bool();
   if (auto* h = o.if_contains("health")) s.health = MILL_TRY(health_from_json(*h));
+  if (auto* r = o.if_contains("route")) s.route = MILL_TRY(route_from_json(*r));
   if (auto* vols = o.if_contains("volumes")) {
     if (!vols->is_array())
       return make_error(ErrorCode::kInvalidArgument, "'volumes' must be an array");
@@ -254,6 +278,24 @@ Result<AllocState> decode_alloc_state(std::string_view text) {
     }
   }
   return s;
+}
+
+std::string encode(const ServiceRoute& r) {
+  json::array ups;
+  for (const auto& u : r.upstreams) ups.emplace_back(u);
+  return serialize(
+      json::object{{"service", r.service}, {"route", route_json(r.route)}, {"upstreams", ups}});
+}
+
+Result<ServiceRoute> decode_service_route(std::string_view text) {
+  auto o = MILL_TRY(parse_object(text, {"service", "route", "upstreams"}));
+  ServiceRoute r;
+  r.service = MILL_TRY(get_string(o, "service", true));
+  auto* route = o.if_contains("route");
+  if (!route) return make_error(ErrorCode::kInvalidArgument, "missing field 'route'");
+  r.route = MILL_TRY(route_from_json(*route));
+  r.upstreams = MILL_TRY(get_strings(o, "upstreams"));
+  return r;
 }
 
 }  // namespace mill::model

@@ -68,6 +68,9 @@ struct AllocSpec {
   bool init = true;
   std::optional<HealthCheck> health;  // services
   std::vector<AllocVolume> volumes;   // services: created on the node on first use
+  // Services: where the ingress proxy sends requests for it (TLS key and cert as
+  // "${secret:NAME}" until delivery to the node).
+  std::optional<Route> route;
 
   bool operator==(const AllocSpec&) const = default;
 };
@@ -106,6 +109,17 @@ struct AllocState {
   bool operator==(const AllocState&) const = default;
 };
 
+// What the ingress proxies route to: a service's route and the addresses
+// ("ip:port") of its healthy allocations anywhere in the cluster. Empty upstreams
+// mean the service exists but has nothing healthy (the proxy answers 503, not 404).
+struct ServiceRoute {
+  std::string service;
+  Route route;
+  std::vector<std::string> upstreams;
+
+  bool operator==(const ServiceRoute&) const = default;
+};
+
 // Store layout.
 inline constexpr std::string_view kAllocPrefix = "/allocs/";
 inline constexpr std::string_view kAllocStatePrefix = "/alloc-state/";
@@ -120,5 +134,7 @@ std::string encode(const Allocation& a);
 Result<Allocation> decode_allocation(std::string_view text);
 std::string encode(const AllocState& s);
 Result<AllocState> decode_alloc_state(std::string_view text);
+std::string encode(const ServiceRoute& r);
+Result<ServiceRoute> decode_service_route(std::string_view text);
 
 }  // namespace mill::model

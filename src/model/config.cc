@@ -41,6 +41,10 @@ std::set<std::string> secret_references(const Config& config) {
   std::set<std::string> out;
   for (const auto& [name, service] : config.services) {
     for (const auto& [key, value] : service.env) collect(value, out);
+    if (service.route && service.route->tls) {
+      collect(service.route->tls->cert, out);
+      collect(service.route->tls->key, out);
+    }
   }
   for (const auto& [name, task] : config.tasks) {
     for (const auto& [key, value] : task.env) collect(value, out);

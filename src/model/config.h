@@ -35,9 +35,19 @@ struct HealthCheck {
   bool operator==(const HealthCheck&) const = default;
 };
 
+// TLS for a route's host: PEM text, normally "${secret:NAME}" references.
+struct RouteTls {
+  std::string cert;  // certificate chain
+  std::string key;   // private key
+
+  bool operator==(const RouteTls&) const = default;
+};
+
 struct Route {
   std::string host;  // exact ("office.example.com") or wildcard ("*.example.com")
   std::string path;  // prefix, starts with "/"
+  std::optional<RouteTls> tls;
+  bool https_redirect = false;  // plain HTTP answers 308 to https://
 
   bool operator==(const Route&) const = default;
 };

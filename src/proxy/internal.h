@@ -94,8 +94,9 @@ struct Worker {
   std::shared_ptr<const Snapshot> snapshot;
   uint64_t version = 0;
 
-  // The current table (refreshed when the proxy's changed).
-  const Snapshot& current();
+  // The current table (refreshed when the proxy's changed). A request holds on to it
+  // until it ends: the worker may move on to a newer one meanwhile.
+  std::shared_ptr<const Snapshot> current();
   // A pooled connection to `u` that is still open, or null.
   std::unique_ptr<PooledConnection> take_idle(const Upstream& u);
   void give_back(const Upstream& u, std::unique_ptr<PooledConnection> c);

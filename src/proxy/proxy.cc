@@ -52,14 +52,14 @@ asio::ssl::context* Snapshot::tls_for(std::string_view host) const {
   return nullptr;
 }
 
-const Snapshot& Worker::current() {
+std::shared_ptr<const Snapshot> Worker::current() {
   uint64_t v = state.version.load(std::memory_order_acquire);
   if (v != version || !snapshot) {
     std::lock_guard lock(state.mutex);
     snapshot = state.snapshot;
     version = state.version.load(std::memory_order_relaxed);
   }
-  return *snapshot;
+  return snapshot;
 }
 
 std::unique_ptr<PooledConnection> Worker::take_idle(const Upstream& u) {

@@ -123,7 +123,8 @@ class Session {
   awaitable<bool> handle(http::request_parser<http::buffer_body>& p) {
     const ProxyOptions& o = w_.state.options;
     Request& req = p.get();
-    const Snapshot& snap = w_.current();
+    const std::shared_ptr<const Snapshot> held = w_.current();
+    const Snapshot& snap = *held;
     auto t0 = request_started_;
     bool client_keep = req.keep_alive();
 

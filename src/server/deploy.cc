@@ -133,6 +133,7 @@ model::AllocSpec alloc_spec(const model::ServiceSpec& s,
   a.env = s.env;
   a.init = s.init;
   a.health = s.health;
+  a.route = s.route;
   for (const auto& m : s.volumes) {
     auto it = volumes.find(m.volume);
     a.volumes.push_back({m.volume, it == volumes.end() ? 0 : it->second.size, m.path, m.read_only});

@@ -117,9 +117,11 @@ TaskManager::TaskManager(store::Store& store, NodeRegistry& nodes, const Clock& 
       clock_(clock),
       metrics_(metrics),
       options_(options),
-      // The node protocol's blocking query wakes for allocations and image pulls.
+      // The node protocol's blocking query wakes for allocations, image pulls, volume
+      // removals and allocation states (a health change moves a proxy's routes).
       alloc_hub_(store,
                  std::vector<std::string>{std::string(model::kAllocPrefix),
+                                          std::string(model::kAllocStatePrefix),
                                           std::string(kPullsPrefix), std::string(kRemovalsPrefix)}),
       state_hub_(store, std::string(model::kAllocStatePrefix)),
       volume_hub_(store, std::vector<std::string>{std::string(kVolumesPrefix),
@@ -503,6 +505,20 @@ NodeAllocations TaskManager::allocations_for(const std::string& node) const {
   }
   for (const auto& [id, v] : tasks_) {
     if (v.alloc.node == node) out.allocations.push_back(v);
+    const auto& spec = v.alloc.spec;
+    if (v.alloc.kind != model::kKindService || !spec.route || !spec.port ||
+        v.alloc.desired != model::DesiredState::kRun || model::is_terminal(v.status())) {
+      continue;
+    }
+    auto it = std::find_if(out.routes.begin(), out.routes.end(), [&](const auto& r) {
+      return r.service == v.alloc.group && r.route == *spec.route;
+    });
+    if (it == out.routes.end()) {
+      it = out.routes.insert(out.routes.end(), model::ServiceRoute{v.alloc.group, *spec.route, {}});
+    }
+    if (v.status() == model::AllocStatus::kHealthy && !v.alloc.ip.empty()) {
+      it->upstreams.push_back(v.alloc.ip + ":" + std::to_string(*spec.port));
+    }
   }
   return out;
 }

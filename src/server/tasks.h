@@ -71,6 +71,10 @@ struct NodeAllocations {
   std::vector<TaskView> allocations;  // with their last reported state
   std::optional<model::ImagePulls> pulls;
   std::vector<std::string> remove_volumes;  // volumes of this node to destroy
+  // Every routed service's healthy allocations, cluster-wide, for the node's proxy
+  // (TLS still as secret references). Read with the allocations, so a node learns of a
+  // new healthy allocation no later than of the old one it replaces being stopped.
+  std::vector<model::ServiceRoute> routes;
 };
 
 class TaskManager {

@@ -152,6 +152,22 @@ TEST(ParseConfig, MemoryAsIntegerBytesAndHealthDefaults) {
   EXPECT_EQ(service.route, (model::Route{"*.example.com", "/"}));
 }
 
+TEST(ParseConfig, RouteTlsAndRedirect) {
+  auto outcome = parse_config(
+      "[service.a]\nimage = \"x\"\nport = 80\n"
+      "route = { host = \"a.example.com\", https_redirect = true, tls = { cert = "
+      "\"${secret:a_cert}\", key = \"${secret:a_key}\" } }\n",
+      "mill.toml");
+  ASSERT_TRUE(outcome.ok()) << ::testing::PrintToString(error_strings(outcome));
+  const auto& route = *outcome.config->services.at("a").route;
+  EXPECT_TRUE(route.https_redirect);
+  ASSERT_TRUE(route.tls);
+  EXPECT_EQ(route.tls->cert, "${secret:a_cert}");
+  EXPECT_EQ(route.tls->key, "${secret:a_key}");
+  auto refs = model::secret_references(*outcome.config);
+  EXPECT_TRUE(refs.contains("a_cert") && refs.contains("a_key"));
+}
+
 TEST(ConfigError, ToString) {
   EXPECT_EQ((ConfigError{"mill.toml", 3, 12, "bad"}).to_string(), "mill.toml:3:12: bad");
   EXPECT_EQ((ConfigError{"mill.toml", 0, 0, "unreadable"}).to_string(), "mill.toml: unreadable");

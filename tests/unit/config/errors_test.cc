@@ -213,6 +213,18 @@ TEST(ConfigErrors, HealthAndRoutes) {
   expect_error(
       "[service.web]\nimage = \"x\"\nport = 1\nroute = { host = \"a.com\", path = \"x\" }\n",
       "4:34", "route.path: path \"x\" must start with \"/\"");
+  expect_error(
+      "[service.web]\nimage = \"x\"\nport = 1\nroute = { host = \"a.com\", tls = { cert = "
+      "\"${secret:c}\" } }\n",
+      "4:33", "route.tls needs both cert and key");
+  expect_error(
+      "[service.web]\nimage = \"x\"\nport = 1\nroute = { host = \"a.com\", https_redirect = "
+      "true }\n",
+      "4:9", "route.https_redirect needs route.tls");
+  expect_error(
+      "[service.web]\nimage = \"x\"\nport = 1\nroute = { host = \"a.com\", tls = { cert = "
+      "\"c\", key = \"k\", chain = \"x\" } }\n",
+      "4:58", "unknown key \"route.tls.chain\"");
   for (const char* host :
        {"", "*.", "*", "a..com", "-a.com", "A.com", "a.com:80", "http://a.com", "a.*.com"}) {
     expect_error(std::string("[service.web]\nimage = \"x\"\nport = 1\nroute = { host = \"") + host +

@@ -448,6 +448,34 @@ TEST(Proxy, DrainTakesAnUpstreamOutAndWaitsForItsRequests) {
   EXPECT_EQ(slow_served.load(), before);
 }
 
+TEST(Proxy, NewRouteTablesDoNotDisturbRequestsInFlight) {
+  Backend slow(serve_http([](const auto& req) {
+    if (req.target() == "/slow") std::this_thread::sleep_for(400ms);
+    http::response<http::string_body> res{http::status::ok, 11};
+    res.body() = "done";
+    return res;
+  }));
+  auto proxy = start_proxy();
+  proxy->set_routes({route("svc", "svc.test", "/", {slow.address()})});
+  auto in_flight = std::async(std::launch::async, [&] {
+    Client c(proxy->http_port());
+    return c.get("svc.test", "/slow");
+  });
+  std::this_thread::sleep_for(100ms);
+  // Each worker picks up every new table while the slow request still uses the first.
+  for (int i = 0; i < 5; ++i) {
+    proxy->set_routes({route("svc" + std::to_string(i), "svc.test", "/", {slow.address()})});
+    for (int j = 0; j < 4; ++j) {
+      Client c(proxy->http_port());
+      EXPECT_EQ(c.get("svc.test", "/").body(), "done");
+    }
+  }
+  EXPECT_EQ(in_flight.get().body(), "done");
+  for (const auto& s : proxy->stats()) {
+    if (s.route == "svc") EXPECT_EQ(s.by_class[2], 1u);
+  }
+}
+
 TEST(Proxy, SlowClientsAreCutOff) {
   auto app = named("app");
   ProxyOptions o;
