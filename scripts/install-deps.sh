@@ -24,6 +24,11 @@ packages=(
 if [[ ${MILL_BENCH_DOCKER:-0} == 1 ]]; then
   packages+=(docker.io)
 fi
+# Bench only, opt-in: the nginx baseline of bench/proxy.sh. Not by default: on a
+# machine with systemd the package starts nginx on port 80, where Mill's proxy goes.
+if [[ ${MILL_BENCH_NGINX:-0} == 1 ]]; then
+  packages+=(nginx-light)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
