@@ -260,17 +260,8 @@ class Session {
     Request& req = p.get();
     http::request_serializer<http::buffer_body> sr{req};
     conn.stream.expires_after(o.idle_timeout);
-    {
-      auto [ec, n] = co_await http::async_write_header(conn.stream, sr, nothrow);
-      if (ec) {
-        out.kind = Outcome::kRetry;
-        out.message = "upstream write failed: " + ec.message();
-        co_return out;
-      }
-    }
-    if (!p.is_done()) {
-      if (auto r = co_await relay_request_body(p, sr, conn); r.kind != Outcome::kDone) co_return r;
-    } else if (!sr.is_done()) {
+    if (p.is_done()) {
+      // No body: the head goes out in one write.
       req.body().data = nullptr;
       req.body().size = 0;
       req.body().more = false;
@@ -280,6 +271,14 @@ class Session {
         out.message = "upstream write failed: " + ec.message();
         co_return out;
       }
+    } else {
+      auto [ec, n] = co_await http::async_write_header(conn.stream, sr, nothrow);
+      if (ec) {
+        out.kind = Outcome::kRetry;
+        out.message = "upstream write failed: " + ec.message();
+        co_return out;
+      }
+      if (auto r = co_await relay_request_body(p, sr, conn); r.kind != Outcome::kDone) co_return r;
     }
 
     // The response; 1xx interim answers (but 101) are passed on and the real one read.
@@ -341,15 +340,18 @@ class Session {
     out.client_keep = client_keep;
 
     http::response_serializer<http::buffer_body> rs{res};
-    tcp_of(client_).expires_after(o.idle_timeout);
-    {
+    if (!rp->is_done() && ubuf.size() == 0) {
+      // None of the body is here yet (an SSE stream may wait long for its first
+      // event): the head goes first. Otherwise it goes with the first piece, and a
+      // small response is one write.
+      tcp_of(client_).expires_after(o.idle_timeout);
       auto [ec, n] = co_await http::async_write_header(client_, rs, nothrow);
       if (ec) {
         out.kind = Outcome::kClientGone;
         co_return out;
       }
     }
-    out.response_started = true;
+    out.response_started = true;  // from here on, a failure can only close
     std::vector<char>& piece = piece_buffer();
     while (true) {
       if (!rp->is_done()) {
