@@ -329,4 +329,59 @@ Result<void> NetlinkSocket::delete_unreachable_route(uint32_t dst, int prefix) {
   return transact(req.finish(), "delete unreachable route");
 }
 
+Result<std::vector<RouteEntry>> NetlinkSocket::main_routes() {
+  Request req(RTM_GETROUTE, NLM_F_DUMP);
+  rtmsg rt{};
+  rt.rtm_family = AF_INET;
+  req.fixed(rt);
+  std::string& msg = req.finish();
+  uint32_t seq = ++seq_;
+  std::memcpy(msg.data() + offsetof(nlmsghdr, nlmsg_seq), &seq, sizeof seq);
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (::sendto(fd_, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&kernel),
+               sizeof kernel) < 0) {
+    return make_error(ErrorCode::kIo, std::string("list routes: netlink send: ") + strerror(errno));
+  }
+  std::vector<RouteEntry> out;
+  alignas(nlmsghdr) static thread_local char buf[65536];
+  for (;;) {
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return make_error(ErrorCode::kIo,
+                        std::string("list routes: netlink recv: ") + strerror(errno));
+    }
+    auto len = static_cast<unsigned>(n);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_seq != seq) continue;
+      if (h->nlmsg_type == NLMSG_DONE) return out;
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        auto* e = static_cast<nlmsgerr*>(NLMSG_DATA(h));
+        if (e->error == 0) continue;
+        return make_error(code_for(-e->error), std::string("list routes: ") + strerror(-e->error));
+      }
+      if (h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) continue;
+      const auto* r = static_cast<const rtmsg*>(NLMSG_DATA(h));
+      if (r->rtm_family != AF_INET || r->rtm_table != RT_TABLE_MAIN) continue;
+      RouteEntry e;
+      e.prefix = r->rtm_dst_len;
+      e.type = r->rtm_type;
+      int attr_len = static_cast<int>(RTM_PAYLOAD(h));
+      for (auto* a = RTM_RTA(r); RTA_OK(a, attr_len); a = RTA_NEXT(a, attr_len)) {
+        if (a->rta_type == RTA_DST && RTA_PAYLOAD(a) == 4) {
+          uint32_t v;
+          std::memcpy(&v, RTA_DATA(a), 4);
+          e.dst = ntohl(v);
+        } else if (a->rta_type == RTA_OIF && RTA_PAYLOAD(a) == 4) {
+          uint32_t v;
+          std::memcpy(&v, RTA_DATA(a), 4);
+          e.oif = static_cast<int>(v);
+        }
+      }
+      out.push_back(e);
+    }
+  }
+}
+
 }  // namespace mill::network

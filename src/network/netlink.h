@@ -9,10 +9,20 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
 namespace mill::network {
+
+// One IPv4 route of the main table: unicast routes have an output link, others
+// (unreachable, blackhole, ...) have oif 0.
+struct RouteEntry {
+  uint32_t dst = 0;  // host byte order
+  int prefix = 0;
+  int oif = 0;
+  uint8_t type = 0;  // RTN_*
+};
 
 class NetlinkSocket {
  public:
@@ -47,6 +57,8 @@ class NetlinkSocket {
   Result<void> add_unreachable_route(uint32_t dst, int prefix);
   // kNotFound when it is not there.
   Result<void> delete_unreachable_route(uint32_t dst, int prefix);
+  // Every IPv4 route in the main table.
+  Result<std::vector<RouteEntry>> main_routes();
 
  private:
   explicit NetlinkSocket(int fd) : fd_(fd) {}

@@ -1,5 +1,7 @@
 #include "network/node_network.h"
 
+#include <linux/rtnetlink.h>
+#include <net/if.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -67,6 +69,29 @@ Result<void> ignore_missing(Result<void> r) {
   return r;
 }
 
+// The node's subnet must not overlap a route to another link: the kernel would send
+// the containers' packets there (or theirs here), and the symptom — containers that
+// run but cannot be reached — says nothing about the cause. `bridge` is our own link's
+// index, or -1 when it does not exist yet.
+Result<void> check_no_overlap(NetlinkSocket& link, const Ipv4Net& node, int bridge) {
+  auto routes = MILL_TRY(link.main_routes());
+  for (const auto& r : routes) {
+    if (r.type != RTN_UNICAST || r.prefix == 0 || r.oif == bridge) continue;
+    Ipv4Net other{r.dst, r.prefix};
+    if (!other.contains(node) && !node.contains(other)) continue;
+    char name[IF_NAMESIZE] = "?";
+    if (r.oif > 0 && if_indextoname(static_cast<unsigned>(r.oif), name) == nullptr)
+      ::strcpy(name, "?");
+    return make_error(ErrorCode::kAlreadyExists,
+                      "node network " + node.str() + " overlaps the route " + other.str() +
+                          " dev " + name +
+                          " on this machine; choose another cluster network "
+                          "(--cluster-network), or remove what owns " +
+                          name);
+  }
+  return {};
+}
+
 }  // namespace
 
 NodeNetwork::NodeNetwork(NetworkOptions options, Ipv4Net cluster, Ipv4Net node, NetlinkSocket link)
@@ -85,6 +110,11 @@ Result<std::unique_ptr<NodeNetwork>> NodeNetwork::setup(NetworkOptions options) 
   std::unique_ptr<NodeNetwork> net(
       new NodeNetwork(std::move(options), cluster, node, std::move(link)));
   const auto& o = net->options_;
+
+  auto existing = net->link_.link_index(o.bridge);
+  if (!existing && existing.error().code != ErrorCode::kNotFound)
+    return Unexpected(existing.error());
+  MILL_TRY(check_no_overlap(net->link_, node, existing ? *existing : -1));
 
   uint8_t mac[6];
   if (getrandom(mac, sizeof mac, 0) != sizeof mac) return make_error(ErrorCode::kIo, "getrandom");

@@ -17,6 +17,7 @@
 
 #include "harness.h"
 #include "net/sse.h"
+#include "support/cluster_lease.h"
 #include "support/files.h"
 #include "support/oci_image.h"
 #include "support/probe_image.h"
@@ -50,8 +51,10 @@ class Containers : public ::testing::Test {
     std::snprintf(bridge, sizeof bridge, "mc%06x", r & 0xffffff);
     bridge_ = bridge;
     // A private /16 this test alone uses (network tests take 10.2xx).
-    cluster_ = "10." + std::to_string(150 + r % 50) + ".0.0/16";
-    subnet_prefix_ = "10." + std::to_string(150 + r % 50) + ".1.";
+    lease_ = ClusterLease::take(150, 199);
+    ASSERT_GE(lease_.octet(), 0) << "no free 10.x.0.0/16 for the test";
+    cluster_ = lease_.cidr();
+    subnet_prefix_ = "10." + std::to_string(lease_.octet()) + ".1.";
     token_ = init_data_dir(dir_);
     config_ = dir_.file("mill.toml");
     write_config("");
@@ -142,6 +145,7 @@ class Containers : public ::testing::Test {
 
   static TestRegistry* registry_;
   TempDir dir_;
+  ClusterLease lease_;
   std::string token_, bridge_, cluster_, subnet_prefix_, config_;
   std::unique_ptr<MillServer> server_;
 };

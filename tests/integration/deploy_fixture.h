@@ -22,6 +22,7 @@
 
 #include "harness.h"
 #include "net/sse.h"
+#include "support/cluster_lease.h"
 #include "support/probe_image.h"
 #include "support/test_registry.h"
 
@@ -56,7 +57,9 @@ class Deploy : public ::testing::Test {
     char bridge[16];
     std::snprintf(bridge, sizeof bridge, "md%06x", r & 0xffffff);
     bridge_ = bridge;
-    cluster_ = "10." + std::to_string(150 + r % 50) + ".0.0/16";
+    lease_ = ClusterLease::take(150, 199);
+    ASSERT_GE(lease_.octet(), 0) << "no free 10.x.0.0/16 for the test";
+    cluster_ = lease_.cidr();
     token_ = init_data_dir(dir_);
     proxy_port_ = free_port();
     server_ =
@@ -217,6 +220,7 @@ class Deploy : public ::testing::Test {
   static TestRegistry* registry_;
   uint16_t proxy_port_ = 0;  // the node's ingress proxy (HTTP), on loopback
   TempDir dir_;
+  ClusterLease lease_;
   std::string bridge_, cluster_, token_;
   std::unique_ptr<MillServer> server_;
 };

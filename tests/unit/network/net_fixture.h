@@ -1,14 +1,13 @@
 #pragma once
 
 // A private node network per test: a bridge "mt<random>", a cluster network
-// 10.<200..254>.0.0/16 that no route on this host uses (reserved against parallel
-// tests with a lock file), and a netns dir under a TempDir. Whatever a test leaves
-// behind is removed in TearDown, also when the test failed.
+// 10.<200..254>.0.0/16 that no route on this host uses (a ClusterLease), and a netns
+// dir under a TempDir. Whatever a test leaves behind is removed in TearDown, also when
+// the test failed.
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sched.h>
-#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,6 +21,7 @@
 
 #include "common/command.h"
 #include "network/node_network.h"
+#include "support/cluster_lease.h"
 #include "support/temp_dir.h"
 
 namespace mill::network::testing {
@@ -50,26 +50,8 @@ class NetFixture : public ::testing::Test {
     std::random_device rd;
     std::mt19937 rng(rd());
     bridge_ = "mt" + std::to_string(rng() % 100000000);
-    std::string routes = sh("ip -4 route show table all");
-    int start = static_cast<int>(rng() % 55);
-    for (int i = 0; i < 55 && octet_ < 0; ++i) {
-      int o = 200 + (start + i) % 55;
-      if (routes.find("10." + std::to_string(o) + ".") != std::string::npos) continue;
-      std::string lock = "/tmp/mill-network-test-10." + std::to_string(o) + ".lock";
-      int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-      // TearDown unlinks the lock file: a lock taken on an inode that is no longer
-      // at the path is stale, so check that it still is.
-      struct stat held {};
-      struct stat now {};
-      if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::fstat(fd, &held) == 0 &&
-          ::stat(lock.c_str(), &now) == 0 && held.st_ino == now.st_ino) {
-        octet_ = o;
-        lock_fd_ = fd;
-        lock_path_ = lock;
-      } else if (fd >= 0) {
-        ::close(fd);
-      }
-    }
+    lease_ = mill::testing::ClusterLease::take(200, 254);
+    octet_ = lease_.octet();
     ASSERT_GE(octet_, 0) << "no free 10.x.0.0/16 for the test";
     options_.bridge = bridge_;
     options_.cluster_cidr = net(0, 0) + "/16";
@@ -96,10 +78,7 @@ class NetFixture : public ::testing::Test {
       sh("while iptables -w 5 -D FORWARD " + std::string(d) + " " + bridge_ +
          " -m comment --comment 'mill " + bridge_ + "' -j ACCEPT 2>/dev/null; do :; done");
     }
-    if (lock_fd_ >= 0) {
-      ::unlink(lock_path_.c_str());
-      ::close(lock_fd_);
-    }
+    lease_ = {};
   }
 
   // "10.<octet>.<c>.<d>"
@@ -115,9 +94,8 @@ class NetFixture : public ::testing::Test {
 
   mill::testing::TempDir dir_;
   std::string bridge_;
+  mill::testing::ClusterLease lease_;
   int octet_ = -1;
-  int lock_fd_ = -1;
-  std::string lock_path_;
   NetworkOptions options_;
   std::unique_ptr<NodeNetwork> network_;
 };

@@ -136,6 +136,32 @@ TEST_F(NetFixture, SetupRejectsBadOptions) {
   EXPECT_FALSE(exists("/sys/class/net/" + bridge_));
 }
 
+TEST_F(NetFixture, SetupRefusesANodeNetworkAnotherLinkAlreadyRoutes) {
+  // What a killed run leaves, or a second Mill given the same cluster network: another
+  // link with a route into this node's /24. Setup must say so rather than build a
+  // bridge whose containers cannot be reached.
+  std::string other = "mo" + bridge_.substr(2);
+  sh("ip link add " + other + " type bridge && ip addr add " + net(1, 200) + "/25 dev " + other +
+     " && ip link set " + other + " up");
+  struct Cleanup {
+    std::string link;
+    ~Cleanup() { sh("ip link del " + link + " 2>/dev/null"); }
+  } cleanup{other};
+  ASSERT_NE(sh("ip -4 route show dev " + other).find(net(1, 128) + "/25"), std::string::npos);
+  auto refused = NodeNetwork::setup(options_);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kAlreadyExists);
+  EXPECT_NE(refused.error().message.find("overlaps the route " + net(1, 128) + "/25 dev " + other),
+            std::string::npos)
+      << refused.error().message;
+  EXPECT_FALSE(exists("/sys/class/net/" + bridge_)) << "a refused setup creates nothing";
+  EXPECT_EQ(sh("ip route show type unreachable").find(net(0, 0) + "/16"), std::string::npos);
+
+  sh("ip link del " + other);
+  setup_network();  // once the other link is gone, the network is ours
+  EXPECT_EQ(network_->bridge_ip(), net(1, 1));
+}
+
 TEST_F(NetFixture, AttachedContainersReachTheBridgeAndEachOther) {
   setup_network();
   auto a = network_->attach("a", net(1, 2));
