@@ -177,7 +177,7 @@ class Session {
     std::string failure = route.upstreams.empty()
                               ? "no healthy allocation of " + route.spec.name
                               : "cannot reach any allocation of " + route.spec.name;
-    int failure_status = route.upstreams.empty() ? 503 : 502;
+    int failure_status = 502;
     for (size_t attempt = 0; attempt < attempts; ++attempt) {
       Upstream* u = pick(route, tried);
       if (!u) break;

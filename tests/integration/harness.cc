@@ -334,4 +334,22 @@ std::string read_tree(const std::string& dir) {
   return all;
 }
 
+std::string promtool_problems(const std::string& exposition) {
+  constexpr const char* kPromtool = "/usr/bin/promtool";
+  if (::access(kPromtool, X_OK) != 0) {
+    return std::string(kPromtool) +
+           " is missing: run scripts/install-deps.sh (Debian package 'prometheus')";
+  }
+  TempDir dir;
+  std::ofstream(dir.file("metrics.txt"), std::ios::binary) << exposition;
+  std::string cmd = std::string(kPromtool) + " check metrics < '" + dir.file("metrics.txt") +
+                    "' > '" + dir.file("promtool.out") + "' 2>&1";
+  int rc = std::system(cmd.c_str());
+  std::string out = slurp(dir.file("promtool.out"));
+  if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0 || out.find("error") != std::string::npos) {
+    return "promtool check metrics failed (" + std::to_string(rc) + "):\n" + out;
+  }
+  return "";
+}
+
 }  // namespace mill::testing

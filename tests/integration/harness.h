@@ -113,4 +113,9 @@ class ClosedPort {
 // Every file under dir, recursively, concatenated (binary-safe) for leak searches.
 std::string read_tree(const std::string& dir);
 
+// Runs `promtool check metrics` (Debian's prometheus package) over a Prometheus text
+// exposition. "" when promtool accepts it; otherwise what promtool said, or why it
+// could not run.
+std::string promtool_problems(const std::string& exposition);
+
 }  // namespace mill::testing

@@ -118,6 +118,7 @@ TEST_F(Ingress, ARollingDeployUnderLoadDropsNoRequestAndSwitchesVersions) {
             std::string::npos);
   EXPECT_NE(metrics.body.find("mill_proxy_latency_seconds_count{route=\"web\"}"),
             std::string::npos);
+  EXPECT_EQ(promtool_problems(metrics.body), "") << "--- exposition ---\n" << metrics.body;
 }
 
 TEST_F(Ingress, ACrashedReplicaLeavesTheRotationWithinAHealthInterval) {

@@ -81,13 +81,13 @@ TEST(Proxy, RoutesByHostWildcardAndLongestPathPrefix) {
   EXPECT_EQ(c.get("office.example.com", "/again").body(), "app /again");
 }
 
-TEST(Proxy, NoAllocationIs503AndUnreachableOnesAre502) {
+TEST(Proxy, NoHealthyOrNoReachableAllocationIs502WithAShortBody) {
   auto proxy = start_proxy();
   proxy->set_routes(
       {route("empty", "empty.test", "/", {}), route("dead", "dead.test", "/", {dead_address()})});
   Client c(proxy->http_port());
   auto empty = c.get("empty.test", "/");
-  EXPECT_EQ(empty.result_int(), 503);
+  EXPECT_EQ(empty.result_int(), 502);
   EXPECT_NE(empty.body().find("no healthy allocation of empty"), std::string::npos);
   Client d(proxy->http_port());
   auto dead = d.get("dead.test", "/");
@@ -472,7 +472,9 @@ TEST(Proxy, NewRouteTablesDoNotDisturbRequestsInFlight) {
   }
   EXPECT_EQ(in_flight.get().body(), "done");
   for (const auto& s : proxy->stats()) {
-    if (s.route == "svc") EXPECT_EQ(s.by_class[2], 1u);
+    if (s.route == "svc") {
+      EXPECT_EQ(s.by_class[2], 1u);
+    }
   }
 }
 
