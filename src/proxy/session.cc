@@ -212,6 +212,13 @@ class Session {
       if (out.kind == Outcome::kUpstreamFailed && out.retryable && is_idempotent(req) &&
           !has_body) {
         failure = out.message;
+        // A kept-alive connection the upstream closed just as the request went out (its
+        // idle timeout racing ours) says nothing about the upstream: try again on a
+        // fresh connection, to the same one if it is the only one, without counting.
+        if (pooled) {
+          --attempt;
+          tried.pop_back();
+        }
         continue;
       }
       if (out.kind == Outcome::kDone) {

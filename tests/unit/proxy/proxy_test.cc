@@ -107,6 +107,35 @@ TEST(Proxy, MovesToTheNextUpstreamWhenOneCannotBeReached) {
   }
 }
 
+TEST(Proxy, AKeptConnectionTheUpstreamDropsIsRetriedOnAFreshOne) {
+  // The only upstream answers one request per connection and then, with the next
+  // request already sent, closes without a word (its keep-alive timeout firing just as
+  // the proxy reused the connection). A GET must still get its answer.
+  Backend once([](tcp::socket& sock) {
+    beast::flat_buffer buf;
+    http::request<http::string_body> req;
+    boost::system::error_code ec;
+    http::read(sock, buf, req, ec);
+    if (ec) return;
+    http::response<http::string_body> res{http::status::ok, 11};
+    res.body() = "fresh";
+    res.keep_alive(true);
+    res.prepare_payload();
+    http::write(sock, res, ec);
+    http::request<http::string_body> next;
+    http::read(sock, buf, next, ec);  // read it, then hang up without answering
+  });
+  auto proxy = start_proxy();
+  proxy->set_routes({route("svc", "svc.test", "/", {once.address()})});
+  Client c(proxy->http_port());
+  for (int i = 0; i < 5; ++i) {
+    auto res = c.get("svc.test", "/");
+    ASSERT_EQ(res.result_int(), 200) << i << ": " << res.body();
+    EXPECT_EQ(res.body(), "fresh");
+  }
+  EXPECT_GE(once.connections(), 5);
+}
+
 TEST(Proxy, SpreadsRequestsAndReusesUpstreamConnections) {
   auto a = named("a"), b = named("b");
   auto proxy = start_proxy();
