@@ -120,6 +120,10 @@ struct Proxy::State {
   std::map<std::string, std::shared_ptr<detail::Upstream>> upstreams;  // by address
   std::map<std::string, std::shared_ptr<detail::RouteCounters>> counters;
   std::map<std::string, std::chrono::steady_clock::time_point> draining;  // until
+  // TLS contexts by (certificate, key): a route change (every health change) reuses
+  // them rather than parsing the PEMs again.
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<boost::asio::ssl::context>>
+      tls_contexts;
   std::once_flag stop_once;
 
   // Builds and publishes a snapshot from `routes` minus `draining`. Under mutex.

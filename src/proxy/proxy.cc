@@ -183,6 +183,7 @@ void Proxy::State::publish_locked() {
   std::erase_if(draining, [&](const auto& d) { return d.second <= now; });
   std::set<std::string> live;
   std::vector<RouteKey> keys;
+  decltype(tls_contexts) used_tls;
   for (const auto& spec : routes) {
     auto r = std::make_unique<Route>();
     r->spec = spec;
@@ -215,13 +216,21 @@ void Proxy::State::publish_locked() {
     if (spec.host == "*") keys.back().host = "*";
     if (spec.host.starts_with("*.")) keys.back().host = "*." + keys.back().host;
     if (!spec.tls_cert.empty() && !spec.tls_key.empty()) {
-      auto ctx = make_tls_context(spec);
-      if (!ctx) {
-        log::warn(ctx.error().message);
+      auto key = std::make_pair(spec.tls_cert, spec.tls_key);
+      auto cached = tls_contexts.find(key);
+      std::shared_ptr<asio::ssl::context> ctx;
+      if (cached != tls_contexts.end()) {
+        ctx = cached->second;
+      } else if (auto made = make_tls_context(spec)) {
+        ctx = *made;
       } else {
+        log::warn(made.error().message);
+      }
+      if (ctx) {
+        used_tls.emplace(key, ctx);
         bool wildcard = spec.host.starts_with("*");
         auto at = wildcard ? snap->tls.end() : snap->tls.begin();
-        snap->tls.insert(at, TlsHost{keys.back().host, *ctx});
+        snap->tls.insert(at, TlsHost{keys.back().host, ctx});
       }
     }
     snap->routes.push_back(std::move(r));
@@ -231,6 +240,7 @@ void Proxy::State::publish_locked() {
     return !live.contains(kv.first) && !draining.contains(kv.first) &&
            kv.second->in_flight.load() == 0;
   });
+  tls_contexts = std::move(used_tls);  // certificates no route names any more are dropped
   snap->table = RouteTable(keys);
   auto& none = counters[""];
   if (!none) none = std::make_shared<RouteCounters>("");
