@@ -144,8 +144,7 @@ NetlinkSocket::~NetlinkSocket() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Result<void> NetlinkSocket::transact(std::string& msg, const std::string& what,
-                                     std::string* reply) {
+Result<uint32_t> NetlinkSocket::send(std::string& msg, const std::string& what) {
   uint32_t seq = ++seq_;
   std::memcpy(msg.data() + offsetof(nlmsghdr, nlmsg_seq), &seq, sizeof seq);
   sockaddr_nl kernel{};
@@ -154,6 +153,12 @@ Result<void> NetlinkSocket::transact(std::string& msg, const std::string& what,
                sizeof kernel) < 0) {
     return make_error(ErrorCode::kIo, what + ": netlink send: " + strerror(errno));
   }
+  return seq;
+}
+
+Result<void> NetlinkSocket::transact(std::string& msg, const std::string& what,
+                                     std::string* reply) {
+  uint32_t seq = MILL_TRY(send(msg, what));
   alignas(nlmsghdr) static thread_local char buf[65536];
   for (;;) {
     ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
@@ -334,15 +339,7 @@ Result<std::vector<RouteEntry>> NetlinkSocket::main_routes() {
   rtmsg rt{};
   rt.rtm_family = AF_INET;
   req.fixed(rt);
-  std::string& msg = req.finish();
-  uint32_t seq = ++seq_;
-  std::memcpy(msg.data() + offsetof(nlmsghdr, nlmsg_seq), &seq, sizeof seq);
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (::sendto(fd_, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&kernel),
-               sizeof kernel) < 0) {
-    return make_error(ErrorCode::kIo, std::string("list routes: netlink send: ") + strerror(errno));
-  }
+  uint32_t seq = MILL_TRY(send(req.finish(), "list routes"));
   std::vector<RouteEntry> out;
   alignas(nlmsghdr) static thread_local char buf[65536];
   for (;;) {

@@ -62,6 +62,8 @@ class NetlinkSocket {
 
  private:
   explicit NetlinkSocket(int fd) : fd_(fd) {}
+  // Sends one request, stamped with the next sequence number; returns that number.
+  Result<uint32_t> send(std::string& msg, const std::string& what);
   // Sends one request with NLM_F_ACK and waits for its ack (or error). When `reply` is
   // given, the first non-ack message with the request's sequence is copied there.
   Result<void> transact(std::string& msg, const std::string& what, std::string* reply = nullptr);
