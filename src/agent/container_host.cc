@@ -117,6 +117,11 @@ Result<Started> ContainerHost::start(const model::Allocation& a,
     endpoint = network_.attach(a.id, a.ip);
   }
   if (!endpoint) return fail(endpoint.error());
+  // However this start ends, the network may make its spare namespaces again.
+  struct StartedGuard {
+    network::NodeNetwork& net;
+    ~StartedGuard() { net.started(); }
+  } started_guard{network_};
   if (auto w = write_files(a, endpoint->gateway); !w) return fail(w.error());
   if (auto m = image::mount_rootfs(image->layer_dirs, d + "/upper", d + "/work", d + "/rootfs");
       !m) {

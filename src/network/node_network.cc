@@ -152,6 +152,18 @@ void NodeNetwork::make_spares() {
       return spare_stop_ || spares_.size() < static_cast<size_t>(options_.spare_netns);
     });
     if (spare_stop_) return;
+    // Not while a container is starting: making a namespace costs the kernel
+    // milliseconds of CPU and locks that runc's start would wait on. The pool refills
+    // once the starts have finished (or a while after a start that never said so), and
+    // at once when it is empty.
+    if (!spares_.empty() && starting_ > 0) {
+      auto fallback = last_take_ + kStartPause;
+      if (Clock::now() < fallback) {
+        spare_cv_.wait_until(lock, fallback,
+                             [this] { return spare_stop_ || spares_.empty() || starting_ == 0; });
+        continue;
+      }
+    }
     lock.unlock();
     auto ns = make_netns();
     lock.lock();
@@ -180,6 +192,14 @@ Result<NewNetns> NodeNetwork::netns_at(const std::string& path) {
     return Unexpected(std::move(bound).error());
   }
   return std::move(*spare);
+}
+
+void NodeNetwork::started() {
+  {
+    std::lock_guard lock(spare_mu_);
+    if (starting_ > 0) --starting_;
+  }
+  spare_cv_.notify_all();
 }
 
 std::string NodeNetwork::bridge_ip() const { return format_ipv4(node_.addr + 1); }
@@ -246,16 +266,26 @@ Result<Endpoint> NodeNetwork::attach(const std::string& id, const std::string& i
                           static_cast<uint8_t>(ip >> 16),
                           static_cast<uint8_t>(ip >> 8),
                           static_cast<uint8_t>(ip)};
-  auto ns = MILL_TRY(netns_at(ep.netns_path));
+  {
+    std::lock_guard lock(spare_mu_);
+    ++starting_;  // until started(), also called here when attach fails
+    last_take_ = Clock::now();
+  }
+  auto ns = netns_at(ep.netns_path);
+  if (!ns) {
+    started();
+    return Unexpected(std::move(ns).error());
+  }
   Result<void> wired = [&]() -> Result<void> {
     std::lock_guard lock(mu_);
     // Looked up each time, so a bridge re-created by another setup() is found.
     int bridge = MILL_TRY(link_.link_index(options_.bridge));
-    return link_.create_veth(ep.host_veth, bridge, "eth0", mac, ns.fd);
+    return link_.create_veth(ep.host_veth, bridge, "eth0", mac, ns->fd);
   }();
-  ::close(ns.fd);
-  if (wired) wired = configure_inside(ns.link, ip, ep.host_veth);
+  ::close(ns->fd);
+  if (wired) wired = configure_inside(ns->link, ip, ep.host_veth);
   if (!wired) {
+    started();
     if (wired.error().code != ErrorCode::kAlreadyExists)
       (void)detach(id);
     else

@@ -11,6 +11,7 @@
 //
 // Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN). Methods are thread-safe.
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -68,6 +69,9 @@ class NodeNetwork {
   // `ip` must be a host address of node_cidr other than the bridge's. kAlreadyExists
   // when `id` is attached. On failure nothing is left behind. Takes about a millisecond.
   Result<Endpoint> attach(const std::string& id, const std::string& ip);
+  // Says that the container of a successful attach() is running (or failed to start):
+  // the pool of spare namespaces does not refill while starts are under way.
+  void started();
   // Deletes the veth pair and unmounts and removes the netns file. Idempotent: missing
   // pieces are fine. Processes still inside the netns keep it alive (without a link).
   Result<void> detach(const std::string& id);
@@ -103,6 +107,10 @@ class NodeNetwork {
   std::mutex spare_mu_;
   std::condition_variable spare_cv_;
   std::deque<NewNetns> spares_;
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::seconds kStartPause{2};
+  int starting_ = 0;  // attaches not yet followed by started()
+  Clock::time_point last_take_{};
   bool spare_stop_ = false;
   std::thread spare_thread_;
 };

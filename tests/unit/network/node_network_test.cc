@@ -15,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "net_fixture.h"
 
@@ -280,6 +281,41 @@ TEST_F(NetFixture, ManyAttachesInARowAllGetTheirOwnNamespace) {
   for (const auto& p : paths) inodes.insert(sh("stat -L -c %i " + p));
   EXPECT_EQ(inodes.size(), paths.size()) << "every container its own netns";
   for (int i = 0; i < 6; ++i) ASSERT_TRUE(network_->detach("n" + std::to_string(i)));
+}
+
+// Network namespaces this process holds open: the spares (attach() closes its own).
+int open_namespaces() {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    auto target = std::filesystem::read_symlink(e.path(), ec);
+    if (!ec && target.string().rfind("net:[", 0) == 0) ++n;
+  }
+  return n;
+}
+
+bool spares_become(int want) {
+  for (int i = 0; i < 500 && open_namespaces() != want; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return open_namespaces() == want;
+}
+
+// Making a namespace costs the kernel milliseconds that a container start would share:
+// the spare taken by an attach is made again once its container has started.
+TEST_F(NetFixture, TheSpareAnAttachTookIsMadeAgainOnlyOnceTheStartHasFinished) {
+  options_.spare_netns = 2;
+  setup_network();
+  ASSERT_TRUE(spares_become(2));
+  ASSERT_TRUE(network_->attach("a", net(1, 2)));
+  EXPECT_EQ(open_namespaces(), 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(open_namespaces(), 1) << "no spare made while the start is under way";
+  network_->started();
+  EXPECT_TRUE(spares_become(2)) << "the pool refills after the start";
+  // Nor does a failed attach (a duplicate takes a spare, then gives up).
+  ASSERT_FALSE(network_->attach("a", net(1, 3)));
+  EXPECT_TRUE(spares_become(2));
+  ASSERT_TRUE(network_->detach("a"));
 }
 
 TEST_F(NetFixture, AttachRefusesBadInputAndDuplicatesWithoutLeftovers) {
