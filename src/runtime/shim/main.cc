@@ -186,7 +186,8 @@ int supervise(pid_t container, int sfd, int out_r, int err_r, shim::LogWriter& l
   };
   reap();
   while (!exited || fds[0] >= 0 || fds[1] >= 0) {
-    int timeout = -1;
+    // Once the signalfd is unusable (POLLNVAL), look for the exit a few times a second.
+    int timeout = sfd < 0 ? 100 : -1;
     if (exited) {
       // Processes that escaped the container's pid namespace could hold the pipes
       // forever; give them a moment after PID 1 is gone, no more.
@@ -210,7 +211,10 @@ int supervise(pid_t container, int sfd, int out_r, int err_r, shim::LogWriter& l
         fds[i] = -1;
       }
     }
-    if (p[2].revents & POLLIN) {
+    if (sfd < 0 || (p[2].revents & (POLLNVAL | POLLERR))) {
+      sfd = -1;
+      reap();
+    } else if (p[2].revents & POLLIN) {
       signalfd_siginfo si{};
       while (read(sfd, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
@@ -246,7 +250,12 @@ int main(int argc, char** argv) {
     dprintf(2, "usage: mill-shim ID STATE_DIR RUNTIME RUNTIME_ROOT LOG_MAX_BYTES LOG_MAX_FILES\n");
     return 2;
   }
-  fcntl(shim::kSyncFd, F_SETFD, FD_CLOEXEC);
+  // Without the agent's pipe on fd 3, the first descriptor opened below would land
+  // there and report() would close it.
+  if (fcntl(shim::kSyncFd, F_SETFD, FD_CLOEXEC) != 0) {
+    dprintf(2, "mill-shim: fd %d must be the agent's sync pipe\n", shim::kSyncFd);
+    return 2;
+  }
   // The agent starts us in a new session and waits for this first process: the child
   // carries on as an orphan, so nothing of the agent (its exit, a SIGKILL, its process
   // group's signals) reaches it.

@@ -5,8 +5,10 @@
 
 #include <condition_variable>
 #include <csignal>
+#include <filesystem>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "container_fixture.h"
 
@@ -14,6 +16,41 @@ namespace mill::runtime::testing {
 namespace {
 
 using namespace std::chrono_literals;
+
+// Started by hand without the agent's pipe on fd 3, the shim once took that slot for
+// its signalfd, closed it as "the pipe" and then spun at 100% CPU, deaf to SIGTERM.
+TEST(Shim, RefusesToRunWithoutTheAgentsPipeOnFd3) {
+  char dir[] = "/tmp/mill-shim-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  int err[2];
+  ASSERT_EQ(::pipe(err), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(err[1], 2);
+    ::close(3);
+    ::execl(MILL_SHIM_PATH, MILL_SHIM_PATH, "t", dir, "/bin/true", dir, "4096", "1", nullptr);
+    ::_exit(127);
+  }
+  ::close(err[1]);
+  int status = 0;
+  pid_t done = 0;
+  for (int i = 0; i < 500 && done == 0; ++i) {
+    done = ::waitpid(pid, &status, WNOHANG);
+    if (done == 0) std::this_thread::sleep_for(10ms);
+  }
+  if (done == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  char buf[512] = {};
+  ssize_t n = ::read(err[0], buf, sizeof buf - 1);
+  ::close(err[0]);
+  std::filesystem::remove_all(dir);
+  ASSERT_NE(done, 0) << "the shim did not exit";
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_NE(std::string(buf, n > 0 ? n : 0).find("sync pipe"), std::string::npos) << buf;
+}
 
 TEST_F(ContainerTest, OutputGoesToTheLogByStreamAndTheExitCodeIsRecorded) {
   auto s = sh("echo out; echo err >&2; echo more; exit 3", false);
