@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "net_fixture.h"
+#include "support/eventually.h"
 
 namespace mill::network {
 namespace {
@@ -295,9 +296,8 @@ int open_namespaces() {
 }
 
 bool spares_become(int want) {
-  for (int i = 0; i < 500 && open_namespaces() != want; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  return open_namespaces() == want;
+  return mill::testing::eventually([want] { return open_namespaces() == want; },
+                                   std::chrono::seconds(5));
 }
 
 // Making a namespace costs the kernel milliseconds that a container start would share:

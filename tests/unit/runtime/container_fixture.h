@@ -23,6 +23,7 @@
 #include "runtime/cgroups.h"
 #include "runtime/log_reader.h"
 #include "runtime/runc_runtime.h"
+#include "support/eventually.h"
 #include "support/temp_dir.h"
 
 namespace mill::runtime::testing {
@@ -38,16 +39,7 @@ inline std::vector<std::string> lines_of(const std::string& log_dir,
   return out;
 }
 
-// Waits (bounded) until `done` holds; the condition is the assertion, not the time.
-inline bool eventually(const std::function<bool()>& done,
-                       std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return done();
-}
+using mill::testing::eventually;
 
 // Pids of processes whose command line mentions `needle` (e.g. a state root).
 inline std::vector<int> processes_mentioning(const std::string& needle) {

@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
-#include <thread>
 
 #include "container_fixture.h"
 
@@ -34,10 +33,7 @@ TEST(Shim, RefusesToRunWithoutTheAgentsPipeOnFd3) {
   ::close(err[1]);
   int status = 0;
   pid_t done = 0;
-  for (int i = 0; i < 500 && done == 0; ++i) {
-    done = ::waitpid(pid, &status, WNOHANG);
-    if (done == 0) std::this_thread::sleep_for(10ms);
-  }
+  eventually([&] { return (done = ::waitpid(pid, &status, WNOHANG)) != 0; }, 5s);
   if (done == 0) {
     ::kill(pid, SIGKILL);
     ::waitpid(pid, &status, 0);
