@@ -265,11 +265,13 @@ int run_server(const ServerOptions& opts) {
   // The API goes first: that also ends the agent's blocking query, so the agent stops
   // at once. Containers keep running under their shims; the next start re-adopts them.
   (*server)->stop(std::chrono::seconds(10));
+  log::info("API closed");
   deploys.stop();
   local_logs.set(nullptr);
   node_for_metrics = nullptr;
   if (node) node->stop();
   if (node_agent) node_agent->stop();
+  log::info("agent stopped");
   tasks.stop();
   log::info("stopped");
   return 0;

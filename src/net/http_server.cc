@@ -81,6 +81,12 @@ class Session : public std::enable_shared_from_this<Session> {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
   }
 
+  // Called at stop once no I/O thread runs: closes the socket, whatever state it is in.
+  void abort() {
+    beast::error_code ec;
+    stream_.socket().close(ec);
+  }
+
   // Called at stop: an idle connection closes now; a busy one after its response. A
   // request whose first bytes have arrived counts as busy: it is in flight, and its
   // sender is owed an answer (the read timeout and the stop grace still bound it).
@@ -535,6 +541,15 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
     s.io.stop();
     for (auto& t : s.threads) {
       if (t.joinable()) t.join();
+    }
+    // io.stop() may have left the posted close above unrun. No I/O thread runs now, so
+    // close here whatever is still open: a client that connects later, or sits in the
+    // listen backlog, must be refused or cut, not left waiting for an answer.
+    beast::error_code ec;
+    s.acceptor.close(ec);
+    std::lock_guard lock(s.sessions_mutex);
+    for (auto& w : s.sessions) {
+      if (auto session = w.lock()) session->abort();
     }
   });
 }

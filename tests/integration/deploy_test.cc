@@ -409,7 +409,7 @@ TEST_F(Deploy, AVolumeAndTheDeployedConfigSurviveAServerRestart) {
            "[volume.data]\nsize = \"16M\"\n";
   };
   ASSERT_EQ(deploy(db("1")).back().event, "done") << server_->log();
-  ASSERT_EQ(server_->stop(SIGTERM), 0);
+  ASSERT_EQ(server_->stop(SIGTERM), 0) << server_->log();
   server_.reset();
   auto cleaned = run_mill({"cleanup", "--data-dir", dir_.file("data")});
   ASSERT_EQ(cleaned.exit_code, 0) << cleaned.err;

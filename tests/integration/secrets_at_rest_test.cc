@@ -109,7 +109,7 @@ TEST(SecretsAtRest, TokensNeverInTheLog) {
   EXPECT_EQ(api(server->address(), "GET", "/v1/status", join).status, 401);
   auto bad = api(server->address(), "PUT", "/v1/secrets/t", token, "{\"value\":" + token);
   EXPECT_EQ(bad.status, 400);
-  ASSERT_EQ(server->stop(SIGTERM), 0);
+  ASSERT_EQ(server->stop(SIGTERM), 0) << server->log();
   std::string log = server->log();
   EXPECT_FALSE(log.empty());
   EXPECT_EQ(log.find(token), std::string::npos) << "API token in the log:\n" << log;
@@ -135,7 +135,7 @@ TEST(SecretsAtRest, DataDirAndKeyFilesArePrivate) {
   ASSERT_TRUE(server);
   ASSERT_EQ(api(server->address(), "PUT", "/v1/secrets/s", token, R"({"value":"v"})").status, 200);
   check("while running");
-  ASSERT_EQ(server->stop(SIGTERM), 0);
+  ASSERT_EQ(server->stop(SIGTERM), 0) << server->log();
   // --force keeps the modes.
   auto r =
       run_mill({"init", "--force", "--data-dir", data}, {{"MILL_CONFIG", dir.file("client.toml")}});

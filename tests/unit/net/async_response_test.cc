@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -180,6 +181,35 @@ TEST_F(AsyncServer, StopEndsPendingLongPolls) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
   EXPECT_EQ(seen.get_future().wait_for(std::chrono::seconds(2)), std::future_status::ready);
   client.join();
+}
+
+// Once stop() returns nobody may connect: a client that did (the agent's next long
+// poll, say) would wait out its whole timeout for an answer that never comes. The
+// listening socket was once closed by a handler that stop() could leave unrun.
+TEST(HttpServerStop, ThePortRefusesConnectionsOnceStopReturns) {
+  auto try_connect = [](uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int r = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    int err = errno;
+    ::close(fd);
+    return r == 0 ? 0 : err;
+  };
+  for (int i = 0; i < 30; ++i) {
+    HttpServerOptions options;
+    options.listen = "127.0.0.1:0";
+    auto server = HttpServer::create(options, [](const HttpRequest&) { return HttpResponse{}; });
+    ASSERT_TRUE(server.has_value()) << server.error().message;
+    // Every other round stops a server whose I/O threads never ran at all.
+    if (i % 2 == 0) (*server)->start();
+    const uint16_t port = (*server)->port();
+    ASSERT_EQ(try_connect(port), 0);
+    (*server)->stop(std::chrono::milliseconds(1000));
+    EXPECT_EQ(try_connect(port), ECONNREFUSED) << "round " << i;
+  }
 }
 
 }  // namespace
