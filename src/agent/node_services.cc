@@ -120,8 +120,8 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
   img.disk_budget_bytes = o.image_budget_bytes;
   img.tag_ttl = o.image_tag_ttl;
   img.ca_file = o.registry_ca_file;
-  img.unpack = [](const std::string& blob, const std::string& dest) -> Result<void> {
-    MILL_TRY(image::unpack_layer(blob, dest));
+  img.unpack = [](const image::LayerReader& read, const std::string& dest) -> Result<void> {
+    MILL_TRY(image::unpack_layer(read, dest));
     return {};
   };
   // Parts does not move (NodeServices owns it by pointer), so the lookup may keep it.

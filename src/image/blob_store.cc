@@ -87,13 +87,39 @@ Result<void> BlobStore::put(std::string_view digest, std::string_view bytes) {
   return writer->commit();
 }
 
+BlobCheck::BlobCheck(std::string digest, uint64_t expected_size)
+    : digest_(std::move(digest)), expected_size_(expected_size) {}
+
+Result<void> BlobCheck::update(std::string_view chunk) {
+  if (seen_ + chunk.size() > expected_size_) {
+    return make_error(ErrorCode::kInvalidArgument, "blob " + digest_ + " is larger than its " +
+                                                       std::to_string(expected_size_) + " bytes");
+  }
+  hash_.update(chunk);
+  seen_ += chunk.size();
+  return {};
+}
+
+Result<void> BlobCheck::finish() {
+  if (seen_ != expected_size_) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "blob " + digest_ + " has " + std::to_string(seen_) +
+                          " bytes, its descriptor says " + std::to_string(expected_size_));
+  }
+  std::string got = "sha256:" + hash_.finish_hex();
+  if (got != digest_) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "blob " + digest_ + " does not match its digest (got " + got + ")");
+  }
+  return {};
+}
+
 BlobWriter::BlobWriter(int fd, std::string tmp_path, std::string final_path, std::string digest,
                        uint64_t expected_size)
     : fd_(fd),
       tmp_path_(std::move(tmp_path)),
       final_path_(std::move(final_path)),
-      digest_(std::move(digest)),
-      expected_size_(expected_size) {}
+      check_(std::move(digest), expected_size) {}
 
 BlobWriter::~BlobWriter() { discard(); }
 
@@ -107,12 +133,10 @@ void BlobWriter::discard() {
 
 Result<void> BlobWriter::write(std::string_view chunk) {
   if (fd_ < 0) return make_error(ErrorCode::kInternal, "blob writer already finished");
-  if (written_ + chunk.size() > expected_size_) {
+  if (auto checked = check_.update(chunk); !checked) {
     discard();
-    return make_error(ErrorCode::kInvalidArgument, "blob " + digest_ + " is larger than its " +
-                                                       std::to_string(expected_size_) + " bytes");
+    return checked;
   }
-  hash_.update(chunk);
   while (!chunk.empty()) {
     ssize_t n = ::write(fd_, chunk.data(), chunk.size());
     if (n < 0 && errno == EINTR) continue;
@@ -122,24 +146,15 @@ Result<void> BlobWriter::write(std::string_view chunk) {
       return err;
     }
     chunk.remove_prefix(static_cast<size_t>(n));
-    written_ += static_cast<uint64_t>(n);
   }
   return {};
 }
 
 Result<void> BlobWriter::commit() {
   if (fd_ < 0) return make_error(ErrorCode::kInternal, "blob writer already finished");
-  if (written_ != expected_size_) {
+  if (auto checked = check_.finish(); !checked) {
     discard();
-    return make_error(ErrorCode::kInvalidArgument,
-                      "blob " + digest_ + " has " + std::to_string(written_) +
-                          " bytes, its descriptor says " + std::to_string(expected_size_));
-  }
-  std::string got = "sha256:" + hash_.finish_hex();
-  if (got != digest_) {
-    discard();
-    return make_error(ErrorCode::kInvalidArgument,
-                      "blob " + digest_ + " does not match its digest (got " + got + ")");
+    return checked;
   }
   if (::fsync(fd_) != 0) {
     auto err = sys_error("cannot fsync", tmp_path_);

@@ -20,6 +20,28 @@ namespace mill::image {
 
 class BlobWriter;
 
+// Checks a blob while it streams by: its size against its descriptor's as bytes come,
+// and its sha256 against its name at the end. A BlobWriter checks what it writes with
+// one; a layer unpacked while it downloads (layer_stream.h) is checked with one alone.
+class BlobCheck {
+ public:
+  BlobCheck(std::string digest, uint64_t expected_size);
+
+  // kInvalidArgument as soon as the bytes pass the expected size.
+  Result<void> update(std::string_view chunk);
+  // kInvalidArgument when the size falls short or the digest does not match:
+  // "blob sha256:<want> does not match its digest (got sha256:<got>)". Call once.
+  Result<void> finish();
+
+  const std::string& digest() const { return digest_; }
+
+ private:
+  std::string digest_;
+  uint64_t expected_size_;
+  uint64_t seen_ = 0;
+  crypto::Sha256 hash_;
+};
+
 class BlobStore {
  public:
   // Creates ROOT/blobs/sha256 and ROOT/tmp as needed.
@@ -53,9 +75,8 @@ class BlobWriter {
 
   // Appends bytes; kInvalidArgument as soon as they pass the expected size.
   Result<void> write(std::string_view chunk);
-  // Checks size and digest, fsyncs, renames into place. On a mismatch:
-  // "blob sha256:<want> does not match its digest (got sha256:<got>)" and the temp
-  // file is removed.
+  // Checks size and digest (BlobCheck::finish), fsyncs, renames into place. On a
+  // mismatch the temp file is removed.
   Result<void> commit();
 
  private:
@@ -67,10 +88,7 @@ class BlobWriter {
   int fd_;
   std::string tmp_path_;
   std::string final_path_;
-  std::string digest_;
-  uint64_t expected_size_;
-  uint64_t written_ = 0;
-  crypto::Sha256 hash_;
+  BlobCheck check_;
 };
 
 }  // namespace mill::image

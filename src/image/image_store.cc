@@ -9,6 +9,7 @@
 #include "common/files.h"
 #include "common/log.h"
 #include "crypto/crypto.h"
+#include "image/layer_stream.h"
 #include "image/manifest.h"
 
 namespace mill::image {
@@ -267,16 +268,25 @@ Result<void> ImageStore::ensure_layer(RegistryClient& client, const std::string&
       struct stat st {};
       if (layers_.contains(digest) && ::stat(dir.c_str(), &st) == 0) return {};
     }
-    MILL_TRY(ensure_blob(client, repo, digest, size));
     std::string tmp = options_.root + "/tmp/layer-" + digest.substr(7, 16) + "-" +
                       MILL_TRY(crypto::random_hex(6));
     std::error_code ec;
     fs::create_directories(tmp, ec);
     if (ec) return make_error(ErrorCode::kIo, "cannot create " + tmp + ": " + ec.message());
-    auto unpacked = options_.unpack(blobs_.path(digest), tmp);
-    if (!unpacked) {
+    // Download on one thread, unpack on this one, the blob checked in between.
+    LayerStream stream(digest, size);
+    std::thread download([&] {
+      stream.close(client.get_blob(repo, digest,
+                                   [&](std::string_view chunk) { return stream.push(chunk); }));
+    });
+    auto unpacked = options_.unpack([&] { return stream.next(); }, tmp);
+    if (!unpacked) stream.abandon();
+    Result<void> verified = stream.finish();
+    download.join();
+    if (!unpacked || !verified) {
       fs::remove_all(tmp, ec);
-      return make_error(unpacked.error().code, "layer " + digest + ": " + unpacked.error().message);
+      const Error& why = unpacked ? verified.error() : unpacked.error();
+      return make_error(why.code, "layer " + digest + ": " + why.message);
     }
     uint64_t bytes = tree_bytes(tmp);
     fs::remove_all(dir, ec);
@@ -284,9 +294,6 @@ Result<void> ImageStore::ensure_layer(RegistryClient& client, const std::string&
       fs::remove_all(tmp, ec);
       return make_error(ErrorCode::kIo, "cannot rename layer into " + dir);
     }
-    // The unpacked tree is what containers use; keeping the blob too would double
-    // the disk an image takes.
-    MILL_TRY(blobs_.remove(digest));
     std::lock_guard lock(mu_);
     layers_[digest] = bytes;
     return {};

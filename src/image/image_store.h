@@ -2,13 +2,14 @@
 
 // The node-local image cache the agent pulls through: resolves a reference with one
 // manifest request (none when pulled by digest and present), downloads what is
-// missing (layers in parallel, each blob streamed to disk and verified), unpacks each
-// layer once, and keeps the store under a disk budget.
+// missing (layers in parallel) and keeps the store under a disk budget. Each layer
+// is unpacked while it downloads (layer_stream.h): its compressed blob is never
+// written to disk, and the unpacked tree is kept only once the blob's digest checks.
 //
 // On disk, under ROOT:
-//   blobs/sha256/<hex>   manifests and configs (layer blobs are removed once unpacked)
+//   blobs/sha256/<hex>   manifests and configs (never layer blobs)
 //   layers/<hex>/        one unpacked layer, named by its blob digest; it exists only
-//                        when complete (unpacked in tmp/, then renamed)
+//                        when complete and verified (unpacked in tmp/, then renamed)
 //   tmp/                 downloads and unpacks in progress; emptied by open()
 //   images.json          references, images (config, layers, last use), layer sizes
 //
@@ -37,6 +38,7 @@
 #include "image/blob_store.h"
 #include "image/reference.h"
 #include "image/registry_client.h"
+#include "image/unpack.h"
 #include "model/image.h"
 
 namespace mill::image {
@@ -45,9 +47,10 @@ namespace mill::image {
 // secret references already resolved by the caller; nullopt: anonymous.
 using CredentialLookup =
     std::function<std::optional<RegistryCredentials>(const std::string& registry_host)>;
-// Unpacks one layer blob into an empty directory (image/unpack.h in production).
+// Unpacks one layer, read as it downloads, into an empty directory (image/unpack.h in
+// production). It must pass on the reader's errors: a bad digest is one of them.
 using LayerUnpacker =
-    std::function<Result<void>(const std::string& blob_path, const std::string& dest_dir)>;
+    std::function<Result<void>(const LayerReader& read, const std::string& dest_dir)>;
 
 struct ImageStoreOptions {
   std::string root;

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string_view>
@@ -102,7 +103,8 @@ class LayerUnpacker {
   LayerUnpacker(const LayerUnpacker&) = delete;
   LayerUnpacker& operator=(const LayerUnpacker&) = delete;
 
-  Result<UnpackStats> run(int blob_fd) {
+  Result<UnpackStats> run(const LayerReader& read) {
+    read_ = &read;
     in_ = archive_read_new();
     out_ = archive_write_disk_new();
     if (in_ == nullptr || out_ == nullptr)
@@ -117,7 +119,8 @@ class LayerUnpacker {
     archive_read_support_format_tar(in_);  // ustar, pax, GNU
     // No user/group lookup callbacks: owners are restored by number.
     archive_write_disk_set_options(out_, kExtractFlags);
-    if (archive_read_open_fd(in_, blob_fd, kReadBlock) != ARCHIVE_OK) {
+    if (archive_read_open(in_, this, nullptr, &LayerUnpacker::read_block, nullptr) != ARCHIVE_OK) {
+      if (read_error_) return Unexpected(*read_error_);
       return make_error(ErrorCode::kInvalidArgument,
                         std::string("layer is not a readable tar: ") + archive_error_string(in_));
     }
@@ -137,6 +140,18 @@ class LayerUnpacker {
   }
 
  private:
+  static la_ssize_t read_block(archive* a, void* self, const void** block) {
+    auto* u = static_cast<LayerUnpacker*>(self);
+    auto bytes = (*u->read_)();
+    if (!bytes) {
+      u->read_error_ = bytes.error();
+      archive_set_error(a, EIO, "%s", bytes.error().message.c_str());
+      return -1;
+    }
+    *block = bytes->data();
+    return static_cast<la_ssize_t>(bytes->size());
+  }
+
   Result<void> unpack_entry(archive_entry* entry) {
     const char* raw = archive_entry_pathname(entry);
     std::string shown = raw != nullptr ? raw : "";
@@ -267,6 +282,7 @@ class LayerUnpacker {
   }
 
   Unexpected corrupt() {
+    if (read_error_) return Unexpected(*read_error_);  // the bytes did not come
     return make_error(ErrorCode::kInvalidArgument,
                       std::string("corrupt or truncated layer: ") + archive_error_string(in_));
   }
@@ -282,6 +298,8 @@ class LayerUnpacker {
   }
 
   int root_fd_;
+  const LayerReader* read_ = nullptr;
+  std::optional<Error> read_error_;
   archive* in_ = nullptr;
   archive* out_ = nullptr;
   UnpackStats stats_;
@@ -291,12 +309,12 @@ class LayerUnpacker {
 
 // Runs on its own thread: a private cwd (and umask, which libarchive briefly
 // changes) so that relative extraction starts at the layer dir.
-Result<UnpackStats> unpack_on_this_thread(int blob_fd, int root_fd) {
+Result<UnpackStats> unpack_on_this_thread(const LayerReader& read, int root_fd) {
   if (::unshare(CLONE_FS) != 0 || ::fchdir(root_fd) != 0) {
     return make_error(ErrorCode::kIo, "unpack: private working directory: " + errno_text(errno));
   }
   LayerUnpacker unpacker(root_fd);
-  return unpacker.run(blob_fd);
+  return unpacker.run(read);
 }
 
 void clear_dir(const std::string& dir) {
@@ -316,6 +334,20 @@ Result<UnpackStats> unpack_layer(const std::string& blob_path, const std::string
     ErrorCode code = errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo;
     return make_error(code, "layer blob " + blob_path + ": " + errno_text(errno));
   }
+  std::unique_ptr<char[]> buffer(new char[kReadBlock]);
+  LayerReader read = [&]() -> Result<std::string_view> {
+    for (;;) {
+      ssize_t n = ::read(blob.get(), buffer.get(), kReadBlock);
+      if (n >= 0) return std::string_view(buffer.get(), static_cast<size_t>(n));
+      if (errno != EINTR) {
+        return make_error(ErrorCode::kIo, "layer blob " + blob_path + ": " + errno_text(errno));
+      }
+    }
+  };
+  return unpack_layer(read, dest_dir, sync);
+}
+
+Result<UnpackStats> unpack_layer(const LayerReader& read, const std::string& dest_dir, Sync sync) {
   Fd root(::open(dest_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (root.get() < 0) {
     return make_error(ErrorCode::kIo, "layer dir " + dest_dir + ": " + errno_text(errno));
@@ -327,7 +359,7 @@ Result<UnpackStats> unpack_layer(const std::string& blob_path, const std::string
 
   Result<UnpackStats> result = make_error(ErrorCode::kInternal, "unpack did not run");
   try {
-    std::thread worker([&] { result = unpack_on_this_thread(blob.get(), root.get()); });
+    std::thread worker([&] { result = unpack_on_this_thread(read, root.get()); });
     worker.join();
   } catch (const std::exception& e) {  // std::thread could not start
     result = make_error(ErrorCode::kIo, std::string("unpack thread: ") + e.what());

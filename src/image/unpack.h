@@ -31,7 +31,9 @@
 // different layers may run concurrently.
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "common/result.h"
 
@@ -46,9 +48,17 @@ struct UnpackStats {
 // records the layer as unpacked can trust it after a crash.
 enum class Sync { kYes, kNo };
 
-// dest_dir must exist and be empty. Errors: kNotFound (no blob), kInvalidArgument
-// (not a tar, corrupt or truncated, a rejected entry, dest_dir not empty), kIo.
-// On any error dest_dir is left empty.
+// Where a layer's bytes come from, in order: each call gives the next ones (valid
+// until the next call), an empty view at the end. An error ends the unpack with it.
+using LayerReader = std::function<Result<std::string_view>()>;
+
+// dest_dir must exist and be empty. Errors: the reader's own, kInvalidArgument (not a
+// tar, corrupt or truncated, a rejected entry, dest_dir not empty), kIo. On any error
+// dest_dir is left empty. The unpack may stop reading before the reader's end (bytes
+// after a tar's end-of-archive marker are never asked for).
+Result<UnpackStats> unpack_layer(const LayerReader& read, const std::string& dest_dir,
+                                 Sync sync = Sync::kYes);
+// The same from a blob file; kNotFound when there is none.
 Result<UnpackStats> unpack_layer(const std::string& blob_path, const std::string& dest_dir,
                                  Sync sync = Sync::kYes);
 

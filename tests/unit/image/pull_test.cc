@@ -24,16 +24,20 @@ using testing::MediaStyle;
 using testing::TestImage;
 using testing::TestRegistry;
 
-// Stands in for image/unpack.h: copies the blob into the layer dir as "blob".
+// Stands in for image/unpack.h: writes the bytes it reads into the layer dir as
+// "blob", passing on the reader's errors as unpack_layer does.
 struct FakeUnpacker {
   std::atomic<int> calls{0};
   LayerUnpacker fn() {
-    return [this](const std::string& blob, const std::string& dest) -> Result<void> {
+    return [this](const LayerReader& read, const std::string& dest) -> Result<void> {
       ++calls;
-      std::error_code ec;
-      fs::copy_file(blob, dest + "/blob", ec);
-      if (ec) return make_error(ErrorCode::kIo, ec.message());
-      return {};
+      std::string bytes;
+      for (;;) {
+        auto chunk = MILL_TRY(read());
+        if (chunk.empty()) break;
+        bytes.append(chunk);
+      }
+      return write_file_atomic(dest + "/blob", bytes, 0644, Durability::kProcessCrash);
     };
   }
 };

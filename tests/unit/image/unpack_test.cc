@@ -219,6 +219,38 @@ TEST_F(UnpackTest, CorruptAndTruncatedArchivesFailAndLeaveDestEmpty) {
   EXPECT_TRUE(fs::is_empty(dest_));
 }
 
+// The image store unpacks layers while they download: the bytes come through a
+// reader, in pieces of any size, and a reader's error (a dropped connection, a bad
+// digest found at the end) is the unpack's error, with nothing left behind.
+TEST_F(UnpackTest, UnpacksFromAReaderAndPassesOnItsError) {
+  std::string big(300 * 1024, '\0');  // incompressible: the blob is as big
+  uint32_t x = 7;
+  for (char& c : big) c = static_cast<char>((x = x * 1664525u + 1013904223u) >> 24);
+  write_tar(blob_, {tar_dir("d"), tar_file("d/big", big), tar_file("small", "hi")},
+            Compression::kGzip);
+  const std::string bytes = slurp(blob_);
+  ASSERT_GT(bytes.size(), big.size());
+  // Hands out the blob in odd-sized pieces; past `fail_at` bytes, a dropped connection.
+  auto reader = [&bytes](size_t fail_at) {
+    return [&bytes, fail_at, at = size_t{0}]() mutable -> Result<std::string_view> {
+      if (at >= fail_at) return make_error(ErrorCode::kUnavailable, "connection reset");
+      size_t n = std::min<size_t>(4093, bytes.size() - at);
+      at += n;
+      return std::string_view(bytes).substr(at - n, n);
+    };
+  };
+  auto failed = unpack_layer(reader(bytes.size() / 2), dest_, Sync::kNo);
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(failed.error().message, "connection reset");
+  EXPECT_TRUE(fs::is_empty(dest_));
+
+  auto stats = unpack_layer(reader(SIZE_MAX), dest_, Sync::kNo);
+  ASSERT_TRUE(stats) << stats.error().message;
+  EXPECT_EQ(slurp(in_dest("d/big")), big);
+  EXPECT_EQ(slurp(in_dest("small")), "hi");
+}
+
 // Each attack is a tar that tries to write outside the layer dir. The layer dir sits
 // beside the blob and a directory "outside" holding one file; after the failed unpack
 // the parent must hold exactly those three, "outside" its one untouched file (no new
