@@ -202,6 +202,14 @@ Result<ListResult> SqliteStore::list(std::string_view prefix) {
 
 Result<TxnResult> SqliteStore::txn(const Txn& txn) {
   std::lock_guard lock(mu_);
+  // Set per commit, so a durable write never runs with a lighter setting: in WAL mode
+  // NORMAL skips the fsync of each commit (the commit survives the process, not a
+  // power loss); FULL's fsync then also covers every NORMAL commit before it.
+  const bool full = txn.durability == Durability::kPowerLoss;
+  if (full != synchronous_full_) {
+    MILL_TRY(db_->exec(full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
+    synchronous_full_ = full;
+  }
   MILL_TRY(db_->exec("BEGIN IMMEDIATE"));
   Pending pending{revision_ + 1, 0, event_count_, compacted_revision_};
   // Everything up to COMMIT runs here; any failure or a no-op rolls back.

@@ -82,6 +82,7 @@ class SqliteStore final : public Store {
   int64_t revision_ = 0;            // mirrors meta.revision after the last commit
   int64_t compacted_revision_ = 0;  // mirrors meta.compacted_revision
   int64_t event_count_ = 0;         // rows in events
+  bool synchronous_full_ = true;    // PRAGMA synchronous in effect: FULL, else NORMAL
 };
 
 }  // namespace mill::store

@@ -13,7 +13,8 @@
 // - every change is kept in a history so a watcher can resume from a revision.
 //
 // Thread-safety: every method may be called from any thread at once. A write that
-// returned success is durable (the SQLite backend has fsynced it).
+// returned success is durable (the SQLite backend has fsynced it), unless its Txn asked
+// only to outlive this process (Durability::kProcessCrash).
 
 #include <chrono>
 #include <cstdint>
@@ -23,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/files.h"
 #include "common/result.h"
 
 namespace mill::store {
@@ -59,6 +61,10 @@ struct Operation {
 struct Txn {
   std::vector<Compare> compares;
   std::vector<Operation> ops;  // applied in order, only if every compare holds
+  // kProcessCrash: the write must survive this process dying, not a power loss (the
+  // SQLite backend then skips the fsync; the next durable write's fsync covers it).
+  // For what a reboot makes moot anyway: the state of processes that die with it.
+  Durability durability = Durability::kPowerLoss;
 };
 
 struct TxnResult {

@@ -159,6 +159,24 @@ TEST_F(TaskProtocol, SpawnAnswersOnceTheAgentReportsRunning) {
   EXPECT_EQ(json::parse(all.body).as_array().size(), 1u);
 }
 
+// An agent may hold an index from ahead of the server's: status reports are committed
+// without an fsync, and a power loss can take the last few revisions back. Such an
+// index gets an answer at once, with the current one, instead of a long poll that
+// waits for revisions the server would only reach later.
+TEST_F(TaskProtocol, AnIndexAheadOfTheServersIsAnsweredAtOnce) {
+  auto current = poll(0, 0);
+  const int64_t index = current.at("index").as_int64();
+  auto started = std::chrono::steady_clock::now();
+  auto ahead = poll(index + 1000, 5000);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+  EXPECT_EQ(ahead.at("index").as_int64(), index);
+  // The current index still blocks until something changes (here: nothing).
+  started = std::chrono::steady_clock::now();
+  auto same = poll(index, 500);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 450ms);
+  EXPECT_EQ(same.at("index").as_int64(), index);
+}
+
 TEST_F(TaskProtocol, BadSpawnsChangeNothing) {
   struct Case {
     std::string body;

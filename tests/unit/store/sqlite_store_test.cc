@@ -98,6 +98,35 @@ TEST(SqliteStore, DurabilityPragmasAreInEffect) {
   EXPECT_EQ(*store->pragma("user_version"), "1");
 }
 
+// A write that only has to outlive the process (an agent's status report) commits
+// without the fsync; a durable write right after it is back under FULL, and its fsync
+// covers both. Both are there after a reopen.
+TEST(SqliteStore, AProcessCrashWriteSkipsTheFsyncButNeverADurableOne) {
+  TempDir dir;
+  const std::string path = dir.file("store.db");
+  {
+    auto store = open_or_fail(path);
+    ASSERT_TRUE(store);
+    Txn light;
+    light.durability = Durability::kProcessCrash;
+    light.ops.push_back({Operation::Type::kPut, "status/a", "running"});
+    auto done = store->txn(light);
+    ASSERT_TRUE(done && done->succeeded);
+    EXPECT_EQ(*store->pragma("synchronous"), "1");  // 1 = NORMAL: no fsync per commit
+    ASSERT_TRUE(store->put("tasks/a", "spec"));
+    EXPECT_EQ(*store->pragma("synchronous"), "2") << "a durable write is fsynced";
+    light.ops[0].value = "exited";
+    ASSERT_TRUE(store->txn(light));
+    ASSERT_TRUE(store->put("tasks/b", "spec"));
+    EXPECT_EQ(*store->pragma("synchronous"), "2");
+  }
+  auto store = open_or_fail(path);
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->get("status/a")->value().value, "exited");
+  EXPECT_EQ(store->get("tasks/b")->value().value, "spec");
+  EXPECT_EQ(*store->revision(), 4);
+}
+
 TEST(SqliteStore, PragmaRejectsAnythingButAName) {
   TempDir dir;
   auto store = open_or_fail(dir.file("store.db"));
