@@ -171,6 +171,10 @@ void add_task_routes(Router& router, const ApiContext& ctx) {
           auto res = error_response(502, "task " + v->alloc.id + " failed to start: " + why);
           return writer->respond(std::move(res));
         }
+        // Its record was committed without waiting for the fsync (done meanwhile).
+        if (auto durable = ctx.tasks->make_durable(v->alloc.id); !durable) {
+          return writer->respond(error_response(durable.error()));
+        }
         json::object out{{"id", v->alloc.id},
                          {"address", task_address(v->alloc)},
                          {"node", v->alloc.node},

@@ -332,6 +332,17 @@ Result<void> TaskManager::check_fit(std::string_view kind, const std::string& gr
   return {};
 }
 
+Result<void> TaskManager::make_durable(const std::string& id) {
+  int64_t revision = 0;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = alloc_revs_.find(id);
+    if (it == alloc_revs_.end()) return {};  // forgotten: nothing left to keep
+    revision = it->second;
+  }
+  return store_.sync(revision);
+}
+
 Result<TaskView> TaskManager::create(const std::string& kind, const std::string& group,
                                      const std::string& id_prefix, const model::AllocSpec& spec) {
   std::lock_guard placing(placement_);
@@ -372,6 +383,10 @@ Result<TaskView> TaskManager::create(const std::string& kind, const std::string&
       txn.ops.push_back({store::Operation::Type::kPut, volume_key(v.name), encode_binding(b)});
       bindings.push_back(std::move(b));
     }
+    // A task is acknowledged only once it runs, tens of milliseconds from here: its
+    // record is fsynced meanwhile, in the background (the spawn calls make_durable()
+    // before it answers), and the agent can start on it now.
+    if (kind == model::kKindTask && bindings.empty()) txn.durability = Durability::kProcessCrash;
     auto result = MILL_TRY(store_.txn(txn));
     if (!result.succeeded) continue;  // placed on a stale view, or id/address taken: again
     for (auto& b : bindings) volumes_[b.name] = std::move(b);

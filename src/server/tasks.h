@@ -112,6 +112,10 @@ class TaskManager {
   // block): a deploy waits on it.
   void on_change(std::function<void()> listener);
 
+  // Returns once the allocation's record is safe from a power loss: a spawn commits
+  // it without waiting for the fsync, and calls this before it answers.
+  Result<void> make_durable(const std::string& id);
+
   using ViewCallback = std::function<void(Result<TaskView>)>;
   // Calls back once the task runs or has ended, or with kTimeout at the deadline.
   void when_started(const std::string& id, WatchHub::Deadline deadline, ViewCallback callback);

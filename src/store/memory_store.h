@@ -33,6 +33,8 @@ class MemoryStore final : public Store {
   Result<TxnResult> txn(const Txn& txn) override;
   Result<WatchResult> watch(std::string_view prefix, int64_t after_revision,
                             std::chrono::milliseconds timeout) override;
+  // Memory is as durable as it gets here.
+  Result<void> sync(int64_t) override { return {}; }
 
   // Highest revision whose events were dropped (0 = full history kept).
   int64_t compacted_revision();

@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 
+#include "common/log.h"
 #include "store/sqlite_db.h"
 #include "store/watch_wait.h"
 
@@ -105,13 +107,64 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path,
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(db), options));
   MILL_TRY(store->init_schema());
   MILL_TRY(store->load_state());
+  // The WAL exists once the connection has used it (init_schema did). Without it every
+  // txn is simply committed under FULL.
+  store->wal_fd_ = ::open((path + "-wal").c_str(), O_RDONLY | O_CLOEXEC);
+  store->durable_revision_ = store->revision_;
+  if (store->wal_fd_ >= 0) store->flusher_ = std::thread([s = store.get()] { s->flush_loop(); });
   return store;
 }
 
 SqliteStore::SqliteStore(std::unique_ptr<sqlite::Database> db, const SqliteStoreOptions& options)
     : options_(options), db_(std::move(db)) {}
 
-SqliteStore::~SqliteStore() = default;
+SqliteStore::~SqliteStore() {
+  {
+    std::lock_guard lock(mu_);
+    closing_ = true;
+  }
+  flush_wanted_.notify_all();
+  flushed_.notify_all();
+  if (flusher_.joinable()) flusher_.join();  // after one last flush
+  if (wal_fd_ >= 0) ::close(wal_fd_);
+}
+
+// fdatasync of the WAL makes every commit written to it so far durable: the same
+// fsync synchronous=FULL does at each commit, here once for a batch, off the
+// committer's path. A checkpoint that moved frames into the database file in the
+// meantime synced that file itself.
+void SqliteStore::flush_loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    flush_wanted_.wait(lock, [&] { return closing_ || durable_revision_ < revision_; });
+    if (durable_revision_ >= revision_) return;  // closing, with nothing left to flush
+    const int64_t target = revision_;
+    lock.unlock();
+    const int err = ::fdatasync(wal_fd_) == 0 ? 0 : errno;
+    lock.lock();
+    flush_errno_ = err;
+    if (err == 0) durable_revision_ = std::max(durable_revision_, target);
+    flushed_.notify_all();
+    if (err != 0) {
+      log::warn(std::string("store: cannot fsync the WAL: ") + std::strerror(err));
+      flush_wanted_.wait_for(lock, std::chrono::milliseconds(100), [&] { return closing_; });
+      if (closing_) return;
+    }
+  }
+}
+
+Result<void> SqliteStore::sync(int64_t revision) {
+  std::unique_lock lock(mu_);
+  revision = std::min(revision, revision_);
+  flushed_.wait(lock,
+                [&] { return durable_revision_ >= revision || flush_errno_ != 0 || closing_; });
+  if (durable_revision_ >= revision) return {};
+  if (flush_errno_ != 0) {
+    return make_error(ErrorCode::kIo,
+                      std::string("cannot fsync the store: ") + std::strerror(flush_errno_));
+  }
+  return make_error(ErrorCode::kUnavailable, "the store is closing");
+}
 
 Result<void> SqliteStore::init_schema() {
   MILL_TRY(db_->exec("BEGIN IMMEDIATE"));
@@ -204,8 +257,9 @@ Result<TxnResult> SqliteStore::txn(const Txn& txn) {
   std::lock_guard lock(mu_);
   // Set per commit, so a durable write never runs with a lighter setting: in WAL mode
   // NORMAL skips the fsync of each commit (the commit survives the process, not a
-  // power loss); FULL's fsync then also covers every NORMAL commit before it.
-  const bool full = txn.durability == Durability::kPowerLoss;
+  // power loss; the flusher syncs it next); FULL's fsync also covers every NORMAL
+  // commit before it.
+  const bool full = txn.durability == Durability::kPowerLoss || wal_fd_ < 0;
   if (full != synchronous_full_) {
     MILL_TRY(db_->exec(full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
     synchronous_full_ = full;
@@ -231,10 +285,16 @@ Result<TxnResult> SqliteStore::txn(const Txn& txn) {
     (void)db_->exec("ROLLBACK");
     return Unexpected(std::move(commit).error());
   }
-  // Durable now: publish the new state and only then wake watchers.
+  // Durable now (or, under NORMAL, once the flusher has run): publish the new state
+  // and only then wake watchers.
   revision_ = pending.revision;
   event_count_ = pending.event_count;
   compacted_revision_ = pending.compacted_revision;
+  if (full) {
+    durable_revision_ = revision_;
+  } else {
+    flush_wanted_.notify_one();
+  }
   committed_.notify_all();
   return TxnResult{true, revision_};
 }

@@ -2,8 +2,10 @@
 
 // SqliteStore: the embedded Store backend (DESIGN.md "State"): one SQLite file under
 // the data dir, WAL journal, synchronous=FULL, so a txn() that returned success has
-// been fsynced. A single server process owns the file; watch() is woken by commits
-// made through this object only, not by other processes writing the same file.
+// been fsynced. A kProcessCrash txn commits under synchronous=NORMAL instead (no
+// fsync) and a flusher thread fdatasyncs the WAL right after (one fsync covers every
+// commit before it); sync() waits for that. A single server process owns the file; watch() is woken
+// by commits made through this object only, not by other processes writing the same file.
 //
 // Tables: kv (current state), events (history for watch, trimmed to the last
 // history_limit events), meta (revision, compacted_revision). PRAGMA user_version holds
@@ -18,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "store/store.h"
 
@@ -50,6 +53,7 @@ class SqliteStore final : public Store {
   Result<TxnResult> txn(const Txn& txn) override;
   Result<WatchResult> watch(std::string_view prefix, int64_t after_revision,
                             std::chrono::milliseconds timeout) override;
+  Result<void> sync(int64_t revision) override;
 
   // Runs PRAGMA integrity_check: "ok" when the file is sound, else SQLite's findings.
   Result<std::string> integrity_check();
@@ -74,6 +78,7 @@ class SqliteStore final : public Store {
   Result<void> write_meta(const Pending& pending);
   Result<void> maybe_compact(Pending& pending);
   Result<std::vector<Event>> events_after(std::string_view prefix, int64_t after_revision);
+  void flush_loop();
 
   const SqliteStoreOptions options_;
   std::mutex mu_;                      // guards everything below
@@ -83,6 +88,16 @@ class SqliteStore final : public Store {
   int64_t compacted_revision_ = 0;  // mirrors meta.compacted_revision
   int64_t event_count_ = 0;         // rows in events
   bool synchronous_full_ = true;    // PRAGMA synchronous in effect: FULL, else NORMAL
+  // Durability of kProcessCrash commits: the WAL file (SQLite appends commits to it
+  // with write(), and keeps the one file while the connection is open), the highest
+  // revision known to be on disk, and the flusher that fsyncs what is not.
+  int wal_fd_ = -1;  // -1: none opened; every txn is then committed under FULL
+  int64_t durable_revision_ = 0;
+  int flush_errno_ = 0;  // the flusher's last fdatasync failure, until one succeeds
+  bool closing_ = false;
+  std::condition_variable flush_wanted_;
+  std::condition_variable flushed_;
+  std::thread flusher_;
 };
 
 }  // namespace mill::store

@@ -61,9 +61,10 @@ struct Operation {
 struct Txn {
   std::vector<Compare> compares;
   std::vector<Operation> ops;  // applied in order, only if every compare holds
-  // kProcessCrash: the write must survive this process dying, not a power loss (the
-  // SQLite backend then skips the fsync; the next durable write's fsync covers it).
-  // For what a reboot makes moot anyway: the state of processes that die with it.
+  // kProcessCrash: txn() returns before the write is safe from a power loss (it is
+  // from this process dying). The SQLite backend then fsyncs it in the background,
+  // off the caller's path; sync() waits for that. For what a reboot makes moot (the
+  // state of processes that die with it), or what the caller syncs before it answers.
   Durability durability = Durability::kPowerLoss;
 };
 
@@ -107,6 +108,11 @@ class Store {
   // Error kCompacted if after_revision is older than the kept history.
   virtual Result<WatchResult> watch(std::string_view prefix, int64_t after_revision,
                                     std::chrono::milliseconds timeout) = 0;
+
+  // Returns once every write up to `revision` is durable, kProcessCrash ones too. For
+  // a caller about to acknowledge such a write: the SQLite backend fsyncs them in the
+  // background right after their commit, so by then this rarely waits.
+  virtual Result<void> sync(int64_t revision) = 0;
 
   // Convenience wrappers over txn().
   Result<int64_t> put(std::string_view key, std::string_view value);

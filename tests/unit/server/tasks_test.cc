@@ -268,6 +268,7 @@ class RacingStore final : public store::Store {
                                    std::chrono::milliseconds timeout) override {
     return inner.watch(prefix, after, timeout);
   }
+  Result<void> sync(int64_t revision) override { return inner.sync(revision); }
   store::MemoryStore inner;
   int races_left = 1;
   int commits = 0;

@@ -98,9 +98,9 @@ TEST(SqliteStore, DurabilityPragmasAreInEffect) {
   EXPECT_EQ(*store->pragma("user_version"), "1");
 }
 
-// A write that only has to outlive the process (an agent's status report) commits
-// without the fsync; a durable write right after it is back under FULL, and its fsync
-// covers both. Both are there after a reopen.
+// A kProcessCrash write (a spawn's record, an agent's status report) commits without
+// the fsync, which the flusher does next and sync() waits for; a durable write right
+// after it is back under FULL. Everything is there after a reopen.
 TEST(SqliteStore, AProcessCrashWriteSkipsTheFsyncButNeverADurableOne) {
   TempDir dir;
   const std::string path = dir.file("store.db");
@@ -113,6 +113,9 @@ TEST(SqliteStore, AProcessCrashWriteSkipsTheFsyncButNeverADurableOne) {
     auto done = store->txn(light);
     ASSERT_TRUE(done && done->succeeded);
     EXPECT_EQ(*store->pragma("synchronous"), "1");  // 1 = NORMAL: no fsync per commit
+    auto synced = store->sync(done->revision);
+    EXPECT_TRUE(synced) << synced.error().message;
+    EXPECT_TRUE(store->sync(done->revision + 100)) << "a revision not reached yet: the last";
     ASSERT_TRUE(store->put("tasks/a", "spec"));
     EXPECT_EQ(*store->pragma("synchronous"), "2") << "a durable write is fsynced";
     light.ops[0].value = "exited";

@@ -126,6 +126,22 @@ TEST_P(StoreConformance, EmptyStoreIsAtRevisionZero) {
   EXPECT_TRUE(listed->kvs.empty());
 }
 
+// A write that returned before it was safe from a power loss is readable and watched
+// at once like any other; sync() returns once it is durable too.
+TEST_P(StoreConformance, AProcessCrashWriteIsVisibleAtOnceAndSyncs) {
+  Txn light;
+  light.durability = Durability::kProcessCrash;
+  light.ops.push_back({Operation::Type::kPut, "state/a", "running"});
+  auto done = store().txn(light);
+  ASSERT_TRUE(done && done->succeeded);
+  EXPECT_EQ(store().get("state/a")->value().value, "running");
+  auto watched = store().watch("state/", 0, std::chrono::milliseconds(0));
+  ASSERT_TRUE(watched);
+  EXPECT_EQ(watched->events.size(), 1u);
+  auto synced = store().sync(done->revision);
+  EXPECT_TRUE(synced) << synced.error().message;
+}
+
 TEST_P(StoreConformance, PutBumpsRevisionAndTracksKeyRevisions) {
   auto r1 = store().put("a", "1");
   ASSERT_OK(r1);
