@@ -119,9 +119,16 @@ std::optional<Image> ImageStore::cached(const std::string& ref, const std::strin
   }
   it->second.use_seq = next_seq_++;
   it->second.last_used_ms = now_ms();
+  const bool new_ref = !refs_.contains(ref) || refs_[ref] != digest;
   refs_[ref] = digest;
-  if (auto saved = save_locked(Durability::kProcessCrash); !saved) {
-    log::warn("image store: " + saved.error().message);
+  // A hit that only moves the LRU order is saved at most every few seconds (and with
+  // the next pull's save): a burst of spawns then writes images.json once, not each.
+  const auto now = std::chrono::steady_clock::now();
+  if (new_ref || now - lru_saved_at_ >= kLruSaveInterval) {
+    lru_saved_at_ = now;
+    if (auto saved = save_locked(Durability::kProcessCrash); !saved) {
+      log::warn("image store: " + saved.error().message);
+    }
   }
   return make_image_locked(ref, digest, it->second);
 }

@@ -127,7 +127,8 @@ class ImageStore {
   Image make_image_locked(const std::string& ref, const std::string& digest, Record& rec);
   uint64_t record_size_locked(const Record& rec) const;
   // kProcessCrash when only the LRU order changed (a cache hit): losing that to a
-  // power cut costs nothing, and it keeps an fsync off every cached spawn.
+  // power cut (or a crash within kLruSaveInterval) costs nothing, and it keeps an
+  // fsync off every cached spawn.
   Result<void> save_locked(Durability durability = Durability::kPowerLoss);
   Result<void> load_locked();
   uint64_t usage_locked() const;
@@ -150,6 +151,8 @@ class ImageStore {
   std::map<std::string, std::shared_future<Result<void>>> inflight_;
   std::map<std::string, std::shared_ptr<RegistryClient>> clients_;
   uint64_t next_seq_ = 1;
+  static constexpr std::chrono::seconds kLruSaveInterval{5};
+  std::chrono::steady_clock::time_point lru_saved_at_{};  // last save for a cache hit
 };
 
 }  // namespace mill::image

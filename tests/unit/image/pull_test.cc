@@ -1,6 +1,7 @@
 // Pulls against a real registry (Debian's docker-registry) started per test.
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <filesystem>
@@ -248,6 +249,30 @@ TEST_F(Pull, CachedPullCostsOneManifestRequest) {
   EXPECT_EQ(proxy.count("GET", "/manifests/"), 3) << "one per pull";
   EXPECT_EQ(proxy.count("GET", "/blobs/"), 0);
   EXPECT_EQ(proxy.count("GET", "/v2/"), 3) << "and nothing else";
+}
+
+// A cache hit only moves the LRU order, which is not worth a write per spawn: a burst
+// of hits leaves images.json alone, while a hit under a new name is saved at once.
+TEST_F(Pull, ABurstOfCacheHitsDoesNotRewriteTheIndex) {
+  TestRegistry registry;
+  ASSERT_TRUE(registry.ok());
+  TestImage image = make_image("burst", 1);
+  ASSERT_TRUE(registry.push("app", "v1", image));
+  auto store = open_store();
+  ASSERT_TRUE(store->pull(registry.host() + "/app:v1"));
+  ASSERT_TRUE(store->pull(registry.host() + "/app:v1"));  // the first hit may save
+  struct stat before {};
+  ASSERT_EQ(::stat(dir_.file("images/images.json").c_str(), &before), 0);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(store->pull(registry.host() + "/app:v1"));
+  struct stat after {};
+  ASSERT_EQ(::stat(dir_.file("images/images.json").c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino) << "rewritten (a new file is renamed in each time)";
+  // The same image by digest is a new name: saved now.
+  ASSERT_TRUE(store->pull(registry.host() + "/app@" + image.manifest_digest));
+  ASSERT_EQ(::stat(dir_.file("images/images.json").c_str(), &after), 0);
+  EXPECT_NE(after.st_ino, before.st_ino);
+  auto reopened = open_store();
+  EXPECT_EQ(reopened->list().size(), 2u) << "the tag and the digest reference";
 }
 
 TEST_F(Pull, RecentlyResolvedTagSkipsTheRegistryUntilItsTtlEnds) {
