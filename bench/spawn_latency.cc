@@ -1,8 +1,11 @@
 // The spawn latency benchmark: Mill vs `runc run -d` of the same bundle vs
-// `docker run -d` of the same image, interleaved round by round.
+// `docker run -d` of the same image, interleaved round by round (in an order that
+// rotates each round).
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <filesystem>
+#include <functional>
 #include <stdexcept>
 #include <thread>
 #include <tuple>
@@ -111,64 +114,75 @@ void spawn_bench(const Args& a, const std::string& image) {
   }
   std::vector<double> mill_201, mill_health, pull_ms, start_ms, mill_delete;
   std::vector<double> runc_run, runc_health, docker_run, docker_health;
+  // Each round runs every contender once, in an order that rotates from round to
+  // round: whoever goes first pays for the previous one's clean-up still running in
+  // the background (dockerd's, mostly), so no contender may always follow the same one.
   for (int round = -1; round < a.runs; ++round) {
     bool keep = round >= 0;
-    // Mill
-    settle();
-    auto t0 = Clock::now();
-    std::string id = field_str(spawn(s, body), "id");
-    double d201 = ms_since(t0);
-    auto t = task(s, id);  // a client learns the address's IP here
-    if (!wait_http_200(field_str(t, "ip") + ":8080", "/health", std::chrono::seconds(10))) {
-      throw std::runtime_error("task " + id + " never answered /health");
-    }
-    double dh = ms_since(t0);
-    auto t1 = Clock::now();
-    kill_task(s, id);
-    if (keep) {
-      mill_201.push_back(d201);
-      mill_health.push_back(dh);
-      pull_ms.push_back(field_num(t, "pull_ms"));
-      start_ms.push_back(field_num(t, "start_ms"));
-      mill_delete.push_back(ms_since(t1));
-    }
+    auto run_mill = [&] {
+      settle();
+      auto t0 = Clock::now();
+      std::string id = field_str(spawn(s, body), "id");
+      double d201 = ms_since(t0);
+      auto t = task(s, id);  // a client learns the address's IP here
+      if (!wait_http_200(field_str(t, "ip") + ":8080", "/health", std::chrono::seconds(10))) {
+        throw std::runtime_error("task " + id + " never answered /health");
+      }
+      double dh = ms_since(t0);
+      auto t1 = Clock::now();
+      kill_task(s, id);
+      if (keep) {
+        mill_201.push_back(d201);
+        mill_health.push_back(dh);
+        pull_ms.push_back(field_num(t, "pull_ms"));
+        start_ms.push_back(field_num(t, "start_ms"));
+        mill_delete.push_back(ms_since(t1));
+      }
+    };
     // runc run -d of the same bundle
-    std::string rid = "mill-bench-" + std::to_string(round + 1);
-    bundle.write_for(rid);
-    settle();
-    t0 = Clock::now();
-    if (run_logged({"runc", "--root", bundle.root, "run", "-d", "--bundle", bundle.dir, rid},
-                   bundle.log) != 0) {
-      throw std::runtime_error("runc run failed: " + read_text(bundle.log));
-    }
-    double rr = ms_since(t0);
-    if (!wait_http_200(a.runc_ip + ":8080", "/health", std::chrono::seconds(10))) {
-      throw std::runtime_error("runc container never answered /health");
-    }
-    double rh = ms_since(t0);
-    run_logged({"runc", "--root", bundle.root, "delete", "--force", rid}, bundle.log);
-    if (keep) {
-      runc_run.push_back(rr);
-      runc_health.push_back(rh);
-    }
-    if (!docker) continue;
-    settle();
-    t0 = Clock::now();
-    auto p = run_process(
-        {dk[0], dk[1], dk[2], "run", "-d", "--init", "--cpus", kCpus, "--memory", "16m", image},
-        a.work + "/docker-cli.log");
-    if (p.exit_code != 0) throw std::runtime_error("docker run: " + p.out);
-    double dr = ms_since(t0);
-    std::string cid = p.out.substr(0, p.out.find_first_of("\n "));
-    if (!wait_http_200(docker_ip(a, cid) + ":8080", "/health", std::chrono::seconds(10))) {
-      throw std::runtime_error("docker container never answered /health");
-    }
-    double dh2 = ms_since(t0);
-    run_process({dk[0], dk[1], dk[2], "rm", "-f", cid});
-    if (keep) {
-      docker_run.push_back(dr);
-      docker_health.push_back(dh2);
-    }
+    auto run_runc = [&] {
+      std::string rid = "mill-bench-" + std::to_string(round + 1);
+      bundle.write_for(rid);
+      settle();
+      auto t0 = Clock::now();
+      if (run_logged({"runc", "--root", bundle.root, "run", "-d", "--bundle", bundle.dir, rid},
+                     bundle.log) != 0) {
+        throw std::runtime_error("runc run failed: " + read_text(bundle.log));
+      }
+      double rr = ms_since(t0);
+      if (!wait_http_200(a.runc_ip + ":8080", "/health", std::chrono::seconds(10))) {
+        throw std::runtime_error("runc container never answered /health");
+      }
+      double rh = ms_since(t0);
+      run_logged({"runc", "--root", bundle.root, "delete", "--force", rid}, bundle.log);
+      if (keep) {
+        runc_run.push_back(rr);
+        runc_health.push_back(rh);
+      }
+    };
+    auto run_docker = [&] {
+      settle();
+      auto t0 = Clock::now();
+      auto p = run_process(
+          {dk[0], dk[1], dk[2], "run", "-d", "--init", "--cpus", kCpus, "--memory", "16m", image},
+          a.work + "/docker-cli.log");
+      if (p.exit_code != 0) throw std::runtime_error("docker run: " + p.out);
+      double dr = ms_since(t0);
+      std::string cid = p.out.substr(0, p.out.find_first_of("\n "));
+      if (!wait_http_200(docker_ip(a, cid) + ":8080", "/health", std::chrono::seconds(10))) {
+        throw std::runtime_error("docker container never answered /health");
+      }
+      double dh = ms_since(t0);
+      run_process({dk[0], dk[1], dk[2], "rm", "-f", cid});
+      if (keep) {
+        docker_run.push_back(dr);
+        docker_health.push_back(dh);
+      }
+    };
+    std::vector<std::function<void()>> order{run_mill, run_runc};
+    if (docker) order.push_back(run_docker);
+    std::rotate(order.begin(), order.begin() + (round + 1) % order.size(), order.end());
+    for (auto& run : order) run();
   }
   print_series("mill: spawn -> 201", mill_201);
   print_series("mill: spawn -> /health 200", mill_health);
