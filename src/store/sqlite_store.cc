@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 
 #include "common/log.h"
 #include "store/sqlite_db.h"
@@ -107,9 +108,12 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path,
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(db), options));
   MILL_TRY(store->init_schema());
   MILL_TRY(store->load_state());
-  // The WAL exists once the connection has used it (init_schema did). Without it every
-  // txn is simply committed under FULL.
-  store->wal_fd_ = ::open((path + "-wal").c_str(), O_RDONLY | O_CLOEXEC);
+  // The WAL exists once the connection has used it (init_schema did), named after the
+  // database file with symlinks resolved, as SQLite does. Without it every txn is
+  // simply committed under FULL.
+  std::error_code ec;
+  const auto real = std::filesystem::canonical(path, ec);
+  if (!ec) store->wal_fd_ = ::open((real.string() + "-wal").c_str(), O_RDONLY | O_CLOEXEC);
   store->durable_revision_ = store->revision_;
   if (store->wal_fd_ >= 0) store->flusher_ = std::thread([s = store.get()] { s->flush_loop(); });
   return store;
@@ -142,14 +146,17 @@ void SqliteStore::flush_loop() {
     lock.unlock();
     const int err = ::fdatasync(wal_fd_) == 0 ? 0 : errno;
     lock.lock();
-    flush_errno_ = err;
-    if (err == 0) durable_revision_ = std::max(durable_revision_, target);
-    flushed_.notify_all();
     if (err != 0) {
-      log::warn(std::string("store: cannot fsync the WAL: ") + std::strerror(err));
-      flush_wanted_.wait_for(lock, std::chrono::milliseconds(100), [&] { return closing_; });
-      if (closing_) return;
+      // After a failed fsync the kernel may have dropped the unwritten pages and marked
+      // them clean, so no later fsync can vouch for them: durability is gone for good,
+      // and every sync() from now on says so.
+      flush_errno_ = err;
+      flushed_.notify_all();
+      log::error(std::string("store: cannot fsync the WAL: ") + std::strerror(err));
+      return;
     }
+    durable_revision_ = std::max(durable_revision_, target);
+    flushed_.notify_all();
   }
 }
 
@@ -291,7 +298,9 @@ Result<TxnResult> SqliteStore::txn(const Txn& txn) {
   event_count_ = pending.event_count;
   compacted_revision_ = pending.compacted_revision;
   if (full) {
-    durable_revision_ = revision_;
+    // This commit's fsync covered every commit before it, unless one already failed.
+    if (flush_errno_ == 0) durable_revision_ = revision_;
+    flushed_.notify_all();  // a sync() of an earlier light commit may be waiting
   } else {
     flush_wanted_.notify_one();
   }

@@ -93,7 +93,7 @@ class SqliteStore final : public Store {
   // revision known to be on disk, and the flusher that fsyncs what is not.
   int wal_fd_ = -1;  // -1: none opened; every txn is then committed under FULL
   int64_t durable_revision_ = 0;
-  int flush_errno_ = 0;  // the flusher's last fdatasync failure, until one succeeds
+  int flush_errno_ = 0;  // set for good by a failed fdatasync
   bool closing_ = false;
   std::condition_variable flush_wanted_;
   std::condition_variable flushed_;
