@@ -280,13 +280,30 @@ Result<void> ImageStore::ensure_layer(RegistryClient& client, const std::string&
     std::error_code ec;
     fs::create_directories(tmp, ec);
     if (ec) return make_error(ErrorCode::kIo, "cannot create " + tmp + ": " + ec.message());
-    // Download on one thread, unpack on this one, the blob checked in between.
+    // Download on one thread, unpack on this one, the blob checked in between. Nothing
+    // may throw past here with the download thread running.
     LayerStream stream(digest, size);
-    std::thread download([&] {
-      stream.close(client.get_blob(repo, digest,
-                                   [&](std::string_view chunk) { return stream.push(chunk); }));
-    });
-    auto unpacked = options_.unpack([&] { return stream.next(); }, tmp);
+    auto guarded = [](auto&& work) -> Result<void> {
+      try {
+        return work();
+      } catch (const std::exception& e) {
+        return make_error(ErrorCode::kIo, e.what());
+      }
+    };
+    std::thread download;
+    try {
+      download = std::thread([&] {
+        stream.close(guarded([&] {
+          return client.get_blob(repo, digest,
+                                 [&](std::string_view chunk) { return stream.push(chunk); });
+        }));
+      });
+    } catch (const std::exception& e) {
+      fs::remove_all(tmp, ec);
+      return make_error(ErrorCode::kIo, "layer " + digest + ": download thread: " + e.what());
+    }
+    Result<void> unpacked =
+        guarded([&] { return options_.unpack([&] { return stream.next(); }, tmp); });
     if (!unpacked) stream.abandon();
     Result<void> verified = stream.finish();
     download.join();
