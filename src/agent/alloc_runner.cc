@@ -277,6 +277,7 @@ void AllocRunner::pull_images(const model::ImagePulls& pulls) {
 
 void AllocRunner::reconcile(const DesiredAllocations& desired) {
   std::vector<std::string> forget;
+  std::vector<std::string> resend;
   std::vector<std::pair<Ptr, bool>> start;
   std::vector<Ptr> never_started;
   {
@@ -306,6 +307,13 @@ void AllocRunner::reconcile(const DesiredAllocations& desired) {
           e.stop_requested = true;
           changed_.notify_all();
         }
+        // The control plane shows another state than ours: a report still on its way,
+        // or one it lost (a server's unsynced tail goes with a power cut). Send ours
+        // again; not a pulling or starting one, which "running" soon replaces.
+        if (item.reported != e.state.status && e.state.status != AllocStatus::kPulling &&
+            e.state.status != AllocStatus::kStarting) {
+          resend.push_back(a.id);
+        }
         continue;
       }
       auto e = std::make_shared<Entry>();
@@ -330,8 +338,24 @@ void AllocRunner::reconcile(const DesiredAllocations& desired) {
       if (!wanted.contains(id) && model::is_terminal(e->state.status) && !e->worker_running) {
         forget.push_back(id);
       }
+      // Running, but the control plane has no record of it (it forgets only what has
+      // ended; this one it lost, say to a power cut before its commit was synced).
+      // Nothing wants it any more: stop it, as a desired stop would.
+      if (!wanted.contains(id) && !model::is_terminal(e->state.status) && e->worker_running &&
+          !e->stop_requested) {
+        log::warn("agent: " + id + " is unknown to the control plane; stopping it");
+        e->stop_requested = true;
+        changed_.notify_all();
+      }
     }
     for (const auto& id : forget) entries_.erase(id);
+  }
+  if (!resend.empty()) {
+    {
+      std::lock_guard lock(report_mutex_);
+      resend_.insert(resend.begin(), resend.end());
+    }
+    report_wake_.notify_all();
   }
   for (const auto& id : forget) {
     containers_.forget(id);
@@ -642,17 +666,20 @@ void AllocRunner::report_loop() {
   bool failing = false;
   while (true) {
     std::map<std::string, model::AllocState> batch;
+    std::set<std::string> again;
     {
       std::unique_lock lock(report_mutex_);
       auto stopping_now = [this] {
         std::lock_guard inner(mutex_);
         return stopping_;
       };
-      report_wake_.wait(lock, [&] { return stopping_now() || !pending_reports_.empty(); });
+      report_wake_.wait(
+          lock, [&] { return stopping_now() || !pending_reports_.empty() || !resend_.empty(); });
       // Pulling and starting are worth reporting when they last; a cached image goes
       // from pending to running in tens of milliseconds, and then only "running"
       // should travel (a report in flight would delay it).
       auto only_transient = [this] {
+        if (!resend_.empty()) return false;
         for (const auto& [id, s] : pending_reports_) {
           if (s.status != model::AllocStatus::kPulling &&
               s.status != model::AllocStatus::kStarting) {
@@ -666,11 +693,17 @@ void AllocRunner::report_loop() {
                               [&] { return stopping_now() || !only_transient(); });
       }
       batch.swap(pending_reports_);
+      again.swap(resend_);
     }
     bool stopping;
     {
       std::lock_guard lock(mutex_);
       stopping = stopping_;
+      // Resent as they are now (never an older state than one already sent).
+      for (const auto& id : again) {
+        auto it = entries_.find(id);
+        if (it != entries_.end() && !batch.contains(id)) batch[id] = it->second->state;
+      }
     }
     if (!batch.empty()) {
       std::vector<model::AllocState> states;

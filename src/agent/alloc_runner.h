@@ -125,6 +125,9 @@ class AllocRunner {
   std::mutex report_mutex_;
   std::condition_variable report_wake_;
   std::map<std::string, model::AllocState> pending_reports_;
+  // Allocations whose current state the control plane does not show: sent again, as
+  // they are when the reporter gets to them.
+  std::set<std::string> resend_;
 
   std::string pulled_for_;  // the deploy whose images were last pulled (poll thread)
   std::vector<std::thread> pullers_;

@@ -282,6 +282,38 @@ TEST_F(AllocRunnerTest, DesiredStopKillsIt) {
   EXPECT_EQ(containers.stopped, std::vector<std::string>{"task-k1"});
 }
 
+// The control plane lost a report it had accepted (a power cut took the server's
+// unsynced tail): its desired state shows the old status, and the agent sends the
+// current one again.
+TEST_F(AllocRunnerTest, AStateTheControlPlaneLostIsSentAgain) {
+  auto runner = make_runner();
+  cp.set({item("task-s1")});
+  ASSERT_TRUE(cp.wait_status("task-s1", AllocStatus::kRunning));
+  containers.exit("task-s1", 4);
+  ASSERT_TRUE(cp.wait_status("task-s1", AllocStatus::kExited));
+  {
+    std::lock_guard lock(cp.mu);
+    cp.last.clear();  // forget what arrived, as the server did
+  }
+  cp.set({item("task-s1", {}, model::DesiredState::kRun, AllocStatus::kRunning)});
+  ASSERT_TRUE(cp.wait_status("task-s1", AllocStatus::kExited));
+  EXPECT_EQ(cp.last_of("task-s1").exit_code, 4);
+  EXPECT_EQ(containers.started.size(), 1u) << "reported again, not run again";
+}
+
+// A running allocation the control plane has no record of (it only forgets ended
+// ones; this one it lost) is stopped: nothing wants it.
+TEST_F(AllocRunnerTest, WhatTheControlPlaneHasNoRecordOfIsStopped) {
+  auto runner = make_runner();
+  cp.set({item("task-o1"), item("task-o2")});
+  ASSERT_TRUE(cp.wait_status("task-o1", AllocStatus::kRunning));
+  ASSERT_TRUE(cp.wait_status("task-o2", AllocStatus::kRunning));
+  cp.set({item("task-o2", {}, model::DesiredState::kRun, AllocStatus::kRunning)});
+  ASSERT_TRUE(cp.wait_status("task-o1", AllocStatus::kKilled));
+  EXPECT_EQ(containers.stopped, std::vector<std::string>{"task-o1"});
+  EXPECT_EQ(cp.last_of("task-o2").status, AllocStatus::kRunning);
+}
+
 TEST_F(AllocRunnerTest, FailedStartIsReportedWithTheReason) {
   containers.fail_start = true;
   auto runner = make_runner();
