@@ -691,9 +691,10 @@ Result<void> TaskManager::report_locked(const std::string& node,
     bool now_ended =
         model::is_terminal(reported.status) && (!v.state || !model::is_terminal(v.state->status));
     store::Txn txn;
-    // What the agent saw of a process that a power loss would end anyway; after one,
-    // the agent reports afresh what it finds (its own records are written the same
-    // way). So no fsync here: the spawn that waits for "running" does not wait for one.
+    // Committed without waiting for its fsync (the store's flusher does it at once), so
+    // the spawn that waits for "running" does not wait for one. Should a power cut take
+    // it back, the agent sees the old state in its next desired state and sends this
+    // one again (AllocRunner::reconcile).
     txn.durability = Durability::kProcessCrash;
     txn.ops.push_back({store::Operation::Type::kPut, model::alloc_state_key(reported.id),
                        model::encode(reported)});

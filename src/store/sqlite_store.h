@@ -4,8 +4,9 @@
 // the data dir, WAL journal, synchronous=FULL, so a txn() that returned success has
 // been fsynced. A kProcessCrash txn commits under synchronous=NORMAL instead (no
 // fsync) and a flusher thread fdatasyncs the WAL right after (one fsync covers every
-// commit before it); sync() waits for that. A single server process owns the file; watch() is woken
-// by commits made through this object only, not by other processes writing the same file.
+// commit before it); sync() waits for that. A single server process owns the file;
+// watch() is woken by commits made through this object only, not by other processes
+// writing the same file.
 //
 // Tables: kv (current state), events (history for watch, trimmed to the last
 // history_limit events), meta (revision, compacted_revision). PRAGMA user_version holds
