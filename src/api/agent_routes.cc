@@ -156,9 +156,7 @@ void add_agent_routes(Router& router, const ApiContext& ctx) {
       return error_response(400, "'index' and 'wait_ms' must be integers");
     }
     wait_ms = std::clamp<int64_t>(wait_ms, 0, ctx.max_poll_wait.count());
-    // An index from ahead of ours (one the server handed out before a power loss took
-    // its unsynced tail, see TaskManager::report) gets an answer at once, like an old one.
-    if (wait_ms == 0 || index != ctx.tasks->allocations_for(node).index) {
+    if (wait_ms == 0 || index < ctx.tasks->allocations_for(node).index) {
       return allocations_response(ctx, node);
     }
     net::HttpResponse res;

@@ -63,7 +63,10 @@ void WatchHub::wait(int64_t after, Deadline deadline, Callback callback) {
   {
     std::lock_guard lock(mutex_);
     if (!stopping_) {
-      if (after >= last_change_) {
+      // Only the current revision waits. One from ahead of it was handed out before a
+      // power cut took back the store's unsynced tail (store.h, kProcessCrash): what
+      // it saw is gone, so the caller should read again now, as after a change.
+      if (after == last_change_) {
         waiters_.push_back({after, deadline, std::move(callback)});
         return;
       }

@@ -40,6 +40,7 @@ class WatchHub {
   // reading the state it guards, then wait(after = that), and no change is missed.
   int64_t last_change() const;
 
+  // Calls back at once (changed) unless `after` is the current last_change().
   void wait(int64_t after, Deadline deadline, Callback callback);
 
  private:
