@@ -335,14 +335,15 @@ void AllocRunner::reconcile(const DesiredAllocations& desired) {
       start.emplace_back(e, true);
     }
     for (const auto& [id, e] : entries_) {
-      if (!wanted.contains(id) && model::is_terminal(e->state.status) && !e->worker_running) {
-        forget.push_back(id);
+      if (wanted.contains(id)) continue;
+      if (model::is_terminal(e->state.status)) {
+        if (!e->worker_running) forget.push_back(id);
+        continue;
       }
       // Running, but the control plane has no record of it (it forgets only what has
       // ended; this one it lost, say to a power cut before its commit was synced).
       // Nothing wants it any more: stop it, as a desired stop would.
-      if (!wanted.contains(id) && !model::is_terminal(e->state.status) && e->worker_running &&
-          !e->stop_requested) {
+      if (e->worker_running && !e->stop_requested) {
         log::warn("agent: " + id + " is unknown to the control plane; stopping it");
         e->stop_requested = true;
         changed_.notify_all();

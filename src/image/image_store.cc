@@ -119,8 +119,9 @@ std::optional<Image> ImageStore::cached(const std::string& ref, const std::strin
   }
   it->second.use_seq = next_seq_++;
   it->second.last_used_ms = now_ms();
-  const bool new_ref = !refs_.contains(ref) || refs_[ref] != digest;
-  refs_[ref] = digest;
+  std::string& known = refs_[ref];  // "" when the name is new
+  const bool new_ref = known != digest;
+  known = digest;
   // A hit that only moves the LRU order is saved at most every few seconds (and with
   // the next pull's save): a burst of spawns then writes images.json once, not each.
   const auto now = std::chrono::steady_clock::now();
