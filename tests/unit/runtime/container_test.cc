@@ -5,7 +5,6 @@
 
 #include <condition_variable>
 #include <csignal>
-#include <filesystem>
 #include <map>
 #include <mutex>
 
@@ -19,8 +18,8 @@ using namespace std::chrono_literals;
 // Started by hand without the agent's pipe on fd 3, the shim once took that slot for
 // its signalfd, closed it as "the pipe" and then spun at 100% CPU, deaf to SIGTERM.
 TEST(Shim, RefusesToRunWithoutTheAgentsPipeOnFd3) {
-  char dir[] = "/tmp/mill-shim-test-XXXXXX";
-  ASSERT_NE(::mkdtemp(dir), nullptr);
+  mill::testing::TempDir tmp;
+  const char* dir = tmp.path().c_str();
   int err[2];
   ASSERT_EQ(::pipe(err), 0);
   pid_t pid = ::fork();
@@ -41,7 +40,6 @@ TEST(Shim, RefusesToRunWithoutTheAgentsPipeOnFd3) {
   char buf[512] = {};
   ssize_t n = ::read(err[0], buf, sizeof buf - 1);
   ::close(err[0]);
-  std::filesystem::remove_all(dir);
   ASSERT_NE(done, 0) << "the shim did not exit";
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 2);
