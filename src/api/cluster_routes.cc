@@ -5,6 +5,7 @@
 
 #include "api/api.h"
 #include "api/responses.h"
+#include "api/service_views.h"
 #include "model/json.h"
 
 namespace mill::api {
@@ -28,14 +29,27 @@ json::object utilization(const std::vector<model::Node>& nodes) {
   return o;
 }
 
-// Live allocations per node, from the leader's task table.
+// Live allocations (services' and tasks') per node, from the leader's allocation table.
 void count_allocations(const ApiContext& ctx, std::vector<model::Node>& nodes) {
   if (!ctx.tasks) return;
-  auto live = ctx.tasks->list(false);
+  auto live = ctx.tasks->live_per_node();
   for (auto& n : nodes) {
-    n.allocations = static_cast<int>(std::count_if(
-        live.begin(), live.end(), [&](const server::TaskView& t) { return t.alloc.node == n.id; }));
+    auto it = live.find(n.id);
+    n.allocations = it == live.end() ? 0 : it->second;
   }
+}
+
+// A service in the overview: its name, image and replicas, without the allocations
+// (GET /v1/services has those); `allocations` is their count.
+json::array service_summaries(const ApiContext& ctx) {
+  json::array out;
+  for (auto& v : services_json(ctx)) {
+    auto& s = v.as_object();
+    auto allocs = s["allocations"].as_array().size();
+    s["allocations"] = allocs;
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 }  // namespace
@@ -58,7 +72,7 @@ void add_cluster_routes(Router& router, const ApiContext& ctx) {
     for (const auto& n : *nodes) node_list.push_back(model::to_json(n));
     json::object out;
     out["nodes"] = std::move(node_list);
-    out["services"] = json::array();  // filled by the services issue
+    out["services"] = service_summaries(ctx);
     json::array tasks;
     if (ctx.tasks) {
       for (const auto& t : ctx.tasks->list(false)) {

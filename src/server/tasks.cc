@@ -426,6 +426,15 @@ std::vector<std::string> TaskManager::live_groups(std::string_view kind) const {
   return {out.begin(), out.end()};
 }
 
+std::map<std::string, int> TaskManager::live_per_node() const {
+  std::map<std::string, int> out;
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, v] : tasks_) {
+    if (!ended(v)) ++out[v.alloc.node];
+  }
+  return out;
+}
+
 void TaskManager::on_change(std::function<void()> listener) {
   std::lock_guard lock(listeners_mutex_);
   listeners_.push_back(std::move(listener));
@@ -714,9 +723,11 @@ Result<void> TaskManager::report_locked(const std::string& node,
                           {"node", node},
                           {"service", service},
                           {"task", is_task ? task_label(v.alloc) : ""}};
-    if (!is_task && new_restarts > 0) {
+    // A running service's counter is there from its start, at 0 until a restart (as
+    // Prometheus counters should be: a rate() needs the series before the first event).
+    if (!is_task && (new_restarts > 0 || model::is_up(reported.status))) {
       metrics_.add("mill_alloc_restarts_total", {{"service", service}, {"node", node}},
-                   new_restarts);
+                   std::max(new_restarts, 0));
     }
     if (now_running) metrics_.add("mill_tasks_spawned_total", task, 1);
     if (now_ended) {

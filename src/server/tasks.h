@@ -108,6 +108,8 @@ class TaskManager {
   double cpu_usage(const std::string& id) const;
   // The groups of `kind` with at least one allocation that has not ended.
   std::vector<std::string> live_groups(std::string_view kind) const;
+  // Allocations (services' and tasks') that have not ended, per node id.
+  std::map<std::string, int> live_per_node() const;
   // `listener` runs after every status report (on the reporting thread; must not
   // block): a deploy waits on it.
   void on_change(std::function<void()> listener);
