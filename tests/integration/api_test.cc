@@ -68,18 +68,26 @@ std::string secret_body(const std::string& value) {
 
 class ApiTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    token_ = new std::string(init_data_dir(*dir_));
-    server_ = MillServer::start(*dir_).release();
-  }
   static void TearDownTestSuite() {
     delete server_;
     delete dir_;
     delete token_;
     server_ = nullptr;
+    dir_ = nullptr;
+    token_ = nullptr;
   }
-  void SetUp() override { ASSERT_NE(server_, nullptr); }
+  // One server for the suite, started by the first test (from SetUp, so a server that
+  // does not come up fails the test: a failure in SetUpTestSuite would only skip it).
+  void SetUp() override {
+    if (server_) return;
+    if (!dir_) {
+      dir_ = new TempDir();
+      token_ = new std::string(init_data_dir(*dir_));
+    }
+    ASSERT_FALSE(token_->empty()) << "mill init failed";
+    server_ = MillServer::start(*dir_).release();
+    ASSERT_NE(server_, nullptr) << "mill server did not start";
+  }
 
   static const std::string& addr() { return server_->address(); }
   static net::ClientResponse call(const std::string& method, const std::string& target,
@@ -189,6 +197,7 @@ TEST_F(ApiTest, SecretRoundTrip) {
     expect_error(call("DELETE", "/v1/secrets/" + name), 404, "second DELETE " + name);
   }
   auto after = call("GET", "/v1/secrets");
+  ASSERT_EQ(after.status, 200) << after.body;
   for (const auto& [name, value] : cases) {
     EXPECT_EQ(after.body.find("\"" + name + "\""), std::string::npos) << after.body;
   }

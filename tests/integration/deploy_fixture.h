@@ -4,11 +4,8 @@
 // a bridge of the test's own with its ingress proxy on loopback, the probe image in a
 // real registry, POST /v1/deploy streamed as SSE. Needs root.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +13,8 @@
 #include <boost/json.hpp>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -23,7 +22,9 @@
 #include "harness.h"
 #include "net/sse.h"
 #include "support/cluster_lease.h"
+#include "support/eventually.h"
 #include "support/probe_image.h"
+#include "support/require.h"
 #include "support/test_registry.h"
 
 namespace mill::testing {
@@ -38,21 +39,28 @@ struct Event {
 
 class Deploy : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    registry_ = new TestRegistry();
-    ASSERT_TRUE(registry_->ok());
-    // The probe as the image's cmd, so a service's `command` can replace it.
-    ASSERT_TRUE(registry_->push("probe", "v1",
-                                probe_image(MILL_PROBE_PATH, {"VERSION=1"}, LayerCompression::kZstd,
-                                            /*probe_as_cmd=*/true)));
-  }
   static void TearDownTestSuite() {
     delete registry_;
     registry_ = nullptr;
   }
 
+  // The registry starts with the first test that needs it, from SetUp: one that does
+  // not come up fails that test. (A failure in SetUpTestSuite would make gtest skip the
+  // whole suite, and a skip is not a failure.)
+  static void start_registry() {
+    if (registry_) return;
+    auto registry = std::make_unique<TestRegistry>();
+    ASSERT_TRUE(registry->ok());
+    // The probe as the image's cmd, so a service's `command` can replace it.
+    ASSERT_TRUE(registry->push("probe", "v1",
+                               probe_image(MILL_PROBE_PATH, {"VERSION=1"}, LayerCompression::kZstd,
+                                           /*probe_as_cmd=*/true)));
+    registry_ = registry.release();
+  }
+
   void SetUp() override {
-    ASSERT_EQ(::geteuid(), 0u) << "running containers needs root";
+    MILL_REQUIRE(::geteuid() == 0, "running containers needs root");
+    ASSERT_NO_FATAL_FAILURE(start_registry());
     unsigned r = std::random_device{}();
     char bridge[16];
     std::snprintf(bridge, sizeof bridge, "md%06x", r & 0xffffff);
@@ -61,15 +69,18 @@ class Deploy : public ::testing::Test {
     ASSERT_GE(lease_.octet(), 0) << "no free 10.x.0.0/16 for the test";
     cluster_ = lease_.cidr();
     token_ = init_data_dir(dir_);
-    proxy_port_ = free_port();
-    server_ =
-        MillServer::start(dir_, {"--bridge", bridge_, "--cluster-network", cluster_, "--stop-grace",
-                                 "2s", "--proxy-http", "127.0.0.1:" + std::to_string(proxy_port_),
-                                 "--proxy-https", "127.0.0.1:" + std::to_string(free_port())});
+    crash_cleanup_ = clean_up_on_crash(dir_.file("data"));
+    // The proxy binds port 0 itself; the port it got is read back from the log.
+    server_ = MillServer::start(
+        dir_, {"--bridge", bridge_, "--cluster-network", cluster_, "--stop-grace", "2s",
+               "--proxy-http", "127.0.0.1:0", "--proxy-https", "127.0.0.1:0"});
     ASSERT_TRUE(server_) << read_file_text(dir_.file("server.log"));
+    proxy_port_ = server_->proxy_port();
+    ASSERT_NE(proxy_port_, 0) << server_->log();
   }
 
   void TearDown() override {
+    if (bridge_.empty()) return;  // SetUp stopped before it made anything
     if (server_) server_->stop(SIGTERM);
     auto cleaned = run_mill({"cleanup", "--data-dir", dir_.file("data")});
     EXPECT_EQ(cleaned.exit_code, 0) << cleaned.err;
@@ -101,21 +112,58 @@ class Deploy : public ::testing::Test {
            "\nport = 8080\ncpu = 0.1\nmemory = \"32M\"\n" + extra + "\n";
   }
 
-  // POSTs the config and reads the whole stream (it ends with done or failed).
+  // POSTs the config and reads the whole stream. A stream that does not end with done
+  // or failed is a test failure, and the events then end with one named "(no end)", so
+  // that events.back() is always safe to look at. With `status` a refusal (not 200) is
+  // the caller's to check, and gives no events.
   std::vector<Event> deploy(const std::string& config, int* status = nullptr,
                             std::string* body = nullptr,
                             const std::string& target = "/v1/deploy?file=test.toml") {
     auto res = call("POST", target, config, "text/plain");
     if (status) *status = res.status;
     if (body) *body = res.body;
+    if (res.status != 200) {
+      // A caller that asks for the status expects a refusal, and checks it.
+      if (status) return {};
+      ADD_FAILURE() << "deploy answered " << res.status << ": " << res.body;
+      return {{"(no end)", {}}};
+    }
+    const std::string* type = res.header("Content-Type");
+    EXPECT_TRUE(type && type->starts_with("text/event-stream"))
+        << "a deploy streams SSE; Content-Type " << (type ? *type : "(none)");
+    return read_events(res.body);
+  }
+
+  // The events of a whole SSE stream of a deploy or restart (see deploy()).
+  std::vector<Event> read_events(const std::string& stream) {
     std::vector<Event> out;
-    if (res.status != 200) return out;
     net::SseParser parser;
-    for (auto& e : parser.feed(res.body)) {
-      json::value v = json::parse(e.data);
+    for (auto& e : parser.feed(stream)) {
+      boost::system::error_code ec;
+      json::value v = json::parse(e.data, ec);
+      if (ec || !v.is_object()) {
+        ADD_FAILURE() << "event data is not a JSON object: " << e.data;
+        continue;
+      }
       out.push_back({e.event.empty() ? "message" : e.event, v.as_object()});
     }
+    if (out.empty() || (out.back().event != "done" && out.back().event != "failed")) {
+      ADD_FAILURE() << "the stream did not end with done or failed:\n"
+                    << stream << "\nserver log:\n"
+                    << server_->log();
+      out.push_back({"(no end)", {}});
+    }
     return out;
+  }
+
+  // The `phase` of the i-th event, "" (and a test failure) when there is none.
+  static std::string phase_at(const std::vector<Event>& events, size_t i) {
+    if (i >= events.size()) {
+      ADD_FAILURE() << "no event " << i << " in " << events.size();
+      return "";
+    }
+    const auto* p = events[i].data.if_contains("phase");
+    return p && p->is_string() ? std::string(p->as_string()) : "";
   }
 
   json::array services() {
@@ -151,23 +199,10 @@ class Deploy : public ::testing::Test {
     return res ? res->body : "";
   }
 
-  // A loopback port free a moment ago.
-  static uint16_t free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-  }
-
   // The A records the node's DNS server (on the bridge address) gives for `name`.
   std::set<std::string> dig(const std::string& name) {
     std::string bridge_ip = cluster_.substr(0, cluster_.find(".0.0/")) + ".1.1";
-    std::string cmd = "dig +short +time=2 +tries=1 @" + bridge_ip + " " + name;
+    std::string cmd = "dig +short +time=2 +tries=5 @" + bridge_ip + " " + name;
     std::set<std::string> out;
     if (FILE* p = ::popen(cmd.c_str(), "r")) {
       char line[128];
@@ -220,6 +255,7 @@ class Deploy : public ::testing::Test {
   static TestRegistry* registry_;
   uint16_t proxy_port_ = 0;  // the node's ingress proxy (HTTP), on loopback
   TempDir dir_;
+  std::unique_ptr<OnCrash> crash_cleanup_;  // a crash still cleans up the node
   ClusterLease lease_;
   std::string bridge_, cluster_, token_;
   std::unique_ptr<MillServer> server_;

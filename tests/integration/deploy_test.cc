@@ -10,8 +10,12 @@ TEST_F(Deploy, TwoServicesThenOnlyTheChangedOneRolls) {
   std::string config = service("web", 2) + service("api", 1);
   auto events = deploy(config);
   ASSERT_FALSE(events.empty()) << server_->log();
-  EXPECT_EQ(events.front().data.at("phase").as_string(), "started");
-  EXPECT_EQ(events[1].data.at("phase").as_string(), "pulling");
+  // The spec's first two events: progress with phase started, then pulling.
+  EXPECT_EQ(events.front().event, "progress");
+  EXPECT_EQ(phase_at(events, 0), "started");
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events[1].event, "progress");
+  EXPECT_EQ(phase_at(events, 1), "pulling");
   EXPECT_EQ(events.back().event, "done") << server_->log();
   EXPECT_TRUE(events.back().data.at("success").as_bool());
   EXPECT_GE(events.back().data.at("elapsed").to_number<double>(), 0.0);
@@ -71,7 +75,7 @@ TEST_F(Deploy, TwoServicesThenOnlyTheChangedOneRolls) {
   auto api_after = alloc_ids("api");
   ASSERT_EQ(api_after.size(), 1u);
   EXPECT_NE(api_after, api_before);
-  auto api = service_json("api").at("allocations").as_array()[0].as_object();
+  auto api = service_json("api").at("allocations").as_array().at(0).as_object();
   EXPECT_NE(get(std::string(api.at("address").as_string()), "/env").find("MODE=two"),
             std::string::npos);
 
@@ -146,33 +150,35 @@ TEST_F(Deploy, BadConfigsAreRefusedWithPositionsAndChangeNothing) {
 }
 
 TEST_F(Deploy, ACrashingServiceIsRestartedWithBackoffAndCounted) {
-  auto events = deploy(service("flaky", 1, "command = [\"/bin/sh\", \"-c\", \"sleep 2; exit 2\"]"));
+  auto events = deploy(service("flaky", 1, "command = [\"/bin/sh\", \"-c\", \"sleep 4; exit 2\"]"));
   // Without a health check it is healthy after a second of running: the deploy is done
-  // before the first crash.
+  // well before the first crash.
   ASSERT_EQ(events.back().event, "done") << server_->log();
-  // Restart N waits 1 s doubled N-1 times; each is counted.
+  // Restart N waits 1 s doubled N-1 times, says so, and is counted.
   json::object alloc;
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (std::chrono::steady_clock::now() < deadline) {
+  auto restarts = [&] {
     auto allocs = service_json("flaky").at("allocations").as_array();
-    if (!allocs.empty()) {
-      alloc = allocs[0].as_object();
-      auto* r = alloc.if_contains("restarts");
-      if (r && r->as_int64() >= 3) break;
-    }
-    std::this_thread::sleep_for(100ms);
-  }
-  ASSERT_TRUE(alloc.contains("restarts")) << server_->log();
-  ASSERT_EQ(alloc.at("restarts").as_int64(), 3) << json::serialize(alloc);
-  EXPECT_EQ(alloc.at("message").as_string(), "container exited with code 2; restarting in 4s")
+    if (allocs.empty()) return int64_t{0};
+    alloc = allocs[0].as_object();
+    auto* r = alloc.if_contains("restarts");
+    return r && r->is_int64() ? r->as_int64() : int64_t{0};
+  };
+  ASSERT_TRUE(eventually([&] { return restarts() >= 3; }, 90s)) << json::serialize(alloc);
+  int64_t seen = alloc.at("restarts").as_int64();
+  EXPECT_EQ(alloc.at("message").as_string(),
+            "container exited with code 2; restarting in " + std::to_string(1 << (seen - 1)) + "s")
       << json::serialize(alloc);
   auto metrics = call("GET", "/v1/metrics").body;
+  int64_t after = restarts();
   auto at = metrics.find("\nmill_alloc_restarts_total{");
   ASSERT_NE(at, std::string::npos) << metrics;
   auto line = metrics.substr(at + 1, metrics.find('\n', at + 1) - at - 1);
   EXPECT_NE(line.find("service=\"flaky\""), std::string::npos) << line;
   EXPECT_NE(line.find("node=\"node-1\""), std::string::npos) << line;
-  EXPECT_EQ(line.substr(line.rfind(' ') + 1), "3") << line;
+  // The counter read between two looks at the allocation lies between what they saw.
+  int64_t counted = std::atoll(line.substr(line.rfind(' ') + 1).c_str());
+  EXPECT_GE(counted, seen) << line;
+  EXPECT_LE(counted, after) << line;
 }
 
 // A health check answered 404: the new allocation never becomes healthy, the deploy
@@ -259,26 +265,55 @@ TEST_F(Deploy, ARollingUpdateNeverDropsBelowTheReplicaCount) {
   ASSERT_EQ(deploy(service("web", 3, health)).back().event, "done") << server_->log();
   std::atomic<bool> rolling{true};
   std::atomic<int> least{3}, samples{0};
+  std::mutex mu;
+  std::string problem;  // what the watcher could not read, for the failure message
+  // The watcher thread only records: a throw or an assertion there would not be the
+  // test's. Healthy means serving, so each healthy allocation is asked (twice before
+  // it counts as down: one lost request on a loaded machine is not an outage).
+  auto healthy_now = [&]() -> std::optional<int> {
+    net::ClientRequest req;
+    req.target = "/v1/services";
+    req.headers.push_back({"Authorization", "Bearer " + token_});
+    req.timeout = 10s;
+    auto res = net::http_request(server_->address(), req);
+    boost::system::error_code ec;
+    json::value list = res ? json::parse(res->body, ec) : json::value();
+    if (!res || ec || !list.is_array()) {
+      std::lock_guard lock(mu);
+      problem = res ? "not JSON: " + res->body : res.error().to_string();
+      return std::nullopt;
+    }
+    int healthy = 0;
+    for (auto& s : list.as_array()) {
+      auto* allocs = s.is_object() ? s.as_object().if_contains("allocations") : nullptr;
+      if (!allocs || !allocs->is_array()) continue;
+      for (auto& a : allocs->as_array()) {
+        auto* status = a.as_object().if_contains("status");
+        auto* address = a.as_object().if_contains("address");
+        if (!status || *status != "healthy" || !address || !address->is_string()) continue;
+        std::string at(address->as_string());
+        if (get(at, "/health") == "ok" || get(at, "/health") == "ok") ++healthy;
+      }
+    }
+    return healthy;
+  };
   std::thread watcher([&] {
     while (rolling) {
-      auto res = call("GET", "/v1/services");
-      int healthy = 0;
-      auto list = json::parse(res.body);
-      for (auto& s : list.as_array()) {
-        for (auto& a : s.as_object().at("allocations").as_array()) {
-          if (a.as_object().at("status").as_string() == "healthy") {
-            // Healthy means serving: ask it.
-            if (get(std::string(a.as_object().at("address").as_string()), "/health") == "ok") {
-              ++healthy;
-            }
-          }
-        }
+      if (auto healthy = healthy_now()) {
+        least = std::min(least.load(), *healthy);
+        ++samples;
       }
-      least = std::min(least.load(), healthy);
-      ++samples;
       std::this_thread::sleep_for(20ms);
     }
   });
+  struct Join {
+    std::atomic<bool>& rolling;
+    std::thread& t;
+    ~Join() {
+      rolling = false;
+      if (t.joinable()) t.join();
+    }
+  } join{rolling, watcher};
   auto events = deploy(service("web", 3, health + "env = { V = \"2\" }"));
   rolling = false;
   watcher.join();
@@ -287,7 +322,7 @@ TEST_F(Deploy, ARollingUpdateNeverDropsBelowTheReplicaCount) {
             "healthy healthy healthy scheduled scheduled scheduled starting starting starting "
             "stopped stopped stopped ");
   EXPECT_TRUE(stops_follow_health(events, "web")) << phases(events, "web");
-  EXPECT_GT(samples.load(), 5);
+  EXPECT_GE(samples.load(), 1) << "the rollout was never looked at: " << problem;
   EXPECT_EQ(least.load(), 3) << "fewer healthy allocations than replicas during the rollout";
 }
 
@@ -296,26 +331,33 @@ TEST_F(Deploy, ARollingUpdateNeverDropsBelowTheReplicaCount) {
 // afterwards how it ended.
 TEST_F(Deploy, ADeployOutlivesItsClientAndASecondOneIsRefused) {
   ASSERT_EQ(deploy(service("web", 1)).back().event, "done") << server_->log();
-  auto slow =
-      service("web", 1, "health = { path = \"/nope\", interval = \"100ms\", deadline = \"3s\" }\n");
+  auto slow = service("web", 1,
+                      "health = { path = \"/nope\", interval = \"100ms\", deadline = \"15s\" }\n");
   auto cut = call("POST", "/v1/deploy", slow, "text/plain", 500ms);  // gives up mid-stream
+  // The server has the deploy once it is listed, whatever the client did meanwhile.
+  json::array list;
+  ASSERT_TRUE(eventually(
+      [&] {
+        list = json::parse(call("GET", "/v1/deploys").body).as_array();
+        return list.size() == 2u;
+      },
+      30s))
+      << json::serialize(list);
   auto second = call("POST", "/v1/deploy", service("web", 2), "text/plain");
   ASSERT_EQ(second.status, 409) << second.body;
-  auto list = json::parse(call("GET", "/v1/deploys").body).as_array();
-  ASSERT_EQ(list.size(), 2u);
   std::string running(list[0].as_object().at("id").as_string());
   EXPECT_EQ(list[0].as_object().at("status").as_string(), "running");
   EXPECT_EQ(json::parse(second.body).as_object().at("deploy").as_string(), running);
   // It goes on without its client, to its end.
   json::object record;
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    record = json::parse(call("GET", "/v1/deploys/" + running).body).as_object();
-    if (record.at("status").as_string() != "running") break;
-    std::this_thread::sleep_for(100ms);
-  }
+  EXPECT_TRUE(eventually(
+      [&] {
+        record = json::parse(call("GET", "/v1/deploys/" + running).body).as_object();
+        return record.at("status").as_string() != "running";
+      },
+      60s));
   EXPECT_EQ(record.at("status").as_string(), "failed");
-  EXPECT_EQ(record.at("reason").as_string(), "health check GET /nope: 404 after 3s");
+  EXPECT_EQ(record.at("reason").as_string(), "health check GET /nope: 404 after 15s");
 }
 
 // `mill deploy FILE`: exit 0 on done, 1 on failed (with the reason), 2 for a config
@@ -451,26 +493,163 @@ TEST_F(Deploy, ASecretsValueIsOnlyInTheContainersEnvironment) {
   EXPECT_EQ(body.find(value), std::string::npos);
   auto web = service_json("web");
   auto address =
-      std::string(web.at("allocations").as_array()[0].as_object().at("address").as_string());
+      std::string(web.at("allocations").as_array().at(0).as_object().at("address").as_string());
   EXPECT_NE(get(address, "/env").find("DB_PASS=" + value), std::string::npos);
   EXPECT_EQ(call("GET", "/v1/services").body.find(value), std::string::npos);
   EXPECT_EQ(call("GET", "/v1/deploys").body.find(value), std::string::npos);
   std::string id(events.front().data.at("deploy").as_string());
   EXPECT_EQ(call("GET", "/v1/deploys/" + id).body.find(value), std::string::npos);
-  std::string alloc(web.at("allocations").as_array()[0].as_object().at("id").as_string());
+  std::string alloc(web.at("allocations").as_array().at(0).as_object().at("id").as_string());
   EXPECT_EQ(call("GET", "/v1/logs/" + alloc).body.find(value), std::string::npos);
 
   // Removed from the config: its allocation stops.
   ASSERT_EQ(deploy(service("api", 1)).back().event, "done") << server_->log();
   for (auto& s : services()) EXPECT_NE(s.as_object().at("name").as_string(), "web");
   EXPECT_EQ(server_->log().find(value), std::string::npos);
-  std::string found;
-  if (FILE* p = ::popen(("grep -rlF -- '" + value + "' '" + dir_.path() + "'").c_str(), "r")) {
-    char buf[512];
-    while (std::fgets(buf, sizeof buf, p)) found += buf;
-    ::pclose(p);
+  std::string tree = read_tree(dir_.path());
+  ASSERT_GT(tree.size(), 0u) << "nothing read under " << dir_.path();
+  EXPECT_EQ(tree.find(value), std::string::npos) << "the secret's value is on disk";
+}
+
+// The lines of a Prometheus exposition that are samples of `name` (not its _sum or
+// _bucket series, and not its HELP/TYPE comments).
+std::vector<std::string> samples_of(const std::string& exposition, const std::string& name) {
+  std::vector<std::string> out;
+  std::istringstream in(exposition);
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with(name + "{") || line.starts_with(name + " ")) out.push_back(line);
   }
-  EXPECT_EQ(found, "") << "the secret's value is on disk";
+  return out;
+}
+
+double value_of(const std::string& sample) {
+  return std::atof(sample.c_str() + sample.rfind(' ') + 1);
+}
+
+// What the spec promises about a running service and task, seen through the API: the
+// overview and the node list count them, allocations carry live usage (not zeros), a
+// task names its node, /v1/metrics has the spec's families with the spec's labels, and
+// a service's log is an SSE stream that follows as lines are written.
+TEST_F(Deploy, StatusNodesUsageMetricsAndLogsShowWhatRuns) {
+  const std::string health = "health = { path = \"/health\", interval = \"100ms\" }\n";
+  ASSERT_EQ(deploy(service("web", 2, health)).back().event, "done") << server_->log();
+  auto spawned = call(
+      "POST", "/v1/tasks/spawn",
+      R"({"image":")" + registry_->host() + R"(/probe:v1","port":8080,"cpu":0.1,"memory":"32M"})",
+      "application/json");
+  ASSERT_EQ(spawned.status, 201) << spawned.body;
+  std::string task(json::parse(spawned.body).as_object().at("id").as_string());
+
+  // GET /v1/status: the service with its replicas, the task, the node's count.
+  auto status = json::parse(call("GET", "/v1/status").body).as_object();
+  const auto& services = status.at("services").as_array();
+  ASSERT_EQ(services.size(), 1u) << json::serialize(status);
+  const auto& web = services.at(0).as_object();
+  EXPECT_EQ(web.at("name").as_string(), "web");
+  EXPECT_EQ(web.at("replicas").as_object().at("desired").as_int64(), 2);
+  EXPECT_EQ(web.at("replicas").as_object().at("healthy").as_int64(), 2);
+  EXPECT_EQ(web.at("allocations").as_int64(), 2);
+  const auto& tasks = status.at("tasks").as_array();
+  ASSERT_EQ(tasks.size(), 1u) << json::serialize(status);
+  EXPECT_EQ(tasks.at(0).as_object().at("id").as_string(), task);
+  EXPECT_EQ(tasks.at(0).as_object().at("node").as_string(), "node-1");
+  EXPECT_EQ(status.at("nodes").as_array().at(0).as_object().at("allocations").as_int64(), 3)
+      << "two service allocations and a task";
+  // GET /v1/nodes counts the same; GET /v1/tasks/:id names the node.
+  auto nodes = json::parse(call("GET", "/v1/nodes").body).as_array();
+  ASSERT_EQ(nodes.size(), 1u);
+  EXPECT_EQ(nodes.at(0).as_object().at("allocations").as_int64(), 3);
+  auto one = json::parse(call("GET", "/v1/tasks/" + task).body).as_object();
+  EXPECT_EQ(one.at("node").as_string(), "node-1");
+  // The CLI shows the same counts.
+  auto cli = run_mill({"status"}, {{"MILL_ADDR", server_->address()}, {"MILL_TOKEN", token_}});
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_NE(cli.out.find("Services: 1"), std::string::npos) << cli.out;
+  EXPECT_NE(cli.out.find("Tasks:    1"), std::string::npos) << cli.out;
+
+  // Usage is measured: keep one allocation busy until its cpu shows, with its memory.
+  auto allocs = service_json("web").at("allocations").as_array();
+  ASSERT_EQ(allocs.size(), 2u);
+  std::string busy_id(allocs.at(0).as_object().at("id").as_string());
+  std::string busy_at(allocs.at(0).as_object().at("address").as_string());
+  std::atomic<bool> spinning{true};
+  std::jthread spinner([&] {
+    while (spinning) get(busy_at, "/spin?ms=1000");
+  });
+  json::object busy;
+  bool measured = eventually(
+      [&] {
+        auto now = service_json("web");
+        for (auto& a : now.at("allocations").as_array()) {
+          if (a.as_object().at("id").as_string() == busy_id) busy = a.as_object();
+        }
+        return busy.contains("cpu") && busy.at("cpu").to_number<double>() > 0.05 &&
+               busy.at("memory").to_number<double>() > 0;
+      },
+      60s);
+  spinning = false;
+  EXPECT_TRUE(measured) << "usage never showed: " << json::serialize(busy);
+
+  // /v1/metrics: every family of the spec that has samples now, with its labels.
+  auto metrics = call("GET", "/v1/metrics").body;
+  auto has_sample = [&](const std::string& name, const std::vector<std::string>& labels,
+                        bool positive) {
+    for (const auto& line : samples_of(metrics, name)) {
+      bool all = std::all_of(labels.begin(), labels.end(), [&](const std::string& l) {
+        return line.find(l) != std::string::npos;
+      });
+      if (all && (!positive || value_of(line) > 0)) return true;
+    }
+    return false;
+  };
+  const std::vector<std::string> web_labels{"service=\"web\"", "node=\"node-1\""};
+  EXPECT_TRUE(has_sample("mill_alloc_cpu_usage", web_labels, true)) << metrics;
+  EXPECT_TRUE(has_sample("mill_alloc_memory_bytes", web_labels, true)) << metrics;
+  EXPECT_TRUE(has_sample("mill_alloc_restarts_total", web_labels, false)) << metrics;
+  EXPECT_TRUE(has_sample("mill_node_cpu_available", {"node=\"node-1\""}, false)) << metrics;
+  EXPECT_TRUE(has_sample("mill_node_memory_available_bytes", {"node=\"node-1\""}, true)) << metrics;
+  EXPECT_TRUE(has_sample("mill_tasks_spawned_total", {"task=\"inline\""}, true)) << metrics;
+
+  // A service's log: SSE, and with follow=true new lines arrive as they are written.
+  auto logs = call("GET", "/v1/logs/web");
+  ASSERT_EQ(logs.status, 200) << logs.body;
+  const std::string* type = logs.header("Content-Type");
+  EXPECT_TRUE(type && type->starts_with("text/event-stream")) << (type ? *type : "(none)");
+  const std::string marker = "followed-" + std::to_string(std::random_device{}());
+  std::atomic<bool> seen{false};
+  std::jthread follower([&] {
+    net::SseParser parser;
+    net::ClientRequest req;
+    req.target = "/v1/logs/web?follow=true&tail=0";
+    req.headers.push_back({"Authorization", "Bearer " + token_});
+    req.timeout = 30s;
+    req.body_sink = [&](std::string_view chunk) -> Result<void> {
+      for (auto& e : parser.feed(chunk)) {
+        if (e.data.find(marker) != std::string::npos) seen = true;
+      }
+      if (seen) return make_error(ErrorCode::kUnavailable, "seen");  // ends the stream
+      return {};
+    };
+    (void)net::http_request(server_->address(), req);
+  });
+  std::string other_at(allocs.at(1).as_object().at("address").as_string());
+  EXPECT_TRUE(eventually(
+      [&] {
+        get(other_at, "/log?line=" + marker);
+        return seen.load();
+      },
+      30s))
+      << "a line written to a service's allocation did not reach its follower";
+  follower.join();
+
+  // The task ends: its duration is in the histogram, and the counts drop.
+  ASSERT_EQ(call("DELETE", "/v1/tasks/" + task).status, 200);
+  metrics = call("GET", "/v1/metrics").body;
+  EXPECT_TRUE(has_sample("mill_tasks_duration_seconds_count", {"task=\"inline\""}, true))
+      << metrics;
+  status = json::parse(call("GET", "/v1/status").body).as_object();
+  EXPECT_TRUE(status.at("tasks").as_array().empty()) << json::serialize(status);
+  EXPECT_EQ(status.at("nodes").as_array().at(0).as_object().at("allocations").as_int64(), 2);
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/crash_cleanup.h"
 #include "support/files.h"
 
 namespace mill::testing {
@@ -63,6 +64,14 @@ pid_t spawn_mill(const std::vector<std::string>& args,
 }
 
 }  // namespace
+
+std::unique_ptr<OnCrash> clean_up_on_crash(const std::string& data_dir) {
+  // The test's temp dir (the data dir's parent) goes too, once nothing is mounted there.
+  std::string temp = fs::path(data_dir).parent_path().string();
+  return std::make_unique<OnCrash>(std::vector<std::string>{
+      "/bin/sh", "-c",
+      "'" MILL_BINARY "' cleanup --data-dir '" + data_dir + "' && rm -rf '" + temp + "'"});
+}
 
 CommandResult run_mill(const std::vector<std::string>& args,
                        const std::map<std::string, std::string>& env,
@@ -111,7 +120,9 @@ std::unique_ptr<MillServer> MillServer::start(const TempDir& dir,
   // Append, so a restarted server's log follows the first one's (and log() covers
   // every run on this dir); look for this run's start-up lines only past the old end.
   const size_t prior_size = slurp(server->log_path_).size();
+  server->log_start_ = prior_size;
   server->pid_ = spawn_mill(args, {}, "", server->log_path_, server->log_path_, true);
+  kill_on_crash(server->pid_, true);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   const std::string marker = "API listening on http://";
   bool registered = std::find(extra.begin(), extra.end(), "--no-agent") != extra.end();
@@ -129,6 +140,7 @@ std::unique_ptr<MillServer> MillServer::start(const TempDir& dir,
     }
     int status = 0;
     if (waitpid(server->pid_, &status, WNOHANG) == server->pid_) {
+      kill_on_crash(server->pid_, false);
       server->pid_ = -1;
       ADD_FAILURE() << "mill server exited early:\n" << log;
       return nullptr;
@@ -145,6 +157,18 @@ MillServer::~MillServer() {
 
 std::string MillServer::log() const { return slurp(log_path_); }
 
+uint16_t MillServer::proxy_port(std::chrono::seconds limit) const {
+  const std::string marker = "agent: ingress proxy on port ";
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  do {
+    std::string full = log();
+    size_t at = full.size() > log_start_ ? full.find(marker, log_start_) : std::string::npos;
+    if (at != std::string::npos) return static_cast<uint16_t>(std::atoi(&full[at + marker.size()]));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (std::chrono::steady_clock::now() < deadline);
+  return 0;
+}
+
 int MillServer::stop(int sig, std::chrono::seconds timeout) {
   if (pid_ <= 0) return -1;
   kill(pid_, sig);
@@ -152,6 +176,7 @@ int MillServer::stop(int sig, std::chrono::seconds timeout) {
   int status = 0;
   while (std::chrono::steady_clock::now() < deadline) {
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      kill_on_crash(pid_, false);
       pid_ = -1;
       return wait_status_to_code(status);
     }
@@ -159,6 +184,7 @@ int MillServer::stop(int sig, std::chrono::seconds timeout) {
   }
   kill(pid_, SIGKILL);
   waitpid(pid_, &status, 0);
+  kill_on_crash(pid_, false);
   pid_ = -1;
   return -1;
 }
@@ -221,6 +247,32 @@ RawConnection::RawConnection(const std::string& address) {
 
 RawConnection::~RawConnection() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+bool RawConnection::peer_has_read_everything() const {
+  sockaddr_in local{}, peer{};
+  socklen_t len = sizeof local;
+  if (fd_ < 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &len) != 0) return false;
+  len = sizeof peer;
+  if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;
+  // The peer's socket is the line whose local end is our peer and whose remote end is
+  // us; its rx_queue counts the bytes it has received and not yet read.
+  char want_local[32], want_remote[32];
+  std::snprintf(want_local, sizeof want_local, "%08X:%04X", peer.sin_addr.s_addr,
+                ntohs(peer.sin_port));
+  std::snprintf(want_remote, sizeof want_remote, "%08X:%04X", local.sin_addr.s_addr,
+                ntohs(local.sin_port));
+  std::ifstream tcp("/proc/net/tcp");
+  std::string line;
+  std::getline(tcp, line);  // the header
+  while (std::getline(tcp, line)) {
+    std::istringstream in(line);
+    std::string slot, local_address, remote_address, state, queues;
+    in >> slot >> local_address >> remote_address >> state >> queues;
+    if (local_address != want_local || remote_address != want_remote) continue;
+    return queues.substr(queues.find(':') + 1) == "00000000";
+  }
+  return false;
 }
 
 bool RawConnection::send(std::string_view bytes) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "net/http_client.h"
+#include "support/crash_cleanup.h"
 #include "support/temp_dir.h"
 
 namespace mill::testing {
@@ -42,13 +43,16 @@ class MillServer {
   // failure) if it does not come up within the timeout.
   static std::unique_ptr<MillServer> start(const TempDir& dir,
                                            const std::vector<std::string>& extra = {},
-                                           std::chrono::seconds timeout = std::chrono::seconds(20));
+                                           std::chrono::seconds timeout = std::chrono::seconds(60));
   ~MillServer();
 
   const std::string& address() const { return address_; }  // "127.0.0.1:PORT"
   pid_t pid() const { return pid_; }
   // Everything every server run on this dir has written to <dir>/server.log.
   std::string log() const;
+  // The HTTP port this run's ingress proxy bound (it is given port 0 and logs the one
+  // it got); 0 when it has not said so within `limit`.
+  uint16_t proxy_port(std::chrono::seconds limit = std::chrono::seconds(10)) const;
 
   // Sends sig and waits for the exit; returns the exit status (128+N if killed by N),
   // or -1 if it did not exit in time (then it is SIGKILLed).
@@ -58,7 +62,14 @@ class MillServer {
   pid_t pid_ = -1;
   std::string address_;
   std::string log_path_;
+  size_t log_start_ = 0;  // where this run's lines begin in the log
 };
+
+// While the result lives, a crash of the test process (which skips TearDown) kills
+// every MillServer still running, runs `mill cleanup --data-dir data_dir` and removes
+// the data dir's parent (the test's TempDir), so no container, bridge, netns, mount or
+// file outlives the test (support/crash_cleanup.h).
+std::unique_ptr<OnCrash> clean_up_on_crash(const std::string& data_dir);
 
 // One API call with the given token ("" = no Authorization header).
 net::ClientResponse api(const std::string& address, const std::string& method,
@@ -87,6 +98,9 @@ class RawConnection {
   // Reads one HTTP/1.x response framed by Content-Length. status 0 when the
   // connection closed or timed out before a whole response arrived.
   net::ClientResponse read_response(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // True when the peer (a process on this machine) has read every byte sent to it so
+  // far, as its socket's receive queue in /proc/net/tcp shows.
+  bool peer_has_read_everything() const;
   // True when the peer closes the connection (EOF or reset) within the timeout.
   bool wait_closed(std::chrono::milliseconds timeout = std::chrono::seconds(10));
 

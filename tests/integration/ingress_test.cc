@@ -48,6 +48,10 @@ class Load {
     }
   }
   ~Load() { stop(); }
+  size_t count() {
+    std::lock_guard lock(mutex_);
+    return answers_.size();
+  }
   std::vector<Answer> stop() {
     running_ = false;
     for (auto& t : threads_) {
@@ -65,12 +69,14 @@ class Load {
 };
 
 bool wait_for(const std::function<bool()>& ok, std::chrono::seconds limit = 30s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (ok()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return false;
+  return eventually(ok, limit);
+}
+
+// The value of one sample of a Prometheus exposition ("name{labels}"), 0 when absent.
+double sample(const std::string& exposition, const std::string& series) {
+  size_t at = exposition.find("\n" + series + " ");
+  if (at == std::string::npos) return 0;
+  return std::atof(exposition.c_str() + at + series.size() + 2);
 }
 
 TEST_F(Ingress, ARollingDeployUnderLoadDropsNoRequestAndSwitchesVersions) {
@@ -81,40 +87,44 @@ TEST_F(Ingress, ARollingDeployUnderLoadDropsNoRequestAndSwitchesVersions) {
   ASSERT_EQ(first.back().event, "done") << server_->log();
   ASSERT_TRUE(wait_for([&] { return through(proxy_port_, "web.test", "/health").status == 200; }))
       << server_->log();
-  // Other hosts are not routed.
+  // Other hosts are not routed: a 404, counted once for no route.
+  const std::string unrouted = "mill_proxy_requests_total{route=\"\",code=\"4xx\"}";
+  double unrouted_before = sample(call("GET", "/v1/metrics").body, unrouted);
   auto other = through(proxy_port_, "other.test", "/health");
   EXPECT_EQ(other.status, 404);
   EXPECT_NE(other.body.find("no route"), std::string::npos);
+  EXPECT_EQ(sample(call("GET", "/v1/metrics").body, unrouted), unrouted_before + 1);
 
+  // Load before, during and after the rollout: v1 answers before it, nothing fails,
+  // and a request sent once the deploy is done meets v2 only (an old allocation leaves
+  // the rotation before it stops, and done comes after the last stop).
   Load load(proxy_port_, "web.test", "/env");
-  auto t0 = std::chrono::steady_clock::now();
-  std::this_thread::sleep_for(1s);
+  ASSERT_TRUE(wait_for([&] { return load.count() >= 20; })) << "no load went through";
   auto events = deploy(service("web", 3, health + route + "env = { V = \"2\" }"));
-  std::this_thread::sleep_for(1s);
-  auto answers = load.stop();
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  ASSERT_FALSE(events.empty()) << server_->log();
+  auto done_at = std::chrono::steady_clock::now();
   ASSERT_EQ(events.back().event, "done") << server_->log();
+  size_t at_done = load.count();
+  ASSERT_TRUE(wait_for([&] { return load.count() >= at_done + 20; })) << "the load stopped";
+  auto answers = load.stop();
 
-  int failed = 0;
+  int failed = 0, old_after_done = 0;
   std::string first_failure;
   for (const auto& a : answers) {
     if (a.status != 200) {
       if (failed++ == 0) first_failure = std::to_string(a.status) + " " + a.body;
     }
+    if (a.at - a.took > done_at && a.body.find("V=2") == std::string::npos) ++old_after_done;
   }
   EXPECT_EQ(failed, 0) << "of " << answers.size() << "; first: " << first_failure;
-  EXPECT_GE(answers.size() / seconds, 200.0)
-      << answers.size() << " requests in " << seconds << " s";
-  // v1 answered first, v2 at the end; nothing from v1 once the deploy was done.
+  // The load was real: requests before, during and after (a count, not a rate).
+  EXPECT_GE(answers.size(), 40u);
   ASSERT_FALSE(answers.empty());
-  EXPECT_EQ(answers.front().body.find("V=2"), std::string::npos);
+  EXPECT_EQ(answers.front().body.find("V=2"), std::string::npos) << answers.front().body;
   EXPECT_NE(answers.back().body.find("V=2"), std::string::npos) << answers.back().body;
+  EXPECT_EQ(old_after_done, 0) << "v1 answered requests sent after the deploy was done";
 
   auto metrics = call("GET", "/v1/metrics");
   EXPECT_NE(metrics.body.find("mill_proxy_requests_total{route=\"web\",code=\"2xx\"}"),
-            std::string::npos);
-  EXPECT_NE(metrics.body.find("mill_proxy_requests_total{route=\"\",code=\"4xx\"} 1"),
             std::string::npos);
   EXPECT_NE(metrics.body.find("mill_proxy_latency_seconds_count{route=\"web\"}"),
             std::string::npos);
@@ -137,24 +147,45 @@ TEST_F(Ingress, ACrashedReplicaLeavesTheRotationWithinAHealthInterval) {
   })) << "the victim never answered through the proxy";
 
   Load load(proxy_port_, "web.test", "/hostname", 2);
-  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(wait_for([&] { return load.count() >= 10; })) << "no load went through";
+  get(victim_address, "/crash");  // the probe aborts: no answer, the process is gone
   auto crashed_at = std::chrono::steady_clock::now();
-  get(victim_address, "/crash");
-  std::this_thread::sleep_for(1500ms);
+  // It crashed for real, and is back (restarted after its 1 s backoff, healthy again).
+  auto victim_back = [&] {
+    auto web = service_json("web");
+    for (auto& a : web.at("allocations").as_array()) {
+      const auto& o = a.as_object();
+      if (o.at("id").as_string() != victim) continue;
+      auto* restarts = o.if_contains("restarts");
+      return restarts && restarts->is_int64() && restarts->as_int64() >= 1 &&
+             o.at("status").as_string() == "healthy";
+    }
+    return false;
+  };
+  ASSERT_TRUE(wait_for(victim_back, 60s)) << json::serialize(service_json("web"));
   auto answers = load.stop();
+  // Healthy again, it is back in the rotation.
+  EXPECT_TRUE(wait_for([&] {
+    return through(proxy_port_, "web.test", "/hostname").body.find(victim) != std::string::npos;
+  })) << "the restarted replica never came back into the rotation";
 
   int failed = 0, victim_late = 0;
   auto worst = 0ms;
   for (const auto& a : answers) {
     if (a.status != 200) ++failed;
     worst = std::max(worst, a.took);
-    // Restarted after a 1 s backoff, it may serve again later; not in between.
-    auto since = a.at - crashed_at;
-    if (since > 200ms && since < 1s && a.body.find(victim) != std::string::npos) ++victim_late;
+    // The restart waits 1 s (its backoff), so from the crash until then only the other
+    // replica can answer; 200 ms are left for the kernel to tear the dead one down.
+    auto sent = a.at - a.took - crashed_at;
+    if (sent > 200ms && a.at - crashed_at < 1s && a.body.find(victim) != std::string::npos) {
+      ++victim_late;
+    }
   }
   EXPECT_EQ(failed, 0) << "of " << answers.size();
   EXPECT_EQ(victim_late, 0) << "the crashed replica was still in the rotation";
-  EXPECT_LT(worst, 1000ms) << "a request waited on the crashed replica";
+  // A request that met the dead replica went to the other one at once, not after a
+  // timeout (the proxy's upstream timeouts are tens of seconds).
+  EXPECT_LT(worst, 5000ms) << "a request waited on the crashed replica";
 }
 
 TEST_F(Ingress, ServesTlsFromSecretsAndRedirectsPlainHttp) {

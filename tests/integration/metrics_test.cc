@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <boost/json.hpp>
 #include <string>
 
 #include "harness.h"
+#include "support/eventually.h"
 
 namespace mill::testing {
 namespace {
@@ -38,9 +40,32 @@ TEST(Metrics, NodeGaugesInPrometheusText) {
   EXPECT_GE(cpu, 0) << res.body;
   EXPECT_LE(cpu, static_cast<double>(sysconf(_SC_NPROCESSORS_ONLN)));
   EXPECT_GT(mem, 0) << res.body;
-  // The metrics agree with /v1/nodes (same source), within a heartbeat's drift.
-  auto nodes = api(server->address(), "GET", "/v1/nodes", token);
-  EXPECT_NE(nodes.body.find("\"node-1\""), std::string::npos);
+  // The metrics agree with /v1/nodes (same source: the last heartbeat). Read between
+  // two looks at the node that show the same heartbeat, they are equal.
+  auto node = [&] {
+    auto nodes = api(server->address(), "GET", "/v1/nodes", token);
+    boost::system::error_code ec;
+    auto v = boost::json::parse(nodes.body, ec);
+    return !ec && v.is_array() && !v.as_array().empty() ? v.as_array()[0].as_object()
+                                                        : boost::json::object{};
+  };
+  boost::json::object before, after;
+  std::string scrape;
+  ASSERT_TRUE(eventually(
+      [&] {
+        before = node();
+        scrape = api(server->address(), "GET", "/v1/metrics", token).body;
+        after = node();
+        return !before.empty() && before == after;
+      },
+      std::chrono::seconds(60)))
+      << "the node changed between every two looks";
+  // (Equal up to how each format prints a double.)
+  double node_cpu = before.at("cpu").as_object().at("available").to_number<double>();
+  double node_mem = before.at("memory").as_object().at("available").to_number<double>();
+  EXPECT_NEAR(sample(scrape, "mill_node_cpu_available{node=\"node-1\"}"), node_cpu, 1e-9) << scrape;
+  EXPECT_NEAR(sample(scrape, "mill_node_memory_available_bytes{node=\"node-1\"}"), node_mem, 1.0)
+      << scrape;
   // Unauthenticated scrapes are refused like any other route.
   EXPECT_EQ(api(server->address(), "GET", "/v1/metrics", "").status, 401);
 }

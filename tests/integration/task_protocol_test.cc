@@ -55,7 +55,17 @@ class TaskProtocol : public ::testing::Test {
     req.timeout = std::chrono::milliseconds(wait_ms) + 10s;
     auto res = api_request(server_->address(), req);
     EXPECT_EQ(res.status, 200) << res.body;
-    return json::parse(res.body).as_object();
+    // Also called from the test's own agent threads: never throws. An answer that is
+    // not the query's shape is a failure, and reads as "no change".
+    boost::system::error_code ec;
+    json::value v = json::parse(res.body, ec);
+    if (!ec && v.is_object() && v.as_object().if_contains("index") &&
+        v.as_object().at("index").is_int64() && v.as_object().if_contains("allocations") &&
+        v.as_object().at("allocations").is_array()) {
+      return v.as_object();
+    }
+    ADD_FAILURE() << "not an allocations answer: " << res.body;
+    return json::object{{"index", index}, {"allocations", json::array()}};
   }
 
   void report(const std::string& id, const std::string& status, int exit_code = -1) {
@@ -81,7 +91,7 @@ TEST_F(TaskProtocol, SpawnAnswersOnceTheAgentReportsRunning) {
   EXPECT_TRUE(first.at("allocations").as_array().empty());
 
   std::promise<net::ClientResponse> spawned;
-  std::thread client([&] {
+  std::jthread client([&] {
     net::ClientRequest req;
     req.method = "POST";
     req.target = "/v1/tasks/spawn";
@@ -122,7 +132,7 @@ TEST_F(TaskProtocol, SpawnAnswersOnceTheAgentReportsRunning) {
 
   // DELETE asks the node to stop and answers when it reports the end.
   std::promise<net::ClientResponse> killed;
-  std::thread killer([&] {
+  std::jthread killer([&] {
     net::ClientRequest req;
     req.method = "DELETE";
     req.target = "/v1/tasks/" + a->id;
@@ -166,15 +176,18 @@ TEST_F(TaskProtocol, SpawnAnswersOnceTheAgentReportsRunning) {
 TEST_F(TaskProtocol, AnIndexAheadOfTheServersIsAnsweredAtOnce) {
   auto current = poll(0, 0);
   const int64_t index = current.at("index").as_int64();
+  // Asked to wait a minute, it answers long before (a bound, not a measured time).
   auto started = std::chrono::steady_clock::now();
-  auto ahead = poll(index + 1000, 5000);
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+  auto ahead = poll(index + 1000, 60000);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 30s);
   EXPECT_EQ(ahead.at("index").as_int64(), index);
-  // The current index still blocks until something changes (here: nothing).
+  // The current index still blocks until something changes: an early answer must
+  // carry a newer index.
   started = std::chrono::steady_clock::now();
   auto same = poll(index, 500);
-  EXPECT_GE(std::chrono::steady_clock::now() - started, 450ms);
-  EXPECT_EQ(same.at("index").as_int64(), index);
+  bool waited = std::chrono::steady_clock::now() - started >= 450ms;
+  EXPECT_TRUE(waited || same.at("index").as_int64() > index)
+      << "answered early without a change: " << json::serialize(same);
 }
 
 TEST_F(TaskProtocol, BadSpawnsChangeNothing) {
@@ -195,14 +208,21 @@ TEST_F(TaskProtocol, BadSpawnsChangeNothing) {
       {R"({"image":"x","memory":"2G"})", 409, "memory"},
   };
   // Take one of the node's two cores so the capacity cases have something to hit.
-  std::thread agent_thread([&] {
+  std::jthread agent_thread([&] {
     auto woke = poll(0, 0);
     int64_t index = woke.at("index").as_int64();
     for (int i = 0; i < 50; ++i) {
       auto w = poll(index, 5000);
       index = w.at("index").as_int64();
       for (const auto& a : w.at("allocations").as_array()) {
-        report(std::string(a.as_object().at("alloc").as_object().at("id").as_string()), "running");
+        const auto* alloc = a.is_object() ? a.as_object().if_contains("alloc") : nullptr;
+        const auto* id =
+            alloc && alloc->is_object() ? alloc->as_object().if_contains("id") : nullptr;
+        if (!id || !id->is_string()) {
+          ADD_FAILURE() << "an allocation without an id: " << json::serialize(a);
+          return;
+        }
+        report(std::string(id->as_string()), "running");
         return;
       }
     }

@@ -1,9 +1,7 @@
 #include "support/test_registry.h"
 
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,20 +17,14 @@
 namespace mill::testing {
 namespace {
 
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
+// The port the registry says it listens on ("listening on 127.0.0.1:PORT"), 0 until it
+// has said so. It is given port 0 and binds a free one itself: no other process can
+// take the port between a pick and the bind.
+uint16_t listening_port(const std::string& log) {
+  const std::string marker = "listening on 127.0.0.1:";
+  size_t at = log.find(marker);
+  if (at == std::string::npos) return 0;
+  return static_cast<uint16_t>(std::atoi(log.c_str() + at + marker.size()));
 }
 
 bool run(const std::string& command) { return std::system(command.c_str()) == 0; }
@@ -40,11 +32,11 @@ bool run(const std::string& command) { return std::system(command.c_str()) == 0;
 }  // namespace
 
 TestRegistry::TestRegistry(TestRegistryOptions options) : options_(std::move(options)) {
-  port_ = free_port();
-  std::string config = "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n";
+  // Level info: the registry logs the port it bound at that level.
+  std::string config = "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n";
   config += "storage:\n  filesystem:\n    rootdirectory: " + dir_.file("storage") + "\n";
   config += "  delete:\n    enabled: true\n";
-  config += "http:\n  addr: 127.0.0.1:" + std::to_string(port_) + "\n  secret: test-secret\n";
+  config += "http:\n  addr: 127.0.0.1:0\n  secret: test-secret\n";
   if (options_.tls) {
     std::string cert = dir_.file("cert.pem");
     std::string key = dir_.file("key.pem");
@@ -82,7 +74,7 @@ TestRegistry::TestRegistry(TestRegistryOptions options) : options_(std::move(opt
     ADD_FAILURE() << "fork failed";
     return;
   }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -91,6 +83,14 @@ TestRegistry::TestRegistry(TestRegistryOptions options) : options_(std::move(opt
       std::string text((std::istreambuf_iterator<char>(log)), {});
       ADD_FAILURE() << "docker-registry exited: " << text;
       return;
+    }
+    if (port_ == 0) {
+      std::ifstream log(dir_.file("registry.log"));
+      port_ = listening_port(std::string((std::istreambuf_iterator<char>(log)), {}));
+      if (port_ == 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        continue;
+      }
     }
     net::ClientRequest req;
     req.target = "/v2/";
@@ -105,7 +105,9 @@ TestRegistry::TestRegistry(TestRegistryOptions options) : options_(std::move(opt
     // Polling for readiness, not asserting on time.
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ADD_FAILURE() << "docker-registry did not become ready on " << host();
+  std::ifstream log(dir_.file("registry.log"));
+  ADD_FAILURE() << "docker-registry did not become ready on " << host() << ":\n"
+                << std::string((std::istreambuf_iterator<char>(log)), {});
 }
 
 TestRegistry::~TestRegistry() {

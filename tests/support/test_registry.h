@@ -1,8 +1,8 @@
 #pragma once
 
 // A real registry for tests: Debian's docker-registry (distribution 2.8) serving
-// from a TempDir on 127.0.0.1:<free port>, optionally with TLS (a self-signed
-// certificate for 127.0.0.1 made with the openssl CLI; ca_file() trusts it) and
+// from a TempDir on 127.0.0.1 (a port it binds itself, read back from its log), optionally with TLS
+// (a self-signed certificate for 127.0.0.1 made with the openssl CLI; ca_file() trusts it) and
 // Basic auth (htpasswd -B). Killed when the object goes away.
 //
 // Also CountingProxy: an HTTP front for a registry that counts the requests it

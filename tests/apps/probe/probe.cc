@@ -20,6 +20,7 @@
 //   GET /crash                       abort(), no answer
 //   GET /alloc?mb=N                  allocates, touches and keeps N MB
 //   GET /sleep?ms=N                  answers after N ms
+//   GET /spin?ms=N                   keeps one core busy for N ms, then answers
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -224,6 +225,13 @@ Reply handle(std::string_view path, std::string_view query) {
     long ms = number_param(query, "ms", 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return {200, "slept " + std::to_string(ms)};
+  }
+  if (path == "/spin") {
+    long ms = number_param(query, "ms", 0);
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    return {200, "spun " + std::to_string(ms)};
   }
   return {404, "not found"};
 }

@@ -44,7 +44,7 @@ size_t count_mounts_under(const std::string& dir) {
 }
 
 TEST_F(NetFixture, TwoHundredCyclesLeaveNothingBehind) {
-  setup_network();
+  ASSERT_NO_FATAL_FAILURE(setup_network());
   // Only this test's pieces are counted: parallel tests make and remove their own.
   std::string ports = "/sys/class/net/" + bridge_ + "/brif";
   ASSERT_EQ(count_entries(ports), 0u);

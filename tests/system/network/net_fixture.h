@@ -22,6 +22,8 @@
 #include "common/command.h"
 #include "network/node_network.h"
 #include "support/cluster_lease.h"
+#include "support/crash_cleanup.h"
+#include "support/require.h"
 #include "support/temp_dir.h"
 
 namespace mill::network::testing {
@@ -47,6 +49,7 @@ inline int socket_in_netns(const std::string& path, int type) {
 class NetFixture : public ::testing::Test {
  protected:
   void SetUp() override {
+    MILL_REQUIRE(::geteuid() == 0, "node networks need root (bridges, netns, nftables)");
     std::random_device rd;
     std::mt19937 rng(rd());
     bridge_ = "mt" + std::to_string(rng() % 100000000);
@@ -58,6 +61,8 @@ class NetFixture : public ::testing::Test {
     options_.node_cidr = net(1, 0) + "/24";
     options_.netns_dir = dir_.path() + "/netns";
     options_.netns_prefix = "t-";
+    crash_cleanup_ = std::make_unique<mill::testing::OnCrash>(
+        std::vector<std::string>{"/bin/sh", "-c", leftovers_script()});
   }
 
   void TearDown() override {
@@ -67,18 +72,23 @@ class NetFixture : public ::testing::Test {
       network_.reset();
     }
     // Belt and braces: whatever a failed test or teardown left.
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(options_.netns_dir, ec)) {
-      ::umount2(e.path().c_str(), MNT_DETACH);
-    }
-    ::umount2(options_.netns_dir.c_str(), MNT_DETACH);
-    sh("ip link del " + bridge_ + " 2>/dev/null; ip route del unreachable " + net(0, 0) +
-       "/16 2>/dev/null; nft delete table ip mill_" + bridge_ + " 2>/dev/null");
-    for (const char* d : {"-i", "-o"}) {
-      sh("while iptables -w 5 -D FORWARD " + std::string(d) + " " + bridge_ +
-         " -m comment --comment 'mill " + bridge_ + "' -j ACCEPT 2>/dev/null; do :; done");
-    }
+    if (!bridge_.empty()) sh(leftovers_script());
     lease_ = {};
+  }
+
+  // Removes everything a node network of this test can leave on the host: mounts under
+  // the netns dir, the bridge, the guard route, the nftables table, the FORWARD rules.
+  // TearDown runs it, and so does a crash (which skips TearDown).
+  std::string leftovers_script() const {
+    const std::string ns = options_.netns_dir;
+    std::string s = "for f in " + ns + "/*; do umount -l \"$f\"; done; umount -l " + ns +
+                    "; ip link del " + bridge_ + "; ip route del unreachable " + net(0, 0) +
+                    "/16; nft delete table ip mill_" + bridge_ + ";";
+    for (const char* d : {"-i", "-o"}) {
+      s += " while iptables -w 5 -D FORWARD " + std::string(d) + " " + bridge_ +
+           " -m comment --comment 'mill " + bridge_ + "' -j ACCEPT; do :; done;";
+    }
+    return "(" + s + ") 2>/dev/null; true";
   }
 
   // "10.<octet>.<c>.<d>"
@@ -92,6 +102,7 @@ class NetFixture : public ::testing::Test {
     network_ = std::move(*r);
   }
 
+  std::unique_ptr<mill::testing::OnCrash> crash_cleanup_;
   mill::testing::TempDir dir_;
   std::string bridge_;
   mill::testing::ClusterLease lease_;

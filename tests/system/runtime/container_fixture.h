@@ -23,7 +23,9 @@
 #include "runtime/cgroups.h"
 #include "runtime/log_reader.h"
 #include "runtime/runc_runtime.h"
+#include "support/crash_cleanup.h"
 #include "support/eventually.h"
+#include "support/require.h"
 #include "support/temp_dir.h"
 
 namespace mill::runtime::testing {
@@ -57,13 +59,8 @@ inline std::vector<int> processes_mentioning(const std::string& needle) {
 class ContainerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    // Under CI (as root, with scripts/install-deps.sh run) these must run, never skip.
-    if (std::getenv("CI")) {
-      ASSERT_EQ(geteuid(), 0u) << "the container tests need root";
-      ASSERT_EQ(access("/usr/sbin/runc", X_OK), 0) << "the container tests need runc";
-    }
-    if (geteuid() != 0) GTEST_SKIP() << "needs root";
-    if (access("/usr/sbin/runc", X_OK) != 0) GTEST_SKIP() << "needs runc";
+    MILL_REQUIRE(geteuid() == 0, "the container tests need root");
+    MILL_REQUIRE(access("/usr/sbin/runc", X_OK) == 0, "the container tests need runc");
     // mkdtemp makes 0700; a container running as another user must get in.
     fs::permissions(rootfs_.path(), fs::perms(0755));
     fs::create_directories(rootfs_.file("bin"));
@@ -74,6 +71,14 @@ class ContainerTest : public ::testing::Test {
     }
     runtime_ = make_runtime();
     ASSERT_TRUE(runtime_);
+    // A crash skips TearDown: then runc itself removes what this test started, and
+    // the cgroups go with the containers.
+    const std::string root = runc_root_.path();
+    crash_cleanup_ = std::make_unique<::mill::testing::OnCrash>(std::vector<std::string>{
+        "/bin/sh", "-c",
+        "for c in $(/usr/sbin/runc --root " + root + " list -q 2>/dev/null); do " +
+            "/usr/sbin/runc --root " + root + " delete -f $c; done 2>/dev/null; " +
+            "pkill -KILL -f " + state_.path() + " 2>/dev/null; true"});
   }
 
   void TearDown() override {
@@ -132,6 +137,7 @@ class ContainerTest : public ::testing::Test {
   }
 
   ::mill::testing::TempDir rootfs_, state_, runc_root_;
+  std::unique_ptr<::mill::testing::OnCrash> crash_cleanup_;
   std::unique_ptr<RuncRuntime> runtime_;
   std::vector<std::string> started_;
   int next_ = 0;

@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "model/units.h"
+#include "support/crash_cleanup.h"
 #include "support/files.h"
+#include "support/require.h"
 #include "support/temp_dir.h"
 #include "system_state.h"
 
@@ -50,9 +52,18 @@ void write_text(const std::string& path, const std::string& text) {
 class VolumeManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "volumes need root (loop devices, mount)";
-    if (::access("/dev/loop-control", R_OK | W_OK) != 0) GTEST_SKIP() << "no /dev/loop-control";
+    MILL_REQUIRE(::geteuid() == 0, "volumes need root (loop devices, mount)");
+    MILL_REQUIRE(::access("/dev/loop-control", R_OK | W_OK) == 0, "volumes need /dev/loop-control");
     root_ = std::filesystem::canonical(tmp_.path()).string();
+    // A crash skips TearDown: then the shell does what release_everything_under does.
+    crash_cleanup_ = std::make_unique<testing::OnCrash>(std::vector<std::string>{
+        "/bin/sh", "-c",
+        "loops=$(losetup -nO NAME,BACK-FILE | awk '$2 ~ \"^" + root_ +
+            "/\" {print $1}'); for i in 1 2 3 4 5 6 7 8; do "
+            "awk '$5 ~ \"^" +
+            root_ +
+            "/\" {print $5}' /proc/self/mountinfo | sort -r | "
+            "xargs -r umount -l; done; for l in $loops; do losetup -d $l; done; true"});
     auto manager = VolumeManager::create(root_);
     ASSERT_TRUE(manager) << manager.error().to_string();
     manager_ = std::move(*manager);
@@ -67,13 +78,19 @@ class VolumeManagerTest : public ::testing::Test {
   std::string volume_dir(const std::string& name) const { return root_ + "/volumes/" + name; }
   std::string mnt(const std::string& name) const { return volume_dir(name) + "/mnt"; }
 
+  // The volume, or (with a test failure) one whose path does not exist: a failed
+  // ensure must never send the test's writes to the host's "/".
   VolumeInfo ensure(const std::string& name, std::int64_t size) {
     auto info = manager_->ensure(name, size);
-    EXPECT_TRUE(info) << info.error().to_string();
-    return info ? *info : VolumeInfo{};
+    if (info) return *info;
+    ADD_FAILURE() << info.error().to_string();
+    VolumeInfo missing;
+    missing.path = root_ + "/no-such-volume";
+    return missing;
   }
 
   testing::TempDir tmp_;
+  std::unique_ptr<testing::OnCrash> crash_cleanup_;
   std::string root_;
   std::unique_ptr<VolumeManager> manager_;
 };

@@ -149,6 +149,16 @@ class FakeControlPlane final : public NodeClient {
     std::unique_lock lock(mu);
     return cv.wait_for(lock, t, [&] { return last.contains(id) && last[id].status == status; });
   }
+  // Waits until a report of `id` carries the container's usage.
+  bool wait_usage(const std::string& id, double cpu_seconds, int64_t memory_bytes,
+                  std::chrono::milliseconds t = 5s) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, t, [&] {
+      return std::any_of(reports.begin(), reports.end(), [&](const model::AllocState& r) {
+        return r.id == id && r.cpu_seconds == cpu_seconds && r.memory_bytes == memory_bytes;
+      });
+    });
+  }
   model::AllocState last_of(const std::string& id) {
     std::lock_guard lock(mu);
     return last[id];
@@ -217,8 +227,8 @@ TEST_F(AllocRunnerTest, StartsReportsAndFinishesAnExitedTask) {
   EXPECT_TRUE(running.started_at.has_value());
   EXPECT_EQ(runner->lookup("task-a1.mill"), std::vector<std::string>{"10.99.1.2"});
   EXPECT_TRUE(runner->lookup("task-zz.mill").empty());
-  // Usage arrives with later reports.
-  ASSERT_TRUE(cp.wait_status("task-a1", AllocStatus::kRunning));
+  // Usage (what the containers say: 1.5 s of CPU, 1 MiB) arrives with later reports.
+  EXPECT_TRUE(cp.wait_usage("task-a1", 1.5, 1 << 20));
   containers.exit("task-a1", 3);
   ASSERT_TRUE(cp.wait_status("task-a1", AllocStatus::kExited));
   auto ended = cp.last_of("task-a1");

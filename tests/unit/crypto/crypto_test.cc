@@ -36,7 +36,11 @@ TEST(Aead, FreshNoncePerSeal) {
 
 TEST(Aead, TamperedCiphertextDetected) {
   Aead aead = make_aead('k');
-  std::string box = *aead.seal("secret value", "name");
+  auto sealed = aead.seal("secret value", "name");
+  ASSERT_TRUE(sealed);
+  std::string box = *sealed;
+  // Nonce, ciphertext and tag: every byte of it is covered.
+  ASSERT_GE(box.size(), std::string("secret value").size() + 12 + 16) << box.size();
   for (size_t i = 0; i < box.size(); ++i) {
     std::string bad = box;
     bad[i] ^= 0x01;

@@ -56,6 +56,11 @@ class SilentServer {
  public:
   SilentServer() : fd_(bound_socket(true)) {}
   std::string address() const { return address_of(fd_); }
+  // True once a client's connection waits in the backlog (it is never accepted).
+  bool wait_pending(std::chrono::milliseconds limit) const {
+    pollfd p{fd_.get(), POLLIN, 0};
+    return ::poll(&p, 1, static_cast<int>(limit.count())) == 1;
+  }
 
  private:
   UniqueFd fd_;

@@ -157,6 +157,7 @@ TEST_F(Pull, DockerIndexPicksLinuxAmd64) {
       {{testing::build_image(arm), arm}, {testing::build_image(amd), amd}}, MediaStyle::kDocker);
   ASSERT_TRUE(registry.push_index("multi", "latest", index));
   auto store = open_store();
+  ASSERT_TRUE(store);
   auto pulled = store->pull(registry.host() + "/multi");
   ASSERT_TRUE(pulled) << pulled.error().message;
   EXPECT_EQ(pulled->digest, index.digest);
@@ -217,6 +218,7 @@ TEST_F(Pull, TamperedBlobIsRejectedAndNothingIsStored) {
   registry.tamper_blob(image.layers[1].digest, forged);
 
   auto store = open_store();
+  ASSERT_TRUE(store);
   auto pulled = store->pull(registry.host() + "/evil:v1");
   ASSERT_FALSE(pulled);
   EXPECT_NE(pulled.error().message.find("blob " + image.layers[1].digest +
@@ -230,6 +232,7 @@ TEST_F(Pull, TamperedBlobIsRejectedAndNothingIsStored) {
   EXPECT_EQ(entries("tmp"), 0u);
   EXPECT_TRUE(store->list().empty());
   auto reopened = open_store();
+  ASSERT_TRUE(reopened);
   EXPECT_TRUE(reopened->list().empty()) << "no image record on disk either";
 }
 
@@ -239,6 +242,7 @@ TEST_F(Pull, CachedPullCostsOneManifestRequest) {
   ASSERT_TRUE(registry.push("app", "v1", make_image("cached", 2)));
   testing::CountingProxy proxy(registry.host(), false, "");
   auto store = open_store();
+  ASSERT_TRUE(store);
   ASSERT_TRUE(store->pull(proxy.host() + "/app:v1"));
   EXPECT_EQ(proxy.count("GET", "/blobs/"), 3) << "config and two layers";
   proxy.reset();
@@ -259,6 +263,7 @@ TEST_F(Pull, ABurstOfCacheHitsDoesNotRewriteTheIndex) {
   TestImage image = make_image("burst", 1);
   ASSERT_TRUE(registry.push("app", "v1", image));
   auto store = open_store();
+  ASSERT_TRUE(store);
   ASSERT_TRUE(store->pull(registry.host() + "/app:v1"));
   ASSERT_TRUE(store->pull(registry.host() + "/app:v1"));  // the first hit may save
   struct stat before {};
@@ -272,18 +277,20 @@ TEST_F(Pull, ABurstOfCacheHitsDoesNotRewriteTheIndex) {
   ASSERT_EQ(::stat(dir_.file("images/images.json").c_str(), &after), 0);
   EXPECT_NE(after.st_ino, before.st_ino);
   auto reopened = open_store();
+  ASSERT_TRUE(reopened);
   EXPECT_EQ(reopened->list().size(), 2u) << "the tag and the digest reference";
 }
 
-TEST_F(Pull, RecentlyResolvedTagSkipsTheRegistryUntilItsTtlEnds) {
+// Within its TTL a resolved tag is not asked for again, however the registry moves it.
+// The TTL is long, so a loaded machine does the re-pulls well within it.
+TEST_F(Pull, RecentlyResolvedTagSkipsTheRegistryWithinItsTtl) {
   TestRegistry registry;
   ASSERT_TRUE(registry.ok());
   TestImage v1 = make_image("ttl-one", 1), v2 = make_image("ttl-two", 1);
   ASSERT_TRUE(registry.push("app", "live", v1));
   testing::CountingProxy proxy(registry.host(), false, "");
-  // Long enough that a loaded machine (sanitizers, CI) still does the re-pulls below
-  // within it; the test then waits it out.
-  auto store = open_store({}, {}, 0, std::chrono::milliseconds(2000));
+  auto store = open_store({}, {}, 0, std::chrono::minutes(10));
+  ASSERT_TRUE(store);
   auto first = store->pull(proxy.host() + "/app:live");
   ASSERT_TRUE(first) << first.error().message;
   EXPECT_EQ(first->digest, v1.manifest_digest);
@@ -296,17 +303,32 @@ TEST_F(Pull, RecentlyResolvedTagSkipsTheRegistryUntilItsTtlEnds) {
     EXPECT_EQ(again->digest, v1.manifest_digest);
   }
   EXPECT_EQ(proxy.count("GET", "/v2/"), 0) << "no request within the TTL";
-  // After it, the registry is asked again and the new image comes.
-  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
-  auto later = store->pull(proxy.host() + "/app:live");
-  ASSERT_TRUE(later) << later.error().message;
-  EXPECT_EQ(later->digest, v2.manifest_digest);
-  EXPECT_EQ(proxy.count("GET", "/manifests/"), 1);
   // A digest reference that is present never asks.
-  proxy.reset();
   auto pinned = store->pull(proxy.host() + "/app@" + v1.manifest_digest);
   ASSERT_TRUE(pinned) << pinned.error().message;
   EXPECT_EQ(proxy.count("GET", "/v2/"), 0);
+}
+
+// Once its TTL has passed (waited out: a lower bound, whatever the machine's load), the
+// registry is asked again and the moved tag's new image comes.
+TEST_F(Pull, AfterItsTtlATagIsResolvedAgain) {
+  TestRegistry registry;
+  ASSERT_TRUE(registry.ok());
+  TestImage v1 = make_image("ttl-one", 1), v2 = make_image("ttl-two", 1);
+  ASSERT_TRUE(registry.push("app", "live", v1));
+  testing::CountingProxy proxy(registry.host(), false, "");
+  auto store = open_store({}, {}, 0, std::chrono::milliseconds(200));
+  ASSERT_TRUE(store);
+  auto first = store->pull(proxy.host() + "/app:live");
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->digest, v1.manifest_digest);
+  ASSERT_TRUE(registry.push("app", "live", v2));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  proxy.reset();
+  auto later = store->pull(proxy.host() + "/app:live");
+  ASSERT_TRUE(later) << later.error().message;
+  EXPECT_EQ(later->digest, v2.manifest_digest);
+  EXPECT_GE(proxy.count("GET", "/manifests/"), 1);
 }
 
 TEST_F(Pull, ConcurrentPullsShareDownloads) {
@@ -316,6 +338,7 @@ TEST_F(Pull, ConcurrentPullsShareDownloads) {
   ASSERT_TRUE(registry.push("shared", "v1", image));
   testing::CountingProxy proxy(registry.host(), false, "");
   auto store = open_store();
+  ASSERT_TRUE(store);
   std::vector<std::thread> threads;
   std::vector<Result<Image>> results(6);
   for (size_t i = 0; i < results.size(); ++i) {
@@ -344,6 +367,7 @@ TEST_F(Pull, GcEvictsOldestUnusedNeverAcquired) {
   }
   // Room for about two and a half images.
   auto store = open_store({}, {}, 250000);
+  ASSERT_TRUE(store);
   auto ref = [&](const std::string& name) { return registry.host() + "/" + name + ":v1"; };
   auto one = store->pull(ref("one"));
   ASSERT_TRUE(one) << one.error().message;

@@ -1,12 +1,11 @@
-// unpack_layer against real libarchive on the real filesystem (runs as root: owners,
-// device nodes and trusted.* xattrs).
+// unpack_layer against real libarchive on the real filesystem, as any user. What needs
+// root (owners, device nodes, trusted.* xattrs) is in tests/system/image.
 
 #include "image/unpack.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -20,6 +19,7 @@
 #include "support/files.h"
 #include "support/tar_writer.h"
 #include "support/temp_dir.h"
+#include "support/unpack_fixture.h"
 
 namespace mill::image {
 namespace {
@@ -33,29 +33,8 @@ using testing::tar_file;
 using testing::tar_hardlink;
 using testing::tar_symlink;
 using testing::TarEntry;
+using testing::UnpackTest;
 using testing::write_tar;
-
-std::string xattr(const std::string& path, const std::string& name) {
-  char buf[256];
-  ssize_t n = ::lgetxattr(path.c_str(), name.c_str(), buf, sizeof buf);
-  return n < 0 ? std::string("<none>") : std::string(buf, n);
-}
-
-class UnpackTest : public ::testing::Test {
- protected:
-  void SetUp() override { fs::create_directory(dest_); }
-
-  Result<UnpackStats> unpack(const std::vector<TarEntry>& entries,
-                             Compression compression = Compression::kNone) {
-    write_tar(blob_, entries, compression);
-    return unpack_layer(blob_, dest_);
-  }
-  std::string in_dest(const std::string& rel) const { return dest_ + "/" + rel; }
-
-  mill::testing::TempDir tmp_;
-  std::string blob_ = tmp_.file("layer.tar");
-  std::string dest_ = tmp_.file("layer");
-};
 
 class UnpackCompressionTest : public UnpackTest,
                               public ::testing::WithParamInterface<Compression> {};
@@ -82,72 +61,6 @@ TEST_P(UnpackCompressionTest, UnpacksFilesDirsAndLinks) {
 INSTANTIATE_TEST_SUITE_P(Formats, UnpackCompressionTest,
                          ::testing::Values(Compression::kNone, Compression::kGzip,
                                            Compression::kZstd));
-
-TEST_F(UnpackTest, KeepsModesOwnersTimesXattrsAndDevices) {
-  TarEntry suid = tar_file("usr/bin/su", "su", 04755);
-  suid.uid = 1234;
-  suid.gid = 5678;
-  suid.mtime = 1500000000;
-  suid.xattrs = {
-      {"user.mill", "hello"},
-      {"security.capability",
-       std::string(
-           "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
-           20)}};
-  TarEntry null_dev = testing::tar_entry("dev/null", AE_IFCHR, 0666);
-  null_dev.rdev_major = 1;
-  null_dev.rdev_minor = 3;
-  TarEntry fifo = testing::tar_entry("run/fifo", AE_IFIFO, 0600);
-  TarEntry secret = tar_dir("root", 0700);
-  secret.uid = 42;
-  auto stats = unpack(
-      {tar_dir("tmp", 01777), secret, tar_file("root/.profile", "x", 0600), suid, null_dev, fifo});
-  ASSERT_TRUE(stats) << stats.error().to_string();
-
-  struct stat st {};
-  ASSERT_EQ(::lstat(in_dest("usr/bin/su").c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 07777, 04755u);
-  EXPECT_EQ(st.st_uid, 1234u);
-  EXPECT_EQ(st.st_gid, 5678u);
-  EXPECT_EQ(st.st_mtime, 1500000000);
-  EXPECT_EQ(xattr(in_dest("usr/bin/su"), "user.mill"), "hello");
-  EXPECT_NE(xattr(in_dest("usr/bin/su"), "security.capability"), "<none>");
-
-  ASSERT_EQ(::lstat(in_dest("tmp").c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 07777, 01777u);
-  ASSERT_EQ(::lstat(in_dest("root").c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 07777, 0700u);
-  EXPECT_EQ(st.st_uid, 42u);
-  ASSERT_EQ(::lstat(in_dest("dev/null").c_str(), &st), 0);
-  EXPECT_TRUE(S_ISCHR(st.st_mode));
-  EXPECT_EQ(st.st_rdev, makedev(1, 3));
-  ASSERT_EQ(::lstat(in_dest("run/fifo").c_str(), &st), 0);
-  EXPECT_TRUE(S_ISFIFO(st.st_mode));
-}
-
-TEST_F(UnpackTest, WhiteoutsBecomeOverlayfsWhiteouts) {
-  auto stats = unpack({tar_dir("a"), tar_file("a/.wh.gone", ""), tar_dir("b"),
-                       tar_file("b/.wh..wh..opq", ""), tar_file("b/new", "new"),
-                       tar_file("c/.wh..wh.plnk", ""),  // aufs bookkeeping: ignored
-                       tar_file("kept", "mine"), tar_file(".wh.kept", ""),
-                       tar_file(".wh.later", ""), tar_file("later", "back")});
-  ASSERT_TRUE(stats) << stats.error().to_string();
-  EXPECT_EQ(stats->entries, 10u);
-
-  struct stat st {};
-  ASSERT_EQ(::lstat(in_dest("a/gone").c_str(), &st), 0);
-  EXPECT_TRUE(S_ISCHR(st.st_mode));
-  EXPECT_EQ(st.st_rdev, makedev(0, 0));
-  EXPECT_EQ(names_in(in_dest("a")), std::set<std::string>{"gone"});
-  EXPECT_EQ(xattr(in_dest("b"), "trusted.overlay.opaque"), "y");
-  EXPECT_EQ(xattr(in_dest("a"), "trusted.overlay.opaque"), "<none>");
-  EXPECT_EQ(names_in(in_dest("b")), std::set<std::string>{"new"});
-  EXPECT_FALSE(fs::exists(in_dest("c")));
-  // A whiteout hides lower layers only: this layer's own "kept" stays a file.
-  EXPECT_EQ(slurp(in_dest("kept")), "mine");
-  // A later entry of the same name replaces the whiteout.
-  EXPECT_EQ(slurp(in_dest("later")), "back");
-}
 
 // Each unpack changes directory on a thread of its own: concurrent unpacks land in
 // their own dirs and the process's working directory never moves.
@@ -176,15 +89,6 @@ TEST_F(UnpackTest, ConcurrentUnpacksKeepToTheirOwnDirs) {
   }
   EXPECT_EQ(fs::current_path(), cwd_before);
   EXPECT_FALSE(fs::exists(cwd_before + "/d"));
-}
-
-TEST_F(UnpackTest, OpaqueMarkerBeforeItsDirectoryStillApplies) {
-  auto stats = unpack({tar_file("d/.wh..wh..opq", ""), tar_dir("d", 0750)});
-  ASSERT_TRUE(stats) << stats.error().to_string();
-  EXPECT_EQ(xattr(in_dest("d"), "trusted.overlay.opaque"), "y");
-  struct stat st {};
-  ASSERT_EQ(::lstat(in_dest("d").c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 07777, 0750u);
 }
 
 TEST_F(UnpackTest, RefusesNonEmptyDestAndMissingBlob) {

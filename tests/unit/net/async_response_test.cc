@@ -37,7 +37,7 @@ class AsyncServer : public ::testing::Test {
     server_->start();
   }
   void TearDown() override {
-    server_->stop();
+    if (server_) server_->stop();
     for (auto& t : threads_) t.join();
   }
 

@@ -4,6 +4,9 @@
 // thread per connection): a backend whose handler sees the raw socket, and a client
 // that keeps its connection.
 
+#include <sys/socket.h>
+#include <sys/time.h>
+
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -132,8 +135,11 @@ class Client {
     req.set(http::field::host, host);
     return request(std::move(req));
   }
-  // Sends raw bytes; reads until the proxy closes the connection (or `limit` bytes).
+  // Sends raw bytes; reads until the proxy closes the connection (or `limit` bytes, or
+  // 30 s without a byte: a proxy that never closes fails the test instead of hanging it).
   std::string raw(const std::string& bytes, size_t limit = 1 << 20) {
+    timeval quiet{30, 0};
+    ::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &quiet, sizeof quiet);
     asio::write(sock_, asio::buffer(bytes));
     std::string out;
     char b[4096];

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "backend.h"
+#include "support/eventually.h"
 #include "support/temp_dir.h"
 
 namespace mill::proxy {
@@ -496,8 +497,15 @@ TEST(Proxy, DrainTakesAnUpstreamOutAndWaitsForItsRequests) {
 }
 
 TEST(Proxy, NewRouteTablesDoNotDisturbRequestsInFlight) {
-  Backend slow(serve_http([](const auto& req) {
-    if (req.target() == "/slow") std::this_thread::sleep_for(400ms);
+  // The slow request is answered only once the test lets it go (or after 30 s).
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  Backend slow(serve_http([release](const auto& req) {
+    if (req.target() == "/slow") {
+      auto limit = std::chrono::steady_clock::now() + 30s;
+      while (!*release && std::chrono::steady_clock::now() < limit) {
+        std::this_thread::sleep_for(5ms);
+      }
+    }
     http::response<http::string_body> res{http::status::ok, 11};
     res.body() = "done";
     return res;
@@ -508,7 +516,8 @@ TEST(Proxy, NewRouteTablesDoNotDisturbRequestsInFlight) {
     Client c(proxy->http_port());
     return c.get("svc.test", "/slow");
   });
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(
+      mill::testing::eventually([&] { return proxy->in_flight(slow.address()) == 1; }, 10s));
   // Each worker picks up every new table while the slow request still uses the first.
   for (int i = 0; i < 5; ++i) {
     proxy->set_routes({route("svc" + std::to_string(i), "svc.test", "/", {slow.address()})});
@@ -517,12 +526,16 @@ TEST(Proxy, NewRouteTablesDoNotDisturbRequestsInFlight) {
       EXPECT_EQ(c.get("svc.test", "/").body(), "done");
     }
   }
+  *release = true;
   EXPECT_EQ(in_flight.get().body(), "done");
+  bool found = false;
   for (const auto& s : proxy->stats()) {
     if (s.route == "svc") {
-      EXPECT_EQ(s.by_class[2], 1u);
+      found = true;
+      EXPECT_EQ(s.by_class[2], 1u) << "the slow request counts under the table it started on";
     }
   }
+  EXPECT_TRUE(found) << "no stats for the first route";
 }
 
 TEST(Proxy, SlowClientsAreCutOff) {
@@ -534,9 +547,18 @@ TEST(Proxy, SlowClientsAreCutOff) {
   Client c(proxy->http_port());
   auto t0 = std::chrono::steady_clock::now();
   std::string answer = c.raw("GET / HTTP/1.1\r\nHost: app.te");  // and then nothing
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
-  EXPECT_TRUE(answer.empty() || answer.starts_with("HTTP/1.1 408")) << answer;
+  auto took = std::chrono::steady_clock::now() - t0;
+  // The connection is closed, with no answer (Beast's stream closes the socket when its
+  // timer fires, so there is nothing to send a 408 on); never before the header
+  // timeout, and not much after (a generous bound: the point is that the proxy does
+  // not wait on the client forever).
+  EXPECT_EQ(answer, "");
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 10s);
   EXPECT_EQ(app->connections(), 0);
+  // The proxy goes on serving.
+  Client next(proxy->http_port());
+  EXPECT_EQ(next.get("app.test", "/").result_int(), 200);
 }
 
 TEST(Proxy, CountsRequestsPerRouteAndStatusClass) {

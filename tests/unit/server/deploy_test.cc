@@ -93,13 +93,15 @@ class DeployTest : public ::testing::Test {
     ASSERT_TRUE(nodes.register_node(reg).has_value());
     ASSERT_TRUE(tasks.start().has_value());
     DeployOptions o;
-    o.default_deadline = 500ms;
+    // Long enough that the fake node's health on a loaded machine never meets it; the
+    // two tests of a failing deploy wait it out.
+    o.default_deadline = 3s;
     o.keep_alive = 50ms;
     deploys = std::make_unique<DeployManager>(store, tasks, secrets, clock, o);
     ASSERT_TRUE(deploys->start().has_value());
   }
   void TearDown() override {
-    deploys->stop();
+    if (deploys) deploys->stop();
     node.reset();
     tasks.stop();
   }
@@ -122,33 +124,48 @@ class DeployTest : public ::testing::Test {
     DeployRejection rejection;
     auto id = deploys->deploy(config, "t.toml", &rejection);
     EXPECT_TRUE(id.has_value()) << (id ? "" : id.error().message);
-    Outcome out;
-    if (!id) return out;
-    std::mutex mu;
-    std::condition_variable cv;
-    bool ended = false;
-    deploys->subscribe(*id, [&](const DeployEvent& e) {
-      std::lock_guard lock(mu);
+    if (!id) return {};
+    // The callback runs on the deploy's thread and may outlive this call (a test that
+    // gives up waiting): it shares its state, never throws, and unsubscribes once done.
+    struct Shared {
+      std::mutex mu;
+      std::condition_variable cv;
+      bool ended = false;
+      bool gone = false;
+      Outcome out;
+    };
+    auto shared = std::make_shared<Shared>();
+    deploys->subscribe(*id, [shared](const DeployEvent& e) {
+      std::lock_guard lock(shared->mu);
+      if (shared->gone) return false;
+      Outcome& out = shared->out;
       if (e.event.empty()) {
         ++out.keep_alives;
         return true;
       }
-      auto o = json::parse(e.data).as_object();
+      boost::system::error_code ec;
+      json::value v = json::parse(e.data, ec);
+      const json::object* o = !ec && v.is_object() ? &v.as_object() : nullptr;
+      const json::value* phase = o ? o->if_contains("phase") : nullptr;
       if (e.event == "progress") {
-        std::string step(o.at("phase").as_string());
-        if (auto* s = o.if_contains("service")) step += " " + std::string(s->as_string());
+        std::string step = phase && phase->is_string() ? std::string(phase->as_string())
+                                                       : "(bad event: " + e.data + ")";
+        const json::value* s = o ? o->if_contains("service") : nullptr;
+        if (s && s->is_string()) step += " " + std::string(s->as_string());
         out.steps.push_back(step);
-      } else {
-        out.end = e.event;
-        if (auto* r = o.if_contains("reason")) out.reason = std::string(r->as_string());
-        ended = true;
-        cv.notify_all();
+        return true;
       }
-      return true;
+      out.end = e.event;
+      const json::value* r = o ? o->if_contains("reason") : nullptr;
+      if (r && r->is_string()) out.reason = std::string(r->as_string());
+      shared->ended = true;
+      shared->cv.notify_all();
+      return false;
     });
-    std::unique_lock lock(mu);
-    EXPECT_TRUE(cv.wait_for(lock, 10s, [&] { return ended; }));
-    return out;
+    std::unique_lock lock(shared->mu);
+    EXPECT_TRUE(shared->cv.wait_for(lock, 60s, [&] { return shared->ended; }));
+    shared->gone = true;
+    return shared->out;
   }
 
   std::set<std::string> live(const std::string& service) {
@@ -228,12 +245,13 @@ TEST_F(DeployTest, AWaitWithNoNewsKeepsTheStreamAliveUntilTheDeadlineFailsIt) {
   auto before = live("web");
   auto out = deploy(service("web", 2, "r/never-healthy:v2"));
   EXPECT_EQ(out.end, "failed");
-  EXPECT_EQ(out.reason, "not healthy (still running) after 0.5s");
-  // 500 ms of waiting at one keep-alive per 50 ms of silence.
+  EXPECT_EQ(out.reason, "not healthy (still running) after 3s");
+  // 3 s of waiting at one keep-alive per 50 ms of silence.
   EXPECT_GE(out.keep_alives, 5);
   EXPECT_EQ(live("web"), before) << "the new allocation stopped, the old ones untouched";
   // Keep-alives are not part of the record.
   auto records = deploys->records();
+  ASSERT_FALSE(records.empty());
   auto record = deploys->record(records.front().id);
   ASSERT_TRUE(record.has_value());
   for (const auto& e : record->events) EXPECT_FALSE(e.event.empty());
@@ -247,13 +265,15 @@ TEST_F(DeployTest, AFailureAfterSomeReplacementsRollsThoseBackToo) {
   ASSERT_EQ(deploy(service("web", 3)).end, "done");
   auto out = deploy(service("web", 3, "r/two-only:v2"));
   EXPECT_EQ(out.end, "failed");
-  EXPECT_EQ(out.reason, "not healthy (still running) after 0.5s");
+  EXPECT_EQ(out.reason, "not healthy (still running) after 3s");
   EXPECT_EQ(count(out.steps, "healthy web"), 2 + 2) << "two new, then two old ones again";
   EXPECT_EQ(count(out.steps, "stopped web"), 2 + 2);
   auto now = live("web");
   ASSERT_EQ(now.size(), 3u);
   for (const auto& v : tasks.group(model::kKindService, "web")) {
-    if (now.contains(v.alloc.id)) EXPECT_EQ(v.alloc.spec.image, "r/app:v1") << v.alloc.id;
+    if (now.contains(v.alloc.id)) {
+      EXPECT_EQ(v.alloc.spec.image, "r/app:v1") << v.alloc.id;
+    }
   }
 }
 

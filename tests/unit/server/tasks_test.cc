@@ -5,7 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <functional>
 #include <future>
+#include <memory>
 
 #include "store/memory_store.h"
 
@@ -129,13 +132,26 @@ TEST_F(TasksTest, ReportsFromAnotherNodeOrAfterTheEndAreIgnored) {
   EXPECT_EQ(tasks.get(a->alloc.id)->status(), model::AllocStatus::kKilled);
 }
 
+// A callback's one result, safe to deliver after the test has moved on or given up
+// (the callback owns a share of the promise) and delivered at most once.
+template <typename T>
+struct Caught {
+  std::shared_ptr<std::promise<T>> promise = std::make_shared<std::promise<T>>();
+  std::future<T> future = promise->get_future();
+  std::function<void(T)> callback() {
+    auto once = std::make_shared<std::atomic<bool>>(false);
+    return [p = promise, once](T v) {
+      if (!once->exchange(true)) p->set_value(std::move(v));
+    };
+  }
+};
+
 TEST_F(TasksTest, WhenStartedFiresOnTheRunningReport) {
   auto a = tasks.spawn(inline_task());
   ASSERT_TRUE(a.has_value());
-  std::promise<Result<TaskView>> got;
-  tasks.when_started(a->alloc.id, std::chrono::steady_clock::now() + 10s,
-                     [&](Result<TaskView> v) { got.set_value(std::move(v)); });
-  auto future = got.get_future();
+  Caught<Result<TaskView>> got;
+  tasks.when_started(a->alloc.id, std::chrono::steady_clock::now() + 10s, got.callback());
+  auto& future = got.future;
   EXPECT_EQ(future.wait_for(100ms), std::future_status::timeout);
   ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kPulling)}));
   EXPECT_EQ(future.wait_for(300ms), std::future_status::timeout);
@@ -149,10 +165,9 @@ TEST_F(TasksTest, WhenStartedFiresOnTheRunningReport) {
 TEST_F(TasksTest, WhenStartedTimesOut) {
   auto a = tasks.spawn(inline_task());
   ASSERT_TRUE(a.has_value());
-  std::promise<Result<TaskView>> got;
-  tasks.when_started(a->alloc.id, std::chrono::steady_clock::now() + 300ms,
-                     [&](Result<TaskView> v) { got.set_value(std::move(v)); });
-  auto future = got.get_future();
+  Caught<Result<TaskView>> got;
+  tasks.when_started(a->alloc.id, std::chrono::steady_clock::now() + 300ms, got.callback());
+  auto& future = got.future;
   ASSERT_EQ(future.wait_for(5s), std::future_status::ready);
   auto v = future.get();
   ASSERT_FALSE(v.has_value());
@@ -162,10 +177,9 @@ TEST_F(TasksTest, WhenStartedTimesOut) {
 TEST_F(TasksTest, BlockingQueryWakesOnANewAllocation) {
   auto before = tasks.allocations_for("node-1");
   EXPECT_TRUE(before.allocations.empty());
-  std::promise<bool> woke;
-  tasks.wait_allocations(before.index, std::chrono::steady_clock::now() + 10s,
-                         [&](bool changed) { woke.set_value(changed); });
-  auto future = woke.get_future();
+  Caught<bool> woke;
+  tasks.wait_allocations(before.index, std::chrono::steady_clock::now() + 10s, woke.callback());
+  auto& future = woke.future;
   EXPECT_EQ(future.wait_for(100ms), std::future_status::timeout);
   auto a = tasks.spawn(inline_task());
   ASSERT_TRUE(a.has_value());

@@ -31,6 +31,7 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual Store& store() = 0;
+  virtual bool ok() const { return true; }  // false: the store did not open (a failure)
 };
 
 struct BackendFactory {
@@ -63,6 +64,7 @@ class SqliteBackend final : public Backend {
   }
   ~SqliteBackend() override { store_.reset(); }  // close before the dir goes
   Store& store() override { return *store_; }
+  bool ok() const override { return store_ != nullptr; }
 
  private:
   TempDir dir_;
@@ -85,7 +87,10 @@ const std::vector<BackendFactory>& backends() {
 
 class StoreConformance : public ::testing::TestWithParam<BackendFactory> {
  protected:
-  void SetUp() override { backend_ = GetParam().make({}); }
+  void SetUp() override {
+    backend_ = GetParam().make({});
+    ASSERT_TRUE(backend_ && backend_->ok()) << "the store did not open";
+  }
 
   Store& store() { return backend_->store(); }
 
@@ -503,6 +508,7 @@ TEST_P(StoreConformance, ConcurrentCompareAndSwapLosesNoUpdate) {
 
 TEST_P(StoreConformance, CompactedHistoryIsReported) {
   auto backend = GetParam().make({.history_limit = 4});
+  ASSERT_TRUE(backend && backend->ok()) << "the store did not open";
   Store& small = backend->store();
   for (int i = 1; i <= 10; ++i) ASSERT_OK(small.put("k" + std::to_string(i), "v"));
 
