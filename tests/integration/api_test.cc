@@ -232,7 +232,10 @@ TEST_F(ApiTest, BadSecretNamesAre400) {
   EXPECT_EQ(call("DELETE", "/v1/secrets/" + longest).status, 200);
   // Nothing invalid was stored.
   auto list = call("GET", "/v1/secrets");
-  for (const auto& s : parse_json(list.body).as_array()) {
+  ASSERT_EQ(list.status, 200) << list.body;
+  auto names = parse_json(list.body);
+  ASSERT_TRUE(names.is_array()) << list.body;
+  for (const auto& s : names.as_array()) {
     std::string name(s.at("name").as_string());
     EXPECT_TRUE(name.size() <= 128 && name != ".." && name != "." &&
                 name.find_first_of("/ ;") == std::string::npos)
