@@ -99,6 +99,15 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
   auto p = std::make_unique<Parts>();
   const std::string& d = o.data_dir;
 
+  // The runtime first: it checks runc and mill-shim, so a node missing either fails
+  // before it changes anything on the host (bridge, route, firewall).
+  runtime::RuntimeOptions rt;
+  rt.runtime_path = o.runtime_path;
+  rt.shim_path = o.shim_path;
+  rt.state_root = d + "/containers";
+  rt.runc_root = d + "/runc";
+  p->runtime = MILL_TRY(runtime::RuncRuntime::create(rt));
+
   network::NetworkOptions net;
   net.bridge = o.bridge;
   net.cluster_cidr = reg.cluster_network;
@@ -134,13 +143,6 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
     return image::RegistryCredentials{login->username, login->password, login->insecure};
   };
   p->images = MILL_TRY(image::ImageStore::open(img));
-
-  runtime::RuntimeOptions rt;
-  rt.runtime_path = o.runtime_path;
-  rt.shim_path = o.shim_path;
-  rt.state_root = d + "/containers";
-  rt.runc_root = d + "/runc";
-  p->runtime = MILL_TRY(runtime::RuncRuntime::create(rt));
 
   ContainerHostOptions ch;
   ch.alloc_root = d + "/allocs";

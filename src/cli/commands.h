@@ -3,6 +3,10 @@
 // One function per subcommand (like Nomad's command/): each adds itself to the app and
 // sets `exit_code` when it runs.
 
+#include <optional>
+#include <string>
+#include <vector>
+
 namespace CLI {
 class App;
 }
@@ -17,7 +21,9 @@ void add_server_command(CLI::App& app, int& exit_code);
 void add_status_commands(CLI::App& app, int& exit_code);  // status, nodes
 void add_secret_command(CLI::App& app, int& exit_code);
 void add_validate_command(CLI::App& app, int& exit_code);
-void add_task_commands(CLI::App& app, int& exit_code);  // spawn, tasks, task, kill
+// spawn, tasks, task, kill; `command`: what followed `spawn … --command` (cli/argv.h)
+void add_task_commands(CLI::App& app, int& exit_code,
+                       const std::optional<std::vector<std::string>>& command);
 void add_logs_command(CLI::App& app, int& exit_code);
 void add_cleanup_command(CLI::App& app, int& exit_code);
 void add_deploy_command(CLI::App& app, int& exit_code);  // deploy, deploys

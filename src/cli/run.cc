@@ -1,10 +1,16 @@
 #include <CLI/CLI.hpp>
 
+#include "cli/argv.h"
 #include "cli/commands.h"
 
 namespace mill::cli {
 
 int run(int argc, char** argv) {
+  // A task's command is taken whole before CLI11 sees the rest (cli/argv.h).
+  auto split = split_spawn_command(std::vector<std::string>(argv, argv + argc));
+  std::vector<char*> args;
+  for (auto& a : split.args) args.push_back(a.data());
+
   CLI::App app{"Mill: run services and tasks on a few Linux machines as one cluster"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "mill 0.1.0");
@@ -14,7 +20,7 @@ int run(int argc, char** argv) {
   add_status_commands(app, exit_code);
   add_secret_command(app, exit_code);
   add_validate_command(app, exit_code);
-  add_task_commands(app, exit_code);
+  add_task_commands(app, exit_code, split.command);
   add_logs_command(app, exit_code);
   add_cleanup_command(app, exit_code);
   add_deploy_command(app, exit_code);
@@ -23,7 +29,7 @@ int run(int argc, char** argv) {
   add_volume_commands(app, exit_code);
   // CLI11 reports bad usage by exception; this is its adapter, nothing else escapes.
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(args.size()), args.data());
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

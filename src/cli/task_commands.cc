@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
+#include <cstdio>
 #include <iostream>
 
 #include "cli/client.h"
@@ -118,15 +119,19 @@ void print_task(const json::object& o) {
   line("Start", ms("start_ms"));
   if (auto* u = o.if_contains("usage"); u && u->is_object()) {
     const auto& usage = u->as_object();
-    line("CPU time", std::to_string(usage.at("cpu_seconds").to_number<double>()) + " s");
+    char cpu[32];
+    std::snprintf(cpu, sizeof cpu, "%.2f s", usage.at("cpu_seconds").to_number<double>());
+    line("CPU time", cpu);
     line("Memory", format_bytes(usage.at("memory_bytes").to_number<double>()));
   }
 }
 
 }  // namespace
 
-void add_task_commands(CLI::App& app, int& exit_code) {
+void add_task_commands(CLI::App& app, int& exit_code,
+                       const std::optional<std::vector<std::string>>& command) {
   auto spawn = std::make_shared<SpawnOptions>();
+  auto trailing = command.value_or(std::vector<std::string>{});
   auto* cmd = app.add_subcommand("spawn", "Start a task from a template or an image");
   cmd->add_option("template", spawn->template_name, "A [task.NAME] template from the config");
   cmd->add_option("--image", spawn->image, "Run this image (instead of a template)");
@@ -136,10 +141,13 @@ void add_task_commands(CLI::App& app, int& exit_code) {
   cmd->add_option("--timeout", spawn->timeout, "Stop it after this long running, e.g. 30m");
   cmd->add_option("--port", spawn->port, "The port it listens on (for its address)");
   cmd->add_flag("--no-init", spawn->no_init, "Run the command as PID 1, without mill's init");
-  cmd->add_option("--command", spawn->command, "Command and arguments instead of the image's")
-      ->expected(-1);
+  // The help text only: a bare --command (or --) and all after it never reach CLI11.
+  cmd->add_option("--command", spawn->command,
+                  "The command and its arguments instead of the image's: everything after "
+                  "--command (or --)");
   cmd->add_flag("--json", spawn->as_json, "Print the API's JSON");
-  cmd->callback([spawn, &exit_code] {
+  cmd->callback([spawn, trailing, &exit_code] {
+    spawn->command.insert(spawn->command.end(), trailing.begin(), trailing.end());
     auto body = spawn_body(*spawn);
     if (!body) {
       exit_code = fail(body.error().message);

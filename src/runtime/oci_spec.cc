@@ -162,7 +162,12 @@ bool valid_container_id(std::string_view id) {
 }
 
 std::vector<std::string> merged_args(const model::ImageConfig& image, const ContainerSpec& spec) {
-  std::vector<std::string> args = spec.entrypoint.empty() ? image.entrypoint : spec.entrypoint;
+  // Docker: an entrypoint of one empty string is no entrypoint (`ENTRYPOINT [""]`).
+  auto none_if_blank = [](const std::vector<std::string>& e) {
+    return e.size() == 1 && e[0].empty() ? std::vector<std::string>{} : e;
+  };
+  std::vector<std::string> args =
+      spec.entrypoint.empty() ? none_if_blank(image.entrypoint) : spec.entrypoint;
   // Docker: a new entrypoint resets the image's cmd; a new command replaces it.
   const std::vector<std::string>& cmd =
       !spec.command.empty() ? spec.command
@@ -207,7 +212,13 @@ Result<std::string> build_oci_config(const model::ImageConfig& image, const Cont
     return bad("rootfs must be an absolute path");
   }
   std::vector<std::string> args = merged_args(image, spec);
-  if (args.empty()) return bad("neither the image nor the spec names a process to run");
+  if (args.empty() || args.front().empty()) {
+    // Said here, rather than left to fail as "exec  failed" inside the container.
+    bool blank =
+        spec.entrypoint.empty() && !image.entrypoint.empty() && image.entrypoint[0].empty();
+    return bad(blank ? "the image's entrypoint is empty (\"\") and names no program: give a command"
+                     : "neither the image nor the spec names a process to run");
+  }
   if (spec.init) args.insert(args.begin(), {kInitInContainer, "--"});
   auto [uid, gid] = spec.user ? *spec.user : MILL_TRY(numeric_user(image.user));
   int stop_signal = image.stop_signal.empty() ? SIGTERM : MILL_TRY(parse_signal(image.stop_signal));

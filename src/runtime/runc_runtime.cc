@@ -113,7 +113,10 @@ Result<std::unique_ptr<RuncRuntime>> RuncRuntime::create(RuntimeOptions o) {
     return make_error(ErrorCode::kInvalidArgument, "OCI runtime not executable: " + o.runtime_path);
   }
   if (!is_executable(o.shim_path)) {
-    return make_error(ErrorCode::kInvalidArgument, "mill-shim not executable: " + o.shim_path);
+    return make_error(ErrorCode::kInvalidArgument,
+                      "mill-shim not found at " + o.shim_path +
+                          ": it must sit next to the mill binary (install both: mill and "
+                          "mill-shim from the same build, into the same directory)");
   }
   std::error_code ec;
   fs::create_directories(o.state_root, ec);

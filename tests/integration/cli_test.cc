@@ -343,5 +343,25 @@ cpu = 0.5
   EXPECT_FALSE(missing.err.empty());
 }
 
+// A usage error never exits 0, and never spawns anything: the server is not even asked.
+TEST(CliUsage, BadSpawnUsageExitsNonZero) {
+  TempDir dir;
+  ClosedPort nobody;  // a spawn that did reach for the server would say it is unreachable
+  Env env{{"MILL_ADDR", nobody.address()},
+          {"MILL_TOKEN", std::string(64, 'a')},
+          {"MILL_CONFIG", dir.file("none.toml")}};
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{"spawn", "--image", "x", "--bogus"},
+                                             {"spawn", "--image", "x", "--command"},
+                                             {"spawn", "--cpu", "lots", "--image", "x"},
+                                             {"spawn"}}) {
+    auto r = run_mill(args, env);
+    std::string joined;
+    for (const auto& a : args) joined += a + " ";
+    EXPECT_NE(r.exit_code, 0) << joined << "\n" << r.out << r.err;
+    EXPECT_EQ((r.out + r.err).find("cannot reach"), std::string::npos) << joined << r.err;
+  }
+}
+
 }  // namespace
 }  // namespace mill::testing

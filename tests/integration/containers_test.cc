@@ -15,6 +15,7 @@
 #include <random>
 #include <thread>
 
+#include "common/command.h"
 #include "harness.h"
 #include "net/sse.h"
 #include "support/cluster_lease.h"
@@ -47,6 +48,11 @@ class Containers : public ::testing::Test {
     auto registry = std::make_unique<TestRegistry>();
     ASSERT_TRUE(registry->ok());
     ASSERT_TRUE(registry->push("probe", "v1", probe_image()));
+    // The probe as the image's cmd (not its entrypoint): a command replaces it whole.
+    ASSERT_TRUE(registry->push(
+        "probe", "cmd",
+        testing::probe_image(MILL_PROBE_PATH, {"FROM_IMAGE=yes"}, LayerCompression::kZstd,
+                             /*probe_as_cmd=*/true)));
     registry_ = registry.release();
   }
 
@@ -344,6 +350,71 @@ TEST_F(Containers, TasksOutliveAKilledAgentAndAreReadopted) {
   // And it is still supervised: its exit is noticed.
   probe(t, "/exit?code=4");
   EXPECT_EQ(wait_status(id, "exited").at("exit_code").as_int64(), 4);
+}
+
+// `mill spawn … --command CMD ARGS…`: everything after --command is the task's command,
+// its own options included (as `docker run IMAGE CMD…`), never read as mill's.
+TEST_F(Containers, TheCliTakesEverythingAfterCommandAsTheCommand) {
+  const std::map<std::string, std::string> env{{"MILL_ADDR", server_->address()},
+                                               {"MILL_TOKEN", token_},
+                                               {"MILL_CONFIG", dir_.file("none.toml")}};
+  auto r = run_mill({"spawn", "--image", registry_->host() + "/probe:cmd", "--json", "--command",
+                     "/bin/sh", "-c", "echo \"args: $0 $1\"; exit 3", "-h", "--port"},
+                    env);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  boost::system::error_code ec;
+  auto spawned = json::parse(r.out, ec);
+  ASSERT_FALSE(ec) << r.out;
+  std::string id(spawned.as_object().at("id").as_string());
+  EXPECT_EQ(wait_status(id, "exited").at("exit_code").as_int64(), 3);
+  std::string log;
+  EXPECT_TRUE(eventually(
+      [&] {
+        log = call("GET", "/v1/logs/" + id).body;
+        return log.find("args: -h --port") != std::string::npos;
+      },
+      20s))
+      << log;
+  // `--` works the same.
+  r = run_mill({"spawn", "--image", registry_->host() + "/probe:cmd", "--json", "--", "/bin/sh",
+                "-c", "exit 4"},
+               env);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  spawned = json::parse(r.out, ec);
+  ASSERT_FALSE(ec) << r.out;
+  id = std::string(spawned.as_object().at("id").as_string());
+  EXPECT_EQ(wait_status(id, "exited").at("exit_code").as_int64(), 4);
+}
+
+// mill-shim must sit next to mill. A server without it says so, and where, before it
+// changes anything on the host: no bridge, no route, no firewall table.
+TEST(ContainersWithoutTheShim, TheServerSaysWhereItMustBeAndChangesNothing) {
+  MILL_REQUIRE(::geteuid() == 0, "running containers needs root");
+  TempDir dir;
+  ASSERT_FALSE(init_data_dir(dir).empty());
+  std::filesystem::create_directories(dir.file("bin"));
+  std::filesystem::copy_file(mill_binary(), dir.file("bin/mill"));
+  ClusterLease lease = ClusterLease::take(150, 199);
+  ASSERT_GE(lease.octet(), 0);
+  const std::string bridge = "mc" + std::to_string(std::random_device{}() % 1000000);
+  auto crash_cleanup = clean_up_on_crash(dir.file("data"));
+  auto r = run_binary(
+      dir.file("bin/mill"),
+      {"server", "--data-dir", dir.file("data"), "--listen", "127.0.0.1:0", "--bridge", bridge,
+       "--cluster-network", lease.cidr(), "--proxy-http", "", "--proxy-https", ""},
+      {}, 60s);
+  EXPECT_NE(r.exit_code, 0) << r.out << r.err;
+  const std::string said = r.out + r.err;
+  EXPECT_NE(said.find("mill-shim not found at " + dir.file("bin/mill-shim")), std::string::npos)
+      << said;
+  EXPECT_NE(said.find("next to the mill binary"), std::string::npos) << said;
+  EXPECT_FALSE(std::filesystem::exists("/sys/class/net/" + bridge)) << "a bridge was made";
+  auto tables = run_command({"nft", "list", "tables"});
+  ASSERT_TRUE(tables);
+  EXPECT_EQ(tables->output.find("mill_" + bridge), std::string::npos) << tables->output;
+  auto routes = run_command({"ip", "route", "show", lease.cidr()});
+  ASSERT_TRUE(routes);
+  EXPECT_EQ(routes->output, "") << "a route into the cluster network was left";
 }
 
 TEST_F(Containers, BadImagesFailTheSpawnWithAClearError) {

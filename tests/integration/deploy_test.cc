@@ -561,6 +561,16 @@ TEST_F(Deploy, StatusNodesUsageMetricsAndLogsShowWhatRuns) {
   EXPECT_EQ(nodes.at(0).as_object().at("allocations").as_int64(), 3);
   auto one = json::parse(call("GET", "/v1/tasks/" + task).body).as_object();
   EXPECT_EQ(one.at("node").as_string(), "node-1");
+  // A running task's usage is measured too: its memory shows once a report carries it.
+  EXPECT_TRUE(eventually(
+      [&] {
+        one = json::parse(call("GET", "/v1/tasks/" + task).body).as_object();
+        auto* usage = one.if_contains("usage");
+        return usage && usage->is_object() &&
+               usage->as_object().at("memory_bytes").to_number<double>() > 0;
+      },
+      60s))
+      << json::serialize(one);
   // The CLI shows the same counts.
   auto cli = run_mill({"status"}, {{"MILL_ADDR", server_->address()}, {"MILL_TOKEN", token_}});
   EXPECT_EQ(cli.exit_code, 0) << cli.err;

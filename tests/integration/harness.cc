@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "support/crash_cleanup.h"
+#include "support/eventually.h"
 #include "support/files.h"
 
 namespace mill::testing {
@@ -38,9 +39,10 @@ int wait_status_to_code(int status) {
 // appended to when append is set).
 pid_t spawn_mill(const std::vector<std::string>& args,
                  const std::map<std::string, std::string>& env, const std::string& stdin_path,
-                 const std::string& out_path, const std::string& err_path, bool append = false) {
+                 const std::string& out_path, const std::string& err_path, bool append = false,
+                 const std::string& binary = MILL_BINARY) {
   const int mode = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC);
-  std::vector<std::string> argv_s{MILL_BINARY};
+  std::vector<std::string> argv_s{binary};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   pid_t pid = fork();
   if (pid == 0) {
@@ -86,6 +88,28 @@ CommandResult run_mill(const std::vector<std::string>& args,
   CommandResult r;
   int status = 0;
   if (pid > 0 && waitpid(pid, &status, 0) == pid) r.exit_code = wait_status_to_code(status);
+  r.out = slurp(io.file("out"));
+  r.err = slurp(io.file("err"));
+  return r;
+}
+
+std::string mill_binary() { return MILL_BINARY; }
+
+CommandResult run_binary(const std::string& binary, const std::vector<std::string>& args,
+                         const std::map<std::string, std::string>& env,
+                         std::chrono::seconds limit) {
+  TempDir io;
+  pid_t pid = spawn_mill(args, env, "", io.file("out"), io.file("err"), false, binary);
+  CommandResult r;
+  int status = 0;
+  bool done = pid > 0 && eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }, limit);
+  if (done) {
+    r.exit_code = wait_status_to_code(status);
+  } else if (pid > 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    ADD_FAILURE() << binary << " still ran after " << limit.count() << " s; killed";
+  }
   r.out = slurp(io.file("out"));
   r.err = slurp(io.file("err"));
   return r;

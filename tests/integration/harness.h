@@ -29,6 +29,14 @@ CommandResult run_mill(const std::vector<std::string>& args,
                        const std::map<std::string, std::string>& env = {},
                        const std::string& stdin_text = {});
 
+// The mill binary under test.
+std::string mill_binary();
+
+// Runs `binary args...` (a copy of mill, say) to completion, killing it (a test
+// failure, exit_code -1) if it still runs after `limit`.
+CommandResult run_binary(const std::string& binary, const std::vector<std::string>& args,
+                         const std::map<std::string, std::string>& env, std::chrono::seconds limit);
+
 // `mill init --data-dir <dir>/data`, with the client config written to <dir>/client.toml.
 // Returns the API token. Fails the test (ADD_FAILURE) and returns "" on error.
 std::string init_data_dir(const TempDir& dir);

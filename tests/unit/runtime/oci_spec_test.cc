@@ -47,6 +47,8 @@ TEST(MergedArgs, FollowsDockerRules) {
       {"entrypoint and command", {"/app"}, {"--serve"}, {"/other"}, {"-v"}, {"/other", "-v"}},
       {"command without image entrypoint", {}, {"sh"}, {}, {"echo", "hi"}, {"echo", "hi"}},
       {"nothing", {}, {}, {}, {}, {}},
+      {"a blank image entrypoint is none", {""}, {"sh"}, {}, {}, {"sh"}},
+      {"a blank image entrypoint, a command", {""}, {"sh"}, {}, {"echo"}, {"echo"}},
   };
   for (const auto& c : cases) {
     model::ImageConfig image;
@@ -208,6 +210,19 @@ TEST(BuildOciConfig, RejectsWhatCannotRun) {
   spec.rootfs = "relative";
   EXPECT_FALSE(build_oci_config(image, spec));
   EXPECT_FALSE(build_oci_config(model::ImageConfig{}, base_spec()));  // nothing to run
+  // An image whose entrypoint is an empty string and that has no cmd: said, not
+  // left to fail as "exec  failed" inside the container.
+  model::ImageConfig blank;
+  blank.entrypoint = {""};
+  auto empty = build_oci_config(blank, base_spec());
+  ASSERT_FALSE(empty);
+  EXPECT_NE(empty.error().message.find("entrypoint is empty"), std::string::npos)
+      << empty.error().message;
+  blank.entrypoint = {"", "--flag"};
+  empty = build_oci_config(blank, base_spec());
+  ASSERT_FALSE(empty);
+  EXPECT_NE(empty.error().message.find("entrypoint is empty"), std::string::npos)
+      << empty.error().message;
   image.user = "nginx";  // a name needs resolve_user first
   auto r = build_oci_config(image, base_spec());
   ASSERT_FALSE(r);
