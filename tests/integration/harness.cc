@@ -3,9 +3,11 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -140,6 +142,11 @@ std::unique_ptr<MillServer> MillServer::start(const TempDir& dir,
   const bool containers = std::find(extra.begin(), extra.end(), "--bridge") != extra.end();
   const bool agent = std::find(extra.begin(), extra.end(), "--no-agent") == extra.end();
   if (agent && !containers) args.push_back("--no-containers");
+  // A node's ingress proxy listens on loopback only, on ports it picks (read back with
+  // proxy_port()), unless the test says otherwise: never on the host's :80 and :443.
+  if (containers && std::find(extra.begin(), extra.end(), "--proxy-http") == extra.end()) {
+    args.insert(args.end(), {"--proxy-http", "127.0.0.1:0", "--proxy-https", "127.0.0.1:0"});
+  }
   const std::string ready = containers ? "this node runs containers" : "registered this machine as";
   // Append, so a restarted server's log follows the first one's (and log() covers
   // every run on this dir); look for this run's start-up lines only past the old end.
@@ -274,6 +281,10 @@ RawConnection::~RawConnection() {
 }
 
 bool RawConnection::peer_has_read_everything() const {
+  // Everything sent has reached the peer (acknowledged)...
+  int unacknowledged = 0;
+  if (fd_ < 0 || ::ioctl(fd_, SIOCOUTQ, &unacknowledged) != 0 || unacknowledged != 0) return false;
+  // ...and the peer has read it.
   sockaddr_in local{}, peer{};
   socklen_t len = sizeof local;
   if (fd_ < 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &len) != 0) return false;
@@ -400,13 +411,30 @@ ClosedPort::~ClosedPort() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+namespace {
+
+// Every regular file below `dir`. A directory that goes away while the walk runs (a
+// container being removed) is passed over, never the end of the walk: a leak search
+// must not stop half-way. Links are not followed.
+void read_dir(const fs::path& dir, std::string& all) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code type_ec;
+    if (it->is_symlink(type_ec)) continue;
+    if (it->is_directory(type_ec)) {
+      read_dir(it->path(), all);
+    } else if (it->is_regular_file(type_ec)) {
+      all += slurp(it->path().string());
+    }
+  }
+}
+
+}  // namespace
+
 std::string read_tree(const std::string& dir) {
   std::string all;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
-       it.increment(ec)) {
-    if (it->is_regular_file()) all += slurp(it->path().string());
-  }
+  if (!fs::is_directory(dir)) ADD_FAILURE() << "read_tree: no directory " << dir;
+  read_dir(dir, all);
   return all;
 }
 

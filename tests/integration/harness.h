@@ -47,8 +47,9 @@ class MillServer {
   // Starts `mill server --data-dir <dir>/data --listen 127.0.0.1:0 [extra...]` and waits
   // until it logs its address and has registered its node. Without `--bridge` in
   // extra the node runs no containers (`--no-containers`), so the host's network is
-  // left alone; with it, start waits until the node is ready to run containers. nullptr (and a test
-  // failure) if it does not come up within the timeout.
+  // left alone; with it, start waits until the node is ready to run containers, and its
+  // ingress proxy listens on 127.0.0.1 ports of its own choosing (unless extra says
+  // `--proxy-http`). nullptr (and a test failure) if it does not come up in time.
   static std::unique_ptr<MillServer> start(const TempDir& dir,
                                            const std::vector<std::string>& extra = {},
                                            std::chrono::seconds timeout = std::chrono::seconds(60));

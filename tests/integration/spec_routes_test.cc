@@ -1,12 +1,15 @@
 // Every route of the spec (spec/http-api.md) is served by the real server: none answers
 // "no such route" (404) or "method not allowed" (405). The routes the spec has and Mill
-// does not serve yet are checked by a test of their own that ctest expects to fail
-// (tests/integration/CMakeLists.txt), so the gap shows in every run and the day they
-// are served that test "fails" and asks to be turned into a plain one.
+// does not serve yet are checked by a test of their own that is expected to fail, for
+// that reason only: ctest counts it passed only when its output says every awaited route
+// is still unserved (tests/integration/CMakeLists.txt), so the gap shows by name in
+// every run, and the day one is served the test fails and asks to be turned into a
+// plain one.
 
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iostream>
 #include <regex>
 #include <string>
 #include <vector>
@@ -49,15 +52,12 @@ class SpecRoutes : public ::testing::Test {
   std::unique_ptr<MillServer> server_;
 };
 
-// The list in routes.h is the spec's, when the spec is at hand (it is beside the
-// repository in CI and in the developers' work trees): a route added to the spec and
-// not to the list fails here.
+#ifdef MILL_SPEC_FILE
+// The list in routes.h is the spec's: a route added to the spec and not to the list
+// fails here. (Built where the spec is beside the repository, as in CI.)
 TEST(SpecRouteList, MatchesTheSpecsHeadings) {
   std::ifstream in(MILL_SPEC_FILE);
-  if (!in) {
-    std::cout << "note: " << MILL_SPEC_FILE << " is not here; the list is checked where it is\n";
-    return;
-  }
+  ASSERT_TRUE(in.good()) << MILL_SPEC_FILE;
   std::vector<std::string> headings;
   std::regex heading(R"(^### `([A-Z]+ /v1/[^`]*)`)");
   for (std::string line; std::getline(in, line);) {
@@ -68,6 +68,7 @@ TEST(SpecRouteList, MatchesTheSpecsHeadings) {
   for (const auto& r : spec_routes()) listed.push_back(r.spec);
   EXPECT_EQ(listed, headings);
 }
+#endif
 
 TEST_F(SpecRoutes, EveryRouteOfTheSpecIsServedButTheAwaitedOnes) {
   int checked = 0;
@@ -81,9 +82,18 @@ TEST_F(SpecRoutes, EveryRouteOfTheSpecIsServedButTheAwaitedOnes) {
 
 // Expected to fail until the awaited routes are served (see the top of this file).
 TEST_F(SpecRoutes, TheAwaitedRoutesAreServed) {
+  int awaited_routes = 0, unserved_routes = 0;
   for (const auto& r : spec_routes()) {
     if (!awaited(r)) continue;
-    EXPECT_EQ(unserved(r), "") << r.spec << " is not served yet: " << kAwaitedBy;
+    ++awaited_routes;
+    std::string why = unserved(r);
+    if (why.empty()) continue;
+    ++unserved_routes;
+    ADD_FAILURE() << r.spec << " is not served yet (" << kAwaitedBy << "): " << why;
+  }
+  if (awaited_routes > 0 && unserved_routes == awaited_routes) {
+    std::cout << "expected failure: none of the " << awaited_routes
+              << " awaited routes is served yet, " << kAwaitedBy << "\n";
   }
 }
 

@@ -6,9 +6,13 @@
 // next run (CI runs right after a session, on the same machine) then trips over them.
 //
 // While an OnCrash lives, a fatal signal first kills every process registered with
-// kill_on_crash(), then runs each registered command, then lets the signal end the
-// process as it would have. Everything the handler reads is copied into fixed
-// buffers beforehand, and it calls only fork, execv, kill and waitpid.
+// kill_on_crash(), then runs each registered command, then hands the signal to the
+// handler that was there before (ASan's, say, which prints its report) or lets it end
+// the process. An error ASan reports (it exits without a signal) runs the same cleanup
+// from ASan's death callback. Everything the handler reads is copied into fixed buffers
+// beforehand; it runs on its own stack (so a stack overflow is handled too) and calls
+// only _Fork (no fork handlers, no malloc locks: the crash may hold one), execv, kill
+// and waitpid. A SIGKILL (ctest's TIMEOUT) cannot be caught: nothing runs then.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -17,8 +21,13 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 namespace mill::testing {
 
@@ -26,12 +35,14 @@ namespace crash_cleanup_detail {
 
 constexpr int kSlots = 16;
 constexpr int kArgs = 6;
-constexpr size_t kArgBytes = 2048;
+constexpr size_t kArgBytes = 4096;
 
 inline volatile pid_t pids[kSlots] = {};
 inline char commands[kSlots][kArgs][kArgBytes] = {};  // argv; commands[i][0][0]==0: free
+inline constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+inline struct sigaction previous[sizeof kSignals / sizeof kSignals[0]] = {};
 
-inline void on_fatal_signal(int sig) {
+inline void clean_up() {
   for (auto& pid : pids) {
     if (pid > 0) {
       ::kill(pid, SIGKILL);
@@ -42,20 +53,41 @@ inline void on_fatal_signal(int sig) {
     if (command[0][0] == '\0') continue;
     char* argv[kArgs + 1] = {};
     for (int i = 0; i < kArgs && command[i][0] != '\0'; ++i) argv[i] = command[i];
-    pid_t child = ::fork();
+    pid_t child = ::_Fork();
     if (child == 0) {
       ::execv(argv[0], argv);
       ::_exit(127);
     }
     if (child > 0) ::waitpid(child, nullptr, 0);
   }
-  ::signal(sig, SIG_DFL);
+}
+
+inline void on_fatal_signal(int sig) {
+  clean_up();
+  // Hand the signal on: to the handler that was there before, else the default.
+  for (size_t i = 0; i < std::size(kSignals); ++i) {
+    if (kSignals[i] == sig) ::sigaction(sig, &previous[i], nullptr);
+  }
   ::raise(sig);
 }
 
 inline void install() {
   static const bool installed = [] {
-    for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT}) ::signal(sig, on_fatal_signal);
+    static char stack[64 * 1024];
+    stack_t alt{};
+    alt.ss_sp = stack;
+    alt.ss_size = sizeof stack;
+    ::sigaltstack(&alt, nullptr);
+    struct sigaction action {};
+    action.sa_handler = on_fatal_signal;
+    action.sa_flags = SA_ONSTACK | SA_RESETHAND;
+    ::sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < std::size(kSignals); ++i) {
+      ::sigaction(kSignals[i], &action, &previous[i]);
+    }
+#if defined(__SANITIZE_ADDRESS__)
+    __sanitizer_set_death_callback(clean_up);
+#endif
     return true;
   }();
   (void)installed;

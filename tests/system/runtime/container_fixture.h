@@ -71,14 +71,21 @@ class ContainerTest : public ::testing::Test {
     }
     runtime_ = make_runtime();
     ASSERT_TRUE(runtime_);
-    // A crash skips TearDown: then runc itself removes what this test started, and
-    // the cgroups go with the containers.
+    // A crash skips TearDown: then runc itself removes what this test started, the
+    // shims are killed (the pattern is split so that it never matches the cleanup
+    // shell's own command line), and the test's cgroup parents go.
     const std::string root = runc_root_.path();
+    const std::string state = state_.path();
+    std::string cgroups;
+    for (const auto& m : cgroup_mounts()) cgroups += " " + m.path + cgroup_parent();
     crash_cleanup_ = std::make_unique<::mill::testing::OnCrash>(std::vector<std::string>{
         "/bin/sh", "-c",
         "for c in $(/usr/sbin/runc --root " + root + " list -q 2>/dev/null); do " +
             "/usr/sbin/runc --root " + root + " delete -f $c; done 2>/dev/null; " +
-            "pkill -KILL -f " + state_.path() + " 2>/dev/null; true"});
+            "a=" + state.substr(0, state.size() / 2) + "; b=" + state.substr(state.size() / 2) +
+            "; pkill -KILL -f \"$a$b\" 2>/dev/null; for d in" + cgroups +
+            "; do [ -d $d ] && find $d -depth -type d -exec rmdir {} \\; ; done 2>/dev/null; "
+            "true"});
   }
 
   void TearDown() override {

@@ -55,15 +55,15 @@ class VolumeManagerTest : public ::testing::Test {
     MILL_REQUIRE(::geteuid() == 0, "volumes need root (loop devices, mount)");
     MILL_REQUIRE(::access("/dev/loop-control", R_OK | W_OK) == 0, "volumes need /dev/loop-control");
     root_ = std::filesystem::canonical(tmp_.path()).string();
-    // A crash skips TearDown: then the shell does what release_everything_under does.
+    // A crash skips TearDown: then the shell does what release_everything_under does
+    // (loop devices found by their image file's identity, as losetup -j does, before
+    // the mounts that may be the only way to them go).
     crash_cleanup_ = std::make_unique<testing::OnCrash>(std::vector<std::string>{
         "/bin/sh", "-c",
-        "loops=$(losetup -nO NAME,BACK-FILE | awk '$2 ~ \"^" + root_ +
-            "/\" {print $1}'); for i in 1 2 3 4 5 6 7 8; do "
-            "awk '$5 ~ \"^" +
-            root_ +
-            "/\" {print $5}' /proc/self/mountinfo | sort -r | "
-            "xargs -r umount -l; done; for l in $loops; do losetup -d $l; done; true"});
+        "loops=$(find " + root_ + " -name '*.img' -exec losetup -j {} \\; | cut -d: -f1); " +
+            "for i in 1 2 3 4 5 6 7 8; do awk '$5 ~ \"^" + root_ +
+            "/\" {print $5}' /proc/self/mountinfo | sort -r | xargs -r umount -l; done; " +
+            "for l in $loops; do losetup -d $l; done; true"});
     auto manager = VolumeManager::create(root_);
     ASSERT_TRUE(manager) << manager.error().to_string();
     manager_ = std::move(*manager);

@@ -1,11 +1,14 @@
 // The static test app (tests/apps/probe) run directly, not in a container: every
 // endpoint over loopback with net::http_request, its signals and exit codes.
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -192,17 +195,30 @@ TEST(ProbeTest, AnswersEveryEndpoint) {
 TEST(ProbeTest, ServesConcurrentConnections) {
   Probe probe({}, {});
   ASSERT_FALSE(probe.address().empty());
-  // A slow request in flight must not hold up another one: the fast one is answered
-  // while the slow one still sleeps (a bound of seconds, not a measured time).
-  std::atomic<bool> slow_done{false};
-  std::thread slow([&] {
-    EXPECT_EQ(body_of(probe.get("/sleep?ms=6000")), "slept 6000");
-    slow_done = true;
-  });
-  std::this_thread::sleep_for(200ms);  // let the slow one go first
+  // The slow request is connected and sent first: a server that served one connection
+  // at a time would take it first and answer the fast one only once it was done.
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(
+      static_cast<uint16_t>(std::stoi(probe.address().substr(probe.address().rfind(':') + 1))));
+  int slow = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(::connect(slow, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const std::string request = "GET /sleep?ms=10000 HTTP/1.1\r\nHost: probe\r\n\r\n";
+  ASSERT_EQ(::send(slow, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
   EXPECT_EQ(body_of(probe.get("/sleep?ms=1")), "slept 1");
-  EXPECT_FALSE(slow_done.load()) << "the fast request waited for the slow one";
-  slow.join();
+  pollfd p{slow, POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0) << "the fast request waited for the slow one";
+  // The slow one is answered too, in its time.
+  std::string answer;
+  char buf[512];
+  while (::poll(&p, 1, 30000) == 1) {
+    ssize_t n = ::recv(slow, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  ::close(slow);
+  EXPECT_NE(answer.find("slept 10000"), std::string::npos) << answer;
 }
 
 TEST(ProbeTest, ExitAnswersThenExitsWithTheCode) {
