@@ -12,7 +12,7 @@ endfunction()
 # LABELS say what its tests need (README, "Tests and benchmarks"): `unit` = hermetic (no
 # root, no change to the host); `system` = root, runc, mounts or the host's network;
 # `integration` = the real `mill` binary (with `system` too when it runs containers).
-# TIMEOUT bounds each test (default: 120 s for unit, 300 s for system, 600 s for
+# TIMEOUT bounds each test (default: 300 s for unit, 600 s for system, 900 s for
 # integration), so a hung test fails instead of stalling the run.
 function(mill_test name)
   cmake_parse_arguments(ARG "" "TIMEOUT;TEST_FILTER" "SOURCES;DEPS;LABELS" ${ARGN})
@@ -24,12 +24,12 @@ function(mill_test name)
     target_precompile_headers(${name} REUSE_FROM mill_test_pch)
   endif()
   if(NOT ARG_TIMEOUT)
-    set(ARG_TIMEOUT 120)
+    set(ARG_TIMEOUT 300)
     if("system" IN_LIST ARG_LABELS)
-      set(ARG_TIMEOUT 300)
+      set(ARG_TIMEOUT 600)
     endif()
     if("integration" IN_LIST ARG_LABELS)
-      set(ARG_TIMEOUT 600)
+      set(ARG_TIMEOUT 900)
     endif()
   endif()
   set(filter)
