@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/mount.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 
 #include "image/unpack.h"
 #include "support/files.h"
+#include "support/require.h"
 #include "support/tar_writer.h"
 #include "support/temp_dir.h"
 
@@ -58,6 +60,8 @@ class MountGuard {
 
 class RootfsTest : public ::testing::Test {
  protected:
+  void SetUp() override { MILL_REQUIRE(::geteuid() == 0, "overlayfs mounts need root"); }
+
   // Unpacks one layer from `entries` into layers/<name> and returns its dir.
   std::string layer(const std::string& name, const std::vector<TarEntry>& entries) {
     std::string blob = tmp_.file(name + ".tar");

@@ -110,6 +110,7 @@ void egress_scenario(const std::string& dir) {
 }
 
 TEST(PrivateNetns, EgressPassesADropForwardPolicyAndIsMasqueraded) {
+  MILL_REQUIRE(::geteuid() == 0, "network namespaces and nftables need root");
   mill::testing::TempDir dir;
   std::thread(egress_scenario, dir.path()).join();
 }
