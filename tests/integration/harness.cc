@@ -438,6 +438,16 @@ std::string read_tree(const std::string& dir) {
   return all;
 }
 
+std::optional<double> metric_sample(const std::string& exposition, const std::string& series) {
+  for (size_t pos = exposition.find(series + " "); pos != std::string::npos;
+       pos = exposition.find(series + " ", pos + series.size())) {
+    if (pos == 0 || exposition[pos - 1] == '\n') {
+      return std::strtod(exposition.c_str() + pos + series.size() + 1, nullptr);
+    }
+  }
+  return std::nullopt;
+}
+
 std::string promtool_problems(const std::string& exposition) {
   constexpr const char* kPromtool = "/usr/bin/promtool";
   if (::access(kPromtool, X_OK) != 0) {

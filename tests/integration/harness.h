@@ -9,6 +9,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -135,6 +136,10 @@ class ClosedPort {
 
 // Every file under dir, recursively, concatenated (binary-safe) for leak searches.
 std::string read_tree(const std::string& dir);
+
+// The value of one sample of a Prometheus exposition: the line that starts with
+// `series` ("name{labels}"); nullopt when there is none.
+std::optional<double> metric_sample(const std::string& exposition, const std::string& series);
 
 // Runs `promtool check metrics` (Debian's prometheus package) over a Prometheus text
 // exposition. "" when promtool accepts it; otherwise what promtool said, or why it

@@ -72,13 +72,6 @@ bool wait_for(const std::function<bool()>& ok, std::chrono::seconds limit = 30s)
   return eventually(ok, limit);
 }
 
-// The value of one sample of a Prometheus exposition ("name{labels}"), 0 when absent.
-double sample(const std::string& exposition, const std::string& series) {
-  size_t at = exposition.find("\n" + series + " ");
-  if (at == std::string::npos) return 0;
-  return std::atof(exposition.c_str() + at + series.size() + 2);
-}
-
 TEST_F(Ingress, ARollingDeployUnderLoadDropsNoRequestAndSwitchesVersions) {
   const std::string health = "health = { path = \"/health\", interval = \"100ms\" }\n";
   const std::string route = "route = { host = \"web.test\", path = \"/\" }\n";
@@ -89,11 +82,12 @@ TEST_F(Ingress, ARollingDeployUnderLoadDropsNoRequestAndSwitchesVersions) {
       << server_->log();
   // Other hosts are not routed: a 404, counted once for no route.
   const std::string unrouted = "mill_proxy_requests_total{route=\"\",code=\"4xx\"}";
-  double unrouted_before = sample(call("GET", "/v1/metrics").body, unrouted);
+  // A counter not yet counted has no sample: 0.
+  double unrouted_before = metric_sample(call("GET", "/v1/metrics").body, unrouted).value_or(0);
   auto other = through(proxy_port_, "other.test", "/health");
   EXPECT_EQ(other.status, 404);
   EXPECT_NE(other.body.find("no route"), std::string::npos);
-  EXPECT_EQ(sample(call("GET", "/v1/metrics").body, unrouted), unrouted_before + 1);
+  EXPECT_EQ(metric_sample(call("GET", "/v1/metrics").body, unrouted), unrouted_before + 1);
 
   // Load before, during and after the rollout: v1 answers before it, nothing fails,
   // and a request sent once the deploy is done meets v2 only (an old allocation leaves

@@ -12,16 +12,6 @@
 namespace mill::testing {
 namespace {
 
-// The sample value on the line starting with `series` ("name{labels}"), or -1.
-double sample(const std::string& text, const std::string& series) {
-  size_t pos = 0;
-  while ((pos = text.find(series + " ", pos)) != std::string::npos) {
-    if (pos == 0 || text[pos - 1] == '\n') return std::stod(text.substr(pos + series.size() + 1));
-    pos += series.size();
-  }
-  return -1;
-}
-
 TEST(Metrics, NodeGaugesInPrometheusText) {
   TempDir dir;
   std::string token = init_data_dir(dir);
@@ -35,8 +25,9 @@ TEST(Metrics, NodeGaugesInPrometheusText) {
   EXPECT_NE(res.body.find("# TYPE mill_node_cpu_available gauge\n"), std::string::npos) << res.body;
   EXPECT_NE(res.body.find("# TYPE mill_node_memory_available_bytes gauge\n"), std::string::npos)
       << res.body;
-  double cpu = sample(res.body, "mill_node_cpu_available{node=\"node-1\"}");
-  double mem = sample(res.body, "mill_node_memory_available_bytes{node=\"node-1\"}");
+  double cpu = metric_sample(res.body, "mill_node_cpu_available{node=\"node-1\"}").value_or(-1);
+  double mem =
+      metric_sample(res.body, "mill_node_memory_available_bytes{node=\"node-1\"}").value_or(-1);
   EXPECT_GE(cpu, 0) << res.body;
   EXPECT_LE(cpu, static_cast<double>(sysconf(_SC_NPROCESSORS_ONLN)));
   EXPECT_GT(mem, 0) << res.body;
@@ -63,8 +54,12 @@ TEST(Metrics, NodeGaugesInPrometheusText) {
   // (Equal up to how each format prints a double.)
   double node_cpu = before.at("cpu").as_object().at("available").to_number<double>();
   double node_mem = before.at("memory").as_object().at("available").to_number<double>();
-  EXPECT_NEAR(sample(scrape, "mill_node_cpu_available{node=\"node-1\"}"), node_cpu, 1e-9) << scrape;
-  EXPECT_NEAR(sample(scrape, "mill_node_memory_available_bytes{node=\"node-1\"}"), node_mem, 1.0)
+  EXPECT_NEAR(metric_sample(scrape, "mill_node_cpu_available{node=\"node-1\"}").value_or(-1),
+              node_cpu, 1e-9)
+      << scrape;
+  EXPECT_NEAR(
+      metric_sample(scrape, "mill_node_memory_available_bytes{node=\"node-1\"}").value_or(-1),
+      node_mem, 1.0)
       << scrape;
   // Unauthenticated scrapes are refused like any other route.
   EXPECT_EQ(api(server->address(), "GET", "/v1/metrics", "").status, 401);

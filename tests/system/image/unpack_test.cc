@@ -16,13 +16,10 @@ namespace mill::image {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::Compression;
 using testing::names_in;
 using testing::slurp;
 using testing::tar_dir;
 using testing::tar_file;
-using testing::tar_hardlink;
-using testing::tar_symlink;
 using testing::TarEntry;
 using testing::UnpackTest;
 using testing::xattr;
