@@ -1,7 +1,7 @@
 // Deploys and services (spec: Deploy, Services): POST /v1/deploy and
 // POST /v1/restart/:service stream a deploy's progress as SSE; GET /v1/services shows
 // what runs. Beyond the spec, GET /v1/deploys[/:id] tells how a deploy went after its
-// stream was gone (docs/api.md).
+// stream was gone, and GET /v1/deploys/:id?follow=true streams it again (docs/api.md).
 
 #include <boost/json.hpp>
 
@@ -106,10 +106,16 @@ void add_deploy_routes(Router& router, const ApiContext& ctx) {
     return json_response(200, out);
   });
 
-  router.add("GET", "/v1/deploys/:id", [&ctx](const net::HttpRequest&, const Params& p) {
+  router.add("GET", "/v1/deploys/:id", [&ctx](const net::HttpRequest& req, const Params& p) {
     if (!ctx.deploys) return error_response(503, "this server does not run deploys");
     auto r = ctx.deploys->record(p.find("id")->second);
     if (!r) return error_response(404, "no deploy '" + p.find("id")->second + "'");
+    // ?follow=true: the deploy's stream again, from its first event (as POST /v1/deploy).
+    std::string follow = req.query_param("follow");
+    if (follow == "true" || follow == "1") return stream_deploy(ctx, r->id);
+    if (!follow.empty() && follow != "false" && follow != "0") {
+      return error_response(400, "follow must be true or false");
+    }
     return json_response(200, record_json(*r, true));
   });
 

@@ -259,6 +259,8 @@ int run_server(const ServerOptions& opts) {
     }
   }
 
+  // A deploy the previous process left running carries on now that the nodes report.
+  deploys.resume();
   int sig = 0;
   sigwait(&signals, &sig);
   log::info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");

@@ -4,7 +4,14 @@
 // validates it, diffs it against what runs, and rolls each changed service: start a
 // new allocation, wait until it is healthy, stop one old one, repeat. Progress is a
 // list of events (the SSE stream of POST /v1/deploy), kept in a deploy record in the
-// store so a client that went away can read how it ended (GET /v1/deploys/:id).
+// store so a client that went away can read how it ended (GET /v1/deploys/:id) or
+// follow it again (?follow=true).
+//
+// Each service's rollout is the pure state machine of rollout.h; this controller only
+// drives it: it observes the allocations, applies what the rollout asks (place, stop),
+// sends its events and keeps its state in the deploy record. A server that starts with
+// a deploy still running in its store (it crashed, was killed, or stopped) carries it
+// on from there: see resume().
 //
 // What counts as a change: anything in the service's spec (image, command, env as
 // written, cpu, memory, port, health, init) compared with what its live allocations
@@ -20,7 +27,8 @@
 // when the whole deploy succeeds.
 //
 // One deploy (or restart) at a time; it runs on its own thread, so a client that
-// disconnects does not stop it. Thread-safe.
+// disconnects does not stop it. Time is read, and waited for, through the Clock.
+// Thread-safe.
 
 #include <chrono>
 #include <condition_variable>
@@ -36,27 +44,12 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "model/config.h"
+#include "server/deploy_record.h"
 #include "server/secrets.h"
 #include "server/tasks.h"
 #include "store/store.h"
 
 namespace mill::server {
-
-struct DeployEvent {
-  std::string event;  // "progress", then "done" or "failed"; empty: a keep-alive
-  std::string data;   // a JSON object, as the spec shows it
-};
-
-struct DeployRecord {
-  std::string id;      // "d-xxxxxx"
-  std::string kind;    // "deploy" or "restart"
-  std::string status;  // "running", "done" or "failed"
-  SystemTime started_at{};
-  std::optional<SystemTime> finished_at;
-  std::string service;  // failed: the service that failed
-  std::string reason;   // failed: why
-  std::vector<DeployEvent> events;
-};
 
 struct DeployOptions {
   // How long a new allocation may take to become healthy when its service has no
@@ -82,9 +75,12 @@ class DeployManager {
                 DeployOptions options = {});
   ~DeployManager();
 
-  // Loads the deployed config and the records; a record left "running" by a previous
-  // server process is marked failed (its allocations are whatever they were then).
+  // Loads the deployed config and the records.
   Result<void> start();
+  // Carries on the deploy a previous server process left running, from its record:
+  // call it once this server's nodes can report (its own agent has registered).
+  void resume();
+  // Ends the running deploy's thread; its record stays "running" for the next start.
   void stop();
 
   // Starts a deploy of `text` (TOML). kInvalidArgument with `rejection` filled for a
@@ -96,9 +92,9 @@ class DeployManager {
   Result<std::string> restart(const std::string& service);
 
   // Calls `sink` with every event of deploy `id` (recorded ones at once, later ones
-  // as they happen, on the deploy's thread, and an empty one after 15 s without
-  // any) until the terminal event or until `sink` returns false. False when there is
-  // no such deploy.
+  // as they happen, on the deploy's thread, and an empty one after `keep_alive`
+  // without any) until the terminal event or until `sink` returns false. False when
+  // there is no such deploy.
   using Sink = std::function<bool(const DeployEvent&)>;
   bool subscribe(const std::string& id, Sink sink);
 
@@ -109,46 +105,30 @@ class DeployManager {
   std::string deployed_text() const;
 
  private:
-  struct Run;
-  Result<std::string> begin(std::unique_ptr<Run> run);
-  void execute(Run& run);
-  Result<void> roll(Run& run, const model::ServiceSpec& service, bool force);
-  // The `pulling` phase: every node that can take work pulls `images`, in parallel,
-  // before anything is placed; the first image a node cannot pull fails the deploy.
-  Result<void> pull_images(Run& run, const std::vector<std::string>& images,
-                           std::string& failed_image);
-  // Whether `service` gets new allocations (a changed spec, a restart, more replicas).
-  bool starts_allocations(const Run& run, const model::ServiceSpec& service, bool force) const;
-  void stop_allocations(const std::vector<std::string>& ids);
-  // Sends `stopped` for each of `stopping` that has ended, and drops it from the list.
-  void report_stopped(Run& run, const std::string& service, std::vector<std::string>& stopping);
-  // Waits (up to stop_wait) until all of `stopping` have ended, reporting each.
-  void finish_stops(Run& run, const std::string& service, std::vector<std::string>& stopping);
-  // Calls `check` now and after every status report until it returns true (then
-  // true), or the server stops or `until` passes (then false).
-  template <class Check>
-  bool await(std::chrono::steady_clock::time_point until, Check check);
-  bool stopping() const;
-  // Sends subscribers of the running deploy an empty event (no news, still going).
-  void keep_alive();
-  // A new allocation on its way to healthy.
-  struct Pending {
-    std::string id;
-    std::chrono::steady_clock::time_point placed_at;
-    bool starting = false;  // its `starting` event has been sent
+  struct Run {
+    DeployRecord record;                  // with its progress: all a resuming server needs
+    std::optional<model::Config> config;  // a deploy: the new config
+    std::map<std::string, model::VolumeSpec> volumes;  // of the config being rolled
   };
-  // Waits until one of `pending` moves on, sends its `starting` / `healthy` events and
-  // takes the healthy ones out; returns how many became healthy. The error (one failed,
-  // or was not healthy within `deadline` of its placement) is the reason a person reads.
-  Result<int> wait_progress(Run& run, const std::string& service, std::vector<Pending>& pending,
-                            std::chrono::milliseconds deadline,
-                            std::vector<std::string>* healthy_ids);
-  // Rolls a failed rollout back: `count` allocations of `old_spec` started one at a
-  // time, health-gated, each replacing one of `new_ids`; the rest of `new_ids` stop.
-  Result<void> restore(Run& run, const std::string& service, const model::AllocSpec& old_spec,
-                       const std::vector<std::string>& new_ids, int count,
-                       std::chrono::milliseconds deadline);
-  void emit(Run& run, std::string event, std::string data);
+  Result<std::string> begin(std::unique_ptr<Run> run);
+  void launch(std::shared_ptr<Run> run);
+  // deploy_run.cc: the stages, from wherever the record says the deploy is.
+  void execute(Run& run);
+  Result<void> pull(Run& run);
+  Result<void> roll(Run& run, const std::string& service);
+  void remove_services(Run& run);
+  // Kills `ids` and waits (up to stop_wait) until they have ended.
+  void stop_allocations(const std::vector<std::string>& ids);
+  void finish(Run& run, const std::string& event, const std::string& data);
+
+  // Blocks until an allocation's state changes after `seen` (a seq()), the clock
+  // reaches `until`, or the server stops (then false). Sends keep-alives meanwhile.
+  bool wait_news(uint64_t seen, SystemTime until);
+  uint64_t seq() const;
+  bool stopping() const;
+  void keep_alive();
+  // Appends events to the record, stores it (with its progress) and sends them.
+  void publish(Run& run, std::vector<DeployEvent> events);
   void persist(const DeployRecord& record);
 
   store::Store& store_;
@@ -174,7 +154,7 @@ class DeployManager {
   std::string running_;  // id of the deploy in progress, if any
   std::thread worker_;
   // When the running deploy last sent its subscribers anything (its thread only).
-  std::chrono::steady_clock::time_point last_sent_{};
+  SystemTime last_sent_{};
 };
 
 // The allocation spec a service's allocations run; `volumes` are the config's.

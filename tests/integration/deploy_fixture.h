@@ -55,6 +55,10 @@ class Deploy : public ::testing::Test {
     ASSERT_TRUE(registry->push("probe", "v1",
                                probe_image(MILL_PROBE_PATH, {"VERSION=1"}, LayerCompression::kZstd,
                                            /*probe_as_cmd=*/true)));
+    // A second version (another config; the same layer): a rollout that pulls.
+    ASSERT_TRUE(registry->push("probe", "v2",
+                               probe_image(MILL_PROBE_PATH, {"VERSION=2"}, LayerCompression::kZstd,
+                                           /*probe_as_cmd=*/true)));
     registry_ = registry.release();
   }
 

@@ -371,6 +371,102 @@ TEST_F(Deploy, ADeployOutlivesItsClientAndASecondOneIsRefused) {
   EXPECT_EQ(record.at("reason").as_string(), "health check GET /nope: 404 after 15s");
 }
 
+// kill -9 of the server in the middle of a 3-replica rolling update, at the `nth`
+// event of phase `cut` on the deploy's stream; a new server on the same data dir
+// carries the deploy on from its record and finishes it, without placing again what
+// was placed, and a client re-attaches with GET /v1/deploys/:id?follow=true.
+class DeployCut : public Deploy {
+ protected:
+  // `stage`: where the record says the deploy was (deploy_record.h).
+  void cut_and_carry_on(const std::string& cut, int nth, const std::string& stage);
+};
+
+void DeployCut::cut_and_carry_on(const std::string& cut, int nth, const std::string& stage) {
+  // New allocations take 2 s to serve: the rollout spends its time in `starting`.
+  auto web = [&](const std::string& tag) {
+    return service("web", 3,
+                   "health = { path = \"/health\", interval = \"100ms\" }\n"
+                   "command = [\"/bin/sh\", \"-c\", \"sleep 2; exec /probe\"]\n",
+                   tag);
+  };
+  ASSERT_EQ(deploy(web("v1")).back().event, "done") << server_->log();
+  const auto before = alloc_ids("web");
+  ASSERT_EQ(before.size(), 3u);
+
+  std::string id, seen;
+  int count = 0;
+  net::SseParser parser;
+  net::ClientRequest req;
+  req.method = "POST";
+  req.target = "/v1/deploy?file=test.toml";
+  req.body = web("v2");
+  req.content_type = "text/plain";
+  req.headers.push_back({"Authorization", "Bearer " + token_});
+  req.timeout = 60s;
+  req.body_sink = [&](std::string_view chunk) -> Result<void> {
+    for (auto& e : parser.feed(chunk)) {
+      boost::system::error_code ec;
+      auto v = json::parse(e.data, ec);
+      if (ec || !v.is_object()) continue;
+      const auto& o = v.as_object();
+      std::string phase = o.contains("phase") ? std::string(o.at("phase").as_string()) : "";
+      if (phase == "started") id = std::string(o.at("deploy").as_string());
+      seen += e.event + ":" + phase + " ";
+      if (phase == cut && ++count == nth) {
+        (void)server_->stop(SIGKILL);
+        return make_error(ErrorCode::kInternal, "cut");
+      }
+    }
+    return {};
+  };
+  (void)net::http_request(server_->address(), req);
+  ASSERT_FALSE(id.empty()) << seen;
+  ASSERT_EQ(count, nth) << "the stream ended before the cut: " << seen;
+  server_.reset();
+
+  server_ = MillServer::start(
+      dir_, {"--bridge", bridge_, "--cluster-network", cluster_, "--stop-grace", "2s",
+             "--proxy-http", "127.0.0.1:0", "--proxy-https", "127.0.0.1:0"});
+  ASSERT_TRUE(server_) << read_file_text(dir_.file("server.log"));
+  auto follow = call("GET", "/v1/deploys/" + id + "?follow=true");
+  ASSERT_EQ(follow.status, 200) << follow.body;
+  auto events = read_events(follow.body);
+  ASSERT_EQ(events.back().event, "done") << follow.body << "\n" << server_->log();
+  EXPECT_NE(
+      server_->log().find("deploy " + id + ": carrying on after a server restart (" + stage + ")"),
+      std::string::npos)
+      << server_->log();
+  // Every replacement happened once: nothing placed twice, nothing lost.
+  EXPECT_EQ(sorted_phases(events, "web"),
+            "healthy healthy healthy scheduled scheduled scheduled starting starting starting "
+            "stopped stopped stopped ")
+      << "cut at " << seen;
+  auto record = json::parse(call("GET", "/v1/deploys/" + id).body).as_object();
+  EXPECT_EQ(record.at("status").as_string(), "done");
+  auto now = service_json("web");
+  ASSERT_FALSE(now.empty());
+  int healthy = 0;
+  for (auto& a : now.at("allocations").as_array()) {
+    const auto& o = a.as_object();
+    EXPECT_FALSE(before.contains(std::string(o.at("id").as_string()))) << json::serialize(o);
+    healthy += o.at("status").as_string() == "healthy";
+  }
+  EXPECT_EQ(healthy, 3) << json::serialize(now);
+  EXPECT_EQ(now.at("allocations").as_array().size(), 3u) << json::serialize(now);
+}
+
+TEST_F(DeployCut, KilledDuringThePullTheNextServerFinishesTheDeploy) {
+  cut_and_carry_on("pulling", 1, "pulling");
+}
+
+TEST_F(DeployCut, KilledWhileANewAllocationStartsTheNextServerFinishesTheDeploy) {
+  cut_and_carry_on("scheduled", 1, "rolling");
+}
+
+TEST_F(DeployCut, KilledBetweenReplacementsTheNextServerFinishesTheDeploy) {
+  cut_and_carry_on("stopped", 1, "rolling");
+}
+
 // `mill deploy FILE`: exit 0 on done, 1 on failed (with the reason), 2 for a config
 // the server refuses (with line and column).
 TEST_F(Deploy, TheCliReportsTheOutcomeInItsExitCode) {

@@ -23,20 +23,49 @@ constexpr int64_t kMiB = 1024 * 1024;
 
 // Plays node-1's agent: pulls succeed unless the image names "missing"; a new
 // allocation becomes healthy unless its image names "never-healthy"; a stop ends it.
+// Event-driven like a real agent: it wakes on the node protocol's blocking query.
 class FakeNode {
  public:
   explicit FakeNode(TaskManager& tasks) : tasks_(tasks) {
     thread_ = std::thread([this] { loop(); });
   }
   ~FakeNode() {
-    stop_ = true;
+    {
+      std::lock_guard lock(wake_->mu);
+      wake_->stop = true;
+    }
+    wake_->cv.notify_all();
     thread_.join();
+  }
+  // Blocks until the node has answered everything it was asked so far (or `real`
+  // passes): then only time can move the deploy on.
+  std::atomic<bool> held{true};
+  // Lets "held" images become healthy.
+  void release() {
+    held = false;
+    std::lock_guard lock(wake_->mu);
+    wake_->woken = true;
+    wake_->cv.notify_all();
+  }
+
+  bool await_idle(std::chrono::milliseconds real) {
+    std::unique_lock lock(wake_->mu);
+    return wake_->cv.wait_for(lock, real, [&] { return wake_->idle && !wake_->woken; });
   }
 
  private:
+  // Shared with the blocking query's callback, which may come after this is gone.
+  struct Wake {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool woken = false;
+    bool idle = false;
+    bool stop = false;
+  };
+
   void loop() {
     std::set<std::string> answered;
-    while (!stop_) {
+    while (true) {
       auto mine = tasks_.allocations_for("node-1");
       if (mine.pulls && !answered.contains(mine.pulls->deploy)) {
         answered.insert(mine.pulls->deploy);
@@ -64,14 +93,34 @@ class FakeNode {
         }
         states.push_back(s);
       }
-      if (!states.empty()) (void)tasks_.report("node-1", states);
-      std::this_thread::sleep_for(5ms);
+      if (!states.empty()) {
+        (void)tasks_.report("node-1", states);
+        continue;  // look again: the report may lead to the next step
+      }
+      std::unique_lock lock(wake_->mu);
+      if (wake_->stop) return;
+      wake_->woken = false;
+      lock.unlock();
+      tasks_.wait_allocations(mine.index, std::chrono::steady_clock::now() + 1h,
+                              [wake = wake_](bool) {
+                                std::lock_guard lock(wake->mu);
+                                wake->woken = true;
+                                wake->cv.notify_all();
+                              });
+      lock.lock();
+      wake_->idle = true;
+      wake_->cv.notify_all();
+      wake_->cv.wait(lock, [&] { return wake_->woken || wake_->stop; });
+      wake_->idle = false;
+      if (wake_->stop) return;
     }
   }
 
-  // "never-healthy" images never do; of a "two-only" image, only the first two.
+  // "never-healthy" images never do; of a "two-only" image, only the first two; "held"
+  // ones once released.
   bool may_become_healthy(const model::Allocation& a) {
     const auto& image = a.spec.image;
+    if (image.find("held") != std::string::npos && held) return false;
     if (image.find("never-healthy") != std::string::npos) return false;
     if (image.find("two-only") == std::string::npos) return true;
     healthy_.insert(a.id);
@@ -82,7 +131,7 @@ class FakeNode {
 
   TaskManager& tasks_;
   std::set<std::string> healthy_;  // of "two-only" images
-  std::atomic<bool> stop_{false};
+  std::shared_ptr<Wake> wake_ = std::make_shared<Wake>();
   std::thread thread_;
 };
 
@@ -93,8 +142,8 @@ class DeployTest : public ::testing::Test {
     ASSERT_TRUE(nodes.register_node(reg).has_value());
     ASSERT_TRUE(tasks.start().has_value());
     DeployOptions o;
-    // Long enough that the fake node's health on a loaded machine never meets it; the
-    // two tests of a failing deploy wait it out.
+    // Simulated time: the deadline passes only as the test moves the clock on, once the
+    // node has answered everything (see finish()).
     o.default_deadline = 3s;
     o.keep_alive = 50ms;
     deploys = std::make_unique<DeployManager>(store, tasks, secrets, clock, o);
@@ -162,10 +211,25 @@ class DeployTest : public ::testing::Test {
       shared->cv.notify_all();
       return false;
     });
-    std::unique_lock lock(shared->mu);
-    EXPECT_TRUE(shared->cv.wait_for(lock, 60s, [&] { return shared->ended; }));
+    finish([&] {
+      std::lock_guard lock(shared->mu);
+      return shared->ended;
+    });
+    std::lock_guard lock(shared->mu);
+    EXPECT_TRUE(shared->ended) << "the deploy did not end";
     shared->gone = true;
     return shared->out;
+  }
+
+  // Moves simulated time on, 100 ms at a time, whenever the deploy waits for it and
+  // the node has nothing left to answer, until `ended`. A deploy that needs no time
+  // ends without any; one that waits out a deadline gets exactly what it waits for.
+  template <class Ended>
+  void finish(Ended ended) {
+    auto give_up = std::chrono::steady_clock::now() + 60s;
+    while (!ended() && std::chrono::steady_clock::now() < give_up) {
+      if (clock.await_waiter(20ms) && node->await_idle(20ms) && !ended()) clock.advance(100ms);
+    }
   }
 
   std::set<std::string> live(const std::string& service) {
@@ -184,7 +248,7 @@ class DeployTest : public ::testing::Test {
 
   store::MemoryStore store;
   ManualClock clock;
-  NodeRegistry nodes{store, clock, 15s};
+  NodeRegistry nodes{store, clock, 24h};  // the fake node does not heartbeat
   metrics::Registry metrics;
   TaskManager tasks{store, nodes, clock, metrics, TaskOptions{}};
   Secrets secrets{store, *crypto::Aead::create(std::string(32, 'k')), clock};
@@ -284,6 +348,65 @@ TEST_F(DeployTest, ABatchThatDoesNotAllFitPlacesNothing) {
   EXPECT_NE(out.reason.find("only 2 of the 3 allocations"), std::string::npos) << out.reason;
   EXPECT_EQ(count(out.steps, "scheduled big"), 0);
   EXPECT_TRUE(tasks.group(model::kKindService, "big").empty());
+}
+
+// A server that stops (or dies) in the middle of a rolling update leaves the deploy
+// "running" in its record; the next one carries it on from there and finishes it,
+// without starting over: the allocations already placed are the ones that finish.
+TEST_F(DeployTest, ADeployCutOffByItsServerIsCarriedOnByTheNextOne) {
+  ASSERT_EQ(deploy(service("web", 3)).end, "done");
+  auto before = live("web");
+  DeployRejection rejection;
+  auto id = deploys->deploy(service("web", 3, "r/held:v2"), "t.toml", &rejection);
+  ASSERT_TRUE(id.has_value());
+  // Cut off while the first new allocation runs and waits for its health check.
+  auto scheduled = [&] {
+    auto r = deploys->record(*id);
+    return r && std::any_of(r->events.begin(), r->events.end(), [](const DeployEvent& e) {
+             return e.data.find("\"starting\"") != std::string::npos;
+           });
+  };
+  finish(scheduled);
+  ASSERT_TRUE(scheduled());
+  deploys->stop();
+  deploys.reset();
+  auto placed = tasks.group(model::kKindService, "web").size();
+  EXPECT_EQ(placed, before.size() + 1);
+
+  DeployOptions o;
+  o.default_deadline = 3s;
+  deploys = std::make_unique<DeployManager>(store, tasks, secrets, clock, o);
+  ASSERT_TRUE(deploys->start().has_value());
+  auto r = deploys->record(*id);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, "running");
+  deploys->resume();
+  node->release();
+  finish([&] {
+    auto r = deploys->record(*id);
+    return r && r->status != "running";
+  });
+  r = deploys->record(*id);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, "done") << r->reason;
+  int scheduled_events = 0, healthy_events = 0, stopped_events = 0;
+  for (const auto& e : r->events) {
+    scheduled_events += e.data.find("\"scheduled\"") != std::string::npos;
+    healthy_events += e.data.find("\"healthy\"") != std::string::npos;
+    stopped_events += e.data.find("\"stopped\"") != std::string::npos;
+  }
+  EXPECT_EQ(scheduled_events, 3) << "the allocation placed before the cut is not placed again";
+  EXPECT_EQ(healthy_events, 3);
+  EXPECT_EQ(stopped_events, 3);
+  auto now = live("web");
+  ASSERT_EQ(now.size(), 3u);
+  for (const auto& v : tasks.group(model::kKindService, "web")) {
+    if (now.contains(v.alloc.id)) {
+      EXPECT_EQ(v.alloc.spec.image, "r/held:v2");
+    }
+  }
+  EXPECT_EQ(deploys->deployed().services.at("web").image, "r/held:v2");
+  EXPECT_EQ(tasks.group(model::kKindService, "web").size(), before.size() + 3);
 }
 
 }  // namespace
