@@ -165,6 +165,14 @@ Result<Exit> ContainerHost::wait(const std::string& id, std::chrono::millisecond
   return to_exit(MILL_TRY(runtime_.wait(id, timeout)));
 }
 
+Result<void> ContainerHost::on_exit(const std::string& id, ExitCallback on_end) {
+  return runtime_.on_exit(
+      id, [cb = std::move(on_end)](const std::string&, Result<runtime::ExitStatus> exit) {
+        if (!exit) return cb(Unexpected(exit.error()));
+        cb(to_exit(*exit));
+      });
+}
+
 Result<Exit> ContainerHost::stop(const std::string& id, std::chrono::milliseconds grace) {
   return to_exit(MILL_TRY(runtime_.stop(id, grace)));
 }

@@ -41,6 +41,7 @@ class ContainerHost final : public Containers {
   Result<Started> start(const model::Allocation& alloc,
                         const std::function<void()>& starting) override;
   Result<Exit> wait(const std::string& id, std::chrono::milliseconds timeout) override;
+  Result<void> on_exit(const std::string& id, ExitCallback on_end) override;
   Result<Exit> stop(const std::string& id, std::chrono::milliseconds grace) override;
   Result<Usage> usage(const model::Allocation& alloc) override;
   void release(const std::string& id, const std::string& image_digest) override;

@@ -64,6 +64,12 @@ class Containers {
                                 const std::function<void()>& starting) = 0;
   // Blocks until the container ends (kTimeout if it still runs after `timeout`).
   virtual Result<Exit> wait(const std::string& id, std::chrono::milliseconds timeout) = 0;
+  // Calls `on_end` once, on another thread, when the container has ended (soon after
+  // the call if it already has), with the error of an exit that was lost: the runner
+  // learns of exits as they happen instead of looking. Must not block for long.
+  // kNotFound for an unknown id.
+  using ExitCallback = std::function<void(Result<Exit> exit)>;
+  virtual Result<void> on_exit(const std::string& id, ExitCallback on_end) = 0;
   // SIGTERM (or the image's stop signal), `grace`, SIGKILL.
   virtual Result<Exit> stop(const std::string& id, std::chrono::milliseconds grace) = 0;
   virtual Result<Usage> usage(const model::Allocation& alloc) = 0;

@@ -78,9 +78,12 @@ void LogService::stream(const api::LogQuery& query, std::shared_ptr<net::Respons
   writer->begin_stream(200, "text/event-stream");
   if (!out.empty()) writer->write(std::move(out));
   if (!query.follow) return writer->close();
-  std::lock_guard lock(mutex_);
-  if (stopping_) return writer->close();
-  followers_.push_back(std::move(f));
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return writer->close();
+    followers_.push_back(std::move(f));
+  }
+  wake_.notify_all();
 }
 
 std::string LogService::read_new(Follower& f, std::optional<size_t> tail) {
@@ -133,7 +136,14 @@ bool LogService::pump(Follower& f) {
 
 void LogService::loop() {
   std::unique_lock lock(mutex_);
-  while (!wake_.wait_for(lock, kPollEvery, [this] { return stopping_; })) {
+  while (true) {
+    // Only a follower makes it look at files: with none, it sleeps.
+    if (followers_.empty()) {
+      wake_.wait(lock, [this] { return stopping_ || !followers_.empty(); });
+    } else {
+      wake_.wait_for(lock, kPollEvery, [this] { return stopping_; });
+    }
+    if (stopping_) return;
     // New followers may join meanwhile (push_back keeps list iterators valid).
     auto it = followers_.begin();
     while (it != followers_.end()) {

@@ -34,6 +34,7 @@ struct Checker::Target {
   Probe probe;
   Endpoint endpoint;
   Callback callback;
+  ErrorCallback on_error;
   SteadyTime added;
   SteadyTime next_start;
   SteadyTime started;              // of the attempt in flight
@@ -46,6 +47,7 @@ struct Checker::Notice {
   std::shared_ptr<Target> target;
   Health health;
   std::string error;
+  bool only_error = false;  // for on_error: a new error, the health unchanged
 };
 
 Result<std::unique_ptr<Checker>> Checker::create() {
@@ -74,7 +76,8 @@ Checker::~Checker() {
   if (thread_.joinable()) thread_.join();
 }
 
-Result<void> Checker::add(const std::string& id, Probe probe, Callback on_change) {
+Result<void> Checker::add(const std::string& id, Probe probe, Callback on_change,
+                          ErrorCallback on_error) {
   MILL_TRY(validate(probe));
   auto target = std::make_shared<Target>();
   target->endpoint = *parse_endpoint(probe.address);
@@ -83,6 +86,7 @@ Result<void> Checker::add(const std::string& id, Probe probe, Callback on_change
   probe.failures = std::max(probe.failures, 1);
   target->probe = std::move(probe);
   target->callback = std::move(on_change);
+  target->on_error = std::move(on_error);
   target->added = target->next_start = steady_clock::now();
   {
     std::lock_guard lock(mutex_);
@@ -192,6 +196,7 @@ void Checker::finish_probe(const std::shared_ptr<Target>& owner, SteadyTime now,
   target.next_start = std::max(target.started + target.probe.interval, now);
   Status& s = target.status;
   ++s.probes;
+  const bool new_error = !result.error.empty() && result.error != s.last_error;
   s.last_error = result.error;
   if (result.ok) {
     ++s.passes_in_a_row;
@@ -216,6 +221,10 @@ void Checker::finish_probe(const std::shared_ptr<Target>& owner, SteadyTime now,
   if (s.health != before && target.callback) {
     notices.push_back(Notice{.target = owner, .health = s.health, .error = std::move(why)});
   }
+  if (new_error && s.health != Health::kHealthy && target.on_error) {
+    notices.push_back(
+        Notice{.target = owner, .health = s.health, .error = result.error, .only_error = true});
+  }
 }
 
 void Checker::deliver(std::vector<Notice>& notices, std::unique_lock<std::mutex>& lock) {
@@ -223,7 +232,11 @@ void Checker::deliver(std::vector<Notice>& notices, std::unique_lock<std::mutex>
     if (notice.target->removed) continue;
     running_ = notice.target.get();
     lock.unlock();
-    notice.target->callback(notice.health, notice.error);
+    if (notice.only_error) {
+      notice.target->on_error(notice.error);
+    } else {
+      notice.target->callback(notice.health, notice.error);
+    }
     lock.lock();
     running_ = nullptr;
     callback_done_.notify_all();

@@ -54,6 +54,10 @@ struct Status {
 // the latest probe's error ("GET /healthz: 500"), or for a missed deadline
 // "not healthy within 60s: GET /healthz: connection refused". Must not throw.
 using Callback = std::function<void(Health health, const std::string& error)>;
+// Called while a target is not healthy, each time its latest probe fails with another
+// error than the one before ("GET /healthz: connection refused", then ": 500"): what
+// the owner shows as the reason it is not healthy yet. Must not throw.
+using ErrorCallback = std::function<void(const std::string& error)>;
 
 class Checker {
  public:
@@ -67,7 +71,8 @@ class Checker {
   // Starts checking `probe` under `id` (e.g. an allocation id). kInvalidArgument for a
   // bad probe (see validate()), kAlreadyExists when id is taken. Intervals below
   // kMinInterval are raised to it.
-  Result<void> add(const std::string& id, Probe probe, Callback on_change);
+  Result<void> add(const std::string& id, Probe probe, Callback on_change,
+                   ErrorCallback on_error = {});
   // Stops checking id; false when there was no such target. When called from another
   // thread while id's callback runs, waits for that callback to return.
   bool remove(const std::string& id);

@@ -52,11 +52,24 @@ class FakeContainers final : public Containers {
     }
     return *running[id];
   }
+  Result<void> on_exit(const std::string& id, ExitCallback on_end) override {
+    std::unique_lock lock(mu);
+    if (!running.contains(id)) return make_error(ErrorCode::kNotFound, "no container " + id);
+    if (running[id]) {
+      Exit e = *running[id];
+      lock.unlock();
+      on_end(e);
+      return {};
+    }
+    watchers[id] = std::move(on_end);
+    return {};
+  }
   Result<Exit> stop(const std::string& id, std::chrono::milliseconds) override {
-    std::lock_guard lock(mu);
-    stopped.push_back(id);
-    running[id] = Exit{143, 0};
-    cv.notify_all();
+    {
+      std::lock_guard lock(mu);
+      stopped.push_back(id);
+    }
+    exit(id, 143);
     return Exit{143, 0};
   }
   Result<Usage> usage(const model::Allocation&) override { return Usage{1.5, 1 << 20, {}}; }
@@ -75,15 +88,25 @@ class FakeContainers final : public Containers {
   }
   std::string log_dir(const std::string& id) const override { return "/nonexistent/" + id; }
 
+  // Ends it: the runner hears of it through on_exit, as from the runtime.
   void exit(const std::string& id, int code) {
-    std::lock_guard lock(mu);
-    running[id] = Exit{code, 0};
-    cv.notify_all();
+    ExitCallback watcher;
+    {
+      std::lock_guard lock(mu);
+      running[id] = Exit{code, 0};
+      if (auto it = watchers.find(id); it != watchers.end()) {
+        watcher = std::move(it->second);
+        watchers.erase(it);
+      }
+      cv.notify_all();
+    }
+    if (watcher) watcher(Exit{code, 0});
   }
 
   std::mutex mu;
   std::condition_variable cv;
   std::map<std::string, std::optional<Exit>> running;
+  std::map<std::string, ExitCallback> watchers;
   std::vector<std::string> started, stopped, pulled;
   std::set<std::string> released, forgotten;
   std::vector<Adopted> adoptable;
@@ -199,13 +222,14 @@ DesiredAllocations::Item item(std::string id, std::optional<std::chrono::millise
 
 class AllocRunnerTest : public ::testing::Test {
  protected:
-  std::unique_ptr<AllocRunner> make_runner() {
+  std::unique_ptr<AllocRunner> make_runner() { return make_runner(clock); }
+  std::unique_ptr<AllocRunner> make_runner(const Clock& time) {
     RunnerOptions o;
     o.state_dir = dir.file("allocs");
     o.grace = 100ms;
     o.poll_wait = 100ms;
     o.usage_interval = 50ms;
-    auto r = std::make_unique<AllocRunner>(o, containers, cp, clock);
+    auto r = std::make_unique<AllocRunner>(o, containers, cp, time);
     EXPECT_TRUE(r->start("node-1").has_value());
     return r;
   }
@@ -378,6 +402,40 @@ TEST_F(AllocRunnerTest, NeverRestartsWhatRanBeforeAndForgetsRemovedOnes) {
   for (int i = 0; i < 100 && containers.forgotten.size() < 3; ++i)
     std::this_thread::sleep_for(20ms);
   EXPECT_EQ(containers.forgotten, (std::set<std::string>{"task-old", "task-gone", "task-new"}));
+}
+
+// On simulated time: a task's timeout and a crashed service's restart backoff are
+// timers on the clock. Nothing happens until the clock reaches them, and then at once.
+TEST_F(AllocRunnerTest, TimeoutsAndRestartBackoffsRunOnTheClock) {
+  ManualClock time;
+  auto runner = make_runner(time);
+  auto web = item("web-1");
+  web.alloc.kind = "service";
+  web.alloc.group = "web";
+  cp.set({item("task-h1", std::chrono::hours(1)), web});
+  ASSERT_TRUE(cp.wait_status("task-h1", AllocStatus::kRunning));
+  ASSERT_TRUE(cp.wait_status("web-1", AllocStatus::kRunning));
+  // A service without a health check is healthy after it ran 1 s.
+  time.advance(1s);
+  ASSERT_TRUE(cp.wait_status("web-1", AllocStatus::kHealthy));
+  // It crashes: started again after 1 s of backoff, not before.
+  containers.exit("web-1", 1);
+  ASSERT_TRUE(cp.wait_status("web-1", AllocStatus::kStarting));
+  EXPECT_NE(cp.last_of("web-1").message.find("container exited with code 1; restarting in 1s"),
+            std::string::npos)
+      << cp.last_of("web-1").message;
+  time.advance(999ms);
+  EXPECT_FALSE(cp.wait_status("web-1", AllocStatus::kRunning, 200ms)) << "restarted early";
+  time.advance(1ms);
+  ASSERT_TRUE(cp.wait_status("web-1", AllocStatus::kRunning));
+  EXPECT_EQ(cp.last_of("web-1").restarts, 1);
+  // An hour-long timeout passes in no time, and only when the hour has.
+  time.advance(std::chrono::minutes(59));
+  EXPECT_FALSE(cp.wait_status("task-h1", AllocStatus::kTimeout, 200ms));
+  time.advance(std::chrono::minutes(1));
+  ASSERT_TRUE(cp.wait_status("task-h1", AllocStatus::kTimeout));
+  std::lock_guard lock(containers.mu);
+  EXPECT_EQ(containers.started.size(), 3u) << "the task, the service, its restart";
 }
 
 }  // namespace

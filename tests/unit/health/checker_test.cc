@@ -129,6 +129,31 @@ TEST(Checker, RefusedTargetStaysStartingWithTheReason) {
   EXPECT_EQ(events.size(), 0u);
 }
 
+// While a target is not healthy, each new error is told once (what the agent shows as
+// the reason a service is not healthy yet); the same error again, or a pass, is not.
+TEST(Checker, EachNewErrorOfATargetNotYetHealthyIsToldOnce) {
+  HttpServer server;
+  server.set_status(503);
+  std::mutex mu;
+  std::vector<std::string> errors;
+  auto checker = make_checker();
+  ASSERT_TRUE(
+      checker->add("web-1", http_probe(server.address(), 2), Callback{}, [&](const std::string& e) {
+        std::lock_guard lock(mu);
+        errors.push_back(e);
+      }));
+  ASSERT_TRUE(wait_for([&] { return checker->status("web-1")->probes >= 3; }));
+  server.set_status(500);
+  ASSERT_TRUE(wait_for([&] {
+    std::lock_guard lock(mu);
+    return errors.size() >= 2;
+  }));
+  int probes = checker->status("web-1")->probes;
+  ASSERT_TRUE(wait_for([&] { return checker->status("web-1")->probes >= probes + 3; }));
+  std::lock_guard lock(mu);
+  EXPECT_EQ(errors, (std::vector<std::string>{"GET /healthz: 503", "GET /healthz: 500"}));
+}
+
 TEST(Checker, MissedDeadlineMakesAStartingTargetUnhealthy) {
   RefusingPort port;
   Events events;
