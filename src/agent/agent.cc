@@ -5,8 +5,8 @@
 
 namespace mill::agent {
 
-Agent::Agent(AgentOptions options, NodeClient& client)
-    : options_(std::move(options)), client_(client) {
+Agent::Agent(AgentOptions options, NodeClient& client, const Clock& clock)
+    : options_(std::move(options)), client_(client), clock_(clock) {
   if (options_.name.empty()) options_.name = host_name();
   if (options_.address.empty()) options_.address = primary_address();
 }
@@ -62,7 +62,7 @@ void Agent::loop() {
     std::string id;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait_for(lock, interval_, [this] { return stopping_; });
+      clock_.wait_until(wake_, lock, clock_.now() + interval_, [this] { return stopping_; });
       if (stopping_) return;
       id = node_id_;
     }

@@ -12,6 +12,7 @@
 
 #include "agent/machine.h"
 #include "agent/node_client.h"
+#include "common/clock.h"
 #include "common/result.h"
 
 namespace mill::agent {
@@ -24,7 +25,8 @@ struct AgentOptions {
 
 class Agent {
  public:
-  Agent(AgentOptions options, NodeClient& client);
+  // Heartbeats are timed on `clock`.
+  Agent(AgentOptions options, NodeClient& client, const Clock& clock);
   ~Agent();
 
   // Registers now (reusing the id kept in node_id_path, if any) and returns the id.
@@ -42,6 +44,7 @@ class Agent {
 
   AgentOptions options_;
   NodeClient& client_;
+  const Clock& clock_;
   MachineSampler sampler_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;

@@ -234,7 +234,7 @@ int run_server(const ServerOptions& opts) {
     node_client =
         std::make_unique<agent::HttpNodeClient>(local_dial_address(**server), creds->join_token);
     node_agent = std::make_unique<agent::Agent>(
-        agent::AgentOptions{dir.node_id_path(), opts.name, opts.advertise}, *node_client);
+        agent::AgentOptions{dir.node_id_path(), opts.name, opts.advertise}, *node_client, clock);
     auto id = node_agent->register_now();
     if (!id) {
       (*server)->stop();
