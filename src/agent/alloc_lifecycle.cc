@@ -71,8 +71,10 @@ void AllocRunner::start_and_supervise(const Ptr& entry) {
 }
 
 bool AllocRunner::start_container(const Ptr& entry) {
+  // Saved before anything is made: after a crash of the agent mid-start, the next one
+  // knows the container (if any) is this allocation's, and adopts or restarts it.
   update(
-      entry, [](Entry& e) { e.state.status = AllocStatus::kPulling; }, false);
+      entry, [](Entry& e) { e.state.status = AllocStatus::kPulling; }, true);
   model::Allocation alloc;
   {
     std::lock_guard lock(mutex_);

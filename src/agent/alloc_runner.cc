@@ -198,6 +198,14 @@ void AllocRunner::adopt() {
       continue;
     }
     if (running) {
+      if (e->state.status == AllocStatus::kPulling || e->state.status == AllocStatus::kStarting) {
+        // The previous agent died between starting it and recording that it runs.
+        e->state.status = AllocStatus::kRunning;
+        e->state.pid = found.at(e->alloc.id).pid;
+        if (!e->state.started_at) e->state.started_at = clock_.now();
+        persist(*e);
+        reporter_.queue(e->state);
+      }
       log::info("agent: re-adopted " + e->alloc.id + " (pid " + std::to_string(e->state.pid) + ")");
       launch(e, false);
     } else if (model::is_up(e->state.status) || e->state.status == AllocStatus::kStopping) {

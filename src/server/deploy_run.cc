@@ -258,6 +258,37 @@ Result<void> DeployManager::roll(Run& run, const std::string& name) {
   }
   std::optional<model::AllocSpec> old_spec;
   if (auto old = model::decode_allocation(p.old_alloc); old) old_spec = old->spec;
+  // Places what the rollout asks for. A batch must fit whole before any of it is
+  // placed: a deploy that cannot run fails at once, without starting (and then
+  // stopping) the part that would fit. Old allocations still stopping hold their cpu
+  // and memory: on a full node the next placement waits for them rather than failing.
+  auto place = [&](RolloutActions& acts) {
+    const model::AllocSpec* what = &spec;
+    if (acts.old_spec) {
+      if (!old_spec) {
+        rollout.placement_failed("the spec to roll back to is not recorded");
+        return false;
+      }
+      what = &*old_spec;
+    }
+    if (acts.place > 1 || rollout.stopping()) {
+      if (auto fits = tasks_.check_fit(model::kKindService, name, *what, acts.place); !fits) {
+        if (!rollout.stopping()) rollout.placement_failed(fits.error().message);
+        return false;
+      }
+    }
+    bool any = false;
+    for (int i = 0; i < acts.place; ++i) {
+      auto v = tasks_.place_service(name, *what);
+      if (!v) {
+        if (!rollout.stopping()) rollout.placement_failed(v.error().message);
+        break;
+      }
+      rollout.placed(v->alloc.id, v->alloc.node, clock_.now(), acts.old_spec, acts);
+      any = true;
+    }
+    return any;
+  };
   while (!rollout.finished()) {
     const uint64_t seen = seq();
     AllocsSeen allocs;
@@ -270,27 +301,7 @@ Result<void> DeployManager::roll(Run& run, const std::string& name) {
       if (auto k = tasks_.kill(id); !k)
         log::warn("deploy: stopping " + id + ": " + k.error().message);
     }
-    bool placed_any = false;
-    if (acts.place > 0) {
-      // A batch must fit whole before any of it is placed: a deploy that cannot run
-      // fails at once, without starting (and then stopping) the part that would fit.
-      // Old allocations still stopping hold their cpu and memory: on a full node the
-      // next placement waits for them rather than failing.
-      const model::AllocSpec& what = acts.old_spec && old_spec ? *old_spec : spec;
-      auto fits = acts.place > 1 || rollout.stopping()
-                      ? tasks_.check_fit(model::kKindService, name, what, acts.place)
-                      : Result<void>{};
-      if (!fits && !rollout.stopping()) rollout.placement_failed(fits.error().message);
-      for (int i = 0; fits && i < acts.place; ++i) {
-        auto v = tasks_.place_service(name, what);
-        if (!v) {
-          if (!rollout.stopping()) rollout.placement_failed(v.error().message);
-          break;
-        }
-        rollout.placed(v->alloc.id, v->alloc.node, clock_.now(), acts.old_spec, acts);
-        placed_any = true;
-      }
-    }
+    const bool placed_any = acts.place > 0 && place(acts);
     const bool changed = !(rollout.state() == *p.rollout);
     p.rollout = rollout.state();
     std::vector<DeployEvent> events;
