@@ -55,7 +55,7 @@ void LogService::stop() {
   followers_.clear();
 }
 
-void LogService::stream(const api::LogQuery& query, std::shared_ptr<net::ResponseWriter> writer) {
+void LogService::stream(const net::LogQuery& query, std::shared_ptr<net::ResponseWriter> writer) {
   Follower f;
   f.writer = writer;
   if (!query.service.empty()) {

@@ -15,17 +15,17 @@
 
 #include "agent/alloc_runner.h"
 #include "agent/containers.h"
-#include "api/log_source.h"
+#include "net/log_source.h"
 #include "runtime/log_reader.h"
 
 namespace mill::agent {
 
-class LogService final : public api::LogSource {
+class LogService final : public net::LogSource {
  public:
   LogService(Containers& containers, AllocRunner& runner, std::string node_id);
   ~LogService() override;
 
-  void stream(const api::LogQuery& query, std::shared_ptr<net::ResponseWriter> writer) override;
+  void stream(const net::LogQuery& query, std::shared_ptr<net::ResponseWriter> writer) override;
   bool serves(const std::string& node) const override { return node == node_; }
 
   // Ends every follow (with no end event: the server is going away).

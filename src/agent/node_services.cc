@@ -79,7 +79,7 @@ NodeServices::NodeServices(std::unique_ptr<Parts> parts) : parts_(std::move(part
 
 NodeServices::~NodeServices() { stop(); }
 
-api::LogSource& NodeServices::logs() { return *parts_->logs; }
+net::LogSource& NodeServices::logs() { return *parts_->logs; }
 
 std::vector<proxy::RouteStats> NodeServices::proxy_stats() const {
   return parts_->proxy ? parts_->proxy->stats() : std::vector<proxy::RouteStats>{};

@@ -10,9 +10,9 @@
 #include <string>
 
 #include "agent/node_client.h"
-#include "api/log_source.h"
 #include "common/clock.h"
 #include "common/result.h"
+#include "net/log_source.h"
 #include "proxy/proxy.h"
 
 namespace mill::agent {
@@ -50,7 +50,7 @@ class NodeServices {
   // firewall rules, guard route, namespaces) and mounts: `mill cleanup`. Idempotent.
   static Result<void> cleanup(const std::string& data_dir);
 
-  api::LogSource& logs();
+  net::LogSource& logs();
   // The proxy's totals per route (empty when it is not running).
   std::vector<proxy::RouteStats> proxy_stats() const;
   // Stops following and serving; containers keep running for the next start.

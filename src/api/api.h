@@ -8,11 +8,11 @@
 
 #include <string>
 
-#include "api/log_source.h"
 #include "api/router.h"
 #include "common/clock.h"
 #include "metrics/registry.h"
 #include "net/http.h"
+#include "net/log_source.h"
 #include "server/node_registry.h"
 #include "server/secrets.h"
 #include "server/tasks.h"
@@ -33,7 +33,7 @@ struct ApiContext {
   std::chrono::milliseconds heartbeat_interval{5000};
   server::TaskManager* tasks = nullptr;
   server::DeployManager* deploys = nullptr;  // null: this server runs no deploys
-  LogSource* logs = nullptr;  // this server's own node; null without an in-process agent
+  net::LogSource* logs = nullptr;  // this server's own node; null without an in-process agent
   model::Ipv4Net cluster_network{0x0a630000, 16};
   // How long POST /v1/tasks/spawn waits for the task to run (pulls included).
   std::chrono::milliseconds spawn_wait{std::chrono::minutes(10)};

@@ -13,7 +13,7 @@ namespace mill::api {
 void add_log_routes(Router& router, const ApiContext& ctx) {
   router.add("GET", "/v1/logs/:name", [&ctx](const net::HttpRequest& req, const Params& p) {
     const std::string& name = p.find("name")->second;
-    LogQuery query;
+    net::LogQuery query;
     query.alloc_id = name;
     std::string follow = req.query_param("follow");
     if (!follow.empty() && follow != "true" && follow != "false" && follow != "1" &&

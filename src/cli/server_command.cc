@@ -51,10 +51,10 @@ struct ServerOptions {
 
 // The logs route needs the node's log service, which exists only once the agent has
 // registered through the (already serving) API: this forwards to it from then on.
-class LocalLogs final : public api::LogSource {
+class LocalLogs final : public net::LogSource {
  public:
-  void set(api::LogSource* target) { target_.store(target); }
-  void stream(const api::LogQuery& query, std::shared_ptr<net::ResponseWriter> writer) override {
+  void set(net::LogSource* target) { target_.store(target); }
+  void stream(const net::LogQuery& query, std::shared_ptr<net::ResponseWriter> writer) override {
     if (auto* t = target_.load()) return t->stream(query, std::move(writer));
     net::HttpResponse r;
     r.status = 503;
@@ -67,7 +67,7 @@ class LocalLogs final : public api::LogSource {
   }
 
  private:
-  std::atomic<api::LogSource*> target_{nullptr};
+  std::atomic<net::LogSource*> target_{nullptr};
 };
 
 void declare_node_metrics(metrics::Registry& registry, server::NodeRegistry& nodes) {

@@ -4,6 +4,10 @@
 // the container; the API hands the request to the node's log source. The in-process
 // agent serves its own node (cli/server_command.cc wires it); a remote node's agent
 // will serve the same interface over the node protocol when several nodes arrive.
+//
+// It lives in net, below both its caller (api) and its implementation (agent), because
+// neither of those links the other (scripts/check-edges.sh); net is the lowest module
+// with the ResponseWriter it streams to.
 
 #include <cstddef>
 #include <memory>
@@ -12,7 +16,7 @@
 
 #include "net/http.h"
 
-namespace mill::api {
+namespace mill::net {
 
 struct LogQuery {
   std::string alloc_id;        // one allocation (a task) ...
@@ -30,9 +34,9 @@ class LogSource {
   // A service's lines carry "alloc" (the allocation they come from), and its follow
   // picks up allocations that start later (a deploy) until the client leaves.
   // kNotFound when the node has no log for it.
-  virtual void stream(const LogQuery& query, std::shared_ptr<net::ResponseWriter> writer) = 0;
+  virtual void stream(const LogQuery& query, std::shared_ptr<ResponseWriter> writer) = 0;
   // Whether this source serves the allocation's node.
   virtual bool serves(const std::string& node) const = 0;
 };
 
-}  // namespace mill::api
+}  // namespace mill::net
