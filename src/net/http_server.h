@@ -58,7 +58,7 @@ class HttpServer {
   // connections, joins the threads. Safe to call from any thread, more than once.
   void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(5000));
 
-  struct State;  // opaque: defined in http_server.cc
+  struct State;  // opaque: defined in http_connection.h (net-internal)
 
  private:
   explicit HttpServer(std::unique_ptr<State> state);

@@ -1,8 +1,8 @@
 #pragma once
 
-// The proxy's moving parts, shared by proxy.cc (lifecycle, routes, TLS) and
-// session.cc (one client connection). Only this module includes it: it pulls in
-// Asio, Beast and OpenSSL.
+// The proxy's moving parts, shared by proxy.cc (lifecycle, routes, TLS), upstream.cc
+// (choosing and dialing an upstream) and session.h (one client connection). Only this
+// module includes it: it pulls in Asio, Beast and OpenSSL.
 
 #include <array>
 #include <atomic>
