@@ -549,8 +549,10 @@ TEST(Proxy, SlowClientsAreCutOff) {
   o.header_timeout = 300ms;
   auto proxy = start_proxy(o);
   proxy->set_routes({route("app", "app.test", "/", {app->address()})});
-  Client c(proxy->http_port());
+  // Timed from before the connection: the proxy's timer starts at its accept, which
+  // may come before this thread reads the clock after connect().
   auto t0 = std::chrono::steady_clock::now();
+  Client c(proxy->http_port());
   std::string answer = c.raw("GET / HTTP/1.1\r\nHost: app.te");  // and then nothing
   auto took = std::chrono::steady_clock::now() - t0;
   // The connection is closed, with no answer (Beast's stream closes the socket when its
