@@ -1,65 +1,53 @@
 #pragma once
 
-// One thread that watches a store prefix and wakes whoever waits for a change under
-// it: the node protocol's blocking query for desired allocations, a spawn waiting for
-// its task to run, a kill waiting for it to end. Waiting costs no thread, so hundreds
-// of agents' long polls (or pending spawns) ride on this one.
+// The index of a blocking query (the node protocol's desired allocations, as Nomad's
+// clients long-poll): a reader takes last_change() *before* it reads the state, hands
+// it out, and is later asked to wait(after = it) for the next change. The writers of
+// that state call changed() once their change is in the store and in memory, so a
+// reader never holds an index newer than what it read. Waits ride on Waiters.
 //
-// Thread-safety: every method may be called from any thread. Callbacks run on the
-// hub's thread (or on the caller's, when the answer is already known) and must not
-// block for long.
+// The index is the store revision of the newest change (or one past the last index
+// when writers applied theirs out of revision order, so that no change goes unseen).
+// Across a restart it starts from the store's revision, so an agent's index from the
+// previous server is not mistaken for a future one.
+//
+// Thread-safety: every method may be called from any thread; callbacks run on the
+// waiters' thread and must not block for long.
 
-#include <chrono>
-#include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
 
-#include "store/store.h"
+#include "server/waiters.h"
 
 namespace mill::server {
 
 class WatchHub {
  public:
-  using Deadline = std::chrono::steady_clock::time_point;
-  // true: something under the prefix changed after `after`; false: the deadline passed.
+  using Deadline = Waiters::Deadline;
+  // true: something changed after `after`; false: the deadline passed or the hub stops.
   using Callback = std::function<void(bool changed)>;
 
-  WatchHub(store::Store& store, std::string prefix);
-  // Watches several prefixes as one: a change under any of them wakes waiters.
-  WatchHub(store::Store& store, std::vector<std::string> prefixes);
-  ~WatchHub();
+  // Waits are `key`'s waiters in `waiters`.
+  WatchHub(Waiters& waiters, std::string key);
 
-  void start();
-  // Wakes every waiter with false and joins the thread.
-  void stop();
-
-  // Revision of the newest change under the prefix seen so far. Read it *before*
-  // reading the state it guards, then wait(after = that), and no change is missed.
+  // What the store holds at `revision` counts as changed at it, so a waiter that has
+  // seen nothing yet (after = 0) is answered at once.
+  void reset(int64_t revision);
   int64_t last_change() const;
+  // A writer's change, at store revision `revision`, is now visible to readers.
+  void changed(int64_t revision);
 
-  // Calls back at once (changed) unless `after` is the current last_change().
+  // Calls back (changed) at once unless `after` is the current last_change(), else on
+  // the next change, or (false) at the deadline.
   void wait(int64_t after, Deadline deadline, Callback callback);
 
  private:
-  struct Waiter {
-    int64_t after;
-    Deadline deadline;
-    Callback callback;
-  };
-  void loop();
-
-  store::Store& store_;
-  const std::vector<std::string> prefixes_;
-  const std::string watched_;  // their common prefix, what the store watch covers
+  Waiters& waiters_;
+  const std::string key_;
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
   int64_t last_change_ = 0;
-  bool stopping_ = false;
-  std::vector<Waiter> waiters_;
-  std::thread thread_;
 };
 
 }  // namespace mill::server

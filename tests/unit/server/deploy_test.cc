@@ -50,7 +50,11 @@ class FakeNode {
 
   bool await_idle(std::chrono::milliseconds real) {
     std::unique_lock lock(wake_->mu);
-    return wake_->cv.wait_for(lock, real, [&] { return wake_->idle && !wake_->woken; });
+    if (!wake_->cv.wait_for(lock, real, [&] { return wake_->idle && !wake_->woken; })) {
+      return false;
+    }
+    // Its wake-up may still be on its way: idle only if nothing changed since it looked.
+    return tasks_.allocations_for("node-1").index == wake_->index;
   }
 
  private:
@@ -60,6 +64,7 @@ class FakeNode {
     std::condition_variable cv;
     bool woken = false;
     bool idle = false;
+    int64_t index = 0;  // of the blocking query it waits on
     bool stop = false;
   };
 
@@ -100,6 +105,7 @@ class FakeNode {
       std::unique_lock lock(wake_->mu);
       if (wake_->stop) return;
       wake_->woken = false;
+      wake_->index = mine.index;
       lock.unlock();
       tasks_.wait_allocations(mine.index, std::chrono::steady_clock::now() + 1h,
                               [wake = wake_](bool) {

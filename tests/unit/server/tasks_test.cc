@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "store/memory_store.h"
+#include "support/forwarding_store.h"
 
 namespace mill::server {
 namespace {
@@ -261,13 +262,8 @@ TEST_F(TasksTest, MetricsCountSpawnsAndDurations) {
 // Another placer (a second leader after a failover, say) commits between this one's
 // snapshot and its commit: the compare on the placement epoch fails, and the
 // placement is planned again on a fresh view instead of being written on a stale one.
-class RacingStore final : public store::Store {
+class RacingStore final : public mill::testing::ForwardingStore {
  public:
-  Result<int64_t> revision() override { return inner.revision(); }
-  Result<std::optional<store::KeyValue>> get(std::string_view key) override {
-    return inner.get(key);
-  }
-  Result<store::ListResult> list(std::string_view prefix) override { return inner.list(prefix); }
   Result<store::TxnResult> txn(const store::Txn& t) override {
     bool placing = false;
     for (const auto& c : t.compares) placing |= c.key == "/sched/epoch";
@@ -278,12 +274,6 @@ class RacingStore final : public store::Store {
     if (placing) ++commits;
     return inner.txn(t);
   }
-  Result<store::WatchResult> watch(std::string_view prefix, int64_t after,
-                                   std::chrono::milliseconds timeout) override {
-    return inner.watch(prefix, after, timeout);
-  }
-  Result<void> sync(int64_t revision) override { return inner.sync(revision); }
-  store::MemoryStore inner;
   int races_left = 1;
   int commits = 0;
 };

@@ -1,0 +1,110 @@
+// The allocation table on its own (alloc_table.h): waits for an allocation's state
+// answer when the table records it, a write guard makes writers of one allocation take
+// turns without making readers wait, and only changes the store has wake the
+// blocking query.
+
+#include "server/alloc_table.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <memory>
+#include <thread>
+
+namespace mill::server {
+namespace {
+
+using namespace std::chrono_literals;
+
+class AllocTableTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    waiters.start();
+    hub.reset(1);
+    model::Allocation a;
+    a.id = "task-abcd";
+    a.kind = std::string(model::kKindTask);
+    a.node = "node-1";
+    table.apply_placed(a, 2);
+  }
+  void TearDown() override { waiters.stop(); }
+
+  static model::AllocState state(model::AllocStatus s) {
+    model::AllocState st;
+    st.id = "task-abcd";
+    st.status = s;
+    return st;
+  }
+
+  // The one answer of a wait, kept past the test's end.
+  struct Answer {
+    std::shared_ptr<std::promise<Result<TaskView>>> promise =
+        std::make_shared<std::promise<Result<TaskView>>>();
+    std::future<Result<TaskView>> future = promise->get_future();
+    AllocTable::ViewCallback callback() {
+      return [p = promise](Result<TaskView> v) { p->set_value(std::move(v)); };
+    }
+  };
+
+  Waiters waiters;
+  WatchHub hub{waiters, "hub"};
+  AllocTable table{waiters, hub};
+};
+
+TEST_F(AllocTableTest, AWaitAnswersWhenTheStateIsRecorded) {
+  Answer got;
+  table.wait("task-abcd", started_or_ended, std::chrono::steady_clock::now() + 10s, got.callback());
+  table.apply_state(state(model::AllocStatus::kPulling), 3);
+  EXPECT_EQ(got.future.wait_for(200ms), std::future_status::timeout);
+  table.apply_state(state(model::AllocStatus::kRunning), 4);
+  ASSERT_EQ(got.future.wait_for(5s), std::future_status::ready);
+  auto v = got.future.get();
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->status(), model::AllocStatus::kRunning);
+}
+
+TEST_F(AllocTableTest, AWaitTimesOutAndAForgottenOneIsNotFound) {
+  Answer late;
+  table.wait("task-abcd", ended, std::chrono::steady_clock::now() + 200ms, late.callback());
+  ASSERT_EQ(late.future.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(late.future.get().error().code, ErrorCode::kTimeout);
+
+  Answer gone;
+  table.wait("task-abcd", ended, std::chrono::steady_clock::now() + 10s, gone.callback());
+  table.apply_forgotten("task-abcd", 5);
+  ASSERT_EQ(gone.future.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(gone.future.get().error().code, ErrorCode::kNotFound);
+  EXPECT_FALSE(table.revision("task-abcd").has_value());
+}
+
+TEST_F(AllocTableTest, WritersOfOneAllocationTakeTurnsWhileReadersGoOn) {
+  std::atomic<bool> second_in{false};
+  std::thread second;
+  {
+    auto guard = table.guard("task-abcd");
+    second = std::thread([&] {
+      auto other = table.guard("task-abcd");
+      second_in = true;
+    });
+    std::this_thread::sleep_for(200ms);
+    EXPECT_FALSE(second_in) << "the second writer waits for the first";
+    EXPECT_TRUE(table.get("task-abcd").has_value()) << "a reader does not";
+    auto unrelated = table.guard("task-other");  // nor does a writer of another one
+  }
+  second.join();
+  EXPECT_TRUE(second_in);
+}
+
+TEST_F(AllocTableTest, OnlyStoredChangesMoveTheBlockingQuery) {
+  const int64_t before = hub.last_change();
+  auto usage = state(model::AllocStatus::kRunning);
+  table.apply_state(usage, 0);  // usage only: memory, not the store
+  EXPECT_EQ(hub.last_change(), before);
+  table.apply_state(state(model::AllocStatus::kHealthy), 7);
+  EXPECT_EQ(hub.last_change(), 7);
+  EXPECT_EQ(table.get("task-abcd")->status(), model::AllocStatus::kHealthy);
+}
+
+}  // namespace
+}  // namespace mill::server
