@@ -15,6 +15,11 @@ enum class NodeStatus { kReady, kDraining, kDown };
 std::string_view to_string(NodeStatus status);
 std::optional<NodeStatus> parse_node_status(std::string_view text);
 
+// "node-3" -> 3: the number in a node id as the server assigns them, which picks the
+// node's /24 of the cluster network (ipv4.h). nullopt for any other id ("node-03",
+// "node-x", "web"), so two ids never share a number.
+std::optional<int> node_index(std::string_view id);
+
 // A machine's capacity and what is free on it right now, as its agent measured it.
 struct Resources {
   double cpu_total = 0;          // cores

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <charconv>
 #include <set>
 
 #include "common/log.h"
@@ -19,15 +18,6 @@ constexpr std::string_view kIpamPrefix = "/ipam/";
 
 std::string ipam_key(const std::string& node, const std::string& ip) {
   return std::string(kIpamPrefix) + node + "/" + ip;
-}
-
-// "node-3" -> 3: a node's index picks its /24 of the cluster network.
-std::optional<int> node_index(std::string_view id) {
-  if (!id.starts_with("node-")) return std::nullopt;
-  int n = 0;
-  auto [ptr, ec] = std::from_chars(id.data() + 5, id.data() + id.size(), n);
-  if (ec != std::errc() || ptr != id.data() + id.size()) return std::nullopt;
-  return n;
 }
 
 bool started_or_ended(const TaskView& v) {
@@ -238,9 +228,7 @@ Result<std::string> TaskManager::new_id(const std::string& prefix) {
 }
 
 std::optional<std::string> TaskManager::free_address(const std::string& node) const {
-  auto index = node_index(node);
-  if (!index) return std::nullopt;
-  auto subnet = model::node_subnet(options_.cluster_network, *index);
+  auto subnet = model::node_subnet(options_.cluster_network, node);
   if (!subnet) return std::nullopt;
   std::vector<bool> used(256, false);
   for (const auto& [id, v] : tasks_) {
