@@ -83,7 +83,7 @@ class AllocRunner {
   // Destroys volumes the control plane asked to remove, and says how it went.
   void remove_volumes(const std::vector<std::string>& names);
   void report_loop();
-  void reconcile(const DesiredAllocations& desired);
+  void reconcile(const model::DesiredAllocations& desired);
   void spawn_worker(const Ptr& entry, bool start_it);
   void run(const Ptr& entry, bool start_it);
   bool start_container(const Ptr& entry);

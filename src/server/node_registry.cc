@@ -56,7 +56,7 @@ Result<std::string> NodeRegistry::allocate_id() {
   return "node-" + std::to_string(highest + 1);
 }
 
-Result<model::Node> NodeRegistry::register_node(const NodeRegistration& reg) {
+Result<model::Node> NodeRegistry::register_node(const model::RegisterRequest& reg) {
   if (reg.name.empty() || reg.address.empty()) {
     return make_error(ErrorCode::kInvalidArgument, "a node needs a name and an address");
   }

@@ -29,6 +29,7 @@
 #include "model/config.h"
 #include "model/ipv4.h"
 #include "model/node.h"
+#include "model/node_protocol.h"
 #include "scheduler/scheduler.h"
 #include "server/node_registry.h"
 #include "server/watch_hub.h"
