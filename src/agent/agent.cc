@@ -18,13 +18,13 @@ std::string Agent::node_id() const {
   return node_id_;
 }
 
-RegisterResponse Agent::registration() const {
+model::RegisterResponse Agent::registration() const {
   std::lock_guard lock(mutex_);
   return registration_;
 }
 
 Result<std::string> Agent::register_now() {
-  RegisterRequest req;
+  model::RegisterRequest req;
   if (auto kept = read_file(options_.node_id_path)) req.id = trim(*kept);
   req.name = options_.name;
   req.address = options_.address;

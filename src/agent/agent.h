@@ -37,7 +37,7 @@ class Agent {
 
   std::string node_id() const;
   // What the last registration answered (the node's subnet, the cluster network).
-  RegisterResponse registration() const;
+  model::RegisterResponse registration() const;
 
  private:
   void loop();
@@ -49,7 +49,7 @@ class Agent {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::string node_id_;
-  RegisterResponse registration_;
+  model::RegisterResponse registration_;
   std::chrono::milliseconds interval_{5000};
   bool stopping_ = false;
   std::thread thread_;

@@ -283,7 +283,7 @@ void AllocRunner::pull_images(const model::ImagePulls& pulls) {
   }
 }
 
-void AllocRunner::reconcile(const DesiredAllocations& desired) {
+void AllocRunner::reconcile(const model::DesiredAllocations& desired) {
   std::vector<std::string> forget;
   std::vector<std::string> resend;
   std::vector<std::pair<Ptr, bool>> start;

@@ -106,7 +106,7 @@ class AllocRunner {
   void pull_images(const model::ImagePulls& pulls);
   // Destroys volumes the control plane asked to remove, and says how it went.
   void remove_volumes(const std::vector<std::string>& names);
-  void reconcile(const DesiredAllocations& desired);
+  void reconcile(const model::DesiredAllocations& desired);
   void adopt();
   void persist(const Entry& entry);
   // Sets the status (and more via `change`), persists when it matters, reports.

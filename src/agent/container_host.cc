@@ -51,7 +51,7 @@ ContainerHost::ContainerHost(ContainerHostOptions options, image::ImageStore& im
   ::mkdir(options_.alloc_root.c_str(), 0700);
 }
 
-void ContainerHost::set_registries(std::map<std::string, RegistryLogin> registries) {
+void ContainerHost::set_registries(std::map<std::string, model::RegistryLogin> registries) {
   std::lock_guard lock(mutex_);
   registries_ = std::move(registries);
 }
@@ -67,7 +67,7 @@ Result<void> ContainerHost::pull(const std::string& image) {
   return {};
 }
 
-std::optional<RegistryLogin> ContainerHost::login_for(const std::string& host) const {
+std::optional<model::RegistryLogin> ContainerHost::login_for(const std::string& host) const {
   std::lock_guard lock(mutex_);
   auto it = registries_.find(host);
   if (it == registries_.end()) return std::nullopt;

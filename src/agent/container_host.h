@@ -35,7 +35,7 @@ class ContainerHost final : public Containers {
                 network::NodeNetwork& network, runtime::Runtime& runtime,
                 volume::VolumeManager& volumes);
 
-  void set_registries(std::map<std::string, RegistryLogin> registries) override;
+  void set_registries(std::map<std::string, model::RegistryLogin> registries) override;
   Result<void> pull(const std::string& image) override;
   Result<void> remove_volume(const std::string& name) override;
   Result<Started> start(const model::Allocation& alloc,
@@ -50,7 +50,7 @@ class ContainerHost final : public Containers {
   std::string log_dir(const std::string& id) const override;
 
   // For the ImageStore's credential lookup.
-  std::optional<RegistryLogin> login_for(const std::string& host) const;
+  std::optional<model::RegistryLogin> login_for(const std::string& host) const;
 
  private:
   std::string dir(const std::string& id) const { return options_.alloc_root + "/" + id; }
@@ -63,7 +63,7 @@ class ContainerHost final : public Containers {
   runtime::Runtime& runtime_;
   volume::VolumeManager& volumes_;
   mutable std::mutex mutex_;
-  std::map<std::string, RegistryLogin> registries_;
+  std::map<std::string, model::RegistryLogin> registries_;
 };
 
 }  // namespace mill::agent

@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "agent/node_client.h"
 #include "common/result.h"
 #include "model/allocation.h"
+#include "model/node_protocol.h"
 
 namespace mill::agent {
 
@@ -51,7 +51,7 @@ class Containers {
   virtual ~Containers() = default;
 
   // The registry logins the control plane sent with the latest allocations.
-  virtual void set_registries(std::map<std::string, RegistryLogin> registries) = 0;
+  virtual void set_registries(std::map<std::string, model::RegistryLogin> registries) = 0;
 
   // Destroys a volume of this node and its data; gone already is fine.
   virtual Result<void> remove_volume(const std::string& name) = 0;

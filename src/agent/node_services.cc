@@ -94,7 +94,7 @@ void NodeServices::stop() {
 
 Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, NodeClient& client,
                                                           const std::string& node_id,
-                                                          const RegisterResponse& reg,
+                                                          const model::RegisterResponse& reg,
                                                           const Clock& clock) {
   auto p = std::make_unique<Parts>();
   const std::string& d = o.data_dir;

@@ -42,7 +42,7 @@ class NodeServices {
   // the containers that kept running, and starts following the control plane.
   static Result<std::unique_ptr<NodeServices>> start(const NodeOptions& options, NodeClient& client,
                                                      const std::string& node_id,
-                                                     const RegisterResponse& registration,
+                                                     const model::RegisterResponse& registration,
                                                      const Clock& clock);
   ~NodeServices();
 

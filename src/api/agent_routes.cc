@@ -1,52 +1,79 @@
 // The node protocol, authenticated by the join token: agents register, heartbeat,
 // fetch their desired allocations with a blocking query (as Nomad's clients do) and
-// report what runs.
+// report what runs. Every handler decodes with model/node_protocol.h, calls the
+// NodeRegistry or the TaskManager, and encodes the answer with the same codec.
 
-#include <boost/json.hpp>
+#include <algorithm>
+#include <type_traits>
 
 #include "api/api.h"
 #include "api/responses.h"
 #include "common/log.h"
-#include "model/json.h"
+#include "model/node_protocol.h"
 
 namespace mill::api {
 
-namespace json = boost::json;
-
 namespace {
 
-Result<std::string> node_subnet_text(const ApiContext& ctx, std::string_view id) {
-  int index = 0;
-  if (id.starts_with("node-")) index = std::atoi(std::string(id.substr(5)).c_str());
-  auto subnet = model::node_subnet(ctx.cluster_network, index);
+// Decode, act, encode: an error at either step is the answer.
+template <class Request, class Act>
+net::HttpResponse handle(Result<Request> request, Act&& act) {
+  if (!request) return error_response(request.error());
+  auto answer = act(*request);
+  if (!answer) return error_response(answer.error());
+  if constexpr (std::is_void_v<typename decltype(answer)::value_type>) {
+    return json_text_response(200, std::string(model::kEmptyAnswer));
+  } else {
+    return json_text_response(200, model::encode(*answer));
+  }
+}
+
+Result<model::RegisterResponse> register_node(const ApiContext& ctx,
+                                              const model::RegisterRequest& request) {
+  auto node = MILL_TRY(ctx.nodes->register_node(request));
+  auto subnet = model::node_subnet(ctx.cluster_network, node.id);
   if (!subnet) {
     return make_error(ErrorCode::kConflict, "the cluster network " + ctx.cluster_network.str() +
-                                                " has no /24 left for " + std::string(id));
+                                                " has no /24 left for " + node.id);
   }
-  return subnet->str();
+  return model::RegisterResponse{node.id, ctx.heartbeat_interval, subnet->str(),
+                                 ctx.cluster_network.str()};
 }
 
 // An allocation as the agent gets it: secrets in env expanded (the join token
 // guards this route), so the agent never needs the secrets key.
-json::value deliverable(const ApiContext& ctx, const model::Allocation& a) {
-  json::value v = json::parse(model::encode(a));
-  if (a.desired != model::DesiredState::kRun) return v;
-  auto& env = v.as_object()["spec"].as_object()["env"].as_object();
-  for (auto& [k, val] : env) {
-    auto expanded = ctx.secrets->expand(val.as_string());
+model::Allocation deliverable(const ApiContext& ctx, model::Allocation a) {
+  if (a.desired != model::DesiredState::kRun) return a;
+  for (auto& [k, val] : a.spec.env) {
+    auto expanded = ctx.secrets->expand(val);
     if (!expanded) {
       // Checked at spawn; if the secret was deleted since, start without it and say so.
-      log::warn("allocation " + a.id + ": env " + std::string(k) + ": " + expanded.error().message);
+      log::warn("allocation " + a.id + ": env " + k + ": " + expanded.error().message);
       val = "";
       continue;
     }
     val = *expanded;
   }
-  return v;
+  return a;
 }
 
-json::object registries(const ApiContext& ctx) {
-  json::object out;
+// A route as the proxy gets it: TLS cert and key expanded.
+model::ServiceRoute deliverable(const ApiContext& ctx, model::ServiceRoute r) {
+  if (!r.route.tls) return r;
+  auto cert = ctx.secrets->expand(r.route.tls->cert);
+  auto key = ctx.secrets->expand(r.route.tls->key);
+  if (!cert || !key) {
+    log::warn("service " + r.service + ": TLS refers to a missing secret; serving it without");
+    r.route.tls.reset();
+    r.route.https_redirect = false;
+  } else {
+    r.route.tls = model::RouteTls{*cert, *key};
+  }
+  return r;
+}
+
+std::map<std::string, model::RegistryLogin> registries(const ApiContext& ctx) {
+  std::map<std::string, model::RegistryLogin> out;
   for (const auto& [host, r] : ctx.tasks->config().registries) {
     auto user = ctx.secrets->expand(r.username);
     auto pass = ctx.secrets->expand(r.password);
@@ -54,114 +81,58 @@ json::object registries(const ApiContext& ctx) {
       log::warn("registry " + host + ": credentials refer to a missing secret");
       continue;
     }
-    out[host] = json::object{{"username", *user}, {"password", *pass}, {"insecure", r.insecure}};
+    out[host] = model::RegistryLogin{*user, *pass, r.insecure};
   }
   return out;
 }
 
-net::HttpResponse allocations_response(const ApiContext& ctx, const std::string& node) {
+model::DesiredAllocations desired(const ApiContext& ctx, const std::string& node) {
   auto list = ctx.tasks->allocations_for(node);
-  json::array allocs;
-  for (const auto& v : list.allocations) {
-    allocs.push_back(json::object{{"alloc", deliverable(ctx, v.alloc)},
-                                  {"status", model::to_string(v.status())}});
+  model::DesiredAllocations out;
+  out.index = list.index;
+  for (auto& v : list.allocations) {
+    model::AllocStatus reported = v.status();
+    out.allocations.push_back({deliverable(ctx, std::move(v.alloc)), reported});
   }
-  json::object out{
-      {"index", list.index}, {"allocations", std::move(allocs)}, {"registries", registries(ctx)}};
-  if (!list.remove_volumes.empty()) {
-    json::array names;
-    for (const auto& n : list.remove_volumes) names.emplace_back(n);
-    out["remove_volumes"] = std::move(names);
-  }
-  json::array routes;
-  for (auto r : list.routes) {
-    if (r.route.tls) {
-      auto cert = ctx.secrets->expand(r.route.tls->cert);
-      auto key = ctx.secrets->expand(r.route.tls->key);
-      if (!cert || !key) {
-        log::warn("service " + r.service + ": TLS refers to a missing secret; serving it without");
-        r.route.tls.reset();
-        r.route.https_redirect = false;
-      } else {
-        r.route.tls = model::RouteTls{*cert, *key};
-      }
-    }
-    routes.push_back(json::parse(model::encode(r)));
-  }
-  out["routes"] = std::move(routes);
-  if (list.pulls) {
-    json::array images;
-    for (const auto& i : list.pulls->images) images.emplace_back(i);
-    out["pulls"] = json::object{{"deploy", list.pulls->deploy}, {"images", std::move(images)}};
-  }
-  return json_response(200, out);
+  out.registries = registries(ctx);
+  out.pulls = std::move(list.pulls);
+  out.remove_volumes = std::move(list.remove_volumes);
+  for (auto& r : list.routes) out.routes.push_back(deliverable(ctx, std::move(r)));
+  return out;
+}
+
+net::HttpResponse allocations_response(const ApiContext& ctx, const std::string& node) {
+  return json_text_response(200, model::encode(desired(ctx, node)));
 }
 
 }  // namespace
 
 void add_agent_routes(Router& router, const ApiContext& ctx) {
   router.add("POST", "/v1/agent/register", [&ctx](const net::HttpRequest& req, const Params&) {
-    auto body = model::parse_object(req.body, {"id", "name", "address", "resources"});
-    if (!body) return error_response(body.error());
-    server::NodeRegistration reg;
-    auto id = model::get_string(*body, "id", false);
-    auto name = model::get_string(*body, "name", true);
-    auto address = model::get_string(*body, "address", true);
-    if (!id) return error_response(id.error());
-    if (!name) return error_response(name.error());
-    if (!address) return error_response(address.error());
-    auto* res = body->if_contains("resources");
-    if (!res) return error_response(400, "missing field 'resources'");
-    auto resources = model::resources_from_json(*res);
-    if (!resources) return error_response(resources.error());
-    reg.id = *id;
-    reg.name = *name;
-    reg.address = *address;
-    reg.resources = *resources;
-    auto node = ctx.nodes->register_node(reg);
-    if (!node) return error_response(node.error());
-    auto subnet = node_subnet_text(ctx, node->id);
-    if (!subnet) return error_response(subnet.error());
-    return json_response(200,
-                         json::object{{"id", node->id},
-                                      {"heartbeat_interval_ms", ctx.heartbeat_interval.count()},
-                                      {"subnet", *subnet},
-                                      {"cluster_network", ctx.cluster_network.str()}});
+    return handle(model::decode_register_request(req.body),
+                  [&ctx](const model::RegisterRequest& r) { return register_node(ctx, r); });
   });
 
   router.add("POST", "/v1/agent/heartbeat", [&ctx](const net::HttpRequest& req, const Params&) {
-    auto body = model::parse_object(req.body, {"id", "resources"});
-    if (!body) return error_response(body.error());
-    auto id = model::get_string(*body, "id", true);
-    if (!id) return error_response(id.error());
-    auto* res = body->if_contains("resources");
-    if (!res) return error_response(400, "missing field 'resources'");
-    auto resources = model::resources_from_json(*res);
-    if (!resources) return error_response(resources.error());
-    if (auto hb = ctx.nodes->heartbeat(*id, *resources); !hb) return error_response(hb.error());
-    return json_response(200, json::object{});
+    return handle(model::decode_heartbeat(req.body), [&ctx](const model::Heartbeat& h) {
+      return ctx.nodes->heartbeat(h.id, h.resources);
+    });
   });
 
   // Blocking query: answers at once when anything changed after `index`, else when
   // something does or `wait_ms` passes (then with the same list and index).
   router.add("GET", "/v1/agent/allocations", [&ctx](const net::HttpRequest& req, const Params&) {
-    std::string node = req.query_param("node");
-    if (node.empty()) return error_response(400, "missing query parameter 'node'");
-    int64_t index = 0;
-    int64_t wait_ms = 0;
-    try {
-      if (req.has_query_param("index")) index = std::stoll(req.query_param("index"));
-      if (req.has_query_param("wait_ms")) wait_ms = std::stoll(req.query_param("wait_ms"));
-    } catch (const std::exception&) {
-      return error_response(400, "'index' and 'wait_ms' must be integers");
-    }
-    wait_ms = std::clamp<int64_t>(wait_ms, 0, ctx.max_poll_wait.count());
-    if (wait_ms == 0 || index < ctx.tasks->allocations_for(node).index) {
-      return allocations_response(ctx, node);
+    auto query = model::decode_allocations_query(req.query_param("node"), req.query_param("index"),
+                                                 req.query_param("wait_ms"));
+    if (!query) return error_response(query.error());
+    auto wait = std::clamp(query->wait, std::chrono::milliseconds(0), ctx.max_poll_wait);
+    if (wait.count() == 0 || query->index < ctx.tasks->allocations_for(query->node).index) {
+      return allocations_response(ctx, query->node);
     }
     net::HttpResponse res;
-    res.async = [&ctx, node, index, wait_ms](std::shared_ptr<net::ResponseWriter> writer) {
-      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+    res.async = [&ctx, node = query->node, index = query->index,
+                 wait](std::shared_ptr<net::ResponseWriter> writer) {
+      auto deadline = std::chrono::steady_clock::now() + wait;
       ctx.tasks->wait_allocations(index, deadline, [&ctx, node, writer](bool) {
         writer->respond(allocations_response(ctx, node));
       });
@@ -170,62 +141,23 @@ void add_agent_routes(Router& router, const ApiContext& ctx) {
   });
 
   router.add("POST", "/v1/agent/status", [&ctx](const net::HttpRequest& req, const Params&) {
-    auto body = model::parse_object(req.body, {"node", "allocations"});
-    if (!body) return error_response(body.error());
-    auto node = model::get_string(*body, "node", true);
-    if (!node) return error_response(node.error());
-    auto* list = body->if_contains("allocations");
-    if (!list || !list->is_array()) return error_response(400, "'allocations' must be an array");
-    std::vector<model::AllocState> states;
-    for (const auto& item : list->as_array()) {
-      auto state = model::decode_alloc_state(model::serialize(item));
-      if (!state) return error_response(state.error());
-      states.push_back(std::move(*state));
-    }
-    if (auto ok = ctx.tasks->report(*node, states); !ok) return error_response(ok.error());
-    return json_response(200, json::object{});
+    return handle(model::decode_status_report(req.body), [&ctx](const model::StatusReport& r) {
+      return ctx.tasks->report(r.node, r.allocations);
+    });
   });
 
   router.add("POST", "/v1/agent/volumes", [&ctx](const net::HttpRequest& req, const Params&) {
-    auto body = model::parse_object(req.body, {"node", "volumes"});
-    if (!body) return error_response(body.error());
-    auto node = model::get_string(*body, "node", true);
-    if (!node) return error_response(node.error());
-    auto* list = body->if_contains("volumes");
-    if (!list || !list->is_array()) return error_response(400, "'volumes' must be an array");
-    std::vector<model::VolumeReport> reports;
-    for (const auto& item : list->as_array()) {
-      if (!item.is_object()) return error_response(400, "'volumes' items must be objects");
-      auto name = model::get_string(item.as_object(), "name", true);
-      if (!name) return error_response(name.error());
-      auto error = model::get_string(item.as_object(), "error", false);
-      if (!error) return error_response(error.error());
-      reports.push_back({*name, *error});
-    }
-    ctx.tasks->volumes_removed(*node, reports);
-    return json_response(200, json::object{});
+    return handle(model::decode_volumes_report(req.body), [&ctx](const model::VolumesReport& r) {
+      ctx.tasks->volumes_removed(r.node, r.volumes);
+      return Result<void>();
+    });
   });
 
   router.add("POST", "/v1/agent/pulls", [&ctx](const net::HttpRequest& req, const Params&) {
-    auto body = model::parse_object(req.body, {"node", "deploy", "images"});
-    if (!body) return error_response(body.error());
-    auto node = model::get_string(*body, "node", true);
-    if (!node) return error_response(node.error());
-    auto deploy = model::get_string(*body, "deploy", true);
-    if (!deploy) return error_response(deploy.error());
-    auto* list = body->if_contains("images");
-    if (!list || !list->is_array()) return error_response(400, "'images' must be an array");
-    std::vector<model::PullReport> reports;
-    for (const auto& item : list->as_array()) {
-      if (!item.is_object()) return error_response(400, "'images' items must be objects");
-      auto image = model::get_string(item.as_object(), "image", true);
-      if (!image) return error_response(image.error());
-      auto error = model::get_string(item.as_object(), "error", false);
-      if (!error) return error_response(error.error());
-      reports.push_back({*image, *error});
-    }
-    ctx.tasks->pulled(*node, *deploy, reports);
-    return json_response(200, json::object{});
+    return handle(model::decode_pulls_report(req.body), [&ctx](const model::PullsReport& r) {
+      ctx.tasks->pulled(r.node, r.deploy, r.images);
+      return Result<void>();
+    });
   });
 }
 

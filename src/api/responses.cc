@@ -31,9 +31,13 @@ int http_status(ErrorCode code) {
 }
 
 net::HttpResponse json_response(int status, const boost::json::value& body) {
+  return json_text_response(status, model::serialize(body));
+}
+
+net::HttpResponse json_text_response(int status, std::string body) {
   net::HttpResponse r;
   r.status = status;
-  r.body = model::serialize(body);
+  r.body = std::move(body);
   r.body += '\n';
   return r;
 }

@@ -5,6 +5,7 @@
 // does (AllocState). Both are stored as JSON under the store keys below and travel as
 // the same JSON in the node protocol.
 
+#include <boost/json/fwd.hpp>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -130,11 +131,21 @@ inline std::string alloc_state_key(std::string_view id) {
   return std::string(kAllocStatePrefix) += id;
 }
 
+// Their JSON, as stored and as the node protocol carries them. Decoding is strict:
+// unknown fields, wrong types and out-of-range numbers are kInvalidArgument.
 std::string encode(const Allocation& a);
 Result<Allocation> decode_allocation(std::string_view text);
 std::string encode(const AllocState& s);
 Result<AllocState> decode_alloc_state(std::string_view text);
 std::string encode(const ServiceRoute& r);
 Result<ServiceRoute> decode_service_route(std::string_view text);
+
+// The same codecs on parsed JSON, for documents that embed them (node_protocol.h).
+boost::json::object to_json(const Allocation& a);
+Result<Allocation> allocation_from_json(const boost::json::value& v);
+boost::json::object to_json(const AllocState& s);
+Result<AllocState> alloc_state_from_json(const boost::json::value& v);
+boost::json::object to_json(const ServiceRoute& r);
+Result<ServiceRoute> service_route_from_json(const boost::json::value& v);
 
 }  // namespace mill::model

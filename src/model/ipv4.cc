@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "model/node.h"
+
 namespace mill::model {
 
 Result<uint32_t> parse_ipv4(std::string_view text) {
@@ -71,6 +73,12 @@ std::optional<Ipv4Net> node_subnet(const Ipv4Net& cluster, int index) {
   uint64_t count = uint64_t{1} << (24 - cluster.prefix);
   if (static_cast<uint64_t>(index) >= count) return std::nullopt;
   return Ipv4Net{cluster.addr + (static_cast<uint32_t>(index) << 8), 24};
+}
+
+std::optional<Ipv4Net> node_subnet(const Ipv4Net& cluster, std::string_view node_id) {
+  auto index = node_index(node_id);
+  if (!index) return std::nullopt;
+  return node_subnet(cluster, *index);
 }
 
 }  // namespace mill::model

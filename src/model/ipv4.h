@@ -37,5 +37,8 @@ struct Ipv4Net {
 // Node N's /24 inside the cluster network: 10.99.0.0/16 and node-3 -> 10.99.3.0/24.
 // nullopt when the network is smaller than a /24 or has no room for index N.
 std::optional<Ipv4Net> node_subnet(const Ipv4Net& cluster, int index);
+// The same for a node id ("node-3", see node_index); nullopt also for an id without
+// a number.
+std::optional<Ipv4Net> node_subnet(const Ipv4Net& cluster, std::string_view node_id);
 
 }  // namespace mill::model

@@ -4,12 +4,26 @@
 #include <boost/json/serialize.hpp>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 
 namespace mill::model {
 namespace {
 
 Unexpected bad(std::string message) {
   return make_error(ErrorCode::kInvalidArgument, std::move(message));
+}
+
+Result<void> check_fields(const json::object& obj, std::initializer_list<std::string_view> allowed,
+                          std::string_view where) {
+  for (const auto& kv : obj) {
+    bool known = false;
+    for (auto a : allowed) known = known || kv.key() == a;
+    if (known) continue;
+    std::string message = "unknown field '" + std::string(kv.key()) + "'";
+    if (!where.empty()) message += " in '" + std::string(where) + "'";
+    return bad(std::move(message));
+  }
+  return {};
 }
 
 }  // namespace
@@ -20,12 +34,26 @@ Result<json::object> parse_object(std::string_view text,
   json::value v = json::parse(text, ec);
   if (ec) return bad("malformed JSON: " + ec.message());
   if (!v.is_object()) return bad("expected a JSON object");
-  for (const auto& kv : v.as_object()) {
-    bool known = false;
-    for (auto a : allowed) known = known || kv.key() == a;
-    if (!known) return bad("unknown field '" + std::string(kv.key()) + "'");
-  }
+  MILL_TRY(check_fields(v.as_object(), allowed, ""));
   return std::move(v.as_object());
+}
+
+Result<const json::object*> as_object(const json::value& v, std::string_view where,
+                                      std::initializer_list<std::string_view> allowed) {
+  if (!v.is_object()) return bad("'" + std::string(where) + "' must be an object");
+  MILL_TRY(check_fields(v.as_object(), allowed, where));
+  return &v.as_object();
+}
+
+Result<const json::array*> get_array(const json::object& obj, std::string_view key, bool required) {
+  static const json::array kEmpty;
+  auto* v = obj.if_contains(key);
+  if (!v) {
+    if (required) return bad("missing field '" + std::string(key) + "'");
+    return &kEmpty;
+  }
+  if (!v->is_array()) return bad("field '" + std::string(key) + "' must be an array");
+  return &v->as_array();
 }
 
 Result<std::string> get_string(const json::object& obj, std::string_view key, bool required) {
@@ -44,10 +72,11 @@ Result<double> get_number(const json::object& obj, std::string_view key, bool re
     if (required) return bad("missing field '" + std::string(key) + "'");
     return 0.0;
   }
-  if (v->is_double()) return v->as_double();
+  // The parser reads a number too large for a double (1e400) as infinity.
+  if (v->is_double() && std::isfinite(v->as_double())) return v->as_double();
   if (v->is_int64()) return static_cast<double>(v->as_int64());
   if (v->is_uint64()) return static_cast<double>(v->as_uint64());
-  return bad("field '" + std::string(key) + "' must be a number");
+  return bad("field '" + std::string(key) + "' must be a finite number");
 }
 
 Result<int64_t> get_int(const json::object& obj, std::string_view key, bool required) {
@@ -61,6 +90,40 @@ Result<int64_t> get_int(const json::object& obj, std::string_view key, bool requ
     return static_cast<int64_t>(v->as_uint64());
   }
   return bad("field '" + std::string(key) + "' must be an integer");
+}
+
+Result<int> get_int32(const json::object& obj, std::string_view key, bool required) {
+  int64_t n = MILL_TRY(get_int(obj, key, required));
+  if (n < INT32_MIN || n > INT32_MAX)
+    return bad("field '" + std::string(key) + "' is out of range");
+  return static_cast<int>(n);
+}
+
+Result<bool> get_bool(const json::object& obj, std::string_view key, bool required) {
+  auto* v = obj.if_contains(key);
+  if (!v) {
+    if (required) return bad("missing field '" + std::string(key) + "'");
+    return false;
+  }
+  if (!v->is_bool()) return bad("field '" + std::string(key) + "' must be true or false");
+  return v->as_bool();
+}
+
+Result<std::vector<std::string>> get_strings(const json::object& obj, std::string_view key,
+                                             bool required) {
+  std::vector<std::string> out;
+  auto* v = obj.if_contains(key);
+  if (!v) {
+    if (required) return bad("missing field '" + std::string(key) + "'");
+    return out;
+  }
+  auto must = [&] { return bad("field '" + std::string(key) + "' must be an array of strings"); };
+  if (!v->is_array()) return must();
+  for (const auto& item : v->as_array()) {
+    if (!item.is_string()) return must();
+    out.emplace_back(item.as_string());
+  }
+  return out;
 }
 
 namespace {
@@ -141,6 +204,7 @@ json::object to_json(const Resources& r) {
 Result<Resources> resources_from_json(const json::value& v) {
   if (!v.is_object()) return bad("resources must be an object");
   const auto& o = v.as_object();
+  MILL_TRY(check_fields(o, {"cpu", "memory"}, "resources"));
   Resources r;
   for (const char* part : {"cpu", "memory"}) {
     auto* p = o.if_contains(part);

@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 #include "model/node.h"
@@ -20,12 +21,23 @@ namespace json = boost::json;
 // kInvalidArgument naming the problem otherwise ("unknown field 'valu'").
 Result<json::object> parse_object(std::string_view text,
                                   std::initializer_list<std::string_view> allowed);
+// The same checks on a value nested in a parsed document: an object whose keys are all
+// in `allowed`; `where` names it in the message ("unknown field 'x' in 'spec'").
+Result<const json::object*> as_object(const json::value& v, std::string_view where,
+                                      std::initializer_list<std::string_view> allowed);
+// The field `key` of `obj` as an array (an empty one when absent and not required).
+Result<const json::array*> get_array(const json::object& obj, std::string_view key, bool required);
 
 // Typed field readers: kInvalidArgument when present with the wrong type, or when
-// absent and required.
+// absent and required. Numbers must be finite; get_int32 also rejects what an int
+// cannot hold.
 Result<std::string> get_string(const json::object& obj, std::string_view key, bool required);
 Result<double> get_number(const json::object& obj, std::string_view key, bool required);
 Result<int64_t> get_int(const json::object& obj, std::string_view key, bool required);
+Result<int> get_int32(const json::object& obj, std::string_view key, bool required);
+Result<bool> get_bool(const json::object& obj, std::string_view key, bool required);
+Result<std::vector<std::string>> get_strings(const json::object& obj, std::string_view key,
+                                             bool required);
 
 std::string serialize(const json::value& v);
 

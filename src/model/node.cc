@@ -1,5 +1,7 @@
 #include "model/node.h"
 
+#include <charconv>
+
 namespace mill::model {
 
 std::string_view to_string(NodeStatus status) {
@@ -19,6 +21,17 @@ std::optional<NodeStatus> parse_node_status(std::string_view text) {
   if (text == "draining") return NodeStatus::kDraining;
   if (text == "down") return NodeStatus::kDown;
   return std::nullopt;
+}
+
+std::optional<int> node_index(std::string_view id) {
+  constexpr std::string_view kPrefix = "node-";
+  if (!id.starts_with(kPrefix)) return std::nullopt;
+  std::string_view digits = id.substr(kPrefix.size());
+  if (digits.empty() || digits[0] < '1' || digits[0] > '9') return std::nullopt;
+  int n = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return n;
 }
 
 }  // namespace mill::model

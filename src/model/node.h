@@ -4,7 +4,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "common/clock.h"
 
@@ -14,6 +13,11 @@ enum class NodeStatus { kReady, kDraining, kDown };
 
 std::string_view to_string(NodeStatus status);
 std::optional<NodeStatus> parse_node_status(std::string_view text);
+
+// "node-3" -> 3: the number in a node id as the server assigns them, which picks the
+// node's /24 of the cluster network (ipv4.h). nullopt for any other id ("node-03",
+// "node-x", "web"), so two ids never share a number.
+std::optional<int> node_index(std::string_view id);
 
 // A machine's capacity and what is free on it right now, as its agent measured it.
 struct Resources {
@@ -35,25 +39,6 @@ struct Node {
   int allocations = 0;
   SystemTime registered_at{};
   std::optional<SystemTime> last_heartbeat;
-};
-
-// A deploy's `pulling` phase: the images a node is asked to have before the deploy
-// places anything (node protocol, with the desired allocations).
-struct ImagePulls {
-  std::string deploy;  // the deploy asking; reports name it
-  std::vector<std::string> images;
-};
-
-// What a node says about one image of an ImagePulls.
-struct PullReport {
-  std::string image;
-  std::string error;  // empty: the image is on the node
-};
-
-// What a node says about a volume it was asked to remove.
-struct VolumeReport {
-  std::string name;
-  std::string error;  // empty: removed (or already gone)
 };
 
 }  // namespace mill::model

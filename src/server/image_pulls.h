@@ -19,6 +19,7 @@
 
 #include "common/result.h"
 #include "model/node.h"
+#include "model/node_protocol.h"
 #include "server/waiters.h"
 #include "server/watch_hub.h"
 #include "store/store.h"

@@ -1,7 +1,6 @@
 #include "server/node_registry.h"
 
 #include <algorithm>
-#include <charconv>
 
 #include "model/json.h"
 #include "model/names.h"
@@ -52,16 +51,12 @@ Result<std::string> NodeRegistry::allocate_id() {
   int highest = 0;
   for (const auto& kv : listing.kvs) {
     std::string_view id = std::string_view(kv.key).substr(kPrefix.size());
-    int n = 0;
-    if (id.starts_with("node-")) {
-      std::from_chars(id.data() + 5, id.data() + id.size(), n);
-    }
-    highest = std::max(highest, n);
+    highest = std::max(highest, model::node_index(id).value_or(0));
   }
   return "node-" + std::to_string(highest + 1);
 }
 
-Result<model::Node> NodeRegistry::register_node(const NodeRegistration& reg) {
+Result<model::Node> NodeRegistry::register_node(const model::RegisterRequest& reg) {
   if (reg.name.empty() || reg.address.empty()) {
     return make_error(ErrorCode::kInvalidArgument, "a node needs a name and an address");
   }

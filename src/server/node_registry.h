@@ -16,23 +16,18 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "model/node.h"
+#include "model/node_protocol.h"
 #include "store/store.h"
 
 namespace mill::server {
-
-struct NodeRegistration {
-  std::string id;  // empty: a new node, the server assigns "node-N"
-  std::string name;
-  std::string address;
-  model::Resources resources;
-};
 
 class NodeRegistry {
  public:
   NodeRegistry(store::Store& store, const Clock& clock, std::chrono::milliseconds down_after);
 
   // Creates or updates the node's record and counts as a heartbeat.
-  Result<model::Node> register_node(const NodeRegistration& reg);
+  // An empty reg.id asks for a new node: the server assigns "node-N".
+  Result<model::Node> register_node(const model::RegisterRequest& reg);
   // kNotFound for a node that never registered (the agent should register again).
   Result<void> heartbeat(const std::string& id, const model::Resources& resources);
   Result<std::vector<model::Node>> list();

@@ -15,6 +15,7 @@
 
 #include "model/allocation.h"
 #include "model/node.h"
+#include "model/node_protocol.h"
 #include "server/alloc_table.h"
 #include "server/image_pulls.h"
 #include "server/volume_bindings.h"

@@ -1,7 +1,6 @@
 #include "server/plan_applier.h"
 
 #include <algorithm>
-#include <charconv>
 #include <map>
 
 #include "crypto/crypto.h"
@@ -13,15 +12,6 @@ namespace {
 
 // Bumped by every placement; each commits only if it is unchanged since its snapshot.
 constexpr std::string_view kPlacementEpochKey = "/sched/epoch";
-
-// "node-3" -> 3: a node's index picks its /24 of the cluster network.
-std::optional<int> node_index(std::string_view id) {
-  if (!id.starts_with("node-")) return std::nullopt;
-  int n = 0;
-  auto [ptr, ec] = std::from_chars(id.data() + 5, id.data() + id.size(), n);
-  if (ec != std::errc() || ptr != id.data() + id.size()) return std::nullopt;
-  return n;
-}
 
 Result<std::string> new_id(const std::string& prefix) {
   static constexpr char kBase36[] = "0123456789abcdefghijklmnopqrstuvwxyz";
@@ -51,9 +41,7 @@ PlanApplier::PlanApplier(store::Store& store, NodeRegistry& nodes, AllocTable& t
       cluster_network_(cluster_network) {}
 
 std::optional<std::string> PlanApplier::free_address(const std::string& node) const {
-  auto index = node_index(node);
-  if (!index) return std::nullopt;
-  auto subnet = model::node_subnet(cluster_network_, *index);
+  auto subnet = model::node_subnet(cluster_network_, node);
   if (!subnet) return std::nullopt;
   std::vector<bool> used(256, false);
   table_.for_each([&](const TaskView& v) {

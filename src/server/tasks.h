@@ -48,6 +48,7 @@
 #include "server/alloc_table.h"
 #include "server/alloc_writer.h"
 #include "server/image_pulls.h"
+#include "model/node_protocol.h"
 #include "server/node_registry.h"
 #include "server/node_view.h"
 #include "server/plan_applier.h"

@@ -22,7 +22,7 @@ using model::AllocStatus;
 // Containers that "run" until the test ends them or the runner stops them.
 class FakeContainers final : public Containers {
  public:
-  void set_registries(std::map<std::string, RegistryLogin> r) override {
+  void set_registries(std::map<std::string, model::RegistryLogin> r) override {
     std::lock_guard lock(mu);
     registries = std::move(r);
   }
@@ -110,21 +110,21 @@ class FakeContainers final : public Containers {
   std::vector<std::string> started, stopped, pulled;
   std::set<std::string> released, forgotten;
   std::vector<Adopted> adoptable;
-  std::map<std::string, RegistryLogin> registries;
+  std::map<std::string, model::RegistryLogin> registries;
   bool fail_start = false;
 };
 
 // The control plane's side of the node protocol, held by the test.
 class FakeControlPlane final : public NodeClient {
  public:
-  Result<RegisterResponse> register_node(const RegisterRequest&) override {
-    RegisterResponse r;
+  Result<model::RegisterResponse> register_node(const model::RegisterRequest&) override {
+    model::RegisterResponse r;
     r.id = "node-1";
     return r;
   }
   Result<void> heartbeat(const std::string&, const model::Resources&) override { return {}; }
-  Result<DesiredAllocations> allocations(const std::string&, int64_t index,
-                                         std::chrono::milliseconds wait) override {
+  Result<model::DesiredAllocations> allocations(const std::string&, int64_t index,
+                                                std::chrono::milliseconds wait) override {
     std::unique_lock lock(mu);
     cv.wait_for(lock, std::min<std::chrono::milliseconds>(wait, 100ms),
                 [&] { return desired.index > index; });
@@ -151,7 +151,7 @@ class FakeControlPlane final : public NodeClient {
     return {};
   }
 
-  void set(std::vector<DesiredAllocations::Item> items) {
+  void set(std::vector<model::DesiredAllocations::Item> items) {
     std::lock_guard lock(mu);
     desired.allocations = std::move(items);
     ++desired.index;
@@ -197,16 +197,17 @@ class FakeControlPlane final : public NodeClient {
 
   std::mutex mu;
   std::condition_variable cv;
-  DesiredAllocations desired;
+  model::DesiredAllocations desired;
   std::vector<model::AllocState> reports;
   std::map<std::string, model::AllocState> last;
   std::vector<std::string> pull_reports;  // "deploy image error"
 };
 
-DesiredAllocations::Item item(std::string id, std::optional<std::chrono::milliseconds> timeout = {},
-                              model::DesiredState desired = model::DesiredState::kRun,
-                              AllocStatus reported = AllocStatus::kPending) {
-  DesiredAllocations::Item it;
+model::DesiredAllocations::Item item(std::string id,
+                                     std::optional<std::chrono::milliseconds> timeout = {},
+                                     model::DesiredState desired = model::DesiredState::kRun,
+                                     AllocStatus reported = AllocStatus::kPending) {
+  model::DesiredAllocations::Item it;
   it.alloc.id = std::move(id);
   it.alloc.kind = "task";
   it.alloc.node = "node-1";

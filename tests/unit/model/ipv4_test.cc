@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "model/node.h"
+
 namespace mill::model {
 namespace {
 
@@ -62,6 +64,21 @@ TEST(NodeSubnet, NodeNGetsTheNthSlash24) {
   EXPECT_FALSE(node_subnet(*cluster, 256).has_value());
   EXPECT_FALSE(node_subnet(*cluster, 0).has_value());
   EXPECT_FALSE(node_subnet(*Ipv4Net::parse("10.99.1.0/25"), 1).has_value());
+}
+
+// One reading of a node id for everyone who needs its number (the registry's next id,
+// the register answer's subnet, the address pool).
+TEST(NodeSubnet, ByNodeIdOnlyForIdsTheServerAssigns) {
+  EXPECT_EQ(node_index("node-3"), 3);
+  EXPECT_EQ(node_index("node-255"), 255);
+  for (std::string_view id : {"node-", "node-03", "node-0", "node--3", "node-+3", "node-3x", "web",
+                              "node-99999999999", "Node-3", ""}) {
+    EXPECT_FALSE(node_index(id).has_value()) << id;
+  }
+  auto cluster = *Ipv4Net::parse("10.99.0.0/16");
+  EXPECT_EQ(node_subnet(cluster, std::string_view("node-3"))->str(), "10.99.3.0/24");
+  EXPECT_FALSE(node_subnet(cluster, std::string_view("node-256")).has_value());
+  EXPECT_FALSE(node_subnet(cluster, std::string_view("web")).has_value());
 }
 
 }  // namespace

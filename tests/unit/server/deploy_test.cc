@@ -144,7 +144,7 @@ class FakeNode {
 class DeployTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    NodeRegistration reg{"", "host-a", "192.0.2.1", {2, 2, 1024 * kMiB, 1024 * kMiB}};
+    model::RegisterRequest reg{"", "host-a", "192.0.2.1", {2, 2, 1024 * kMiB, 1024 * kMiB}};
     ASSERT_TRUE(nodes.register_node(reg).has_value());
     ASSERT_TRUE(tasks.start().has_value());
     DeployOptions o;

@@ -22,7 +22,7 @@ constexpr int64_t kMiB = 1024 * 1024;
 class TasksTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    NodeRegistration reg{"", "host-a", "192.0.2.1", {2, 2, 1024 * kMiB, 1024 * kMiB}};
+    model::RegisterRequest reg{"", "host-a", "192.0.2.1", {2, 2, 1024 * kMiB, 1024 * kMiB}};
     ASSERT_TRUE(nodes.register_node(reg).has_value());
     model::Config config;
     model::TaskTemplate t;
@@ -284,7 +284,7 @@ TEST(TaskPlacement, AConflictingCommitIsPlannedAgain) {
   NodeRegistry nodes{store, clock, 15s};
   metrics::Registry metrics;
   TaskManager tasks{store, nodes, clock, metrics, TaskOptions{}};
-  NodeRegistration reg{"", "host-a", "192.0.2.1", {2, 2, 1024 * kMiB, 1024 * kMiB}};
+  model::RegisterRequest reg{"", "host-a", "192.0.2.1", {2, 2, 1024 * kMiB, 1024 * kMiB}};
   ASSERT_TRUE(nodes.register_node(reg).has_value());
   ASSERT_TRUE(tasks.start().has_value());
   SpawnRequest r;
