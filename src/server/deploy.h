@@ -114,6 +114,11 @@ class DeployManager {
   void launch(std::shared_ptr<Run> run);
   // deploy_run.cc: the stages, from wherever the record says the deploy is.
   void execute(Run& run);
+  // The spec of `name` in the config being rolled (a restart: the deployed one).
+  std::optional<model::ServiceSpec> service_spec(const Run& run, const std::string& name) const;
+  // A rollout of `service` over its live allocations; `first` gets the oldest of them.
+  Rollout begin_rollout(const Run& run, const model::ServiceSpec& service,
+                        std::optional<model::Allocation>* first) const;
   Result<void> pull(Run& run);
   Result<void> roll(Run& run, const std::string& service);
   void remove_services(Run& run);

@@ -72,19 +72,33 @@ model::AllocSpec alloc_spec(const model::ServiceSpec& s,
   return a;
 }
 
+std::optional<model::ServiceSpec> DeployManager::service_spec(const Run& run,
+                                                              const std::string& name) const {
+  const model::Config config = run.config ? *run.config : deployed();
+  auto it = config.services.find(name);
+  if (it == config.services.end()) return std::nullopt;
+  return it->second;
+}
+
+Rollout DeployManager::begin_rollout(const Run& run, const model::ServiceSpec& service,
+                                     std::optional<model::Allocation>* first) const {
+  const model::AllocSpec spec = alloc_spec(service, run.volumes);
+  std::vector<std::pair<std::string, bool>> current;
+  for (const auto& v : tasks_.group(model::kKindService, service.name)) {
+    if (!live(v)) continue;
+    current.emplace_back(v.alloc.id, v.alloc.spec == spec);
+    if (first && !*first) *first = v.alloc;
+  }
+  RolloutLimits limits;
+  limits.want = service.replicas;
+  limits.parallel = std::max(1, service.update_parallel);
+  limits.deadline = service.health ? service.health->deadline : options_.default_deadline;
+  limits.stop_wait = options_.stop_wait;
+  return Rollout(limits, current, !run.config.has_value());
+}
+
 void DeployManager::execute(Run& run) {
   auto& p = run.record.progress;
-  auto service_of = [&](const std::string& name) -> std::optional<model::ServiceSpec> {
-    if (run.config) {
-      auto it = run.config->services.find(name);
-      if (it != run.config->services.end()) return it->second;
-      return std::nullopt;
-    }
-    auto config = deployed();
-    auto it = config.services.find(name);
-    if (it == config.services.end()) return std::nullopt;
-    return it->second;
-  };
   // Task templates and registries apply at once (a new image may need new registry
   // credentials); services roll below. A failed deploy puts the previous ones back.
   if (run.config) tasks_.set_config(*run.config);
@@ -115,7 +129,7 @@ void DeployManager::execute(Run& run) {
   }
   for (; p.stage == "rolling" && p.next < p.services.size(); ++p.next) {
     const std::string& name = p.services[p.next];
-    if (!service_of(name)) return fail(name, "the service is no longer in the config");
+    if (!service_spec(run, name)) return fail(name, "the service is no longer in the config");
     auto rolled = roll(run, name);
     if (stopping()) return;
     if (!rolled) return fail(name, rolled.error().message);
@@ -164,24 +178,12 @@ Result<void> DeployManager::pull(Run& run) {
   std::vector<std::string> images;
   std::map<std::string, std::string> service_of_image;
   for (const auto& name : run.record.progress.services) {
-    model::ServiceSpec s;
-    if (run.config) {
-      if (!run.config->services.contains(name)) continue;
-      s = run.config->services.at(name);
-    } else {
-      auto config = deployed();
-      if (!config.services.contains(name)) continue;
-      s = config.services.at(name);
-    }
-    const auto spec = alloc_spec(s, run.volumes);
-    std::vector<std::pair<std::string, bool>> current;
-    for (const auto& v : tasks_.group(model::kKindService, name)) {
-      if (live(v)) current.emplace_back(v.alloc.id, v.alloc.spec == spec);
-    }
-    Rollout r({s.replicas, 1}, current, run.config == std::nullopt);
-    if (r.places() && !service_of_image.contains(s.image)) {
-      images.push_back(s.image);
-      service_of_image[s.image] = name;
+    auto s = service_spec(run, name);
+    if (!s) continue;
+    const Rollout r = begin_rollout(run, *s, nullptr);
+    if (r.places() && !service_of_image.contains(s->image)) {
+      images.push_back(s->image);
+      service_of_image[s->image] = name;
     }
   }
   if (images.empty()) return {};
@@ -227,23 +229,11 @@ Result<void> DeployManager::pull(Run& run) {
 
 Result<void> DeployManager::roll(Run& run, const std::string& name) {
   auto& p = run.record.progress;
-  const model::ServiceSpec service =
-      run.config ? run.config->services.at(name) : deployed().services.at(name);
+  const model::ServiceSpec service = *service_spec(run, name);
   const model::AllocSpec spec = alloc_spec(service, run.volumes);
   if (!p.rollout) {
-    std::vector<std::pair<std::string, bool>> current;
     std::optional<model::Allocation> first;
-    for (const auto& v : tasks_.group(model::kKindService, name)) {
-      if (!live(v)) continue;
-      current.emplace_back(v.alloc.id, v.alloc.spec == spec);
-      if (!first) first = v.alloc;
-    }
-    RolloutLimits limits;
-    limits.want = service.replicas;
-    limits.parallel = std::max(1, service.update_parallel);
-    limits.deadline = service.health ? service.health->deadline : options_.default_deadline;
-    limits.stop_wait = options_.stop_wait;
-    Rollout fresh(limits, current, !run.config.has_value());
+    Rollout fresh = begin_rollout(run, service, &first);
     if (!fresh.changes()) return {};
     p.rollout = fresh.state();
     if (first) p.old_alloc = model::encode(*first);
