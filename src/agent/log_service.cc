@@ -55,7 +55,8 @@ void LogService::stop() {
   followers_.clear();
 }
 
-void LogService::stream(const net::LogQuery& query, std::shared_ptr<net::ResponseWriter> writer) {
+void LogService::stream(const model::LogRequest& query,
+                        std::shared_ptr<net::ResponseWriter> writer) {
   Follower f;
   f.writer = writer;
   if (!query.service.empty()) {
@@ -74,7 +75,9 @@ void LogService::stream(const net::LogQuery& query, std::shared_ptr<net::Respons
   }
   // One cursor per allocation reads what exists and then follows, so no line is lost
   // or repeated between the two.
-  std::string out = read_new(f, query.tail);
+  std::optional<size_t> tail;
+  if (query.tail) tail = static_cast<size_t>(*query.tail);
+  std::string out = read_new(f, tail);
   writer->begin_stream(200, "text/event-stream");
   if (!out.empty()) writer->write(std::move(out));
   if (!query.follow) return writer->close();

@@ -15,18 +15,23 @@
 
 #include "agent/alloc_runner.h"
 #include "agent/containers.h"
-#include "net/log_source.h"
+#include "model/node_protocol.h"
+#include "net/http.h"
 #include "runtime/log_reader.h"
 
 namespace mill::agent {
 
-class LogService final : public net::LogSource {
+class LogService {
  public:
   LogService(Containers& containers, AllocRunner& runner, std::string node_id);
-  ~LogService() override;
+  ~LogService();
 
-  void stream(const net::LogQuery& query, std::shared_ptr<net::ResponseWriter> writer) override;
-  bool serves(const std::string& node) const override { return node == node_; }
+  // Streams the allocation's (or the service's) lines as SSE `data: {"ts","stream",
+  // "line"}` events on `writer` (begin_stream, write, close); 404 when this node has
+  // no log for it. With follow, it keeps the stream open until the client leaves or
+  // the allocation ends, then sends a final `event: end`. A service's lines carry
+  // "alloc", and its follow picks up allocations that start later (a deploy).
+  void stream(const model::LogRequest& query, std::shared_ptr<net::ResponseWriter> writer);
 
   // Ends every follow (with no end event: the server is going away).
   void stop();

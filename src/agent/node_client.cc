@@ -69,4 +69,15 @@ Result<void> HttpNodeClient::report_volumes(const std::string& node,
   return {};
 }
 
+Result<model::NodeRequests> HttpNodeClient::requests(const model::RequestsQuery& query) {
+  std::string text = MILL_TRY(call("GET", "/v1/agent/requests?" + model::encode(query), {},
+                                   query.wait + std::chrono::seconds(10)));
+  return model::decode_node_requests(text);
+}
+
+Result<model::LogChunkAnswer> HttpNodeClient::send_log(const model::LogChunk& chunk) {
+  std::string text = MILL_TRY(post("/v1/agent/logs", model::encode(chunk)));
+  return model::decode_log_chunk_answer(text);
+}
+
 }  // namespace mill::agent

@@ -34,6 +34,11 @@ class NodeClient {
   // How the removals in remove_volumes went.
   virtual Result<void> report_volumes(const std::string& node,
                                       const std::vector<model::VolumeReport>& reports) = 0;
+  // Blocking query: what the control plane asks of the node (logs to send, streams to
+  // stop), at once when something is asked, else after about query.wait with nothing.
+  virtual Result<model::NodeRequests> requests(const model::RequestsQuery& query) = 0;
+  // One piece of a log the control plane asked for.
+  virtual Result<model::LogChunkAnswer> send_log(const model::LogChunk& chunk) = 0;
 };
 
 // The node protocol over HTTP with the join token.
@@ -50,6 +55,8 @@ class HttpNodeClient final : public NodeClient {
                             const std::vector<model::PullReport>& reports) override;
   Result<void> report_volumes(const std::string& node,
                               const std::vector<model::VolumeReport>& reports) override;
+  Result<model::NodeRequests> requests(const model::RequestsQuery& query) override;
+  Result<model::LogChunkAnswer> send_log(const model::LogChunk& chunk) override;
 
  private:
   Result<std::string> call(const std::string& method, const std::string& path,

@@ -8,6 +8,7 @@
 #include "agent/alloc_runner.h"
 #include "agent/container_host.h"
 #include "agent/log_service.h"
+#include "agent/log_uplink.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "image/image_store.h"
@@ -31,6 +32,7 @@ struct NodeServices::Parts {
   std::unique_ptr<ContainerHost> containers;
   std::unique_ptr<AllocRunner> runner;
   std::unique_ptr<LogService> logs;
+  std::unique_ptr<LogUplink> log_uplink;  // serves `logs` to the control plane
   std::unique_ptr<proxy::Proxy> proxy;
 };
 
@@ -79,13 +81,12 @@ NodeServices::NodeServices(std::unique_ptr<Parts> parts) : parts_(std::move(part
 
 NodeServices::~NodeServices() { stop(); }
 
-net::LogSource& NodeServices::logs() { return *parts_->logs; }
-
 std::vector<proxy::RouteStats> NodeServices::proxy_stats() const {
   return parts_->proxy ? parts_->proxy->stats() : std::vector<proxy::RouteStats>{};
 }
 
 void NodeServices::stop() {
+  if (parts_->log_uplink) parts_->log_uplink->stop();
   if (parts_->logs) parts_->logs->stop();
   if (parts_->runner) parts_->runner->stop();
   if (parts_->proxy) parts_->proxy->stop();
@@ -185,6 +186,11 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
     log::warn("agent: no DNS server on the bridge: " + dns.error().message);
   }
   MILL_TRY(p->runner->start(node_id));
+  auto* logs = p->logs.get();
+  p->log_uplink = std::make_unique<LogUplink>(
+      client, node_id, [logs](const model::LogRequest& r, std::shared_ptr<net::ResponseWriter> w) {
+        logs->stream(r, std::move(w));
+      });
   return std::unique_ptr<NodeServices>(new NodeServices(std::move(p)));
 }
 

@@ -2,7 +2,8 @@
 
 // Everything that makes this machine a node that runs containers, wired together:
 // the bridge network and its DNS server, the image store, the OCI runtime, the
-// containers on top of them, the allocation runner and the log service. `mill server`
+// containers on top of them, the allocation runner, and the log service with its
+// uplink (logs reach the control plane over the node protocol). `mill server`
 // starts one for its in-process agent; `mill agent` will start the same.
 
 #include <chrono>
@@ -12,7 +13,6 @@
 #include "agent/node_client.h"
 #include "common/clock.h"
 #include "common/result.h"
-#include "net/log_source.h"
 #include "proxy/proxy.h"
 
 namespace mill::agent {
@@ -50,7 +50,6 @@ class NodeServices {
   // firewall rules, guard route, namespaces) and mounts: `mill cleanup`. Idempotent.
   static Result<void> cleanup(const std::string& data_dir);
 
-  net::LogSource& logs();
   // The proxy's totals per route (empty when it is not running).
   std::vector<proxy::RouteStats> proxy_stats() const;
   // Stops following and serving; containers keep running for the next start.

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "api/api.h"
+#include "api/log_relay.h"
 #include "api/responses.h"
 #include "common/log.h"
 #include "model/node_protocol.h"
@@ -138,6 +139,27 @@ void add_agent_routes(Router& router, const ApiContext& ctx) {
       });
     };
     return res;
+  });
+
+  // What the control plane asks of the node (logs), as a blocking query; the logs come
+  // back as chunks. See api/log_relay.h.
+  router.add("GET", "/v1/agent/requests", [&ctx](const net::HttpRequest& req, const Params&) {
+    auto query = model::decode_requests_query(req.query_param("node"), req.query_param("session"),
+                                              req.query_param("wait_ms"));
+    if (!query) return error_response(query.error());
+    if (!ctx.logs) return error_response(503, "this server relays no logs");
+    query->wait = std::clamp(query->wait, std::chrono::milliseconds(0), ctx.max_poll_wait);
+    net::HttpResponse res;
+    res.async = [&ctx, q = *query](std::shared_ptr<net::ResponseWriter> writer) {
+      ctx.logs->poll(q, std::move(writer));
+    };
+    return res;
+  });
+
+  router.add("POST", "/v1/agent/logs", [&ctx](const net::HttpRequest& req, const Params&) {
+    if (!ctx.logs) return error_response(503, "this server relays no logs");
+    return handle(model::decode_log_chunk(req.body),
+                  [&ctx](const model::LogChunk& c) { return ctx.logs->chunk(c); });
   });
 
   router.add("POST", "/v1/agent/status", [&ctx](const net::HttpRequest& req, const Params&) {

@@ -12,7 +12,6 @@
 #include "common/clock.h"
 #include "metrics/registry.h"
 #include "net/http.h"
-#include "net/log_source.h"
 #include "server/node_registry.h"
 #include "server/secrets.h"
 #include "server/tasks.h"
@@ -22,6 +21,8 @@ class DeployManager;
 }
 
 namespace mill::api {
+
+class LogRelay;
 
 struct ApiContext {
   std::string api_token;   // for every route but the node protocol
@@ -33,7 +34,7 @@ struct ApiContext {
   std::chrono::milliseconds heartbeat_interval{5000};
   server::TaskManager* tasks = nullptr;
   server::DeployManager* deploys = nullptr;  // null: this server runs no deploys
-  net::LogSource* logs = nullptr;  // this server's own node; null without an in-process agent
+  LogRelay* logs = nullptr;                  // asks nodes for logs; null: GET /v1/logs answers 503
   model::Ipv4Net cluster_network{0x0a630000, 16};
   // How long POST /v1/tasks/spawn waits for the task to run (pulls included).
   std::chrono::milliseconds spawn_wait{std::chrono::minutes(10)};

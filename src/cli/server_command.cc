@@ -10,6 +10,7 @@
 #include "agent/node_client.h"
 #include "agent/node_services.h"
 #include "api/api.h"
+#include "api/log_relay.h"
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "common/log.h"
@@ -47,27 +48,6 @@ struct ServerOptions {
   std::string stop_grace = "10s";
   std::string drain_timeout = "30s";
   std::string image_tag_ttl = "10s";
-};
-
-// The logs route needs the node's log service, which exists only once the agent has
-// registered through the (already serving) API: this forwards to it from then on.
-class LocalLogs final : public net::LogSource {
- public:
-  void set(net::LogSource* target) { target_.store(target); }
-  void stream(const net::LogQuery& query, std::shared_ptr<net::ResponseWriter> writer) override {
-    if (auto* t = target_.load()) return t->stream(query, std::move(writer));
-    net::HttpResponse r;
-    r.status = 503;
-    r.body = "{\"error\":\"this node's agent is not running\"}";
-    writer->respond(std::move(r));
-  }
-  bool serves(const std::string& node) const override {
-    auto* t = target_.load();
-    return t && t->serves(node);
-  }
-
- private:
-  std::atomic<net::LogSource*> target_{nullptr};
 };
 
 void declare_node_metrics(metrics::Registry& registry, server::NodeRegistry& nodes) {
@@ -200,8 +180,9 @@ int run_server(const ServerOptions& opts) {
   ctx.heartbeat_interval = heartbeat;
   ctx.tasks = &tasks;
   ctx.deploys = &deploys;
-  LocalLogs local_logs;
-  ctx.logs = &local_logs;
+  // Logs come from the node that keeps them, over the node protocol (also ours).
+  api::LogRelay log_relay(clock);
+  ctx.logs = &log_relay;
   ctx.cluster_network = *cluster_network;
   api::Api api(ctx);
 
@@ -253,7 +234,6 @@ int run_server(const ServerOptions& opts) {
       }
       node = std::move(*services);
       node_for_metrics = node.get();
-      local_logs.set(&node->logs());
       log::info("this node runs containers on bridge " + opts.node.bridge + " (" +
                 node_agent->registration().subnet + ")");
     }
@@ -266,10 +246,10 @@ int run_server(const ServerOptions& opts) {
   log::info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
   // The API goes first: that also ends the agent's blocking query, so the agent stops
   // at once. Containers keep running under their shims; the next start re-adopts them.
+  log_relay.stop();
   (*server)->stop(std::chrono::seconds(10));
   log::info("API closed");
   deploys.stop();
-  local_logs.set(nullptr);
   node_for_metrics = nullptr;
   if (node) node->stop();
   if (node_agent) node_agent->stop();

@@ -269,4 +269,123 @@ Result<VolumesReport> decode_volumes_report(std::string_view text) {
   return m;
 }
 
+namespace {
+
+// A request id or an agent session: lower-case hex, 1 to 64 digits.
+bool is_handle(std::string_view s) {
+  return !s.empty() && s.size() <= 64 &&
+         s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+json::object log_request_json(const LogRequest& r) {
+  json::object o{{"id", r.id}, {"follow", r.follow}};
+  if (!r.alloc_id.empty()) o["alloc"] = r.alloc_id;
+  if (!r.service.empty()) o["service"] = r.service;
+  if (r.tail) o["tail"] = *r.tail;
+  return o;
+}
+
+Result<LogRequest> log_request_from_json(const json::value& v) {
+  const auto& o = *MILL_TRY(item_object(v, "logs", {"id", "alloc", "service", "tail", "follow"}));
+  LogRequest r;
+  r.id = MILL_TRY(get_string(o, "id", true));
+  if (!is_handle(r.id)) return bad("'logs' item id must be 1 to 64 lower-case hex digits");
+  r.alloc_id = MILL_TRY(get_string(o, "alloc", false));
+  r.service = MILL_TRY(get_string(o, "service", false));
+  if (r.alloc_id.empty() == r.service.empty()) {
+    return bad("a 'logs' item names exactly one of 'alloc' and 'service'");
+  }
+  if (o.if_contains("tail")) {
+    r.tail = MILL_TRY(get_int(o, "tail", true));
+    if (*r.tail < 0) return bad("'logs' item tail must not be negative");
+  }
+  r.follow = MILL_TRY(get_bool(o, "follow", true));
+  return r;
+}
+
+}  // namespace
+
+std::string encode(const RequestsQuery& m) {
+  return "node=" + m.node + "&session=" + m.session + "&wait_ms=" + std::to_string(m.wait.count());
+}
+
+Result<RequestsQuery> decode_requests_query(std::string_view node, std::string_view session,
+                                            std::string_view wait_ms) {
+  if (node.empty()) return bad("missing query parameter 'node'");
+  if (!is_valid_name(node)) return bad("query parameter 'node' is not a node id");
+  if (!is_handle(session)) {
+    return bad("query parameter 'session' must be 1 to 64 lower-case hex digits");
+  }
+  RequestsQuery m;
+  m.node = std::string(node);
+  m.session = std::string(session);
+  m.wait = std::chrono::milliseconds(MILL_TRY(query_int(wait_ms, "wait_ms")));
+  return m;
+}
+
+std::string encode(const NodeRequests& m) {
+  json::array logs;
+  for (const auto& r : m.logs) logs.push_back(log_request_json(r));
+  return model::serialize(
+      json::object{{"logs", std::move(logs)}, {"cancel", string_array(m.cancel)}});
+}
+
+Result<NodeRequests> decode_node_requests(std::string_view text) {
+  auto o = MILL_TRY(parse_object(text, {"logs", "cancel"}));
+  NodeRequests m;
+  for (const auto& v : *MILL_TRY(get_array(o, "logs", true))) {
+    m.logs.push_back(MILL_TRY(log_request_from_json(v)));
+  }
+  m.cancel = MILL_TRY(get_strings(o, "cancel", true));
+  return m;
+}
+
+std::string encode(const LogChunk& m) {
+  json::object o{{"node", m.node}, {"request", m.request}, {"data", m.data}};
+  if (m.status != 0) {
+    o["status"] = m.status;
+    o["content_type"] = m.content_type;
+  }
+  if (m.whole) o["whole"] = true;
+  if (m.end) o["end"] = true;
+  return model::serialize(o);
+}
+
+Result<LogChunk> decode_log_chunk(std::string_view text) {
+  auto o = MILL_TRY(
+      parse_object(text, {"node", "request", "status", "content_type", "whole", "data", "end"}));
+  LogChunk m;
+  m.node = MILL_TRY(get_string(o, "node", true));
+  if (!is_valid_name(m.node)) return bad("field 'node' is not a node id");
+  m.request = MILL_TRY(get_string(o, "request", true));
+  if (!is_handle(m.request)) return bad("field 'request' must be 1 to 64 lower-case hex digits");
+  if (o.if_contains("status")) {
+    m.status = MILL_TRY(get_int32(o, "status", true));
+    if (m.status < 100 || m.status > 599) return bad("field 'status' must be 100 to 599");
+    m.content_type = MILL_TRY(get_string(o, "content_type", true));
+  } else if (o.if_contains("content_type")) {
+    return bad("field 'content_type' comes only with 'status'");
+  }
+  if (o.if_contains("whole")) {
+    m.whole = MILL_TRY(get_bool(o, "whole", true));
+    if (!m.whole) return bad("field 'whole' is true or absent");
+    if (m.status == 0) return bad("a whole answer has a 'status'");
+  }
+  m.data = MILL_TRY(get_string(o, "data", true));
+  if (o.if_contains("end")) {
+    m.end = MILL_TRY(get_bool(o, "end", true));
+    if (!m.end) return bad("field 'end' is true or absent");
+  }
+  return m;
+}
+
+std::string encode(const LogChunkAnswer& m) {
+  return model::serialize(json::object{{"more", m.more}});
+}
+
+Result<LogChunkAnswer> decode_log_chunk_answer(std::string_view text) {
+  auto o = MILL_TRY(parse_object(text, {"more"}));
+  return LogChunkAnswer{MILL_TRY(get_bool(o, "more", true))};
+}
+
 }  // namespace mill::model

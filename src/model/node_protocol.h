@@ -11,6 +11,13 @@
 //   POST /v1/agent/status       StatusReport       -> {}
 //   POST /v1/agent/pulls        PullsReport        -> {}
 //   POST /v1/agent/volumes      VolumesReport      -> {}
+//   GET  /v1/agent/requests     RequestsQuery      -> NodeRequests (blocking query)
+//   POST /v1/agent/logs         LogChunk           -> LogChunkAnswer
+//
+// The last two carry what the control plane asks of a node, the other way round: a
+// log (GET /v1/logs) is requested in a NodeRequests, and the node sends it back in
+// LogChunks. The node dials the control plane for both, so a node behind a NAT or a
+// firewall that only lets it reach the server serves its logs just the same.
 //
 // Each message has one encode() and one decode_*(). Decoding is strict and total,
 // since what a node sends is untrusted: any input that is not exactly what encode()
@@ -178,5 +185,71 @@ struct VolumesReport {
 // POST /v1/agent/volumes; the answer is kEmptyAnswer.
 std::string encode(const VolumesReport& m);
 Result<VolumesReport> decode_volumes_report(std::string_view text);
+
+// A log the control plane asks a node for (GET /v1/logs/:name).
+struct LogRequest {
+  std::string id;               // the control plane's handle for the stream: chunks name it
+  std::string alloc_id;         // one allocation (a task) ...
+  std::string service;          // ... or every allocation of a service, merged in time order
+  std::optional<int64_t> tail;  // last N lines only (N >= 0)
+  bool follow = false;          // then new lines until the allocation ends
+
+  bool operator==(const LogRequest&) const = default;
+};
+
+// The requests query's parameters: answer when something is asked of `node`, or
+// after about `wait` with nothing. `session` names the agent process polling (random,
+// hex): when it changes, the control plane knows the node's agent restarted and that
+// the streams the old one took will never come.
+struct RequestsQuery {
+  std::string node;
+  std::string session;
+  std::chrono::milliseconds wait{0};
+
+  bool operator==(const RequestsQuery&) const = default;
+};
+// GET /v1/agent/requests?QUERY: "node=node-1&session=3fa2&wait_ms=30000".
+std::string encode(const RequestsQuery& m);
+Result<RequestsQuery> decode_requests_query(std::string_view node, std::string_view session,
+                                            std::string_view wait_ms);
+
+// What the control plane asks of a node: logs to start sending, and streams whose
+// client has left (stop sending them).
+struct NodeRequests {
+  std::vector<LogRequest> logs;
+  std::vector<std::string> cancel;  // LogRequest ids
+
+  bool operator==(const NodeRequests&) const = default;
+};
+std::string encode(const NodeRequests& m);
+Result<NodeRequests> decode_node_requests(std::string_view text);
+
+// One piece of a log stream, in order. The first says how the answer begins: a
+// stream (status 200, its content type) or a whole answer (`whole`: an error, with
+// its status, its body in data; nothing follows).
+struct LogChunk {
+  std::string node;
+  std::string request;  // LogRequest::id
+  int status = 0;       // on the first chunk only: 100..599
+  std::string content_type;
+  bool whole = false;
+  std::string data;
+  bool end = false;  // the stream ends after data
+
+  bool operator==(const LogChunk&) const = default;
+};
+// POST /v1/agent/logs.
+std::string encode(const LogChunk& m);
+Result<LogChunk> decode_log_chunk(std::string_view text);
+
+// The answer to a LogChunk: false once the stream is over on the control plane's side
+// (its client left, or it ended): send no more of it.
+struct LogChunkAnswer {
+  bool more = true;
+
+  bool operator==(const LogChunkAnswer&) const = default;
+};
+std::string encode(const LogChunkAnswer& m);
+Result<LogChunkAnswer> decode_log_chunk_answer(std::string_view text);
 
 }  // namespace mill::model

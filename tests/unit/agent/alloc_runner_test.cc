@@ -141,6 +141,13 @@ class FakeControlPlane final : public NodeClient {
                               const std::vector<model::VolumeReport>&) override {
     return {};
   }
+  // The log channel is not what these tests are about (log_uplink_test.cc is).
+  Result<model::NodeRequests> requests(const model::RequestsQuery&) override {
+    return make_error(ErrorCode::kUnavailable, "no log channel here");
+  }
+  Result<model::LogChunkAnswer> send_log(const model::LogChunk&) override {
+    return model::LogChunkAnswer{false};
+  }
   Result<void> report(const std::string&, const std::vector<model::AllocState>& states) override {
     std::lock_guard lock(mu);
     for (const auto& s : states) {

@@ -331,5 +331,60 @@ TEST(NodeProtocol, BadReportsAreErrors) {
                  {R"({"node":1,"volumes":[]})", "field 'node' must be a string"}});
 }
 
+// The log channel: requests the control plane queues for a node, the chunks it sends back.
+TEST(NodeProtocol, LogChannelMessagesRoundTripAndKeepTheirExactJson) {
+  NodeRequests requests{{{"a1", "t-9", "", 10, true}, {"b2", "", "web", std::nullopt, false}},
+                        {"c3"}};
+  expect_round_trip(requests, decode_node_requests);
+  expect_round_trip(NodeRequests{}, decode_node_requests);
+  EXPECT_EQ(encode(requests), R"({"logs":[{"id":"a1","follow":true,"alloc":"t-9","tail":10},)"
+                              R"({"id":"b2","follow":false,"service":"web"}],"cancel":["c3"]})");
+
+  LogChunk first{"node-1", "a1", 200, "text/event-stream", false, "data: {}\n\n", false};
+  LogChunk whole{"node-1", "b2", 404, "application/json", true, R"({"error":"no log"})", true};
+  LogChunk last{"node-1", "a1", 0, "", false, "", true};
+  for (const auto& c : {first, whole, last}) expect_round_trip(c, decode_log_chunk);
+  EXPECT_EQ(encode(last), R"({"node":"node-1","request":"a1","data":"","end":true})");
+  expect_round_trip(LogChunkAnswer{false}, decode_log_chunk_answer);
+  EXPECT_EQ(encode(LogChunkAnswer{true}), R"({"more":true})");
+
+  RequestsQuery query{"node-1", "9f00", milliseconds(30000)};
+  EXPECT_EQ(encode(query), "node=node-1&session=9f00&wait_ms=30000");
+  auto back = decode_requests_query("node-1", "9f00", "30000");
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(*back, query);
+}
+
+TEST(NodeProtocol, BadLogChannelMessagesAreErrors) {
+  expect_errors(
+      decode_node_requests,
+      {{R"({"logs":[{"id":"a1","follow":true}],"cancel":[]})", "exactly one of"},
+       {R"({"logs":[{"id":"a1","alloc":"t","service":"w","follow":true}],"cancel":[]})",
+        "exactly one of"},
+       {R"({"logs":[{"id":"A1","alloc":"t","follow":true}],"cancel":[]})", "hex"},
+       {R"({"logs":[{"id":"a1","alloc":"t","tail":-1,"follow":true}],"cancel":[]})", "negative"},
+       {R"({"logs":[]})", "cancel"}});
+  expect_errors(
+      decode_log_chunk,
+      {{R"({"node":"node-1","request":"a1"})", "data"},
+       {R"({"node":"node-1","request":"a1","data":"","status":99,"content_type":""})",
+        "100 to 599"},
+       {R"({"node":"node-1","request":"a1","data":"","content_type":"x"})", "only with 'status'"},
+       {R"({"node":"node-1","request":"a1","data":"","whole":true})", "has a 'status'"},
+       {R"({"node":"node-1","request":"a1","data":"","end":false})", "true or absent"},
+       {R"({"node":"../x","request":"a1","data":""})", "not a node id"},
+       {R"({"node":"node-1","request":"a1","data":"","extra":1})", "extra"}});
+  auto message = [](std::string_view node, std::string_view session, std::string_view wait) {
+    auto q = decode_requests_query(node, session, wait);
+    return q ? std::string("decoded") : q.error().message;
+  };
+  EXPECT_EQ(message("", "ab", "1"), "missing query parameter 'node'");
+  EXPECT_EQ(message("node-1", "", "1"),
+            "query parameter 'session' must be 1 to 64 lower-case hex digits");
+  EXPECT_EQ(message("node-1", "xyz", "1"),
+            "query parameter 'session' must be 1 to 64 lower-case hex digits");
+  EXPECT_EQ(message("node-1", "ab", "1s"), "query parameter 'wait_ms' must be an integer");
+}
+
 }  // namespace
 }  // namespace mill::model
