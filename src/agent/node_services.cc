@@ -38,6 +38,12 @@ struct NodeServices::Parts {
 
 namespace {
 
+// Where the node's containers' netns files live: a directory of its own (as Docker's
+// /run/docker/netns), so that two nodes on one machine (tests, or a node and `ip
+// netns`) never share the mount that /run/netns is, and one's cleanup cannot unmount it
+// under the other. `nsenter --net=<dir>/<bridge>-<id>` enters a container's network.
+std::string netns_dir(const std::string& bridge) { return "/run/mill/" + bridge + "/netns"; }
+
 std::vector<proxy::ProxyRoute> proxy_routes(const std::vector<model::ServiceRoute>& routes) {
   std::vector<proxy::ProxyRoute> out;
   for (const auto& r : routes) {
@@ -114,6 +120,7 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
   net.cluster_cidr = reg.cluster_network;
   net.node_cidr = reg.subnet;
   net.netns_prefix = o.bridge + "-";
+  net.netns_dir = netns_dir(o.bridge);
   p->network = MILL_TRY(network::NodeNetwork::setup(net));
   // What `mill cleanup` needs to undo it, even with the server gone.
   ::mkdir((d + "/agent").c_str(), 0700);
@@ -122,7 +129,8 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
                         model::serialize(boost::json::object{{"bridge", net.bridge},
                                                              {"cluster_cidr", net.cluster_cidr},
                                                              {"node_cidr", net.node_cidr},
-                                                             {"netns_prefix", net.netns_prefix}}),
+                                                             {"netns_prefix", net.netns_prefix},
+                                                             {"netns_dir", net.netns_dir}}),
                         0600));
 
   image::ImageStoreOptions img;
@@ -197,13 +205,15 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
 Result<void> NodeServices::cleanup(const std::string& d) {
   auto text = read_file(d + "/agent/network.json");
   if (!text) return {};  // this data dir never ran containers
-  auto o =
-      MILL_TRY(model::parse_object(*text, {"bridge", "cluster_cidr", "node_cidr", "netns_prefix"}));
+  auto o = MILL_TRY(model::parse_object(
+      *text, {"bridge", "cluster_cidr", "node_cidr", "netns_prefix", "netns_dir"}));
   network::NetworkOptions net;
   net.bridge = MILL_TRY(model::get_string(o, "bridge", true));
   net.cluster_cidr = MILL_TRY(model::get_string(o, "cluster_cidr", true));
   net.node_cidr = MILL_TRY(model::get_string(o, "node_cidr", true));
   net.netns_prefix = MILL_TRY(model::get_string(o, "netns_prefix", true));
+  net.netns_dir = MILL_TRY(model::get_string(o, "netns_dir", false));
+  if (net.netns_dir.empty()) net.netns_dir = "/run/netns";  // written before it was per node
 
   runtime::RuntimeOptions rt;
   rt.state_root = d + "/containers";
@@ -241,6 +251,10 @@ Result<void> NodeServices::cleanup(const std::string& d) {
   }
   auto network = MILL_TRY(network::NodeNetwork::setup(net));
   MILL_TRY(network->teardown());
+  if (net.netns_dir == netns_dir(net.bridge)) {
+    ::rmdir(net.netns_dir.c_str());  // ours alone; teardown unmounted it
+    ::rmdir(net.netns_dir.substr(0, net.netns_dir.rfind('/')).c_str());
+  }
   ::unlink((d + "/agent/network.json").c_str());
   return {};
 }

@@ -492,7 +492,7 @@ Leftovers leftovers(const std::string& data, const std::string& bridge) {
   for (std::string line; std::getline(mountinfo, line);) {
     if (line.find(data + "/allocs/") != std::string::npos) ++l.mounts;  // rootfs overlays
   }
-  l.netns = count_dir("/run/netns", bridge + "-");
+  l.netns = count_dir("/run/mill/" + bridge + "/netns", bridge + "-");
   l.veths = count_dir("/sys/class/net/" + bridge + "/brif");
   for (const char* ctl : {"memory", "cpu", "pids", "cpuacct", "unified"}) {
     l.cgroups += count_dir(std::string("/sys/fs/cgroup/") + ctl + "/mill-" + bridge, "task-");
