@@ -7,6 +7,7 @@
 #include <mutex>
 #include <vector>
 
+#include "common/clock.h"
 #include "unit/health/servers.h"
 
 namespace mill::health {
@@ -51,8 +52,14 @@ class Events {
   std::vector<Event> events_;
 };
 
-std::unique_ptr<Checker> make_checker() {
-  auto checker = Checker::create();
+// The machine's clock, for the tests that run on real time.
+const Clock& real_clock() {
+  static const SystemClock clock;
+  return clock;
+}
+
+std::unique_ptr<Checker> make_checker(const Clock& clock = real_clock()) {
+  auto checker = Checker::create(clock);
   EXPECT_TRUE(checker) << checker.error().to_string();
   return std::move(checker).value();
 }
