@@ -42,7 +42,7 @@ AllocRunner::~AllocRunner() { stop(); }
 
 Result<void> AllocRunner::start(const std::string& node_id) {
   node_ = node_id;
-  checker_ = MILL_TRY(health::Checker::create());
+  checker_ = MILL_TRY(health::Checker::create(clock_));
   ::mkdir(options_.state_dir.c_str(), 0700);
   reporter_.start(node_id);
   adopt();

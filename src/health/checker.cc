@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <optional>
 #include <system_error>
 
@@ -14,6 +15,18 @@
 namespace mill::health {
 
 using std::chrono::steady_clock;
+
+namespace {
+
+// Milliseconds for poll(2) until the clock reaches `until`, rounded up so a wake-up is
+// never early, and 0 when it has.
+int clock_timeout(SystemTime now, SystemTime until) {
+  if (until <= now) return 0;
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
+  return ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
+}
+
+}  // namespace
 
 std::string_view health_name(Health health) {
   switch (health) {
@@ -29,15 +42,16 @@ std::string_view health_name(Health health) {
 
 // Owned through shared_ptr: remove() drops the map's reference while the thread may
 // still hold one (its poll set, a pending notice); `removed` tells it to let go.
-// Every field is guarded by Checker::mutex_.
+// Every field is guarded by Checker::mutex_. The times are the Checker's clock's; the
+// attempt's own deadline is real (steady) time.
 struct Checker::Target {
   Probe probe;
   Endpoint endpoint;
   Callback callback;
   ErrorCallback on_error;
-  SteadyTime added;
-  SteadyTime next_start;
-  SteadyTime started;              // of the attempt in flight
+  SystemTime added;
+  SystemTime next_start;
+  SystemTime started;              // of the attempt in flight
   std::optional<Attempt> attempt;  // in flight
   Status status;
   bool removed = false;
@@ -50,13 +64,13 @@ struct Checker::Notice {
   bool only_error = false;  // for on_error: a new error, the health unchanged
 };
 
-Result<std::unique_ptr<Checker>> Checker::create() {
+Result<std::unique_ptr<Checker>> Checker::create(const Clock& clock) {
   UniqueFd wake(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!wake.valid()) {
     return make_error(ErrorCode::kInternal,
                       "health checker: eventfd: " + std::generic_category().message(errno));
   }
-  std::unique_ptr<Checker> checker(new Checker(std::move(wake)));
+  std::unique_ptr<Checker> checker(new Checker(clock, std::move(wake)));
   try {
     checker->thread_ = std::thread([raw = checker.get()] { raw->run(); });
   } catch (const std::system_error& e) {
@@ -65,14 +79,14 @@ Result<std::unique_ptr<Checker>> Checker::create() {
   return checker;
 }
 
-Checker::Checker(UniqueFd wake) : wake_(std::move(wake)) {}
+Checker::Checker(const Clock& clock, UniqueFd wake) : clock_(clock), wake_fd_(std::move(wake)) {}
 
 Checker::~Checker() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    wake();
   }
-  wake();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -87,12 +101,10 @@ Result<void> Checker::add(const std::string& id, Probe probe, Callback on_change
   target->probe = std::move(probe);
   target->callback = std::move(on_change);
   target->on_error = std::move(on_error);
-  target->added = target->next_start = steady_clock::now();
-  {
-    std::lock_guard lock(mutex_);
-    if (!targets_.emplace(id, std::move(target)).second) {
-      return make_error(ErrorCode::kAlreadyExists, "health target \"" + id + "\" exists");
-    }
+  target->added = target->next_start = clock_.now();
+  std::lock_guard lock(mutex_);
+  if (!targets_.emplace(id, std::move(target)).second) {
+    return make_error(ErrorCode::kAlreadyExists, "health target \"" + id + "\" exists");
   }
   wake();
   return {};
@@ -109,7 +121,6 @@ bool Checker::remove(const std::string& id) {
   if (std::this_thread::get_id() != thread_.get_id()) {
     callback_done_.wait(lock, [&] { return running_ != target.get(); });
   }
-  lock.unlock();
   wake();  // let the thread drop its socket now rather than at its next wake-up
   return true;
 }
@@ -128,29 +139,41 @@ size_t Checker::size() const {
   return targets_.size();
 }
 
-void Checker::wake() const {
+void Checker::wake() {
+  // Both waits: the thread may rest on the clock (wake_cv_) or sit in poll(2) (the
+  // eventfd). The flag also holds the wake-up for a thread not waiting yet, and as the
+  // eventfd is written only with the lock held, the thread drains it with the flag.
+  wake_pending_ = true;
+  wake_cv_.notify_all();
   uint64_t one = 1;
   // A full counter (never in practice) still wakes the thread: nothing to handle.
-  [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof(one));
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_.get(), &one, sizeof(one));
 }
 
-// The thread: start due probes, poll every socket in flight (and the wake fd) until
-// the nearest deadline or start time, feed the results back, then run callbacks
-// without the lock.
+// The thread: start due probes, then wait (see checker.h) until the nearest real
+// deadline of a probe in flight or the next start on the clock, feed the results
+// back, then run callbacks without the lock. Every wait also ends on wake().
 void Checker::run() {
   std::unique_lock lock(mutex_);
   std::vector<pollfd> fds;
   std::vector<std::shared_ptr<Target>> polled;
   std::vector<Notice> notices;
   while (!stopping_) {
-    auto now = steady_clock::now();
-    fds.assign(1, pollfd{.fd = wake_.get(), .events = POLLIN, .revents = 0});
+    if (wake_pending_) {  // what add/remove did is in targets_, which this pass reads
+      wake_pending_ = false;
+      uint64_t count;  // the eventfd is written only with the lock held, as is the flag
+      [[maybe_unused]] ssize_t r = ::read(wake_fd_.get(), &count, sizeof(count));
+    }
+    SystemTime now = clock_.now();
+    SteadyTime real_now = steady_clock::now();
+    fds.assign(1, pollfd{.fd = wake_fd_.get(), .events = POLLIN, .revents = 0});
     polled.clear();
-    SteadyTime wake_at = now + std::chrono::hours(1);
+    std::optional<SystemTime> next_start;  // the nearest, of targets with none in flight
+    SteadyTime real_deadline = SteadyTime::max();
     for (auto& [id, target] : targets_) {
       if (!target->attempt && target->next_start <= now) {
         target->started = now;
-        target->attempt.emplace(target->probe, target->endpoint, now);
+        target->attempt.emplace(target->probe, target->endpoint, real_now);
       }
       if (target->attempt && target->attempt->done()) {  // e.g. refused at once
         finish_probe(target, now, notices);
@@ -159,27 +182,33 @@ void Checker::run() {
         fds.push_back(
             {.fd = target->attempt->fd(), .events = target->attempt->events(), .revents = 0});
         polled.push_back(target);
-        wake_at = std::min(wake_at, target->attempt->deadline());
-      } else {
-        wake_at = std::min(wake_at, target->next_start);
+        real_deadline = std::min(real_deadline, target->attempt->deadline());
+      } else if (!next_start || target->next_start < *next_start) {
+        next_start = target->next_start;
       }
     }
-    if (notices.empty()) {
+    // With notices to deliver, the callbacks come first and the next pass waits.
+    if (notices.empty() && polled.empty()) {
+      // Nothing in flight: rest on the clock (simulated time in a test).
+      clock_.wait_until(wake_cv_, lock, next_start.value_or(SystemTime::max()),
+                        [&] { return wake_pending_ || stopping_; });
+    } else if (notices.empty()) {
+      // Every attempt has a real deadline, so this returns even on a clock that stands
+      // still; a wake-up (fds[0]) is handled at the top of the next pass.
+      int timeout = poll_timeout(real_now, real_deadline);
+      if (next_start) timeout = std::min(timeout, clock_timeout(now, *next_start));
       lock.unlock();
-      int n = ::poll(fds.data(), fds.size(), poll_timeout(now, wake_at));
+      int n = ::poll(fds.data(), fds.size(), timeout);
       int poll_errno = errno;
       lock.lock();
-      if (fds[0].revents != 0) {
-        uint64_t count;
-        [[maybe_unused]] ssize_t r = ::read(wake_.get(), &count, sizeof(count));
-      }
-      now = steady_clock::now();
+      now = clock_.now();
+      real_now = steady_clock::now();
       for (size_t i = 0; i < polled.size(); ++i) {
         Target& target = *polled[i];
         if (target.removed || !target.attempt) continue;
         if (n < 0 && poll_errno != EINTR) target.attempt->abort(poll_errno);
         if (n > 0) target.attempt->on_ready(fds[i + 1].revents);
-        target.attempt->on_time(now);
+        target.attempt->on_time(real_now);
         if (target.attempt->done()) finish_probe(polled[i], now, notices);
       }
       polled.clear();  // removed targets' sockets close here, with the lock held
@@ -188,7 +217,7 @@ void Checker::run() {
   }
 }
 
-void Checker::finish_probe(const std::shared_ptr<Target>& owner, SteadyTime now,
+void Checker::finish_probe(const std::shared_ptr<Target>& owner, SystemTime now,
                            std::vector<Notice>& notices) {
   Target& target = *owner;
   ProbeResult result = target.attempt->result();

@@ -10,6 +10,17 @@
 // The first probe runs right after add(); each next one interval after the previous
 // one started (or when it ended, if it took longer). Probes never overlap per target.
 //
+// Time: the schedule (when a target was added, when its next probe starts, the
+// deadline) is read from, and waited for on, the Clock given to create(), so a test
+// on a ManualClock runs it on simulated time. A probe's own timeout is not: it bounds
+// a real socket's connect and read, so it is measured on the real steady clock (a
+// hung server times out although a ManualClock stands still). With no probe in
+// flight the thread waits on the clock until the next start. With probes in flight it
+// waits in poll(2) on their sockets, up to the nearest of their real deadlines and
+// the next start (as far off as the clock said when the wait began), and reads the
+// clock again when poll returns: a ManualClock advanced meanwhile takes effect once
+// a probe in flight answers or times out (or add/remove wakes the thread).
+//
 // Threading: every method may be called from any thread, including from inside a
 // callback. Callbacks run on the checker's thread, one at a time, so they must be
 // quick and must not block on anything that waits for this checker (they delay every
@@ -18,7 +29,8 @@
 // destroy the Checker from inside one of its callbacks.
 //
 // Scale: one thread and one poll(2) for all targets; a socket only while a probe is in
-// flight. Hundreds of targets at 100 ms intervals are fine.
+// flight (with none in flight the thread rests on the clock). Hundreds of targets at
+// 100 ms intervals are fine.
 
 #include <chrono>
 #include <condition_variable>
@@ -31,6 +43,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/fd.h"
 #include "common/result.h"
 #include "health/probe.h"
@@ -61,8 +74,10 @@ using ErrorCallback = std::function<void(const std::string& error)>;
 
 class Checker {
  public:
-  // Starts the checker's thread. kInternal when the system refuses a thread or an fd.
-  static Result<std::unique_ptr<Checker>> create();
+  // Starts the checker's thread, which schedules probes on `clock` (kept by
+  // reference: it must outlive the Checker). kInternal when the system refuses a
+  // thread or an fd.
+  static Result<std::unique_ptr<Checker>> create(const Clock& clock);
   // Stops and joins the thread; no callback runs once this returns.
   ~Checker();
   Checker(const Checker&) = delete;
@@ -84,16 +99,21 @@ class Checker {
   struct Target;
   struct Notice;
 
-  explicit Checker(UniqueFd wake);
+  Checker(const Clock& clock, UniqueFd wake);
   void run();
-  void wake() const;
-  // Records the finished attempt's result; queues a notice when health changes.
-  void finish_probe(const std::shared_ptr<Target>& target, SteadyTime now,
+  // Ends the thread's wait, on the clock or in poll(2). Called with mutex_ held.
+  void wake();
+  // Records the finished attempt's result; queues a notice when health changes. `now`
+  // is clock time.
+  void finish_probe(const std::shared_ptr<Target>& target, SystemTime now,
                     std::vector<Notice>& notices);
   void deliver(std::vector<Notice>& notices, std::unique_lock<std::mutex>& lock);
 
-  UniqueFd wake_;  // eventfd: add/remove/stop interrupt the thread's poll
+  const Clock& clock_;
+  UniqueFd wake_fd_;  // eventfd: add/remove/stop interrupt the thread's poll
   mutable std::mutex mutex_;
+  std::condition_variable wake_cv_;  // add/remove/stop end the thread's wait on the clock
+  bool wake_pending_ = false;        // set by wake(); cleared by the thread as it looks
   std::condition_variable callback_done_;
   std::map<std::string, std::shared_ptr<Target>> targets_;
   const Target* running_ = nullptr;  // whose callback runs now, if any

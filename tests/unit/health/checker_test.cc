@@ -7,6 +7,7 @@
 #include <mutex>
 #include <vector>
 
+#include "common/clock.h"
 #include "unit/health/servers.h"
 
 namespace mill::health {
@@ -51,8 +52,14 @@ class Events {
   std::vector<Event> events_;
 };
 
-std::unique_ptr<Checker> make_checker() {
-  auto checker = Checker::create();
+// The machine's clock, for the tests that run on real time.
+const Clock& real_clock() {
+  static const SystemClock clock;
+  return clock;
+}
+
+std::unique_ptr<Checker> make_checker(const Clock& clock = real_clock()) {
+  auto checker = Checker::create(clock);
   EXPECT_TRUE(checker) << checker.error().to_string();
   return std::move(checker).value();
 }
@@ -294,6 +301,87 @@ TEST(Checker, TwoHundredTargetsOnOneThread) {
   for (int i = 0; i < kTargets; i += 2) EXPECT_TRUE(checker->remove("web-" + std::to_string(i)));
   EXPECT_EQ(checker->size(), static_cast<size_t>(kTargets / 2));
   EXPECT_EQ(checker->status("web-1")->health, Health::kHealthy);
+}
+
+// On simulated time (a ManualClock): the schedule moves only when the test advances
+// the clock. Once a test has seen probe n land, `await_waiter` tells when the checker
+// has come to rest on the clock after it (the thread left its previous wait before it
+// started probe n), so the next advance() is the only thing that can start probe n+1.
+
+TEST(CheckerOnManualClock, ProbesAgainOnlyOnceTheClockPassesTheInterval) {
+  ManualClock clock;
+  HttpServer server;
+  Events events(&server);
+  auto checker = make_checker(clock);
+  Probe probe = http_probe(server.address());
+  probe.interval = 1h;
+  ASSERT_TRUE(checker->add("web-1", probe, events.callback()));
+
+  // The first probe runs at once: add() wakes a checker resting on the clock.
+  ASSERT_TRUE(wait_for([&] { return checker->status("web-1")->probes == 1; }));
+  ASSERT_TRUE(clock.await_waiter(10s)) << "the checker never came to rest";
+  ASSERT_TRUE(events.wait_for_count(1));
+  EXPECT_EQ(events.list()[0].health, Health::kHealthy);
+
+  // A second short of the interval: the checker is not even woken.
+  clock.advance(1h - 1s);
+  EXPECT_EQ(clock.waiters(), 1u);
+  EXPECT_EQ(checker->status("web-1")->probes, 1);
+  EXPECT_EQ(server.served(), 1);
+
+  // The interval has passed: one more probe, then rest until the next hour.
+  clock.advance(1s);
+  ASSERT_TRUE(wait_for([&] { return checker->status("web-1")->probes == 2; }));
+  ASSERT_TRUE(clock.await_waiter(10s)) << "the checker never came to rest";
+  EXPECT_EQ(checker->status("web-1")->probes, 2);
+  EXPECT_EQ(server.served(), 2);
+  EXPECT_EQ(checker->status("web-1")->health, Health::kHealthy);
+  EXPECT_EQ(events.size(), 1u);
+}
+
+TEST(CheckerOnManualClock, MissedDeadlineIsMeasuredOnTheClock) {
+  ManualClock clock;
+  RefusingPort port;
+  Events events;
+  auto checker = make_checker(clock);
+  Probe probe = http_probe(port.address());
+  probe.interval = 10s;
+  probe.deadline = 60s;
+  ASSERT_TRUE(checker->add("web-1", probe, events.callback()));
+
+  // Probes at 0 s, 10 s, ... 50 s all fail, and the target is still only starting.
+  for (int probes = 1; probes <= 6; ++probes) {
+    ASSERT_TRUE(wait_for([&] { return checker->status("web-1")->probes == probes; }));
+    ASSERT_TRUE(clock.await_waiter(10s)) << "the checker never came to rest";
+    auto status = checker->status("web-1");
+    EXPECT_EQ(status->health, Health::kStarting) << "after probe " << probes;
+    EXPECT_EQ(status->last_error, "GET /healthz: connection refused");
+    EXPECT_EQ(events.size(), 0u) << "after probe " << probes;
+    clock.advance(10s);
+  }
+
+  // The probe at 60 s finds it not healthy yet: past its deadline.
+  ASSERT_TRUE(events.wait_for_count(1));
+  EXPECT_EQ(events.list()[0].health, Health::kUnhealthy);
+  EXPECT_EQ(events.list()[0].error, "not healthy within 1m: GET /healthz: connection refused");
+  EXPECT_EQ(checker->status("web-1")->probes, 7);
+  EXPECT_EQ(checker->status("web-1")->health, Health::kUnhealthy);
+}
+
+// A probe's own timeout bounds a real socket: it passes in real time although the
+// clock stands still.
+TEST(CheckerOnManualClock, ProbeTimeoutIsRealTime) {
+  ManualClock clock;
+  SilentServer silent;
+  auto checker = make_checker(clock);
+  Probe hung = http_probe(silent.address());
+  hung.timeout = 200ms;
+  hung.interval = 1h;
+  ASSERT_TRUE(checker->add("hung", hung, {}));
+  ASSERT_TRUE(wait_for([&] { return checker->status("hung")->probes == 1; }, 5s));
+  EXPECT_EQ(checker->status("hung")->last_error, "GET /healthz: timed out after 200ms");
+  ASSERT_TRUE(clock.await_waiter(10s)) << "the checker never came to rest";
+  EXPECT_EQ(checker->status("hung")->probes, 1);  // the next one is an hour away
 }
 
 }  // namespace
