@@ -254,6 +254,7 @@ Result<void> NodeServices::cleanup(const std::string& d) {
   if (net.netns_dir == netns_dir(net.bridge)) {
     ::rmdir(net.netns_dir.c_str());  // ours alone; teardown unmounted it
     ::rmdir(net.netns_dir.substr(0, net.netns_dir.rfind('/')).c_str());
+    ::rmdir("/run/mill");  // when no other node's dir is left in it
   }
   ::unlink((d + "/agent/network.json").c_str());
   return {};

@@ -18,6 +18,7 @@ int run(int argc, char** argv);
 
 void add_init_command(CLI::App& app, int& exit_code);
 void add_server_command(CLI::App& app, int& exit_code);
+void add_agent_command(CLI::App& app, int& exit_code);
 void add_status_commands(CLI::App& app, int& exit_code);  // status, nodes
 void add_secret_command(CLI::App& app, int& exit_code);
 void add_validate_command(CLI::App& app, int& exit_code);

@@ -13,6 +13,7 @@
 #include "api/log_relay.h"
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/local_node.h"
 #include "common/log.h"
 #include "config/config_file.h"
 #include "metrics/registry.h"
@@ -31,8 +32,6 @@ namespace {
 struct ServerOptions {
   std::string data_dir = "/var/lib/mill";
   std::string listen = "0.0.0.0:4400";
-  std::string advertise;  // node address; default: primary interface
-  std::string name;       // node name; default: host name
   bool no_agent = false;
   bool quiet_access_log = false;
   int threads = 2;
@@ -42,12 +41,7 @@ struct ServerOptions {
   std::string config_file;  // task templates and registries, until deploy exists
   std::string cluster_network = "10.99.0.0/16";
   std::string task_retention = "1h";
-  bool no_containers = false;
-  agent::NodeOptions node;
-  std::string image_budget;
-  std::string stop_grace = "10s";
-  std::string drain_timeout = "30s";
-  std::string image_tag_ttl = "10s";
+  NodeFlags node;  // this machine's in-process agent
 };
 
 void declare_node_metrics(metrics::Registry& registry, server::NodeRegistry& nodes) {
@@ -125,22 +119,8 @@ int run_server(const ServerOptions& opts) {
   }
   auto retention = model::parse_duration(opts.task_retention);
   if (!retention) return fail("--task-retention: " + retention.error().message);
-  agent::NodeOptions node_options = opts.node;
-  node_options.data_dir = opts.data_dir;
-  if (!opts.image_budget.empty()) {
-    auto budget = model::parse_size(opts.image_budget);
-    if (!budget) return fail("--image-budget: " + budget.error().message);
-    node_options.image_budget_bytes = static_cast<uint64_t>(*budget);
-  }
-  auto grace = model::parse_duration(opts.stop_grace);
-  if (!grace) return fail("--stop-grace: " + grace.error().message);
-  node_options.grace = *grace;
-  auto tag_ttl = model::parse_duration(opts.image_tag_ttl);
-  if (!tag_ttl) return fail("--image-tag-ttl: " + tag_ttl.error().message);
-  node_options.image_tag_ttl = *tag_ttl;
-  auto drain = model::parse_duration(opts.drain_timeout);
-  if (!drain) return fail("--drain-timeout: " + drain.error().message);
-  node_options.drain_timeout = *drain;
+  auto node_opts = node_options(opts.node, opts.data_dir);
+  if (!node_opts) return fail(node_opts.error().message);
   model::Config config;
   if (!opts.config_file.empty()) {
     auto parsed = config::parse_config_file(opts.config_file);
@@ -208,35 +188,18 @@ int run_server(const ServerOptions& opts) {
             dir.api_token_path() + ")");
 
   std::unique_ptr<agent::HttpNodeClient> node_client;
-  std::unique_ptr<agent::Agent> node_agent;
-  std::unique_ptr<agent::NodeServices> node;
+  std::unique_ptr<LocalNode> node;
   if (!opts.no_agent) {
     // The in-process agent uses the same node protocol, over HTTP, as a remote one.
     node_client =
         std::make_unique<agent::HttpNodeClient>(local_dial_address(**server), creds->join_token);
-    node_agent = std::make_unique<agent::Agent>(
-        agent::AgentOptions{dir.node_id_path(), opts.name, opts.advertise}, *node_client, clock);
-    auto id = node_agent->register_now();
-    if (!id) {
+    auto started = LocalNode::start(*node_client, *node_opts, dir.node_id_path(), opts.node, clock);
+    if (!started) {
       (*server)->stop();
-      return fail("the local agent could not register: " + id.error().message);
+      return fail(started.error().message);
     }
-    log::info("registered this machine as " + *id);
-    node_agent->start();
-    if (!opts.no_containers) {
-      auto services = agent::NodeServices::start(node_options, *node_client, *id,
-                                                 node_agent->registration(), clock);
-      if (!services) {
-        node_agent->stop();
-        (*server)->stop();
-        return fail("cannot run containers on this machine: " + services.error().message +
-                    "\n  Mill's agent needs root (namespaces, cgroups, mounts, netlink).");
-      }
-      node = std::move(*services);
-      node_for_metrics = node.get();
-      log::info("this node runs containers on bridge " + opts.node.bridge + " (" +
-                node_agent->registration().subnet + ")");
-    }
+    node = std::move(*started);
+    node_for_metrics = node->services();
   }
 
   // A deploy the previous process left running carries on now that the nodes report.
@@ -252,7 +215,6 @@ int run_server(const ServerOptions& opts) {
   deploys.stop();
   node_for_metrics = nullptr;
   if (node) node->stop();
-  if (node_agent) node_agent->stop();
   log::info("agent stopped");
   tasks.stop();
   log::info("stopped");
@@ -267,9 +229,6 @@ void add_server_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--data-dir", opts->data_dir, "Data directory (made by mill init)")
       ->capture_default_str();
   cmd->add_option("--listen", opts->listen, "API listen address host:port")->capture_default_str();
-  cmd->add_option("--advertise", opts->advertise,
-                  "This node's address for other nodes (default: first non-loopback IPv4)");
-  cmd->add_option("--name", opts->name, "This node's name (default: host name)");
   cmd->add_flag("--no-agent", opts->no_agent, "Run the control plane only");
   cmd->add_flag("--quiet", opts->quiet_access_log, "No access log lines");
   cmd->add_option("--threads", opts->threads, "API I/O threads")
@@ -295,36 +254,7 @@ void add_server_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--task-retention", opts->task_retention,
                   "How long ended tasks stay listed, with their logs")
       ->capture_default_str();
-  cmd->add_flag("--no-containers", opts->no_containers,
-                "Register this machine as a node but run no containers (tests, dev)");
-  cmd->add_option("--bridge", opts->node.bridge,
-                  "This node's container bridge (also names its firewall table)")
-      ->capture_default_str();
-  cmd->add_option("--runtime", opts->node.runtime_path, "The OCI runtime binary (runc or crun)")
-      ->capture_default_str();
-  cmd->add_option("--image-budget", opts->image_budget,
-                  "Disk the image cache may use, e.g. 20G (default: unlimited)");
-  cmd->add_option("--image-tag-ttl", opts->image_tag_ttl,
-                  "How long a tag resolved by the registry is reused without asking again "
-                  "(0s: ask on every spawn)")
-      ->capture_default_str();
-  cmd->add_option("--stop-grace", opts->stop_grace, "Time between SIGTERM and SIGKILL")
-      ->capture_default_str();
-  cmd->add_option("--dns-port", opts->node.dns_port, "Port of the .mill DNS server on the bridge")
-      ->capture_default_str();
-  cmd->add_option("--proxy-http", opts->node.proxy_http,
-                  "Ingress proxy listen address for HTTP (\"\" for none)")
-      ->capture_default_str();
-  cmd->add_option("--proxy-https", opts->node.proxy_https,
-                  "Ingress proxy listen address for HTTPS, bound once a route has TLS "
-                  "(\"\" for none)")
-      ->capture_default_str();
-  cmd->add_option("--drain-timeout", opts->drain_timeout,
-                  "How long a stopping allocation's requests in flight may take before it "
-                  "gets SIGTERM")
-      ->capture_default_str();
-  cmd->add_option("--registry-ca", opts->node.registry_ca_file,
-                  "A PEM file of extra CAs to trust for registries");
+  add_node_flags(cmd, opts->node);
   cmd->callback([opts, &exit_code] { exit_code = run_server(*opts); });
 }
 
