@@ -18,6 +18,7 @@ Result<std::string> HttpNodeClient::call(const std::string& method, const std::s
                                          std::chrono::milliseconds timeout) {
   auto req = net::json_request(method, path, body, timeout);
   req.headers.push_back({"Authorization", "Bearer " + join_token_});
+  req.cancel = cancel_;
   auto res = MILL_TRY(net::http_request(address_, req));
   if (res.status == 200) return std::move(res.body);
   std::string message = res.body;

@@ -13,6 +13,7 @@
 #include "model/allocation.h"
 #include "model/node.h"
 #include "model/node_protocol.h"
+#include "net/http_client.h"
 
 namespace mill::agent {
 
@@ -39,6 +40,9 @@ class NodeClient {
   virtual Result<model::NodeRequests> requests(const model::RequestsQuery& query) = 0;
   // One piece of a log the control plane asked for.
   virtual Result<model::LogChunkAnswer> send_log(const model::LogChunk& chunk) = 0;
+  // The agent is stopping: calls in flight (a blocking query) end at once and later
+  // ones fail, so its threads can be joined without waiting out a long poll.
+  virtual void cancel() {}
 };
 
 // The node protocol over HTTP with the join token.
@@ -57,6 +61,7 @@ class HttpNodeClient final : public NodeClient {
                               const std::vector<model::VolumeReport>& reports) override;
   Result<model::NodeRequests> requests(const model::RequestsQuery& query) override;
   Result<model::LogChunkAnswer> send_log(const model::LogChunk& chunk) override;
+  void cancel() override { cancel_->cancel(); }
 
  private:
   Result<std::string> call(const std::string& method, const std::string& path,
@@ -64,6 +69,7 @@ class HttpNodeClient final : public NodeClient {
   Result<std::string> post(const std::string& path, const std::string& body);
   std::string address_;
   std::string join_token_;
+  std::shared_ptr<net::CancelToken> cancel_ = std::make_shared<net::CancelToken>();
 };
 
 }  // namespace mill::agent

@@ -71,6 +71,7 @@ Result<std::unique_ptr<LocalNode>> LocalNode::start(agent::NodeClient& client,
                                                     const std::string& node_id_path,
                                                     const NodeFlags& flags, const Clock& clock) {
   std::unique_ptr<LocalNode> node(new LocalNode());
+  node->client_ = &client;
   node->agent_ = std::make_unique<agent::Agent>(
       agent::AgentOptions{node_id_path, flags.name, flags.advertise}, client, clock);
   auto id = node->agent_->register_now();
@@ -98,6 +99,8 @@ Result<std::unique_ptr<LocalNode>> LocalNode::start(agent::NodeClient& client,
 LocalNode::~LocalNode() { stop(); }
 
 void LocalNode::stop() {
+  // Long polls in flight end now rather than when the server answers them.
+  if (client_) client_->cancel();
   if (services_) services_->stop();
   if (agent_) agent_->stop();
 }

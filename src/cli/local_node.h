@@ -52,6 +52,7 @@ class LocalNode {
 
  private:
   LocalNode() = default;
+  agent::NodeClient* client_ = nullptr;
   std::string id_;
   std::unique_ptr<agent::Agent> agent_;
   std::unique_ptr<agent::NodeServices> services_;

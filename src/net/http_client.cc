@@ -1,6 +1,7 @@
 #include "net/http_client.h"
 
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -47,6 +48,28 @@ beast::error_code run(asio::io_context& io, Start&& start) {
   io.run();
   return out;
 }
+
+Unexpected cancelled(const std::string& addr) {
+  return make_error(ErrorCode::kUnavailable, "request to " + addr + " cancelled");
+}
+
+// Keeps a connected socket attached to the request's cancel token; detached before the
+// socket closes (declared after the stream), so a cancel never reaches a reused fd.
+class Attached {
+ public:
+  Attached(const std::shared_ptr<CancelToken>& token, int fd) : token_(token.get()), fd_(fd) {
+    if (token_) token_->attach(fd_);
+  }
+  ~Attached() {
+    if (token_) token_->detach(fd_);
+  }
+  Attached(const Attached&) = delete;
+  Attached& operator=(const Attached&) = delete;
+
+ private:
+  CancelToken* token_;
+  int fd_;
+};
 
 Unexpected io_error(const beast::error_code& ec, const std::string& addr) {
   if (ec == beast::error::timeout) {
@@ -149,8 +172,11 @@ Result<ClientResponse> request_impl(const std::string& address, const ClientRequ
     if (auto e = run(io, [&](auto h) { stream.async_connect(endpoints, std::move(h)); })) {
       return io_error(e, addr);
     }
+    Attached attached(request.cancel, stream.socket().native_handle());
+    if (request.cancel && request.cancel->cancelled()) return cancelled(addr);
     auto out = exchange(io, stream, stream, req, request, addr);
     stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+    if (!out && request.cancel && request.cancel->cancelled()) return cancelled(addr);
     return out;
   }
 
@@ -173,6 +199,8 @@ Result<ClientResponse> request_impl(const std::string& address, const ClientRequ
   if (auto e = run(io, [&](auto h) { tcp_layer.async_connect(endpoints, std::move(h)); })) {
     return io_error(e, addr);
   }
+  Attached attached(request.cancel, tcp_layer.socket().native_handle());
+  if (request.cancel && request.cancel->cancelled()) return cancelled(addr);
   if (auto e = run(
           io, [&](auto h) { stream.async_handshake(ssl::stream_base::client, std::move(h)); })) {
     if (e == beast::error::timeout) return io_error(e, addr);
@@ -183,12 +211,37 @@ Result<ClientResponse> request_impl(const std::string& address, const ClientRequ
   // No TLS close_notify: the response is complete (or failed) either way, and a peer
   // that never answers the shutdown must not hold us.
   tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ec);
+  if (!out && request.cancel && request.cancel->cancelled()) return cancelled(addr);
   return out;
 }
 
 }  // namespace
 
+void CancelToken::cancel() {
+  std::lock_guard lock(mu_);
+  cancelled_ = true;
+  // shutdown(2) on a socket another thread waits on is safe: its read ends at once.
+  for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+}
+
+bool CancelToken::cancelled() const {
+  std::lock_guard lock(mu_);
+  return cancelled_;
+}
+
+void CancelToken::attach(int fd) {
+  std::lock_guard lock(mu_);
+  fds_.push_back(fd);
+  if (cancelled_) ::shutdown(fd, SHUT_RDWR);
+}
+
+void CancelToken::detach(int fd) {
+  std::lock_guard lock(mu_);
+  std::erase(fds_, fd);
+}
+
 Result<ClientResponse> http_request(const std::string& address, const ClientRequest& request) {
+  if (request.cancel && request.cancel->cancelled()) return cancelled(normalize_address(address));
   try {
     return request_impl(address, request);
   } catch (const std::exception& e) {

@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +21,24 @@ namespace mill::net {
 // Receives a response body piece by piece, in order. An error stops the transfer and
 // becomes the result of http_request.
 using BodySink = std::function<Result<void>(std::string_view chunk)>;
+
+// Lets another thread end requests in flight (an agent that stops while its long polls
+// wait): after cancel(), every request given this token, in flight or later, fails at
+// once with kUnavailable "cancelled". Thread-safe; share one among many requests.
+class CancelToken {
+ public:
+  void cancel();
+  bool cancelled() const;
+
+  // For http_request: while attached, cancel() shuts the connected socket down.
+  void attach(int fd);
+  void detach(int fd);
+
+ private:
+  mutable std::mutex mu_;
+  bool cancelled_ = false;
+  std::vector<int> fds_;
+};
 
 struct ClientRequest {
   std::string method = "GET";
@@ -36,6 +56,7 @@ struct ClientRequest {
   // Other statuses' bodies are still collected in memory (error documents are small).
   BodySink body_sink;
   size_t max_body_bytes = 256ull * 1024 * 1024;  // in-memory body limit: kTooLarge
+  std::shared_ptr<CancelToken> cancel;           // optional
 };
 
 struct ClientResponse {

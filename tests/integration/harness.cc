@@ -6,6 +6,7 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -42,7 +43,7 @@ int wait_status_to_code(int status) {
 pid_t spawn_mill(const std::vector<std::string>& args,
                  const std::map<std::string, std::string>& env, const std::string& stdin_path,
                  const std::string& out_path, const std::string& err_path, bool append = false,
-                 const std::string& binary = MILL_BINARY) {
+                 const std::string& binary = MILL_BINARY, const std::string& netns = {}) {
   const int mode = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC);
   std::vector<std::string> argv_s{binary};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
@@ -51,6 +52,11 @@ pid_t spawn_mill(const std::vector<std::string>& args,
     // A test that dies without its destructors (an abort, a crash) must not leave a
     // server behind holding ports, addresses and bridges the next tests want.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (!netns.empty()) {
+      int fd = open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) _exit(126);
+      close(fd);
+    }
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
     int in = open(stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY);
     int out = open(out_path.c_str(), mode, 0600);
@@ -96,6 +102,39 @@ CommandResult run_mill(const std::vector<std::string>& args,
 }
 
 std::string mill_binary() { return MILL_BINARY; }
+
+pid_t start_mill_in(const std::string& netns, const std::vector<std::string>& args,
+                    const std::string& log_path, const std::map<std::string, std::string>& env) {
+  return spawn_mill(args, env, "", log_path, log_path, true, MILL_BINARY, netns);
+}
+
+CommandResult run_mill_in(const std::string& netns, const std::vector<std::string>& args,
+                          const std::map<std::string, std::string>& env) {
+  TempDir io;
+  pid_t pid = spawn_mill(args, env, "", io.file("out"), io.file("err"), false, MILL_BINARY, netns);
+  CommandResult r;
+  int status = 0;
+  if (pid > 0 && waitpid(pid, &status, 0) == pid) r.exit_code = wait_status_to_code(status);
+  r.out = slurp(io.file("out"));
+  r.err = slurp(io.file("err"));
+  return r;
+}
+
+void run_in_netns(const std::string& netns, const std::function<void()>& fn) {
+  std::thread t([&] {
+    // setns moves only this thread; sockets it opens stay in that namespace.
+    int fd = open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+      ADD_FAILURE() << "cannot enter the network namespace " << netns << ": "
+                    << std::strerror(errno);
+      if (fd >= 0) close(fd);
+      return;
+    }
+    close(fd);
+    fn();
+  });
+  t.join();
+}
 
 CommandResult run_binary(const std::string& binary, const std::vector<std::string>& args,
                          const std::map<std::string, std::string>& env,

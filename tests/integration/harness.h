@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -32,6 +33,19 @@ CommandResult run_mill(const std::vector<std::string>& args,
 
 // The mill binary under test.
 std::string mill_binary();
+
+// Several machines on one host (cluster.h): `mill args...` started in the network
+// namespace /run/netns/<netns>, its stdout and stderr appended to log_path, killed
+// when the test process dies; -1 when it cannot start. run_mill_in runs one to
+// completion there.
+pid_t start_mill_in(const std::string& netns, const std::vector<std::string>& args,
+                    const std::string& log_path,
+                    const std::map<std::string, std::string>& env = {});
+CommandResult run_mill_in(const std::string& netns, const std::vector<std::string>& args,
+                          const std::map<std::string, std::string>& env = {});
+// Runs fn on a thread that entered the network namespace /run/netns/<netns>: the
+// sockets fn opens (an API call, say) live there.
+void run_in_netns(const std::string& netns, const std::function<void()>& fn);
 
 // Runs `binary args...` (a copy of mill, say) to completion, killing it (a test
 // failure, exit_code -1) if it still runs after `limit`.

@@ -39,6 +39,9 @@ class TestRegistry {
   bool ok() const { return pid_ > 0 && ready_; }
   std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
   const std::string& ca_file() const { return ca_file_; }
+  // Where its blobs and manifests are: a second registry process may serve them too
+  // (to machines of a simulated cluster that cannot reach this one's loopback).
+  std::string storage_dir() const { return dir_.file("storage"); }
 
   // Distribution API pushes (POST upload + PUT ?digest=, PUT manifest).
   ::testing::AssertionResult push_blob(const std::string& repo, const std::string& bytes);

@@ -183,6 +183,40 @@ TEST_F(AsyncServer, StopEndsPendingLongPolls) {
   client.join();
 }
 
+// An agent that stops cancels its long poll: the request ends at once, not when the
+// server answers it, and later requests with the same token fail without connecting.
+TEST_F(AsyncServer, ACancelEndsALongPollInFlightAndLaterRequests) {
+  auto token = std::make_shared<CancelToken>();
+  Result<ClientResponse> got = make_error(ErrorCode::kInternal, "not run");
+  std::promise<void> done;
+  std::thread client([&] {
+    ClientRequest req;
+    req.target = "/never";
+    req.timeout = std::chrono::seconds(60);
+    req.cancel = token;
+    got = http_request(server_->address(), req);
+    done.set_value();
+  });
+  wait_for_writer();
+  EXPECT_EQ(done.get_future().wait_for(std::chrono::milliseconds(200)), std::future_status::timeout)
+      << "the long poll ended before the cancel";
+  token->cancel();
+  client.join();
+  ASSERT_FALSE(got.has_value());
+  EXPECT_EQ(got.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(got.error().message.find("cancelled"), std::string::npos) << got.error().message;
+
+  ClientRequest later;
+  later.target = "/";
+  later.cancel = token;
+  auto again = http_request(server_->address(), later);
+  ASSERT_FALSE(again.has_value());
+  EXPECT_NE(again.error().message.find("cancelled"), std::string::npos);
+  ClientRequest other;  // another token (none): the server is fine
+  other.target = "/";
+  EXPECT_TRUE(http_request(server_->address(), other).has_value());
+}
+
 // Once stop() returns nobody may connect: a client that did (the agent's next long
 // poll, say) would wait out its whole timeout for an answer that never comes. The
 // listening socket was once closed by a handler that stop() could leave unrun.
