@@ -21,6 +21,7 @@
 #include "net/http_server.h"
 #include "server/data_dir.h"
 #include "server/deploy.h"
+#include "server/node_monitor.h"
 #include "server/node_registry.h"
 #include "server/secrets.h"
 #include "server/tasks.h"
@@ -35,7 +36,8 @@ struct ServerOptions {
   bool no_agent = false;
   bool quiet_access_log = false;
   int threads = 2;
-  int heartbeat_ms = 5000;
+  int heartbeat_ms = 2000;
+  std::string node_ttl = "10s";
   int read_timeout_ms = 15000;
   int idle_timeout_ms = 60000;
   std::string config_file;  // task templates and registries, until deploy exists
@@ -134,7 +136,11 @@ int run_server(const ServerOptions& opts) {
   SystemClock clock;
   auto heartbeat = std::chrono::milliseconds(opts.heartbeat_ms);
   server::Secrets secrets(**store, std::move(*aead), clock);
-  server::NodeRegistry nodes(**store, clock, heartbeat * 3);
+  auto ttl = model::parse_duration(opts.node_ttl);
+  if (!ttl || *ttl < heartbeat * 2) {
+    return fail("--node-ttl must be a duration of at least two heartbeats (--heartbeat-ms)");
+  }
+  server::NodeRegistry nodes(**store, clock, *ttl);
   metrics::Registry registry;
   declare_node_metrics(registry, nodes);
   std::atomic<agent::NodeServices*> node_for_metrics{nullptr};
@@ -204,6 +210,9 @@ int run_server(const ServerOptions& opts) {
 
   // A deploy the previous process left running carries on now that the nodes report.
   deploys.resume();
+  // Nodes that go silent: their allocations are lost, services topped up elsewhere.
+  server::NodeMonitor monitor(nodes, tasks, deploys, clock, {.down_after = *ttl});
+  monitor.start();
   int sig = 0;
   sigwait(&signals, &sig);
   log::info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
@@ -212,6 +221,7 @@ int run_server(const ServerOptions& opts) {
   log_relay.stop();
   (*server)->stop(std::chrono::seconds(10));
   log::info("API closed");
+  monitor.stop();
   deploys.stop();
   node_for_metrics = nullptr;
   if (node) node->stop();
@@ -237,6 +247,10 @@ void add_server_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--heartbeat-ms", opts->heartbeat_ms, "Agent heartbeat interval (ms)")
       ->capture_default_str()
       ->check(CLI::Range(100, 600000));
+  cmd->add_option("--node-ttl", opts->node_ttl,
+                  "A node silent this long is down: its allocations are lost and its service "
+                  "replicas are placed on other nodes")
+      ->capture_default_str();
   cmd->add_option("--read-timeout-ms", opts->read_timeout_ms,
                   "Time a client has to send a whole request (ms)")
       ->capture_default_str()

@@ -24,6 +24,34 @@ Result<TaskView> AllocWriter::kill(const std::string& id) {
   return table_.apply_alloc(a, result.revision);
 }
 
+Result<bool> AllocWriter::lose(const std::string& id, const std::string& reason) {
+  auto guard = table_.guard(id);
+  auto v = MILL_TRY(table_.get(id));
+  if (ended(v)) return false;
+  model::Allocation a = v.alloc;
+  a.desired = model::DesiredState::kStop;
+  model::AllocState lost = v.state.value_or(model::AllocState{});
+  lost.id = id;
+  lost.status = model::AllocStatus::kLost;
+  lost.message = reason;
+  lost.finished_at = clock_.now();
+  store::Txn txn;
+  txn.compares = {{model::alloc_key(id), table_.revision(id).value_or(0)}};
+  txn.ops = {{store::Operation::Type::kPut, model::alloc_key(id), model::encode(a)},
+             {store::Operation::Type::kPut, model::alloc_state_key(id), model::encode(lost)}};
+  if (!a.ip.empty()) {
+    txn.ops.push_back({store::Operation::Type::kDelete, address_key(a.node, a.ip), ""});
+  }
+  auto result = MILL_TRY(store_.txn(txn));
+  if (!result.succeeded) {
+    return make_error(ErrorCode::kConflict, "allocation " + id + " changed meanwhile; try again");
+  }
+  table_.apply_alloc(a, result.revision);
+  table_.apply_state(lost, result.revision);
+  usage_.record(a, a.node, v.state, lost);
+  return true;
+}
+
 Result<void> AllocWriter::report(const std::string& node,
                                  const std::vector<model::AllocState>& states) {
   for (const auto& reported : states) MILL_TRY(record(node, reported));

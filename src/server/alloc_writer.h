@@ -32,6 +32,10 @@ class AllocWriter {
   // Asks the node to stop it (desired = stop); kNotFound if unknown. One that has
   // ended or is already stopping is returned as it is.
   Result<TaskView> kill(const std::string& id);
+  // Its node is gone (down): the allocation ends as lost with `reason`, and its node is
+  // asked to stop it should it come back. False if it had ended already. Its address
+  // is released: nothing else is placed on a node that is down.
+  Result<bool> lose(const std::string& id, const std::string& reason);
   // Records what the agent of `node` reports; ignores allocations not placed on it.
   Result<void> report(const std::string& node, const std::vector<model::AllocState>& states);
   // Forgets allocations that ended `retention` or more ago (records and addresses).

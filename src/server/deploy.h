@@ -98,6 +98,13 @@ class DeployManager {
   using Sink = std::function<bool(const DeployEvent&)>;
   bool subscribe(const std::string& id, Sink sink);
 
+  // Between deploys, keeps each deployed service at its replica count: for every live
+  // allocation short (one lost with its node, or ended for good), places one of the
+  // deployed spec, where the scheduler finds room. Does nothing while a deploy runs
+  // (its rollout owns the service's allocations then). Returns the ids placed; a
+  // service that finds no room is logged and tried again at the next call.
+  std::vector<std::string> keep_replicas();
+
   std::optional<DeployRecord> record(const std::string& id) const;
   std::vector<DeployRecord> records() const;  // newest first, without events
   // The last config deployed successfully (empty before the first).

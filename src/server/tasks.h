@@ -130,6 +130,10 @@ class TaskManager {
   // Asks the node to stop it (SIGTERM, grace, SIGKILL); kNotFound if unknown. An
   // ended task is returned as it is.
   Result<TaskView> kill(const std::string& id) { return writer_.kill(id); }
+  // The allocation's node is down: it ends as lost (AllocWriter::lose).
+  Result<bool> lose(const std::string& id, const std::string& reason) {
+    return writer_.lose(id, reason);
+  }
 
   // Node protocol.
   NodeAllocations allocations_for(const std::string& node) const {

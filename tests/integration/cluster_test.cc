@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <iostream>
 #include <map>
 #include <set>
 
@@ -150,6 +151,99 @@ TEST_F(ClusterTest, AWrongJoinTokenRegistersNothing) {
   EXPECT_NE(r.err.find("401"), std::string::npos) << r.err;
   EXPECT_EQ(node_status().size(), 1u) << "nothing registered";
   EXPECT_FALSE(std::filesystem::exists(cluster_->data_dir(1) + "/node.id"));
+}
+
+// A machine fails: it is down within the TTL, its service replicas run healthy
+// elsewhere within 15 s of that, its task is lost; when it comes back, what it still
+// ran is stopped and the service has exactly its replicas. Default settings.
+TEST_F(ClusterTest, ALostNodesReplicasComeBackElsewhereItsTaskIsLostAndItsReturnStopsDuplicates) {
+  ASSERT_NO_FATAL_FAILURE(start({.nodes = 3}));
+  std::string stream = deploy(config(3));
+  ASSERT_NE(stream.find("event: done"), std::string::npos) << stream << cluster_->log(0);
+  // A task on a node other than the server's (that one we keep).
+  std::string task;
+  int victim = -1;
+  for (int attempt = 0; attempt < 6 && victim < 0; ++attempt) {
+    auto res = cluster_->call(
+        "POST", "/v1/tasks/spawn",
+        R"({"image":")" + cluster_->registry_host() + R"(/probe:v1","cpu":0.1,"memory":"32M"})",
+        "application/json");
+    ASSERT_EQ(res.status, 201) << res.body;
+    auto v = json::parse(res.body);
+    std::string node(v.at("node").as_string());
+    for (int i = 1; i < cluster_->size(); ++i) {
+      if (cluster_->node_id(i) == node) {
+        victim = i;
+        task = std::string(v.at("id").as_string());
+      }
+    }
+  }
+  ASSERT_GE(victim, 1) << "no task landed off the server's node";
+  const std::string victim_id = cluster_->node_id(victim);
+  std::string old_replica;
+  for (const auto& [id, node] : web_allocations()) {
+    if (node == victim_id) old_replica = id;
+  }
+  ASSERT_FALSE(old_replica.empty());
+
+  const auto killed = std::chrono::steady_clock::now();
+  cluster_->kill_node(victim);
+  ASSERT_TRUE(eventually([&] { return node_status()[victim_id] == "down"; }, 20s));
+  const auto down = std::chrono::steady_clock::now();
+  EXPECT_LE(down - killed, 12s) << "down later than the 10 s TTL (and a look) after it went silent";
+
+  // Three healthy replicas again, none on the dead node, within 15 s of it going down.
+  auto healthy_elsewhere = [&] {
+    auto v = get_json("/v1/services");
+    if (!v.is_array()) return false;
+    int healthy = 0;
+    for (const auto& s : v.as_array()) {
+      if (s.at("name") != "web") continue;
+      for (const auto& a : s.at("allocations").as_array()) {
+        if (a.at("status") == "healthy" && a.at("node") != victim_id.c_str()) ++healthy;
+      }
+    }
+    return healthy == 3;
+  };
+  ASSERT_TRUE(eventually(healthy_elsewhere, 30s)) << json::serialize(get_json("/v1/services"));
+  const auto replaced = std::chrono::steady_clock::now();
+  EXPECT_LE(replaced - down, 15s);
+  using ms = std::chrono::milliseconds;
+  std::cout << "node silent -> down: " << std::chrono::duration_cast<ms>(down - killed).count()
+            << " ms; down -> replicas healthy elsewhere: "
+            << std::chrono::duration_cast<ms>(replaced - down).count() << " ms\n";
+
+  auto t = get_json("/v1/tasks/" + task);
+  ASSERT_TRUE(t.is_object()) << json::serialize(t);
+  EXPECT_EQ(t.at("status"), "lost") << json::serialize(t);
+  EXPECT_NE(json::serialize(t).find("is down"), std::string::npos) << json::serialize(t);
+
+  // The machine comes back: what it still ran is stopped there; no duplicate.
+  ASSERT_TRUE(cluster_->revive_node(victim));
+  EXPECT_TRUE(eventually([&] { return node_status()[victim_id] == "ready"; }, 20s));
+  auto running_there = [&](const std::string& alloc) {
+    std::string out;
+    FILE* p = ::popen(
+        ("runc --root '" + cluster_->data_dir(victim) + "/runc' list -q 2>/dev/null").c_str(), "r");
+    char buf[256];
+    while (p && std::fgets(buf, sizeof buf, p)) out += buf;
+    if (p) ::pclose(p);
+    return out.find(alloc) != std::string::npos;
+  };
+  EXPECT_TRUE(eventually([&] { return !running_there(old_replica); }, 30s))
+      << "the lost replica still runs on the node that came back";
+  EXPECT_FALSE(running_there(task)) << "the lost task still runs on the node that came back";
+  int live = 0;
+  for (const auto& [id, node] : web_allocations()) {
+    if (id != old_replica) ++live;
+  }
+  EXPECT_EQ(live, 3);
+  auto services = get_json("/v1/services");
+  for (const auto& s : services.as_array()) {
+    if (s.at("name") == "web") {
+      EXPECT_EQ(s.at("replicas").at("healthy").as_int64(), 3) << json::serialize(s);
+    }
+  }
 }
 
 }  // namespace

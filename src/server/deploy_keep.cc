@@ -1,0 +1,35 @@
+// The steady state between deploys: every deployed service keeps its replica count.
+// Nomad's reconciler does the same for allocations lost with their node; here the
+// node monitor calls it once it has marked a dead node's allocations lost.
+
+#include "common/log.h"
+#include "server/deploy.h"
+
+namespace mill::server {
+
+std::vector<std::string> DeployManager::keep_replicas() {
+  std::vector<std::string> placed;
+  // Held across the placements so that no deploy begins meanwhile.
+  std::lock_guard lock(mutex_);
+  if (!running_.empty() || stopping()) return placed;
+  for (const auto& [name, service] : deployed_.services) {
+    int live = 0;
+    for (const auto& v : tasks_.group(model::kKindService, name)) {
+      if (!ended(v) && v.alloc.desired == model::DesiredState::kRun) ++live;
+    }
+    for (int i = live; i < service.replicas; ++i) {
+      auto one = tasks_.place_service(name, alloc_spec(service, deployed_.volumes));
+      if (!one) {
+        log::warn("service " + name + ": " + std::to_string(service.replicas - i) +
+                  " replica(s) short, and no room for one: " + one.error().message);
+        break;
+      }
+      log::info("service " + name + ": replacing a lost replica with " + one->alloc.id + " on " +
+                one->alloc.node);
+      placed.push_back(one->alloc.id);
+    }
+  }
+  return placed;
+}
+
+}  // namespace mill::server
