@@ -27,9 +27,9 @@ struct ClusterCa {
   std::string key_pem;
 };
 
-// A self-signed CA: EC P-256 key, CN "mill cluster CA", basicConstraints CA:TRUE
-// (critical), keyUsage keyCertSign|cRLSign (critical), valid from 5 minutes ago for 10
-// years, random 128-bit serial.
+// A self-signed CA: EC P-256 key, CN "mill cluster CA", basicConstraints CA:TRUE with
+// pathlen:0 (it signs leaves only; critical), keyUsage keyCertSign|cRLSign (critical), valid from 5
+// minutes ago for 10 years, random 128-bit serial.
 Result<ClusterCa> make_cluster_ca();
 
 // A new EC P-256 private key as PKCS#8 PEM.
