@@ -88,7 +88,7 @@ void HttpConnection::begin_async(std::function<void(std::shared_ptr<ResponseWrit
   stream_status_ = 0;
   stream_ending_ = stream_done_ = false;
   // The producer decides how long this takes (a long poll has its own bound).
-  stream_.expires_never();
+  stream_.tcp_layer().expires_never();
   auto writer = std::make_shared<AsyncWriter>(shared_from_this());
   writer_ = writer;
   start(std::move(writer));

@@ -25,6 +25,11 @@ struct HttpRequest {
   std::vector<Header> headers;
   std::string body;
   std::string remote;  // peer address, "127.0.0.1:51234"
+  // Over TLS with client certificates (TlsServerConfig::client_ca_pem): the subject CN
+  // of the certificate the client presented, verified against the configured CA. ""
+  // when there is none (plain HTTP, or a client that sent no certificate where one is
+  // optional): then the connection proves no identity.
+  std::string peer_identity;
 
   // First header with this name (case-insensitive), or nullptr.
   const std::string* header(std::string_view name) const;

@@ -2,7 +2,8 @@
 
 // A small synchronous HTTP/1.1 client for the CLI, the agent's node protocol, the
 // registry client and tests. One connection per call. HTTPS verifies the peer's
-// certificate chain (system CAs plus an optional extra CA file) and its host name.
+// certificate chain (system CAs plus an optional extra CA file, or only the CAs given
+// in memory) and its host name or IP address, and can present a client certificate.
 // Redirects are never followed here: the caller sees the 3xx and decides.
 
 #include <chrono>
@@ -52,6 +53,14 @@ struct ClientRequest {
   std::chrono::milliseconds timeout{10000};
   bool tls = false;     // HTTPS (also implied by an "https://" address)
   std::string ca_file;  // PEM file of CAs trusted besides the system's (tests)
+  // PEM CAs, in memory. When set, the system store is not loaded: only these (and
+  // ca_file, if also set) are trusted. The cluster CA, pinned. Either way the server's
+  // certificate must also name the host or IP address connected to (a SAN).
+  std::string ca_pem;
+  // A client certificate (PEM, leaf first, then any intermediates) and its key, for a
+  // server that asks for one (mTLS): the server learns who is calling from its CN.
+  std::string client_cert_pem;
+  std::string client_key_pem;
   // When set, a 2xx response's body goes here instead of into ClientResponse::body.
   // Other statuses' bodies are still collected in memory (error documents are small).
   BodySink body_sink;
@@ -74,6 +83,19 @@ ClientRequest json_request(std::string method, std::string target, std::string b
 // the server cannot be reached (or its certificate is not trusted), kTimeout when it
 // does not answer in time, kTooLarge when an in-memory body passes max_body_bytes.
 Result<ClientResponse> http_request(const std::string& address, const ClientRequest& request);
+
+// For the join flow's pin check ONLY. Connects to address ("host:port" or
+// "https://host:port") over TLS WITHOUT VERIFYING ANYTHING, takes the certificates the
+// server presents, and hangs up: no HTTP request, no byte of application data is sent,
+// so there is nothing a man in the middle could learn. Returns them as PEM, the server's
+// own first, as sent (for the CA to be among them, the server puts it last in
+// TlsServerConfig::cert_pem).
+// Nothing here is trusted: the caller must compare what it got with a pin it already
+// holds (the sha256 of the CA in its join token), and then talk over a connection
+// verified against that CA (ClientRequest::ca_pem). kUnavailable / kTimeout as for
+// http_request.
+Result<std::vector<std::string>> fetch_peer_chain_pem(
+    const std::string& address, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // Strips "http://" or "https://" and a trailing "/": "http://127.0.0.1:4400/" ->
 // "127.0.0.1:4400".

@@ -7,10 +7,13 @@
 
 #include <array>
 #include <atomic>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -21,6 +24,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "net/http.h"
@@ -41,6 +45,8 @@ struct HttpServer::State {
   Handler handler;
   AccessLogger logger;
   asio::io_context io;
+  // Set when options.tls is: every accepted connection speaks TLS with it.
+  std::optional<asio::ssl::context> tls;
   // Keeps run() going while the only live work is an answer a handler will give later
   // (a long poll has no pending socket operation): without it the I/O threads could
   // return while stop() still has connections to close.
@@ -58,6 +64,55 @@ struct HttpServer::State {
 
 // "127.0.0.1:4400", "[::1]:4400".
 std::string endpoint_text(const tcp::endpoint& ep);
+
+// http_server.cc: the server's TLS context from options.tls (kInvalidArgument for a bad
+// certificate, key or CA).
+Result<void> configure_tls(asio::ssl::context& ctx, const TlsServerConfig& config);
+
+// A connection's byte stream: plain TCP, or TLS over it. It is an Asio
+// AsyncReadStream and AsyncWriteStream, so Beast's HTTP reads and writes and all of
+// HttpConnection are written once for both; only the handshake knows the difference.
+// Timeouts live on the TCP layer (tcp_layer().expires_after), which TLS reads and
+// writes go through too.
+class ServerStream {
+ public:
+  using executor_type = beast::tcp_stream::executor_type;
+  using Tls = beast::ssl_stream<beast::tcp_stream>;
+
+  explicit ServerStream(tcp::socket socket)
+      : stream_(std::in_place_type<beast::tcp_stream>, std::move(socket)) {}
+  ServerStream(tcp::socket socket, asio::ssl::context& ctx)
+      : stream_(std::in_place_type<Tls>, std::move(socket), ctx) {}
+
+  executor_type get_executor() { return tcp_layer().get_executor(); }
+  beast::tcp_stream& tcp_layer() {
+    if (auto* t = tls()) return t->next_layer();
+    return std::get<beast::tcp_stream>(stream_);
+  }
+  Tls* tls() { return std::get_if<Tls>(&stream_); }
+
+  template <class Buffers, class Token>
+  auto async_read_some(const Buffers& buffers, Token&& token) {
+    return asio::async_initiate<Token, void(beast::error_code, size_t)>(
+        [this](auto handler, const Buffers& b) {
+          if (auto* t = tls()) return t->async_read_some(b, std::move(handler));
+          std::get<beast::tcp_stream>(stream_).async_read_some(b, std::move(handler));
+        },
+        token, buffers);
+  }
+  template <class Buffers, class Token>
+  auto async_write_some(const Buffers& buffers, Token&& token) {
+    return asio::async_initiate<Token, void(beast::error_code, size_t)>(
+        [this](auto handler, const Buffers& b) {
+          if (auto* t = tls()) return t->async_write_some(b, std::move(handler));
+          std::get<beast::tcp_stream>(stream_).async_write_some(b, std::move(handler));
+        },
+        token, buffers);
+  }
+
+ private:
+  std::variant<beast::tcp_stream, Tls> stream_;
+};
 
 // One connection. Reads a request, runs the handler, writes the response, repeats
 // while keep-alive holds. All its work runs on its own strand.
@@ -87,7 +142,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void end_stream();
 
  private:
-  // http_connection.cc: reading, answering, closing.
+  // http_connection.cc: the TLS handshake, reading, answering, closing.
+  void handshake();
   void read();
   void on_read(beast::error_code ec);
   void reject(int status, std::string_view message);
@@ -105,11 +161,14 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void watch_client();
   void client_left();
 
-  beast::tcp_stream stream_;
+  ServerStream stream_;
   HttpServer::State& server_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string remote_;
+  std::string peer_identity_;  // the verified client certificate's CN (TLS)
+  // The TLS handshake and the first request must both be done by then.
+  std::chrono::steady_clock::time_point first_deadline_;
   bool first_ = true;
   bool busy_ = false;
   bool linger_ = false;

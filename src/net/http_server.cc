@@ -1,11 +1,57 @@
-// The server around the connections: binds and listens, accepts onto a strand per
-// connection, and stops gracefully (in-flight requests finish, idle connections close).
+// The server around the connections: sets up TLS, binds and listens, accepts onto a
+// strand per connection, and stops gracefully (in-flight requests finish, idle
+// connections close).
 
 #include "net/http_server.h"
+
+#include <openssl/ssl.h>
+
+#include <exception>
 
 #include "net/http_connection.h"
 
 namespace mill::net {
+
+Result<void> configure_tls(asio::ssl::context& ctx, const TlsServerConfig& config) {
+  auto invalid = [](std::string what, const beast::error_code& ec) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "TLS: " + what + (ec ? ": " + ec.message() : std::string()));
+  };
+  if (config.cert_pem.empty() || config.key_pem.empty()) {
+    return invalid("a server certificate and its key are both needed", {});
+  }
+  if (config.require_client_cert && config.client_ca_pem.empty()) {
+    return invalid("require_client_cert needs client_ca_pem, the CA to verify them with", {});
+  }
+  ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                  asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                  asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  SSL_CTX* native = ctx.native_handle();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  beast::error_code ec;
+  ctx.use_certificate_chain(asio::buffer(config.cert_pem), ec);
+  if (ec) return invalid("bad server certificate (PEM)", ec);
+  ctx.use_private_key(asio::buffer(config.key_pem), asio::ssl::context::pem, ec);
+  if (ec) return invalid("bad server key (PEM), or it does not match the certificate", ec);
+  if (SSL_CTX_check_private_key(native) != 1) {
+    return invalid("the server key does not match the certificate", {});
+  }
+  // Resumed sessions keep their verified client certificate; OpenSSL refuses to resume
+  // a verified session without a context naming whose sessions they are.
+  static constexpr unsigned char kSessionContext[] = "mill-http";
+  SSL_CTX_set_session_id_context(native, kSessionContext, sizeof kSessionContext - 1);
+  if (config.client_ca_pem.empty()) {
+    ctx.set_verify_mode(asio::ssl::verify_none);
+    return {};
+  }
+  // The context starts with an empty trust store (no system CAs): only these verify.
+  ctx.add_certificate_authority(asio::buffer(config.client_ca_pem), ec);
+  if (ec) return invalid("bad client CA (PEM)", ec);
+  auto mode = asio::ssl::verify_peer;
+  if (config.require_client_cert) mode |= asio::ssl::verify_fail_if_no_peer_cert;
+  ctx.set_verify_mode(mode);
+  return {};
+}
 
 void HttpServer::State::accept() {
   acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
@@ -46,6 +92,14 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(HttpServerOptions options
     return make_error(ErrorCode::kInvalidArgument, "listen address '" + hp.host + "' is not an IP");
   }
   auto state = std::make_unique<State>();
+  if (options.tls) {
+    try {
+      state->tls.emplace(asio::ssl::context::tls_server);
+    } catch (const std::exception& e) {
+      return make_error(ErrorCode::kInternal, std::string("TLS context: ") + e.what());
+    }
+    MILL_TRY(configure_tls(*state->tls, *options.tls));
+  }
   state->options = std::move(options);
   state->handler = std::move(handler);
   state->logger = std::move(logger);

@@ -2,7 +2,7 @@
 
 // An HTTP/1.1 server (Boost.Beast over Asio behind this plain interface): keep-alive,
 // many concurrent connections, bounded header and body sizes, read timeouts against
-// slow clients, graceful stop.
+// slow clients, graceful stop; optionally HTTPS, with client certificates (mTLS).
 //
 // Threading: the handler runs on one of the server's I/O threads, once per request,
 // concurrently for different connections. It must be thread-safe and should not block
@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/result.h"
@@ -32,13 +33,31 @@ struct AccessRecord {
 };
 using AccessLogger = std::function<void(const AccessRecord&)>;
 
+// HTTPS for every connection: TLS 1.2 or later (1.3 when the client speaks it). All of
+// it in memory, PEM; HttpServer::create checks it (kInvalidArgument when a PEM does not
+// parse or the key does not match the certificate).
+struct TlsServerConfig {
+  // The server's certificate, then its intermediates. A client doing the join flow's
+  // pin check (fetch_peer_chain_pem) needs the CA too: put it last.
+  std::string cert_pem;
+  std::string key_pem;  // the certificate's private key, unencrypted
+  // CAs a client certificate must chain to: only these, never the system store. When
+  // set, the server asks every client for a certificate; one that does not verify fails
+  // the handshake, and a verified one's subject CN becomes HttpRequest::peer_identity.
+  // A client that sends none is let in without an identity, unless require_client_cert.
+  std::string client_ca_pem;
+  bool require_client_cert = false;  // needs client_ca_pem
+};
+
 struct HttpServerOptions {
   std::string listen = "0.0.0.0:4400";
-  size_t max_header_bytes = 16 * 1024;            // beyond: 431
-  size_t max_body_bytes = 1024 * 1024;            // beyond: 413
-  std::chrono::milliseconds read_timeout{15000};  // one whole request, headers + body
+  size_t max_header_bytes = 16 * 1024;  // beyond: 431
+  size_t max_body_bytes = 1024 * 1024;  // beyond: 413
+  // One whole request, headers + body; on a new connection, the TLS handshake too.
+  std::chrono::milliseconds read_timeout{15000};
   std::chrono::milliseconds idle_timeout{60000};  // keep-alive wait for the next one
   int threads = 2;
+  std::optional<TlsServerConfig> tls;  // unset: plain HTTP
 };
 
 class HttpServer {
