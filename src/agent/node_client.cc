@@ -27,6 +27,7 @@ Result<std::string> HttpNodeClient::call(const std::string& method, const std::s
   }
   ErrorCode code = res.status == 404   ? ErrorCode::kNotFound
                    : res.status == 401 ? ErrorCode::kUnauthenticated
+                   : res.status == 403 ? ErrorCode::kPermissionDenied
                    : res.status == 400 ? ErrorCode::kInvalidArgument
                                        : ErrorCode::kUnavailable;
   return make_error(code, path + ": " + std::to_string(res.status) + " " + message);

@@ -18,7 +18,8 @@
 
 namespace mill::server {
 class DeployManager;
-}
+class NodeMonitor;
+}  // namespace mill::server
 
 namespace mill::api {
 
@@ -33,8 +34,9 @@ struct ApiContext {
   const Clock* clock = nullptr;
   std::chrono::milliseconds heartbeat_interval{5000};
   server::TaskManager* tasks = nullptr;
-  server::DeployManager* deploys = nullptr;  // null: this server runs no deploys
-  LogRelay* logs = nullptr;                  // asks nodes for logs; null: GET /v1/logs answers 503
+  server::DeployManager* deploys = nullptr;     // null: this server runs no deploys
+  server::NodeMonitor* node_monitor = nullptr;  // drains and removals; null: refused (503)
+  LogRelay* logs = nullptr;  // asks nodes for logs; null: GET /v1/logs answers 503
   model::Ipv4Net cluster_network{0x0a630000, 16};
   // How long POST /v1/tasks/spawn waits for the task to run (pulls included).
   std::chrono::milliseconds spawn_wait{std::chrono::minutes(10)};

@@ -7,6 +7,8 @@
 #include "api/responses.h"
 #include "api/service_views.h"
 #include "model/json.h"
+#include "model/units.h"
+#include "server/node_monitor.h"
 
 namespace mill::api {
 
@@ -29,14 +31,43 @@ json::object utilization(const std::vector<model::Node>& nodes) {
   return o;
 }
 
-// Live allocations (services' and tasks') per node, from the leader's allocation table.
+// Live allocations (services' and tasks') per node, from the leader's allocation table;
+// for a draining node also what is left of each kind, and `drained` once nothing is.
 void count_allocations(const ApiContext& ctx, std::vector<model::Node>& nodes) {
   if (!ctx.tasks) return;
   auto live = ctx.tasks->live_per_node();
   for (auto& n : nodes) {
     auto it = live.find(n.id);
     n.allocations = it == live.end() ? 0 : it->second;
+    if (!n.draining || !ctx.node_monitor) continue;
+    for (const auto& v : ctx.node_monitor->left_on(n.id)) {
+      ++(v.alloc.kind == model::kKindService ? n.drain_services : n.drain_tasks);
+    }
+    if (n.allocations == 0 && n.status == model::NodeStatus::kDraining) {
+      n.status = model::NodeStatus::kDrained;
+    }
   }
+}
+
+net::HttpResponse node_response(const ApiContext& ctx, Result<model::Node> node) {
+  if (!node) return error_response(node.error());
+  std::vector<model::Node> one{std::move(*node)};
+  count_allocations(ctx, one);
+  return json_response(200, model::to_json(one[0]));
+}
+
+// A drain's body: empty, or {"deadline": "1h"} (how long its tasks may still run).
+Result<std::chrono::milliseconds> drain_deadline(const std::string& body) {
+  std::chrono::milliseconds deadline = std::chrono::hours(1);
+  if (body.empty()) return deadline;
+  auto o = MILL_TRY(model::parse_object(body, {"deadline"}));
+  std::string text = MILL_TRY(model::get_string(o, "deadline", false));
+  if (text.empty()) return deadline;
+  auto parsed = model::parse_duration(text);
+  if (!parsed) {
+    return make_error(ErrorCode::kInvalidArgument, "'deadline': " + parsed.error().message);
+  }
+  return *parsed;
 }
 
 // A service in the overview: its name, image and replicas, without the allocations
@@ -55,6 +86,37 @@ json::array service_summaries(const ApiContext& ctx) {
 }  // namespace
 
 void add_cluster_routes(Router& router, const ApiContext& ctx) {
+  router.add("POST", "/v1/nodes/:id/drain", [&ctx](const net::HttpRequest& req, const Params& p) {
+    if (!ctx.node_monitor) return error_response(503, "this server does not manage nodes");
+    auto deadline = drain_deadline(req.body);
+    if (!deadline) return error_response(deadline.error());
+    return node_response(ctx, ctx.node_monitor->drain(p.find("id")->second, *deadline));
+  });
+
+  router.add("DELETE", "/v1/nodes/:id/drain", [&ctx](const net::HttpRequest&, const Params& p) {
+    if (!ctx.node_monitor) return error_response(503, "this server does not manage nodes");
+    return node_response(ctx, ctx.node_monitor->undrain(p.find("id")->second));
+  });
+
+  router.add("DELETE", "/v1/nodes/:id", [&ctx](const net::HttpRequest&, const Params& p) {
+    if (!ctx.node_monitor) return error_response(503, "this server does not manage nodes");
+    const std::string& id = p.find("id")->second;
+    auto removed = ctx.node_monitor->remove(id);
+    if (!removed && removed.error().code == ErrorCode::kConflict) {
+      json::array left;
+      for (const auto& v : ctx.node_monitor->left_on(id)) {
+        left.push_back(json::object{{"id", v.alloc.id},
+                                    {"kind", v.alloc.kind},
+                                    {"name", v.alloc.group},
+                                    {"status", model::to_string(v.status())}});
+      }
+      return json_response(
+          409, json::object{{"error", removed.error().message}, {"allocations", std::move(left)}});
+    }
+    if (!removed) return error_response(removed.error());
+    return json_response(200, json::object{{"id", id}, {"removed", true}});
+  });
+
   router.add("GET", "/v1/nodes", [&ctx](const net::HttpRequest&, const Params&) {
     auto nodes = ctx.nodes->list();
     if (!nodes) return error_response(nodes.error());

@@ -10,6 +10,8 @@ int http_status(ErrorCode code) {
       return 400;
     case ErrorCode::kUnauthenticated:
       return 401;
+    case ErrorCode::kPermissionDenied:
+      return 403;
     case ErrorCode::kNotFound:
       return 404;
     case ErrorCode::kAlreadyExists:

@@ -19,6 +19,7 @@ int run(int argc, char** argv);
 void add_init_command(CLI::App& app, int& exit_code);
 void add_server_command(CLI::App& app, int& exit_code);
 void add_agent_command(CLI::App& app, int& exit_code);
+void add_drain_command(CLI::App& app, int& exit_code);  // drain, node rm
 void add_status_commands(CLI::App& app, int& exit_code);  // status, nodes
 void add_secret_command(CLI::App& app, int& exit_code);
 void add_validate_command(CLI::App& app, int& exit_code);

@@ -18,6 +18,7 @@ int run(int argc, char** argv) {
   add_init_command(app, exit_code);
   add_server_command(app, exit_code);
   add_agent_command(app, exit_code);
+  add_drain_command(app, exit_code);
   add_status_commands(app, exit_code);
   add_secret_command(app, exit_code);
   add_validate_command(app, exit_code);

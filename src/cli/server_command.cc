@@ -156,7 +156,10 @@ int run_server(const ServerOptions& opts) {
   // A deployed config's task templates and registries win over --config's.
   if (!deploys.deployed_text().empty()) tasks.set_config(deploys.deployed());
 
+  server::NodeMonitor monitor(nodes, tasks, deploys, clock, {.down_after = *ttl});
+
   api::ApiContext ctx;
+  ctx.node_monitor = &monitor;
   ctx.api_token = creds->api_token;
   ctx.join_token = creds->join_token;
   ctx.secrets = &secrets;
@@ -210,8 +213,8 @@ int run_server(const ServerOptions& opts) {
 
   // A deploy the previous process left running carries on now that the nodes report.
   deploys.resume();
-  // Nodes that go silent: their allocations are lost, services topped up elsewhere.
-  server::NodeMonitor monitor(nodes, tasks, deploys, clock, {.down_after = *ttl});
+  // Nodes that go silent (their allocations are lost, services topped up elsewhere),
+  // and drains.
   monitor.start();
   int sig = 0;
   sigwait(&signals, &sig);

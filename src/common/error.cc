@@ -14,6 +14,8 @@ std::string_view error_code_name(ErrorCode code) {
       return "conflict";
     case ErrorCode::kUnauthenticated:
       return "unauthenticated";
+    case ErrorCode::kPermissionDenied:
+      return "permission_denied";
     case ErrorCode::kTooLarge:
       return "too_large";
     case ErrorCode::kUnavailable:

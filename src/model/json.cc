@@ -244,6 +244,11 @@ json::object to_json(const Node& node) {
   } else {
     o["last_heartbeat"] = nullptr;
   }
+  if (node.draining) {
+    json::object drain{{"services", node.drain_services}, {"tasks", node.drain_tasks}};
+    if (node.drain_deadline) drain["deadline"] = format_rfc3339(*node.drain_deadline);
+    o["drain"] = std::move(drain);
+  }
   return o;
 }
 

@@ -10,6 +10,8 @@ std::string_view to_string(NodeStatus status) {
       return "ready";
     case NodeStatus::kDraining:
       return "draining";
+    case NodeStatus::kDrained:
+      return "drained";
     case NodeStatus::kDown:
       return "down";
   }
@@ -19,6 +21,7 @@ std::string_view to_string(NodeStatus status) {
 std::optional<NodeStatus> parse_node_status(std::string_view text) {
   if (text == "ready") return NodeStatus::kReady;
   if (text == "draining") return NodeStatus::kDraining;
+  if (text == "drained") return NodeStatus::kDrained;
   if (text == "down") return NodeStatus::kDown;
   return std::nullopt;
 }

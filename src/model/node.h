@@ -9,7 +9,8 @@
 
 namespace mill::model {
 
-enum class NodeStatus { kReady, kDraining, kDown };
+// kDrained: draining, and nothing is left on it (it may be removed).
+enum class NodeStatus { kReady, kDraining, kDrained, kDown };
 
 std::string_view to_string(NodeStatus status);
 std::optional<NodeStatus> parse_node_status(std::string_view text);
@@ -35,6 +36,11 @@ struct Node {
   std::string address;  // the address other nodes and clients reach it on
   NodeStatus status = NodeStatus::kDown;
   bool draining = false;  // persisted; status shows kDraining while set
+  // A drain's deadline for the node's tasks (then they are killed); persisted.
+  std::optional<SystemTime> drain_deadline;
+  // While draining: what is left on it (filled in by who lists nodes).
+  int drain_services = 0;
+  int drain_tasks = 0;
   Resources resources;
   int allocations = 0;
   SystemTime registered_at{};

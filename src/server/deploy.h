@@ -37,6 +37,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -104,6 +105,12 @@ class DeployManager {
   // (its rollout owns the service's allocations then). Returns the ids placed; a
   // service that finds no room is logged and tried again at the next call.
   std::vector<std::string> keep_replicas();
+  // Moves every deployed service off the draining nodes, surge-first: replacements are
+  // placed elsewhere until `replicas` run off those nodes, and a service's allocations
+  // on them are stopped (the agent drains them out of the proxies, then SIGTERM) only
+  // once `replicas` are healthy elsewhere. Nothing while a deploy runs. Call it again
+  // until nothing is left; returns how many service allocations are left on them.
+  int move_off(const std::set<std::string>& draining);
 
   std::optional<DeployRecord> record(const std::string& id) const;
   std::vector<DeployRecord> records() const;  // newest first, without events

@@ -32,4 +32,42 @@ std::vector<std::string> DeployManager::keep_replicas() {
   return placed;
 }
 
+int DeployManager::move_off(const std::set<std::string>& draining) {
+  int left = 0;
+  std::lock_guard lock(mutex_);
+  const bool busy = !running_.empty() || stopping();
+  for (const auto& [name, service] : deployed_.services) {
+    std::vector<std::string> on_draining;
+    int elsewhere = 0;
+    int healthy_elsewhere = 0;
+    for (const auto& v : tasks_.group(model::kKindService, name)) {
+      if (ended(v) || v.alloc.desired != model::DesiredState::kRun) continue;
+      if (draining.contains(v.alloc.node)) {
+        on_draining.push_back(v.alloc.id);
+      } else {
+        ++elsewhere;
+        if (v.status() == model::AllocStatus::kHealthy) ++healthy_elsewhere;
+      }
+    }
+    left += static_cast<int>(on_draining.size());
+    if (on_draining.empty() || busy) continue;
+    for (int i = elsewhere; i < service.replicas; ++i) {
+      auto one = tasks_.place_service(name, alloc_spec(service, deployed_.volumes));
+      if (!one) {
+        log::warn("drain: service " + name + ": no room for a replacement: " + one.error().message);
+        break;
+      }
+      log::info("drain: service " + name + ": " + one->alloc.id + " on " + one->alloc.node +
+                " replaces one on a draining node");
+    }
+    if (healthy_elsewhere < service.replicas) continue;
+    for (const auto& id : on_draining) {
+      if (auto killed = tasks_.kill(id); !killed) {
+        log::warn("drain: stopping " + id + ": " + killed.error().message);
+      }
+    }
+  }
+  return left;
+}
+
 }  // namespace mill::server

@@ -1,5 +1,7 @@
 #include "server/node_monitor.h"
 
+#include <map>
+
 #include "common/log.h"
 #include "model/units.h"
 
@@ -73,6 +75,79 @@ void NodeMonitor::check() {
   // Every look, not only after a loss: a placement that found no room, or a replica
   // lost before this server started, is made good here too.
   deploys_.keep_replicas();
+
+  std::set<std::string> draining;
+  for (const auto& node : *list) {
+    if (!node.draining) continue;
+    draining.insert(node.id);
+    if (!node.drain_deadline || now < *node.drain_deadline) continue;
+    for (const auto& v : left_on(node.id)) {
+      if (v.alloc.kind != model::kKindTask || v.alloc.desired != model::DesiredState::kRun)
+        continue;
+      log::info("drain: " + node.id + ": the deadline passed; stopping task " + v.alloc.id);
+      if (auto killed = tasks_.kill(v.alloc.id); !killed) {
+        log::warn("drain: stopping " + v.alloc.id + ": " + killed.error().message);
+      }
+    }
+  }
+  if (!draining.empty()) deploys_.move_off(draining);
+}
+
+std::vector<TaskView> NodeMonitor::left_on(const std::string& node) const {
+  std::vector<TaskView> out;
+  for (auto& v : tasks_.allocations_for(node).allocations) {
+    if (!ended(v)) out.push_back(std::move(v));
+  }
+  return out;
+}
+
+Result<model::Node> NodeMonitor::drain(const std::string& id, std::chrono::milliseconds deadline) {
+  auto before = MILL_TRY(nodes_.get(id));
+  auto node = MILL_TRY(nodes_.set_drain(id, clock_.now() + deadline, true));
+  if (before.draining) return node;
+  // Every service replacement must fit on the other nodes, all of them, before
+  // anything moves: a drain that cannot finish stops nothing.
+  std::map<std::string, int> per_service;
+  for (const auto& v : left_on(id)) {
+    if (v.alloc.kind == model::kKindService) ++per_service[v.alloc.group];
+  }
+  auto config = deploys_.deployed();
+  for (const auto& [name, count] : per_service) {
+    auto it = config.services.find(name);
+    if (it == config.services.end()) continue;
+    auto fits =
+        tasks_.check_fit(model::kKindService, name, alloc_spec(it->second, config.volumes), count);
+    if (!fits) {
+      (void)nodes_.set_drain(id, std::nullopt, false);
+      return make_error(ErrorCode::kConflict, "cannot drain " + id + ": service " + name + "'s " +
+                                                  std::to_string(count) +
+                                                  " replacement(s) do not fit on the other "
+                                                  "nodes: " +
+                                                  fits.error().message);
+    }
+  }
+  log::info("drain: " + id + " is draining; its tasks may run until " +
+            format_rfc3339(clock_.now() + deadline));
+  wake_.notify_all();
+  return node;
+}
+
+Result<model::Node> NodeMonitor::undrain(const std::string& id) {
+  MILL_TRY(nodes_.get(id));
+  return nodes_.set_drain(id, std::nullopt, false);
+}
+
+Result<void> NodeMonitor::remove(const std::string& id) {
+  MILL_TRY(nodes_.get(id));
+  auto left = left_on(id);
+  if (!left.empty()) {
+    std::string ids;
+    for (const auto& v : left) ids += (ids.empty() ? "" : ", ") + v.alloc.id;
+    return make_error(ErrorCode::kConflict, "node " + id + " still runs " +
+                                                std::to_string(left.size()) +
+                                                " allocation(s): " + ids + "; drain it first");
+  }
+  return nodes_.remove(id);
 }
 
 }  // namespace mill::server

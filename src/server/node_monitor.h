@@ -11,6 +11,11 @@
 // the start before it counts as down: a restarted server does not declare every node
 // lost before their first heartbeat.
 //
+// It also carries drains through (POST /v1/nodes/:id/drain): a draining node takes no
+// new allocations; at each look its services move off surge-first
+// (DeployManager::move_off) and, once its drain deadline passes, its tasks are killed.
+// The node is `drained` when nothing is left on it, and only then may it be removed.
+//
 // One thread, on the Clock: it looks every `check_every`. Thread-safe.
 
 #include <chrono>
@@ -42,6 +47,17 @@ class NodeMonitor {
 
   // One look (the thread's loop body; tests call it on simulated time).
   void check();
+
+  // Starts draining `node`; its tasks may run until now + `deadline`. Refused
+  // (kConflict, with the reason, the node left as it was) when its services'
+  // replacements cannot all fit elsewhere. Draining again only moves the deadline.
+  Result<model::Node> drain(const std::string& node, std::chrono::milliseconds deadline);
+  // Makes a draining node eligible again (what moved off stays where it is now).
+  Result<model::Node> undrain(const std::string& node);
+  // Forgets a node that runs nothing: kConflict naming what still runs on it.
+  Result<void> remove(const std::string& node);
+  // Allocations not ended on the node (what keeps it from being drained).
+  std::vector<TaskView> left_on(const std::string& node) const;
 
  private:
   void loop();

@@ -19,6 +19,11 @@ std::string encode_record(const model::Node& n) {
                  {"cpu_total", n.resources.cpu_total},
                  {"memory_total", n.resources.memory_total},
                  {"draining", n.draining},
+                 {"drain_deadline",
+                  n.drain_deadline ? json::value(std::chrono::duration_cast<std::chrono::seconds>(
+                                                     n.drain_deadline->time_since_epoch())
+                                                     .count())
+                                   : json::value(nullptr)},
                  {"registered_at", std::chrono::duration_cast<std::chrono::seconds>(
                                        n.registered_at.time_since_epoch())
                                        .count()}};
@@ -26,8 +31,8 @@ std::string encode_record(const model::Node& n) {
 }
 
 Result<model::Node> decode_record(std::string_view text) {
-  auto o = MILL_TRY(model::parse_object(
-      text, {"id", "name", "address", "cpu_total", "memory_total", "draining", "registered_at"}));
+  auto o = MILL_TRY(model::parse_object(text, {"id", "name", "address", "cpu_total", "memory_total",
+                                               "draining", "drain_deadline", "registered_at"}));
   model::Node n;
   n.id = MILL_TRY(model::get_string(o, "id", true));
   n.name = MILL_TRY(model::get_string(o, "name", true));
@@ -35,6 +40,9 @@ Result<model::Node> decode_record(std::string_view text) {
   n.resources.cpu_total = MILL_TRY(model::get_number(o, "cpu_total", true));
   n.resources.memory_total = MILL_TRY(model::get_int(o, "memory_total", true));
   if (auto* d = o.if_contains("draining"); d && d->is_bool()) n.draining = d->as_bool();
+  if (auto* d = o.if_contains("drain_deadline"); d && d->is_int64()) {
+    n.drain_deadline = SystemTime(std::chrono::seconds(d->as_int64()));
+  }
   n.registered_at =
       SystemTime(std::chrono::seconds(MILL_TRY(model::get_int(o, "registered_at", true))));
   return n;
@@ -62,6 +70,12 @@ Result<model::Node> NodeRegistry::register_node(const model::RegisterRequest& re
   }
   if (!reg.id.empty() && !model::is_valid_name(reg.id)) {
     return make_error(ErrorCode::kInvalidArgument, "invalid node id");
+  }
+  if (!reg.id.empty() && MILL_TRY(store_.get(std::string(kRemovedPrefix) + reg.id))) {
+    return make_error(ErrorCode::kPermissionDenied,
+                      "node " + reg.id +
+                          " was removed from the cluster: run `mill cleanup` on it and join "
+                          "again with a fresh data dir");
   }
   // Create-or-update with compare-and-swap, retried when another registration races.
   for (int attempt = 0; attempt < 100; ++attempt) {
@@ -134,6 +148,48 @@ model::Node NodeRegistry::with_live_state(model::Node node) {
     node.status = node.draining ? model::NodeStatus::kDraining : model::NodeStatus::kReady;
   }
   return node;
+}
+
+Result<model::Node> NodeRegistry::get(const std::string& id) {
+  auto kv = MILL_TRY(store_.get(std::string(kPrefix) + id));
+  if (!kv) return make_error(ErrorCode::kNotFound, "no node '" + id + "'");
+  return with_live_state(MILL_TRY(decode_record(kv->value)));
+}
+
+Result<model::Node> NodeRegistry::set_drain(const std::string& id,
+                                            std::optional<SystemTime> deadline, bool draining) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    std::string key = std::string(kPrefix) + id;
+    auto kv = MILL_TRY(store_.get(key));
+    if (!kv) return make_error(ErrorCode::kNotFound, "no node '" + id + "'");
+    auto node = MILL_TRY(decode_record(kv->value));
+    node.draining = draining;
+    node.drain_deadline = draining ? deadline : std::nullopt;
+    auto put = store_.put_if(key, encode_record(node), kv->mod_revision);
+    if (!put) {
+      if (put.error().code == ErrorCode::kConflict) continue;
+      return Unexpected(std::move(put).error());
+    }
+    return with_live_state(std::move(node));
+  }
+  return make_error(ErrorCode::kConflict, "node " + id + " kept changing; try again");
+}
+
+Result<void> NodeRegistry::remove(const std::string& id) {
+  std::string key = std::string(kPrefix) + id;
+  auto kv = MILL_TRY(store_.get(key));
+  if (!kv) return make_error(ErrorCode::kNotFound, "no node '" + id + "'");
+  store::Txn txn;
+  txn.compares = {{key, kv->mod_revision}};
+  txn.ops = {{store::Operation::Type::kDelete, key, ""},
+             {store::Operation::Type::kPut, std::string(kRemovedPrefix) + id,
+              format_rfc3339(clock_.now())}};
+  auto result = MILL_TRY(store_.txn(txn));
+  if (!result.succeeded)
+    return make_error(ErrorCode::kConflict, "node " + id + " changed; try again");
+  std::lock_guard lock(mutex_);
+  live_.erase(id);
+  return {};
 }
 
 Result<std::vector<model::Node>> NodeRegistry::list() {

@@ -31,8 +31,18 @@ class NodeRegistry {
   // kNotFound for a node that never registered (the agent should register again).
   Result<void> heartbeat(const std::string& id, const model::Resources& resources);
   Result<std::vector<model::Node>> list();
+  // kNotFound for an unknown node.
+  Result<model::Node> get(const std::string& id);
+  // Starts (deadline: when its tasks are killed) or ends a drain: a draining node
+  // takes no new allocations. kNotFound for an unknown node.
+  Result<model::Node> set_drain(const std::string& id, std::optional<SystemTime> deadline,
+                                bool draining);
+  // Forgets the node. Its id stays taken: its agent's registrations are refused
+  // (kPermissionDenied) from then on. The caller checks it runs nothing.
+  Result<void> remove(const std::string& id);
 
   static constexpr std::string_view kPrefix = "/nodes/";
+  static constexpr std::string_view kRemovedPrefix = "/nodes-removed/";
 
  private:
   struct Live {

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "support/eventually.h"
 #include "support/probe_image.h"
@@ -244,6 +245,104 @@ TEST_F(ClusterTest, ALostNodesReplicasComeBackElsewhereItsTaskIsLostAndItsReturn
       EXPECT_EQ(s.at("replicas").at("healthy").as_int64(), 3) << json::serialize(s);
     }
   }
+}
+
+// Drain a node with two services and a task: each replacement is healthy elsewhere
+// before the old allocation stops (no service ever has fewer healthy replicas than it
+// wants), the task runs on until the deadline, the node is `drained` only then, and it
+// can be removed only once drained; its agent may not come back.
+TEST_F(ClusterTest, ADrainMovesServicesSurgeFirstLetsTheTaskRunToTheDeadlineThenTheNodeGoes) {
+  ASSERT_NO_FATAL_FAILURE(start({.nodes = 3}));
+  std::string two = config(3) + "\n[service.api]\nimage = \"" + cluster_->registry_host() +
+                    "/probe:v1\"\nreplicas = 3\nport = 8080\ncpu = 0.1\nmemory = \"32M\"\n";
+  ASSERT_NE(deploy(two).find("event: done"), std::string::npos) << cluster_->log(0);
+  std::string task;
+  int victim = -1;
+  for (int attempt = 0; attempt < 6 && victim < 0; ++attempt) {
+    auto res = cluster_->call(
+        "POST", "/v1/tasks/spawn",
+        R"({"image":")" + cluster_->registry_host() + R"(/probe:v1","cpu":0.1,"memory":"32M"})",
+        "application/json");
+    ASSERT_EQ(res.status, 201) << res.body;
+    auto v = json::parse(res.body);
+    for (int i = 1; i < cluster_->size(); ++i) {
+      if (cluster_->node_id(i) == v.at("node").as_string()) {
+        victim = i;
+        task = std::string(v.at("id").as_string());
+      }
+    }
+  }
+  ASSERT_GE(victim, 1);
+  const std::string id = cluster_->node_id(victim);
+
+  // Not removable while it runs anything: 409 with what it runs.
+  auto refused = cluster_->call("DELETE", "/v1/nodes/" + id);
+  EXPECT_EQ(refused.status, 409) << refused.body;
+  EXPECT_NE(refused.body.find(task), std::string::npos) << refused.body;
+
+  // `mill drain` follows it to the end while this thread watches the services.
+  CommandResult drained;
+  const auto began = std::chrono::steady_clock::now();
+  std::thread cli([&] { drained = cluster_->cli({"drain", id, "--deadline", "6s"}); });
+  int min_healthy = 99;
+  bool saw_draining_with_task = false;
+  std::string status;
+  while (std::chrono::steady_clock::now() - began < 60s) {
+    auto services = get_json("/v1/services");
+    for (const auto& s : services.as_array()) {
+      min_healthy = std::min<int>(min_healthy, s.at("replicas").at("healthy").as_int64());
+    }
+    status = node_status()[id];
+    auto t = get_json("/v1/tasks/" + task);
+    if (status == "draining" && t.at("status") == "running") saw_draining_with_task = true;
+    if (status == "drained") break;
+    std::this_thread::sleep_for(100ms);
+  }
+  cli.join();
+  const auto took = std::chrono::steady_clock::now() - began;
+  EXPECT_EQ(status, "drained");
+  EXPECT_EQ(drained.exit_code, 0) << drained.out << drained.err;
+  EXPECT_NE(drained.out.find(id + " is drained"), std::string::npos) << drained.out;
+  EXPECT_GE(min_healthy, 3) << "a service had fewer healthy replicas than it wants mid-drain";
+  EXPECT_TRUE(saw_draining_with_task) << "the task should run on while the node drains";
+  EXPECT_GE(took, 6s) << "drained before the task's deadline";
+  EXPECT_EQ(get_json("/v1/tasks/" + task).at("status"), "killed");
+  for (const auto& [alloc, node] : web_allocations()) EXPECT_NE(node, id) << alloc;
+
+  // Drained: it may go now, and its agent may not register again.
+  auto removed = cluster_->call("DELETE", "/v1/nodes/" + id);
+  EXPECT_EQ(removed.status, 200) << removed.body;
+  EXPECT_EQ(node_status().count(id), 0u);
+  EXPECT_TRUE(eventually(
+      [&] {
+        return cluster_->log(victim).find("was removed from the cluster") != std::string::npos;
+      },
+      20s))
+      << cluster_->log(victim);
+  EXPECT_EQ(node_status().count(id), 0u) << "the removed node's agent registered again";
+}
+
+// A drain whose replacements have no room elsewhere is refused at once, with the
+// reason, and changes nothing.
+TEST_F(ClusterTest, ADrainThatCannotFinishIsRefusedAndStopsNothing) {
+  ASSERT_NO_FATAL_FAILURE(start({.nodes = 2}));
+  auto nodes = get_json("/v1/nodes");
+  ASSERT_TRUE(nodes.is_array());
+  // Each replica takes more than half a node's memory: one per node, no room for two.
+  int64_t total = nodes.as_array()[0].at("memory").at("total").as_int64();
+  std::string big = "[registry.\"" + cluster_->registry_host() +
+                    "\"]\ninsecure = true\n\n[service.big]\nimage = \"" +
+                    cluster_->registry_host() + "/probe:v1\"\nreplicas = 2\nport = 8080\n" +
+                    "cpu = 0.1\nmemory = \"" + std::to_string(total * 6 / 10 / (1 << 20)) + "M\"\n";
+  ASSERT_NE(deploy(big).find("event: done"), std::string::npos) << deploy(big);
+  const std::string id = cluster_->node_id(1);
+  auto res = cluster_->call("POST", "/v1/nodes/" + id + "/drain", "{}", "application/json");
+  EXPECT_EQ(res.status, 409) << res.body;
+  EXPECT_NE(res.body.find("do not fit"), std::string::npos) << res.body;
+  EXPECT_EQ(node_status()[id], "ready") << "a refused drain leaves the node as it was";
+  std::this_thread::sleep_for(1500ms);  // a look of the node monitor
+  auto services = get_json("/v1/services");
+  EXPECT_EQ(services.as_array()[0].at("replicas").at("healthy").as_int64(), 2);
 }
 
 }  // namespace

@@ -44,10 +44,6 @@ inline const std::vector<Route>& spec_routes() {
   return routes;
 }
 
-// The spec's routes that Mill does not serve yet, with the issue that adds them.
-inline bool awaited(const Route& r) { return r.target.starts_with("/v1/nodes/"); }
-inline constexpr const char* kAwaitedBy = "issue 14 (several nodes: drain, node removal)";
-
 // Every API route: the spec's and Mill's own (the API token opens them).
 inline const std::vector<Route>& api_routes() {
   static const std::vector<Route> routes = [] {

@@ -1,15 +1,9 @@
 // Every route of the spec (spec/http-api.md) is served by the real server: none answers
-// "no such route" (404) or "method not allowed" (405). The routes the spec has and Mill
-// does not serve yet are checked by a test of their own that is expected to fail, for
-// that reason only: ctest counts it passed only when its output says every awaited route
-// is still unserved (tests/integration/CMakeLists.txt), so the gap shows by name in
-// every run, and the day one is served the test fails and asks to be turned into a
-// plain one.
+// "no such route" (404) or "method not allowed" (405).
 
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <iostream>
 #include <regex>
 #include <string>
 #include <vector>
@@ -70,31 +64,13 @@ TEST(SpecRouteList, MatchesTheSpecsHeadings) {
 }
 #endif
 
-TEST_F(SpecRoutes, EveryRouteOfTheSpecIsServedButTheAwaitedOnes) {
+TEST_F(SpecRoutes, EveryRouteOfTheSpecIsServed) {
   int checked = 0;
   for (const auto& r : spec_routes()) {
-    if (awaited(r)) continue;
     EXPECT_EQ(unserved(r), "") << r.spec;
     ++checked;
   }
-  EXPECT_EQ(checked, 17);
-}
-
-// Expected to fail until the awaited routes are served (see the top of this file).
-TEST_F(SpecRoutes, TheAwaitedRoutesAreServed) {
-  int awaited_routes = 0, unserved_routes = 0;
-  for (const auto& r : spec_routes()) {
-    if (!awaited(r)) continue;
-    ++awaited_routes;
-    std::string why = unserved(r);
-    if (why.empty()) continue;
-    ++unserved_routes;
-    ADD_FAILURE() << r.spec << " is not served yet (" << kAwaitedBy << "): " << why;
-  }
-  if (awaited_routes > 0 && unserved_routes == awaited_routes) {
-    std::cout << "expected failure: none of the " << awaited_routes
-              << " awaited routes is served yet, " << kAwaitedBy << "\n";
-  }
+  EXPECT_EQ(checked, 19);
 }
 
 }  // namespace
