@@ -135,6 +135,7 @@ Result<net::TlsServerConfig> server_tls(const crypto::ClusterCa& ca, const std::
   }
   for (const auto& ip : agent::host_addresses()) add_ip(ip);
   add_ip("127.0.0.1");
+  add_ip("::1");  // what our own agent dials when the API listens on [::]
   auto key = MILL_TRY(crypto::make_key());
   request.public_key_pem = MILL_TRY(crypto::public_key_pem(key));
   auto cert = MILL_TRY(crypto::sign_certificate(ca, request));
