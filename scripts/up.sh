@@ -18,12 +18,17 @@ install -m 0755 "$mill" /usr/local/bin/mill
 # One mill-shim per container; mill finds it beside its own executable.
 install -m 0755 build/release/src/mill-shim /usr/local/bin/mill-shim
 
+# The API is HTTPS (cluster CA: $data_dir/ca.pem) unless it listens on loopback only.
+case "$listen" in
+  127.*|localhost:*) scheme=http ;;
+  *) scheme=https ;;
+esac
 if [ ! -f "$data_dir/api.token" ]; then
-  mill init --data-dir "$data_dir" --address "127.0.0.1:$port"
+  mill init --data-dir "$data_dir" --address "$scheme://127.0.0.1:$port"
 fi
 
 echo
-echo "Mill API: http://127.0.0.1:$port  (token: $data_dir/api.token; the CLI reads ~/.config/mill/client.toml)"
+echo "Mill API: $scheme://127.0.0.1:$port  (token: $data_dir/api.token; the CLI reads ~/.config/mill/client.toml)"
 echo "Try:      mill status"
 echo
 exec mill server --data-dir "$data_dir" --listen "$listen"

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 #include "model/node.h"
@@ -45,5 +46,7 @@ class MachineSampler {
 // IPv4 of an interface that is up and not loopback, else 127.0.0.1.
 std::string host_name();
 std::string primary_address();
+// Every up, non-loopback IPv4 address of this machine, in interface order.
+std::vector<std::string> host_addresses();
 
 }  // namespace mill::agent

@@ -6,8 +6,10 @@
 
 namespace mill::agent {
 
-HttpNodeClient::HttpNodeClient(std::string server_address, std::string join_token)
-    : address_(std::move(server_address)), join_token_(std::move(join_token)) {}
+HttpNodeClient::HttpNodeClient(std::string server_address, std::string join_token, NodeTls tls)
+    : address_(std::move(server_address)),
+      join_token_(std::move(join_token)),
+      tls_(std::move(tls)) {}
 
 Result<std::string> HttpNodeClient::post(const std::string& path, const std::string& body) {
   return call("POST", path, body, std::chrono::seconds(10));
@@ -17,7 +19,10 @@ Result<std::string> HttpNodeClient::call(const std::string& method, const std::s
                                          const std::string& body,
                                          std::chrono::milliseconds timeout) {
   auto req = net::json_request(method, path, body, timeout);
-  req.headers.push_back({"Authorization", "Bearer " + join_token_});
+  if (!join_token_.empty()) req.headers.push_back({"Authorization", "Bearer " + join_token_});
+  req.ca_pem = tls_.ca_pem;
+  req.client_cert_pem = tls_.cert_pem;
+  req.client_key_pem = tls_.key_pem;
   req.cancel = cancel_;
   auto res = MILL_TRY(net::http_request(address_, req));
   if (res.status == 200) return std::move(res.body);

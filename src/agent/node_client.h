@@ -45,10 +45,20 @@ class NodeClient {
   virtual void cancel() {}
 };
 
-// The node protocol over HTTP with the join token.
+// How an agent's calls are trusted over HTTPS: the cluster CA the server's certificate
+// must chain to and, once joined, the node's certificate (CN = its node id) and key.
+struct NodeTls {
+  std::string ca_pem;
+  std::string cert_pem;
+  std::string key_pem;
+};
+
+// The node protocol over HTTP: with the join secret as the bearer token (the server's
+// own agent), or over mTLS with the node's certificate (an agent that joined), or both.
 class HttpNodeClient final : public NodeClient {
  public:
-  HttpNodeClient(std::string server_address, std::string join_token);
+  // join_token "": no bearer token (the node certificate authenticates).
+  HttpNodeClient(std::string server_address, std::string join_token, NodeTls tls = {});
   Result<model::RegisterResponse> register_node(const model::RegisterRequest& request) override;
   Result<void> heartbeat(const std::string& id, const model::Resources& resources) override;
   Result<model::DesiredAllocations> allocations(const std::string& node, int64_t index,
@@ -69,6 +79,7 @@ class HttpNodeClient final : public NodeClient {
   Result<std::string> post(const std::string& path, const std::string& body);
   std::string address_;
   std::string join_token_;
+  NodeTls tls_;
   std::shared_ptr<net::CancelToken> cancel_ = std::make_shared<net::CancelToken>();
 };
 

@@ -4,11 +4,7 @@
 #include "crypto/crypto.h"
 
 namespace mill::api {
-namespace {
 
-constexpr std::string_view kAgentPrefix = "/v1/agent/";
-
-// The token from "Authorization: Bearer <token>", or "" when absent or malformed.
 std::string_view bearer_token(const net::HttpRequest& request) {
   const std::string* h = request.header("Authorization");
   if (!h) return {};
@@ -19,6 +15,10 @@ std::string_view bearer_token(const net::HttpRequest& request) {
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
   return v;
 }
+
+namespace {
+
+constexpr std::string_view kAgentPrefix = "/v1/agent/";
 
 net::HttpResponse unauthorized(std::string_view message) {
   auto r = error_response(401, message);
@@ -42,9 +42,17 @@ Api::Api(ApiContext context) : ctx_(std::move(context)) {
 net::HttpResponse Api::handle(const net::HttpRequest& request) const {
   // Every route needs a token, checked before routing so that an unauthenticated
   // caller learns nothing, not even which routes exist. The node protocol takes the
-  // join token; everything else the API token.
+  // join secret or a node certificate; everything else the API token.
+  if (request.method == "POST" && request.path == "/v1/agent/join") {
+    return handle_join(ctx_, request);  // the join secret is in the body
+  }
   bool agent_route = request.path.starts_with(kAgentPrefix);
   std::string_view presented = bearer_token(request);
+  if (agent_route && presented.empty() && !request.peer_identity.empty()) {
+    // A node certificate the TLS layer verified against the cluster CA: the node
+    // protocol's handlers let it speak for its own node only.
+    return router_.dispatch(request);
+  }
   if (presented.empty()) {
     return unauthorized("missing bearer token: send 'Authorization: Bearer <token>'");
   }

@@ -10,6 +10,7 @@
 
 #include "api/router.h"
 #include "common/clock.h"
+#include "crypto/cluster_ca.h"
 #include "metrics/registry.h"
 #include "net/http.h"
 #include "server/node_registry.h"
@@ -27,7 +28,10 @@ class LogRelay;
 
 struct ApiContext {
   std::string api_token;   // for every route but the node protocol
-  std::string join_token;  // for /v1/agent/* (the node protocol)
+  std::string join_token;  // the join secret: /v1/agent/join, and /v1/agent/* as a bearer
+  // Signs the node certificates POST /v1/agent/join hands out; after the join a node
+  // calls /v1/agent/* with that certificate (mTLS), as the node its CN names.
+  crypto::ClusterCa ca;
   server::Secrets* secrets = nullptr;
   server::NodeRegistry* nodes = nullptr;
   metrics::Registry* metrics = nullptr;
@@ -53,6 +57,13 @@ class Api {
   ApiContext ctx_;
   Router router_;
 };
+
+// The token from "Authorization: Bearer <token>", or "" when absent or malformed.
+std::string_view bearer_token(const net::HttpRequest& request);
+
+// POST /v1/agent/join (agent_routes.cc): authenticated by the join secret in its body,
+// so Api::handle sends it here before the bearer-token check.
+net::HttpResponse handle_join(const ApiContext& ctx, const net::HttpRequest& request);
 
 // Route groups, one file each.
 void add_cluster_routes(Router& router, const ApiContext& ctx);

@@ -33,6 +33,7 @@ Result<void> write_client_config(const std::string& path, const ClientConfig& co
   std::string text = "# Written by `mill init`: where the Mill API is and its token.\n";
   text += "address = \"" + config.address + "\"\n";
   text += "token = \"" + config.token + "\"\n";
+  if (!config.ca.empty()) text += "ca = \"" + config.ca + "\"\n";
   return write_file_atomic(path, text, 0600);
 }
 
@@ -56,9 +57,11 @@ ClientConfig load_client_config() {
       }
       if (key == "address") c.address = value;
       if (key == "token") c.token = value;
+      if (key == "ca") c.ca = value;
     }
   }
   if (const char* a = std::getenv("MILL_ADDR"); a && *a) c.address = a;
+  if (const char* ca = std::getenv("MILL_CA"); ca && *ca) c.ca = ca;
   if (const char* t = std::getenv("MILL_TOKEN"); t && *t) {
     c.token = t;
     c.source = "MILL_TOKEN";
@@ -68,6 +71,11 @@ ClientConfig load_client_config() {
 
 Result<net::ClientResponse> call_api_raw(const ClientConfig& config, net::ClientRequest req) {
   req.headers.push_back({"Authorization", "Bearer " + config.token});
+  if (!config.ca.empty() && config.address.starts_with("https://")) {
+    auto ca = read_file(config.ca);
+    if (!ca) return make_error(ErrorCode::kInvalidArgument, "the CA file: " + ca.error().message);
+    req.ca_pem = std::move(*ca);
+  }
   auto res = net::http_request(config.address, req);
   if (!res) {
     return make_error(res.error().code, res.error().message +
@@ -128,6 +136,21 @@ Result<boost::json::value> call_api_json(const ClientConfig& config, const std::
   auto v = boost::json::parse(text, ec);
   if (ec) return make_error(ErrorCode::kInternal, "the server sent malformed JSON");
   return v;
+}
+
+std::string address_host(std::string_view address) {
+  std::string a = net::normalize_address(address);
+  if (a.starts_with("[")) {
+    size_t end = a.find(']');
+    return a.substr(1, end == std::string::npos ? std::string::npos : end - 1);
+  }
+  size_t colon = a.rfind(':');
+  return colon == std::string::npos ? a : a.substr(0, colon);
+}
+
+bool is_loopback_address(std::string_view address) {
+  std::string host = address_host(address);
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
 }
 
 int fail(const std::string& message) {

@@ -17,12 +17,15 @@ struct ClientConfig {
   std::string address = "127.0.0.1:4400";
   std::string token;
   std::string source;  // where it came from, for messages
+  // PEM file of the CA an https:// address must chain to (the cluster CA, made by
+  // `mill init`); empty: the system's CAs. Set by `ca = PATH` or $MILL_CA.
+  std::string ca;
 };
 
 // $MILL_CONFIG, else $XDG_CONFIG_HOME/mill/client.toml, else ~/.config/mill/client.toml.
 std::string client_config_path();
 Result<void> write_client_config(const std::string& path, const ClientConfig& config);
-// Reads the file (if present) then applies MILL_ADDR / MILL_TOKEN.
+// Reads the file (if present) then applies MILL_ADDR / MILL_TOKEN / MILL_CA.
 ClientConfig load_client_config();
 
 // Calls the API. On a non-2xx answer returns an error whose message is what to print
@@ -46,6 +49,12 @@ std::string error_text(const net::ClientResponse& res);
 // when the server ends the body. idle_timeout bounds the wait for each piece.
 Result<void> call_api_stream(const ClientConfig& config, const std::string& target,
                              net::BodySink sink, std::chrono::milliseconds idle_timeout);
+
+// Whether an address ("host:port", with or without "http(s)://") names this machine's
+// loopback: 127.0.0.0/8, ::1 or localhost.
+bool is_loopback_address(std::string_view address);
+// Its host: "10.0.0.1:4400" -> "10.0.0.1", "[::1]:4400" -> "::1".
+std::string address_host(std::string_view address);
 
 // Prints "mill: <message>" to stderr and returns 1, for `return fail(...)`.
 int fail(const std::string& message);

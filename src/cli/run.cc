@@ -16,6 +16,7 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", "mill 0.1.0");
   int exit_code = 0;
   add_init_command(app, exit_code);
+  add_join_token_command(app, exit_code);
   add_server_command(app, exit_code);
   add_agent_command(app, exit_code);
   add_drain_command(app, exit_code);

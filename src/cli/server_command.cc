@@ -1,12 +1,15 @@
 // mill server: the control plane (API, store, node registry) plus this machine's agent.
 
+#include <arpa/inet.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <iostream>
 
 #include "agent/agent.h"
+#include "agent/machine.h"
 #include "agent/node_client.h"
 #include "agent/node_services.h"
 #include "api/api.h"
@@ -97,6 +100,53 @@ std::string local_dial_address(const net::HttpServer& server) {
   return addr;
 }
 
+bool is_ip(const std::string& text) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
+
+// HTTPS for an API that listens beyond loopback: a certificate this server issues itself
+// from the cluster CA at every start, for every address a client may dial, with the CA
+// last in the chain (a joining agent checks its pin against it). Client certificates
+// are asked for but optional: a joining agent has none yet, and the CLI uses the token.
+Result<net::TlsServerConfig> server_tls(const crypto::ClusterCa& ca, const std::string& listen,
+                                        const std::string& advertise) {
+  crypto::SignRequest request;
+  request.common_name = "mill-server";
+  request.usage = crypto::CertUsage::kServer;
+  auto add_ip = [&](const std::string& ip) {
+    auto& ips = request.ip_addresses;
+    if (std::find(ips.begin(), ips.end(), ip) == ips.end()) ips.push_back(ip);
+  };
+  std::string host = address_host(listen);
+  if (!host.empty() && host != "0.0.0.0" && host != "::") {
+    if (is_ip(host)) {
+      add_ip(host);
+    } else {
+      request.dns_names.push_back(host);
+    }
+  }
+  if (!advertise.empty()) {
+    if (is_ip(advertise)) {
+      add_ip(advertise);
+    } else {
+      request.dns_names.push_back(advertise);
+    }
+  }
+  for (const auto& ip : agent::host_addresses()) add_ip(ip);
+  add_ip("127.0.0.1");
+  add_ip("::1");  // what our own agent dials when the API listens on [::]
+  auto key = MILL_TRY(crypto::make_key());
+  request.public_key_pem = MILL_TRY(crypto::public_key_pem(key));
+  auto cert = MILL_TRY(crypto::sign_certificate(ca, request));
+  net::TlsServerConfig tls;
+  tls.cert_pem = cert + ca.cert_pem;
+  tls.key_pem = key;
+  tls.client_ca_pem = ca.cert_pem;
+  tls.require_client_cert = false;
+  return tls;
+}
+
 int run_server(const ServerOptions& opts) {
   // Signals are taken synchronously by this thread; block them before any thread
   // starts so every thread inherits the mask.
@@ -110,6 +160,9 @@ int run_server(const ServerOptions& opts) {
   server::DataDir dir{opts.data_dir};
   auto creds = server::load_data_dir(dir);
   if (!creds) return fail(creds.error().message);
+  // A data dir from before the cluster CA gets one now.
+  auto ca = server::ensure_cluster_ca(dir);
+  if (!ca) return fail("the cluster CA: " + ca.error().message);
   auto store = store::SqliteStore::open(dir.state_path());
   if (!store) return fail("cannot open the state store: " + store.error().message);
   auto aead = crypto::Aead::create(creds->secrets_key);
@@ -162,6 +215,7 @@ int run_server(const ServerOptions& opts) {
   ctx.node_monitor = &monitor;
   ctx.api_token = creds->api_token;
   ctx.join_token = creds->join_token;
+  ctx.ca = *ca;
   ctx.secrets = &secrets;
   ctx.nodes = &nodes;
   ctx.metrics = &registry;
@@ -180,6 +234,14 @@ int run_server(const ServerOptions& opts) {
   http.threads = opts.threads;
   http.read_timeout = std::chrono::milliseconds(opts.read_timeout_ms);
   http.idle_timeout = std::chrono::milliseconds(opts.idle_timeout_ms);
+  // Loopback stays plain HTTP (this machine only); anything else is HTTPS.
+  const bool tls = !is_loopback_address(opts.listen);
+  if (tls) {
+    auto config = server_tls(*ca, opts.listen, opts.node.advertise);
+    if (!config) return fail("the API's TLS certificate: " + config.error().message);
+    http.tls = std::move(*config);
+  }
+  const std::string scheme = tls ? "https://" : "http://";
   net::AccessLogger access_log;
   if (!opts.quiet_access_log) {
     access_log = [](const net::AccessRecord& r) {
@@ -193,15 +255,19 @@ int run_server(const ServerOptions& opts) {
       http, [&api](const net::HttpRequest& req) { return api.handle(req); }, access_log);
   if (!server) return fail(server.error().message);
   (*server)->start();
-  log::info("API listening on http://" + (*server)->address() + " (token in " +
+  log::info("API listening on " + scheme + (*server)->address() + " (token in " +
             dir.api_token_path() + ")");
 
   std::unique_ptr<agent::HttpNodeClient> node_client;
   std::unique_ptr<LocalNode> node;
   if (!opts.no_agent) {
     // The in-process agent uses the same node protocol, over HTTP, as a remote one.
-    node_client =
-        std::make_unique<agent::HttpNodeClient>(local_dial_address(**server), creds->join_token);
+    // Over loopback, with the join secret; TLS (trusting the cluster CA) when the API
+    // listens beyond loopback.
+    agent::NodeTls node_tls;
+    if (tls) node_tls.ca_pem = ca->cert_pem;
+    node_client = std::make_unique<agent::HttpNodeClient>(scheme + local_dial_address(**server),
+                                                          creds->join_token, std::move(node_tls));
     auto started = LocalNode::start(*node_client, *node_opts, dir.node_id_path(), opts.node, clock);
     if (!started) {
       (*server)->stop();

@@ -12,6 +12,8 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <ctime>
 #include <memory>
@@ -565,6 +567,25 @@ Result<JoinToken> parse_join_token(std::string_view text) {
   std::string_view secret = dot == std::string_view::npos ? "" : rest.substr(dot + 1);
   MILL_TRY(check_secret(secret));
   return JoinToken{lower(fingerprint), std::string(secret)};
+}
+
+Result<std::string> find_pinned_ca(const std::vector<std::string>& chain, std::string_view pin) {
+  std::string presented;
+  for (const auto& cert : chain) {
+    auto fingerprint = ca_fingerprint(cert);
+    std::string text = fingerprint ? *fingerprint : "(not a certificate)";
+    if (fingerprint && pin.size() == fingerprint->size() &&
+        std::equal(pin.begin(), pin.end(), fingerprint->begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) == b;
+        })) {
+      return cert;
+    }
+    presented += (presented.empty() ? "" : ", ") + text;
+  }
+  if (presented.empty()) presented = "no certificate";
+  return make_error(ErrorCode::kUnauthenticated,
+                    "the server's CA does not match the join token (expected sha256 " +
+                        std::string(pin) + ", the server presented " + presented + ")");
 }
 
 }  // namespace mill::crypto

@@ -112,4 +112,10 @@ Result<std::string> format_join_token(std::string_view ca_fingerprint, std::stri
 // run `mill join-token` on the server. Messages never contain the secret.
 Result<JoinToken> parse_join_token(std::string_view text);
 
+// The join's pin check: the certificate of `chain` (PEM certificates, as
+// net::fetch_peer_chain_pem returns them) whose ca_fingerprint is `pin`, as PEM. When
+// none is, kUnauthenticated: "the server's CA does not match the join token (expected
+// sha256 <pin>, the server presented <fingerprints of the chain, comma-separated>)".
+Result<std::string> find_pinned_ca(const std::vector<std::string>& chain, std::string_view pin);
+
 }  // namespace mill::crypto

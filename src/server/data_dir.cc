@@ -65,7 +65,32 @@ Result<Credentials> init_data_dir(const DataDir& dir, InitMode mode) {
     c.secrets_key = MILL_TRY(crypto::random_bytes(crypto::kKeyBytes));
     MILL_TRY(write_file_atomic(dir.secrets_key_path(), crypto::to_hex(c.secrets_key) + "\n", 0600));
   }
+  MILL_TRY(ensure_cluster_ca(dir));
   return c;
+}
+
+Result<crypto::ClusterCa> ensure_cluster_ca(const DataDir& dir) {
+  if (exists(dir.ca_cert_path()) && exists(dir.ca_key_path())) {
+    crypto::ClusterCa ca;
+    ca.cert_pem = MILL_TRY(read_file(dir.ca_cert_path()));
+    ca.key_pem = MILL_TRY(read_file(dir.ca_key_path()));
+    if (!crypto::ca_fingerprint(ca.cert_pem)) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        dir.ca_cert_path() + " does not hold a PEM certificate");
+    }
+    return ca;
+  }
+  auto ca = MILL_TRY(crypto::make_cluster_ca());
+  // The key first: a certificate without its key would be taken for a whole CA.
+  MILL_TRY(write_file_atomic(dir.ca_key_path(), ca.key_pem, 0600));
+  MILL_TRY(write_file_atomic(dir.ca_cert_path(), ca.cert_pem, 0644));
+  return ca;
+}
+
+Result<std::string> join_token(const DataDir& dir) {
+  auto creds = MILL_TRY(load_data_dir(dir));
+  auto ca = MILL_TRY(ensure_cluster_ca(dir));
+  return crypto::format_join_token(MILL_TRY(crypto::ca_fingerprint(ca.cert_pem)), creds.join_token);
 }
 
 Result<Credentials> load_data_dir(const DataDir& dir) {

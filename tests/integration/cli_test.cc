@@ -3,9 +3,13 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -89,6 +93,63 @@ TEST(CliInit, CreatesFilesAndPrintsTokenOnce) {
   // The client config holds the token for later commands.
   std::string client = read_file_text(dir.file("client.toml"));
   EXPECT_NE(client.find(token), std::string::npos) << client;
+}
+
+// `openssl x509 -fingerprint -sha256` of a PEM file, as 64 lower-case hex digits.
+std::string sha256_of_certificate(const std::string& path) {
+  std::string out;
+  FILE* p = ::popen(("openssl x509 -noout -fingerprint -sha256 -in '" + path + "'").c_str(), "r");
+  char buf[256];
+  while (p && std::fgets(buf, sizeof buf, p)) out += buf;
+  if (p) ::pclose(p);
+  std::string hex;
+  for (char c : out.substr(out.find('=') + 1)) {
+    if (std::isxdigit(static_cast<unsigned char>(c))) {
+      hex += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+  }
+  return hex;
+}
+
+TEST(CliInit, MakesTheClusterCaAndTheJoinTokenPinsIt) {
+  TempDir dir;
+  const std::string data = dir.file("data");
+  Env init_env{{"MILL_CONFIG", dir.file("client.toml")}};
+  ASSERT_EQ(run_mill({"init", "--data-dir", data}, init_env).exit_code, 0);
+  struct stat st {};
+  ASSERT_EQ(::stat((data + "/ca.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_NE(read_file_text(data + "/ca.key").find("BEGIN PRIVATE KEY"), std::string::npos);
+  EXPECT_NE(read_file_text(data + "/ca.pem").find("BEGIN CERTIFICATE"), std::string::npos);
+  EXPECT_NE(read_file_text(dir.file("client.toml")).find("ca = \"" + data + "/ca.pem\""),
+            std::string::npos)
+      << read_file_text(dir.file("client.toml"));
+
+  const std::string pin = sha256_of_certificate(data + "/ca.pem");
+  ASSERT_EQ(pin.size(), 64u);
+  auto token = run_mill({"join-token", "--data-dir", data});
+  ASSERT_EQ(token.exit_code, 0) << token.err;
+  EXPECT_EQ(token.out, "mill-join-v1." + pin + "." + trimmed_file(data + "/join.token") + "\n");
+
+  // --force keeps the CA: the nodes that joined still trust this server.
+  const std::string ca = read_file_text(data + "/ca.pem");
+  ASSERT_EQ(run_mill({"init", "--force", "--data-dir", data}, init_env).exit_code, 0);
+  EXPECT_EQ(read_file_text(data + "/ca.pem"), ca);
+
+  // A data dir from before the CA gets one when the server starts.
+  std::filesystem::remove(data + "/ca.pem");
+  std::filesystem::remove(data + "/ca.key");
+  {
+    auto server = MillServer::start(dir);
+    ASSERT_TRUE(server);
+    ASSERT_EQ(server->stop(SIGTERM), 0);
+  }
+  ASSERT_TRUE(std::filesystem::exists(data + "/ca.key"));
+  const std::string made = sha256_of_certificate(data + "/ca.pem");
+  EXPECT_EQ(made.size(), 64u);
+  EXPECT_NE(made, pin);
+  auto again = run_mill({"join-token", "--data-dir", data});
+  EXPECT_EQ(again.out, "mill-join-v1." + made + "." + trimmed_file(data + "/join.token") + "\n");
 }
 
 TEST(CliInit, SecondInitNeedsForceAndForceRotatesTokenKeepingSecrets) {

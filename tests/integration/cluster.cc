@@ -82,7 +82,13 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
     return;
   }
   token_ = trimmed(read_file_text(nodes_[0].data + "/api.token"));
-  join_token_ = trimmed(read_file_text(nodes_[0].data + "/join.token"));
+  auto join_token = run_mill({"join-token", "--data-dir", nodes_[0].data});
+  if (join_token.exit_code != 0) {
+    ADD_FAILURE() << "mill join-token: " << join_token.err;
+    return;
+  }
+  join_token_ = trimmed(join_token.out);
+  ca_pem_ = read_file_text(nodes_[0].data + "/ca.pem");
   api_ = nodes_[0].ip + ":4400";
   for (int i = 0; i < std::min(options_.start, size()); ++i) {
     if (!start_node(i)) return;
@@ -125,7 +131,7 @@ bool Cluster::start_node(int i) {
     args.insert(args.end(), options_.server_flags.begin(), options_.server_flags.end());
     ready = "this node runs containers";
   } else {
-    args = {"agent", "--join", "http://" + api_, "--token", join_token_, "--data-dir", n.data};
+    args = {"agent", "--join", "https://" + api_, "--token", join_token_, "--data-dir", n.data};
     ready = "joined ";
   }
   const std::vector<std::string> common{
@@ -207,15 +213,25 @@ net::ClientResponse Cluster::call(const std::string& method, const std::string& 
   req.content_type = content_type;
   req.timeout = timeout;
   req.headers.push_back({"Authorization", "Bearer " + token_});
+  return call_as(req, {}, {});
+}
+
+net::ClientResponse Cluster::call_as(net::ClientRequest req, const std::string& cert_pem,
+                                     const std::string& key_pem) const {
+  req.ca_pem = ca_pem_;
+  req.client_cert_pem = cert_pem;
+  req.client_key_pem = key_pem;
   net::ClientResponse res;
-  run_in_netns(underlay_, [&] { res = api_request(api_, req); });
+  run_in_netns(underlay_, [&] { res = api_request("https://" + api_, req); });
   return res;
 }
 
 CommandResult Cluster::cli(const std::vector<std::string>& args) const {
-  return run_mill_in(
-      underlay_, args,
-      {{"MILL_ADDR", api_}, {"MILL_TOKEN", token_}, {"MILL_CONFIG", dir_.file("client.toml")}});
+  return run_mill_in(underlay_, args,
+                     {{"MILL_ADDR", "https://" + api_},
+                      {"MILL_TOKEN", token_},
+                      {"MILL_CA", nodes_[0].data + "/ca.pem"},
+                      {"MILL_CONFIG", dir_.file("client.toml")}});
 }
 
 bool Cluster::serve_registry(const TestRegistry& registry) {

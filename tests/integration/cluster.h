@@ -45,7 +45,9 @@ class Cluster {
   int size() const { return static_cast<int>(nodes_.size()); }
   const std::string& api() const { return api_; }  // node 0's "IP:4400"
   const std::string& token() const { return token_; }
+  // `mill join-token` on node 0: "mill-join-v1.<CA sha256>.<secret>".
   const std::string& join_token() const { return join_token_; }
+  const std::string& ca_pem() const { return ca_pem_; }  // the cluster CA (the API is HTTPS)
   const std::string& underlay_netns() const { return underlay_; }
   std::string node_ip(int i) const { return nodes_.at(i).ip; }
   std::string netns(int i) const { return nodes_.at(i).netns; }
@@ -60,6 +62,10 @@ class Cluster {
   net::ClientResponse call(const std::string& method, const std::string& target,
                            const std::string& body = {}, const std::string& content_type = {},
                            std::chrono::milliseconds timeout = std::chrono::seconds(180)) const;
+  // A request as it is, from the underlay, over HTTPS trusting the cluster CA, presenting
+  // a client certificate when cert_pem is not empty.
+  net::ClientResponse call_as(net::ClientRequest req, const std::string& cert_pem,
+                              const std::string& key_pem) const;
   // `mill args...` from the underlay, pointed at the API.
   CommandResult cli(const std::vector<std::string>& args) const;
 
@@ -99,6 +105,7 @@ class Cluster {
   std::string api_;
   std::string token_;
   std::string join_token_;
+  std::string ca_pem_;
   pid_t registry_pid_ = -1;
   std::unique_ptr<OnCrash> crash_cleanup_;
   bool ok_ = false;

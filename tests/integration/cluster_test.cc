@@ -12,6 +12,8 @@
 #include <set>
 #include <thread>
 
+#include "crypto/cluster_ca.h"
+#include "model/node_protocol.h"
 #include "support/eventually.h"
 #include "support/probe_image.h"
 #include "support/require.h"
@@ -141,17 +143,118 @@ TEST_F(ClusterTest, EveryNodeJoinsAndAServicesReplicasSpreadOnePerNode) {
   EXPECT_EQ(node_status().at(cluster_->node_id(3)), "ready");
 }
 
-TEST_F(ClusterTest, AWrongJoinTokenRegistersNothing) {
+// `mill agent` on node 1 with this join token and address; node 1 is not started.
+CommandResult join_with(const Cluster& c, const std::string& address, const std::string& token) {
+  return run_mill_in(c.netns(1), {"agent", "--join", address, "--token", token, "--data-dir",
+                                  c.data_dir(1), "--bridge", c.bridge(1), "--advertise",
+                                  c.node_ip(1), "--proxy-http", "", "--proxy-https", ""});
+}
+
+size_t count_of(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+TEST_F(ClusterTest, AJoinTokenWithAWrongSecretRegistersNothing) {
   ASSERT_NO_FATAL_FAILURE(start({.nodes = 2, .start = 1}));
-  auto r =
-      run_mill_in(cluster_->netns(1),
-                  {"agent", "--join", "http://" + cluster_->api(), "--token", "not-the-token",
-                   "--data-dir", cluster_->data_dir(1), "--bridge", cluster_->bridge(1),
-                   "--advertise", cluster_->node_ip(1), "--proxy-http", "", "--proxy-https", ""});
+  std::string token = cluster_->join_token();
+  token = token.substr(0, token.rfind('.') + 1) + std::string(64, 'f');
+  auto r = join_with(*cluster_, "https://" + cluster_->api(), token);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("401"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(std::string(64, 'f')), std::string::npos) << "the secret in a message";
   EXPECT_EQ(node_status().size(), 1u) << "nothing registered";
   EXPECT_FALSE(std::filesystem::exists(cluster_->data_dir(1) + "/node.id"));
+  EXPECT_FALSE(std::filesystem::exists(cluster_->data_dir(1) + "/node.pem"));
+  EXPECT_EQ(count_of(cluster_->log(0), "POST /v1/agent/join 401"), 1u) << cluster_->log(0);
+}
+
+TEST_F(ClusterTest, AJoinTokenPinningAnotherCaIsRefusedBeforeTheSecretIsSent) {
+  ASSERT_NO_FATAL_FAILURE(start({.nodes = 2, .start = 1}));
+  auto other = crypto::make_cluster_ca();
+  ASSERT_TRUE(other);
+  const std::string pin = *crypto::ca_fingerprint(other->cert_pem);
+  auto ours_token = crypto::parse_join_token(cluster_->join_token());
+  ASSERT_TRUE(ours_token) << ours_token.error().to_string();
+  const std::string secret = ours_token->secret;
+  auto r =
+      join_with(*cluster_, "https://" + cluster_->api(), *crypto::format_join_token(pin, secret));
+  EXPECT_NE(r.exit_code, 0);
+  const std::string ours = *crypto::ca_fingerprint(cluster_->ca_pem());
+  EXPECT_NE(r.err.find("the server's CA does not match the join token (expected sha256 " + pin +
+                       ", the server presented "),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find(ours), std::string::npos) << "names the CA the server showed: " << r.err;
+  EXPECT_EQ(r.err.find(secret), std::string::npos) << "the secret in a message";
+  // Not a request reached the API: the check happens on the TLS handshake alone.
+  EXPECT_EQ(cluster_->log(0).find("/v1/agent/join"), std::string::npos) << cluster_->log(0);
+  EXPECT_EQ(node_status().size(), 1u) << "nothing registered";
+  EXPECT_FALSE(std::filesystem::exists(cluster_->data_dir(1) + "/node.pem"));
+
+  // Plain HTTP to a server on another machine is refused before anything is sent.
+  auto plain = join_with(*cluster_, "http://" + cluster_->api(), cluster_->join_token());
+  EXPECT_NE(plain.exit_code, 0);
+  EXPECT_NE(plain.err.find("over HTTPS"), std::string::npos) << plain.err;
+  // So is a bare secret, the join token of before the CA.
+  auto bare = join_with(*cluster_, "https://" + cluster_->api(), secret);
+  EXPECT_NE(bare.exit_code, 0);
+  EXPECT_NE(bare.err.find("mill join-token"), std::string::npos) << bare.err;
+  EXPECT_EQ(cluster_->log(0).find("/v1/agent/join"), std::string::npos) << cluster_->log(0);
+}
+
+// After the join a node speaks with its certificate (mTLS), for itself only.
+TEST_F(ClusterTest, ANodeCertificateActsForItsOwnNodeOnly) {
+  ASSERT_NO_FATAL_FAILURE(start({.nodes = 3}));
+  const std::string one = cluster_->node_id(1);
+  const std::string two = cluster_->node_id(2);
+  const std::string cert = read_file_text(cluster_->data_dir(1) + "/node.pem");
+  const std::string key = read_file_text(cluster_->data_dir(1) + "/node.key");
+  ASSERT_FALSE(cert.empty());
+  auto info = crypto::certificate_info(cert);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->common_name, one);
+  EXPECT_TRUE(crypto::verify_certificate(cluster_->ca_pem(), cert, crypto::CertUsage::kClient));
+  EXPECT_EQ(read_file_text(cluster_->data_dir(1) + "/ca.pem"), cluster_->ca_pem());
+
+  auto heartbeat = [&](const std::string& id, const std::string& c, const std::string& k) {
+    net::ClientRequest req;
+    req.method = "POST";
+    req.target = "/v1/agent/heartbeat";
+    req.content_type = "application/json";
+    req.body = model::encode(model::Heartbeat{id,
+                                              {.cpu_total = 1,
+                                               .cpu_available = 1,
+                                               .memory_total = 1 << 30,
+                                               .memory_available = 1 << 30}});
+    return cluster_->call_as(req, c, k);
+  };
+  EXPECT_EQ(heartbeat(one, cert, key).status, 200) << heartbeat(one, cert, key).body;
+  auto as_other = heartbeat(two, cert, key);
+  EXPECT_EQ(as_other.status, 403) << as_other.body;
+  EXPECT_EQ(heartbeat(two, "", "").status, 401) << "neither a secret nor a certificate";
+  net::ClientRequest allocations;
+  allocations.target = "/v1/agent/allocations?node=" + two + "&index=0&wait_ms=0";
+  EXPECT_EQ(cluster_->call_as(allocations, cert, key).status, 403);
+  allocations.target = "/v1/agent/allocations?node=" + one + "&index=0&wait_ms=0";
+  EXPECT_EQ(cluster_->call_as(allocations, cert, key).status, 200);
+  net::ClientRequest status;
+  status.target = "/v1/status";
+  EXPECT_EQ(cluster_->call_as(status, cert, key).status, 401) << "the API needs its token";
+
+  // A restart finds its certificate and does not join again.
+  EXPECT_EQ(count_of(cluster_->log(0), "POST /v1/agent/join 200"), 2u) << cluster_->log(0);
+  cluster_->kill_node(1);
+  ASSERT_TRUE(cluster_->revive_node(1));
+  EXPECT_NE(cluster_->log(1).find("using this node's certificate"), std::string::npos)
+      << cluster_->log(1);
+  EXPECT_EQ(cluster_->node_id(1), one);
+  EXPECT_TRUE(eventually([&] { return node_status()[one] == "ready"; }, 20s));
+  EXPECT_EQ(count_of(cluster_->log(0), "POST /v1/agent/join"), 2u) << cluster_->log(0);
+  auto cli = cluster_->cli({"nodes"});
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_NE(cli.out.find(one), std::string::npos) << cli.out;
 }
 
 // A machine fails: it is down within the TTL, its service replicas run healthy

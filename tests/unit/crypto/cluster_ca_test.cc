@@ -527,5 +527,48 @@ TEST(JoinToken, FormatChecksItsInputs) {
                "the secret may hold only");
 }
 
+// --- the join's pin check ---
+
+TEST(PinnedCa, FindsThePinnedCaAnywhereInTheChain) {
+  ClusterCa ca = new_ca();
+  std::string pin = *ca_fingerprint(ca.cert_pem);
+  auto key = make_key();
+  ASSERT_TRUE(key);
+  auto leaf = sign_certificate(ca, {.common_name = "mill-server",
+                                    .public_key_pem = *public_key_pem(*key),
+                                    .ip_addresses = {"127.0.0.1"},
+                                    .usage = CertUsage::kServer});
+  ASSERT_TRUE(leaf) << leaf.error().to_string();
+  auto found = find_pinned_ca({*leaf, ca.cert_pem}, pin);
+  ASSERT_TRUE(found) << found.error().to_string();
+  EXPECT_EQ(*found, ca.cert_pem);
+  std::string upper = pin;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  EXPECT_TRUE(find_pinned_ca({ca.cert_pem}, upper)) << "the pin's case does not matter";
+}
+
+TEST(PinnedCa, AnotherCaIsRefusedNamingBothFingerprints) {
+  ClusterCa ours = new_ca();
+  ClusterCa theirs = new_ca();
+  std::string pin = *ca_fingerprint(ours.cert_pem);
+  std::string presented = *ca_fingerprint(theirs.cert_pem);
+  auto found = find_pinned_ca({theirs.cert_pem}, pin);
+  ASSERT_FALSE(found);
+  EXPECT_EQ(found.error().code, ErrorCode::kUnauthenticated);
+  EXPECT_EQ(found.error().message,
+            "the server's CA does not match the join token (expected sha256 " + pin +
+                ", the server presented " + presented + ")");
+}
+
+TEST(PinnedCa, AnEmptyOrGarbageChainIsRefused) {
+  std::string pin(64, 'a');
+  auto none = find_pinned_ca({}, pin);
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("no certificate"), std::string::npos);
+  auto garbage = find_pinned_ca({"not a certificate"}, pin);
+  ASSERT_FALSE(garbage);
+  EXPECT_NE(garbage.error().message.find("(not a certificate)"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace mill::crypto

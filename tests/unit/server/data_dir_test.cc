@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/files.h"
 #include "support/temp_dir.h"
@@ -66,6 +67,38 @@ TEST_F(DataDirTest, CorruptKeyIsRejected) {
   ASSERT_TRUE(init_data_dir(dir_, InitMode::kFresh));
   ASSERT_TRUE(write_file_atomic(dir_.secrets_key_path(), std::string(64, 'z') + "\n", 0600));
   EXPECT_FALSE(load_data_dir(dir_));
+}
+
+TEST_F(DataDirTest, InitMakesTheClusterCaAndTheJoinTokenPinsIt) {
+  auto c = init_data_dir(dir_, InitMode::kFresh);
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(mode_of(dir_.ca_key_path()), 0600);
+  auto ca = ensure_cluster_ca(dir_);
+  ASSERT_TRUE(ca) << ca.error().to_string();
+  EXPECT_EQ(ca->cert_pem, *read_file(dir_.ca_cert_path())) << "loaded, not made again";
+  EXPECT_EQ(ca->key_pem, *read_file(dir_.ca_key_path()));
+  auto token = join_token(dir_);
+  ASSERT_TRUE(token) << token.error().to_string();
+  auto parsed = crypto::parse_join_token(*token);
+  ASSERT_TRUE(parsed) << parsed.error().to_string();
+  EXPECT_EQ(parsed->ca_fingerprint, *crypto::ca_fingerprint(ca->cert_pem));
+  EXPECT_EQ(parsed->secret, c->join_token);
+
+  // --force keeps the CA.
+  ASSERT_TRUE(init_data_dir(dir_, InitMode::kForce));
+  EXPECT_EQ(*read_file(dir_.ca_cert_path()), ca->cert_pem);
+}
+
+TEST_F(DataDirTest, ADirWithoutACaGetsOne) {
+  ASSERT_TRUE(init_data_dir(dir_, InitMode::kFresh));
+  const std::string old = *read_file(dir_.ca_cert_path());
+  ASSERT_EQ(::unlink(dir_.ca_cert_path().c_str()), 0);
+  ASSERT_EQ(::unlink(dir_.ca_key_path().c_str()), 0);
+  auto ca = ensure_cluster_ca(dir_);
+  ASSERT_TRUE(ca) << ca.error().to_string();
+  EXPECT_NE(ca->cert_pem, old);
+  EXPECT_EQ(*read_file(dir_.ca_cert_path()), ca->cert_pem);
+  EXPECT_EQ(mode_of(dir_.ca_key_path()), 0600);
 }
 
 }  // namespace
