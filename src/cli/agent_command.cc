@@ -103,12 +103,7 @@ Result<agent::NodeTls> node_credentials(const AgentCommandOptions& o,
 }
 
 int run_agent(const AgentCommandOptions& o) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  const sigset_t signals = block_stop_signals();
 
   std::string token = o.token;
   if (token.empty() && !o.token_file.empty()) {
@@ -154,9 +149,7 @@ int run_agent(const AgentCommandOptions& o) {
   if (!node) return fail(node.error().message);
   log::info("joined " + o.join + " as " + (*node)->id());
 
-  int sig = 0;
-  sigwait(&signals, &sig);
-  log::info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
+  wait_for_stop_signal(signals);
   // Containers keep running under their shims; the next start re-adopts them.
   (*node)->stop();
   log::info("stopped");

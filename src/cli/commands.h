@@ -20,7 +20,7 @@ void add_init_command(CLI::App& app, int& exit_code);
 void add_join_token_command(CLI::App& app, int& exit_code);
 void add_server_command(CLI::App& app, int& exit_code);
 void add_agent_command(CLI::App& app, int& exit_code);
-void add_drain_command(CLI::App& app, int& exit_code);  // drain, node rm
+void add_drain_command(CLI::App& app, int& exit_code);    // drain, node rm
 void add_status_commands(CLI::App& app, int& exit_code);  // status, nodes
 void add_secret_command(CLI::App& app, int& exit_code);
 void add_validate_command(CLI::App& app, int& exit_code);

@@ -43,6 +43,22 @@ void add_node_flags(CLI::App* cmd, NodeFlags& f) {
                   "A PEM file of extra CAs to trust for registries");
 }
 
+sigset_t block_stop_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  return signals;
+}
+
+void wait_for_stop_signal(const sigset_t& signals) {
+  int sig = 0;
+  sigwait(&signals, &sig);
+  log::info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
+}
+
 Result<agent::NodeOptions> node_options(const NodeFlags& f, const std::string& data_dir) {
   agent::NodeOptions o = f.node;
   o.data_dir = data_dir;

@@ -5,6 +5,8 @@
 // node services (containers, network, proxy, logs). Both reach the control plane only
 // through the NodeClient they are given.
 
+#include <signal.h>
+
 #include <memory>
 #include <string>
 
@@ -32,6 +34,13 @@ struct NodeFlags {
 };
 
 void add_node_flags(CLI::App* cmd, NodeFlags& flags);
+
+// For the long-running commands (server, agent): SIGTERM and SIGINT are taken
+// synchronously by the main thread. Call before any thread starts, so every thread
+// inherits the mask (SIGPIPE is ignored too); then wait_for_stop_signal() blocks until
+// one comes and logs which.
+sigset_t block_stop_signals();
+void wait_for_stop_signal(const sigset_t& signals);
 // The node options the flags say (kInvalidArgument naming a bad flag), before anything
 // starts.
 Result<agent::NodeOptions> node_options(const NodeFlags& flags, const std::string& data_dir);

@@ -148,14 +148,7 @@ Result<net::TlsServerConfig> server_tls(const crypto::ClusterCa& ca, const std::
 }
 
 int run_server(const ServerOptions& opts) {
-  // Signals are taken synchronously by this thread; block them before any thread
-  // starts so every thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  const sigset_t signals = block_stop_signals();
 
   server::DataDir dir{opts.data_dir};
   auto creds = server::load_data_dir(dir);
@@ -282,9 +275,7 @@ int run_server(const ServerOptions& opts) {
   // Nodes that go silent (their allocations are lost, services topped up elsewhere),
   // and drains.
   monitor.start();
-  int sig = 0;
-  sigwait(&signals, &sig);
-  log::info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
+  wait_for_stop_signal(signals);
   // The API goes first: that also ends the agent's blocking query, so the agent stops
   // at once. Containers keep running under their shims; the next start re-adopts them.
   log_relay.stop();

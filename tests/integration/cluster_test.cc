@@ -99,6 +99,27 @@ class ClusterTest : public ::testing::Test {
     return out;
   }
 
+  // Spawns tasks until one lands on a node other than the server's; returns that
+  // node's index (-1 if none did) and the task's id.
+  int spawn_off_the_server(std::string& task) {
+    for (int attempt = 0; attempt < 6; ++attempt) {
+      auto res = cluster_->call(
+          "POST", "/v1/tasks/spawn",
+          R"({"image":")" + cluster_->registry_host() + R"(/probe:v1","cpu":0.1,"memory":"32M"})",
+          "application/json");
+      EXPECT_EQ(res.status, 201) << res.body;
+      if (res.status != 201) return -1;
+      auto v = json::parse(res.body);
+      for (int i = 1; i < cluster_->size(); ++i) {
+        if (cluster_->node_id(i) == v.at("node").as_string()) {
+          task = std::string(v.at("id").as_string());
+          return i;
+        }
+      }
+    }
+    return -1;
+  }
+
   static TestRegistry* registry_;
   std::unique_ptr<Cluster> cluster_;
 };
@@ -266,22 +287,7 @@ TEST_F(ClusterTest, ALostNodesReplicasComeBackElsewhereItsTaskIsLostAndItsReturn
   ASSERT_NE(stream.find("event: done"), std::string::npos) << stream << cluster_->log(0);
   // A task on a node other than the server's (that one we keep).
   std::string task;
-  int victim = -1;
-  for (int attempt = 0; attempt < 6 && victim < 0; ++attempt) {
-    auto res = cluster_->call(
-        "POST", "/v1/tasks/spawn",
-        R"({"image":")" + cluster_->registry_host() + R"(/probe:v1","cpu":0.1,"memory":"32M"})",
-        "application/json");
-    ASSERT_EQ(res.status, 201) << res.body;
-    auto v = json::parse(res.body);
-    std::string node(v.at("node").as_string());
-    for (int i = 1; i < cluster_->size(); ++i) {
-      if (cluster_->node_id(i) == node) {
-        victim = i;
-        task = std::string(v.at("id").as_string());
-      }
-    }
-  }
+  int victim = spawn_off_the_server(task);
   ASSERT_GE(victim, 1) << "no task landed off the server's node";
   const std::string victim_id = cluster_->node_id(victim);
   std::string old_replica;
@@ -360,22 +366,8 @@ TEST_F(ClusterTest, ADrainMovesServicesSurgeFirstLetsTheTaskRunToTheDeadlineThen
                     "/probe:v1\"\nreplicas = 3\nport = 8080\ncpu = 0.1\nmemory = \"32M\"\n";
   ASSERT_NE(deploy(two).find("event: done"), std::string::npos) << cluster_->log(0);
   std::string task;
-  int victim = -1;
-  for (int attempt = 0; attempt < 6 && victim < 0; ++attempt) {
-    auto res = cluster_->call(
-        "POST", "/v1/tasks/spawn",
-        R"({"image":")" + cluster_->registry_host() + R"(/probe:v1","cpu":0.1,"memory":"32M"})",
-        "application/json");
-    ASSERT_EQ(res.status, 201) << res.body;
-    auto v = json::parse(res.body);
-    for (int i = 1; i < cluster_->size(); ++i) {
-      if (cluster_->node_id(i) == v.at("node").as_string()) {
-        victim = i;
-        task = std::string(v.at("id").as_string());
-      }
-    }
-  }
-  ASSERT_GE(victim, 1);
+  int victim = spawn_off_the_server(task);
+  ASSERT_GE(victim, 1) << "no task landed off the server's node";
   const std::string id = cluster_->node_id(victim);
 
   // Not removable while it runs anything: 409 with what it runs.

@@ -104,9 +104,10 @@ TEST(NodeLossBench, NodeSilentToReplicasHealthyElsewhere) {
   constexpr double kSwarm = 15.0;
   std::printf("\nnode silent -> replicas healthy elsewhere, %d rounds: p50 %.1f s, max %.1f s\n",
               rounds, p50, max);
-  std::printf("vs Docker Swarm's ~%.0f s: p50 %.2fx, max %.2fx (below 1 is faster); target <= 15 s: "
-              "%s\n",
-              kSwarm, p50 / kSwarm, max / kSwarm, max <= 15.0 ? "met" : "NOT met");
+  std::printf(
+      "vs Docker Swarm's ~%.0f s: p50 %.2fx, max %.2fx (below 1 is faster); target <= 15 s: "
+      "%s\n",
+      kSwarm, p50 / kSwarm, max / kSwarm, max <= 15.0 ? "met" : "NOT met");
 }
 
 }  // namespace
