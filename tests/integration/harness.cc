@@ -83,22 +83,34 @@ std::unique_ptr<OnCrash> clean_up_on_crash(const std::string& data_dir) {
       "'" MILL_BINARY "' cleanup --data-dir '" + data_dir + "' && rm -rf '" + temp + "'"});
 }
 
-CommandResult run_mill(const std::vector<std::string>& args,
-                       const std::map<std::string, std::string>& env,
-                       const std::string& stdin_text) {
+namespace {
+
+// `mill args...` to completion, in network namespace `netns` ("" = this one).
+CommandResult run_to_end(const std::string& netns, const std::vector<std::string>& args,
+                         const std::map<std::string, std::string>& env,
+                         const std::string& stdin_text) {
   TempDir io;
   std::string in_path;
   if (!stdin_text.empty()) {
     in_path = io.file("stdin");
     std::ofstream(in_path, std::ios::binary) << stdin_text;
   }
-  pid_t pid = spawn_mill(args, env, in_path, io.file("out"), io.file("err"));
+  pid_t pid =
+      spawn_mill(args, env, in_path, io.file("out"), io.file("err"), false, MILL_BINARY, netns);
   CommandResult r;
   int status = 0;
   if (pid > 0 && waitpid(pid, &status, 0) == pid) r.exit_code = wait_status_to_code(status);
   r.out = slurp(io.file("out"));
   r.err = slurp(io.file("err"));
   return r;
+}
+
+}  // namespace
+
+CommandResult run_mill(const std::vector<std::string>& args,
+                       const std::map<std::string, std::string>& env,
+                       const std::string& stdin_text) {
+  return run_to_end("", args, env, stdin_text);
 }
 
 std::string mill_binary() { return MILL_BINARY; }
@@ -110,14 +122,7 @@ pid_t start_mill_in(const std::string& netns, const std::vector<std::string>& ar
 
 CommandResult run_mill_in(const std::string& netns, const std::vector<std::string>& args,
                           const std::map<std::string, std::string>& env) {
-  TempDir io;
-  pid_t pid = spawn_mill(args, env, "", io.file("out"), io.file("err"), false, MILL_BINARY, netns);
-  CommandResult r;
-  int status = 0;
-  if (pid > 0 && waitpid(pid, &status, 0) == pid) r.exit_code = wait_status_to_code(status);
-  r.out = slurp(io.file("out"));
-  r.err = slurp(io.file("err"));
-  return r;
+  return run_to_end(netns, args, env, "");
 }
 
 void run_in_netns(const std::string& netns, const std::function<void()>& fn) {
