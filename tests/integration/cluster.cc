@@ -129,7 +129,10 @@ bool Cluster::start_node(int i) {
     args = {"server",      "--data-dir",     n.data, "--listen", api_, "--cluster-network",
             lease_.cidr(), "--heartbeat-ms", "1000"};
     args.insert(args.end(), options_.server_flags.begin(), options_.server_flags.end());
-    ready = "this node runs containers";
+    const auto& f = options_.server_flags;
+    // With --no-agent node 0 is the control plane alone (its machine runs no node).
+    ready = std::find(f.begin(), f.end(), "--no-agent") != f.end() ? "API listening"
+                                                                   : "this node runs containers";
   } else {
     args = {"agent", "--join", "https://" + api_, "--token", join_token_, "--data-dir", n.data};
     ready = "joined ";
@@ -276,6 +279,11 @@ void Cluster::kill_node(int i) {
 }
 
 bool Cluster::join(int i) { return nodes_.at(i).pid <= 0 && start_node(i); }
+
+bool Cluster::restart_node(int i) {
+  stop_node(i, SIGTERM);
+  return start_node(i);
+}
 
 bool Cluster::revive_node(int i) {
   if (!sh("ip -n " + nodes_.at(i).netns + " link set " + nodes_.at(i).link + " up")) return false;

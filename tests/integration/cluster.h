@@ -27,7 +27,7 @@ class TestRegistry;
 struct ClusterOptions {
   int nodes = 3;
   int start = 1 << 30;                    // how many of them start at once (node 0 first)
-  std::vector<std::string> server_flags;  // more flags for `mill server`
+  std::vector<std::string> server_flags;  // more flags for `mill server` (--no-agent: no node 0)
 };
 
 class Cluster {
@@ -76,6 +76,8 @@ class Cluster {
 
   // Starts node i (one not started yet) and waits until it has joined.
   bool join(int i);
+  // Stops node i's process (SIGTERM: a clean stop, an upgrade) and starts it again.
+  bool restart_node(int i);
   // Node i's machine fails: its process is SIGKILLed and its underlay link goes down.
   void kill_node(int i);
   // And comes back: link up, the same process started again on the same data dir.

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <iostream>
 #include <map>
@@ -438,6 +439,50 @@ TEST_F(ClusterTest, ADrainThatCannotFinishIsRefusedAndStopsNothing) {
   std::this_thread::sleep_for(1500ms);  // a look of the node monitor
   auto services = get_json("/v1/services");
   EXPECT_EQ(services.as_array()[0].at("replicas").at("healthy").as_int64(), 2);
+}
+
+// The data plane outlives the control plane: with the agent as its own process,
+// restarting `mill server` (an upgrade) leaves the containers and the ingress proxy
+// serving; requests through the proxy keep succeeding while the server is gone.
+TEST_F(ClusterTest, RequestsThroughTheProxyKeepSucceedingWhileTheServerRestarts) {
+  ASSERT_NO_FATAL_FAILURE(start({.nodes = 2, .server_flags = {"--no-agent"}}));
+  ASSERT_NE(
+      deploy(config(1) + "route = { host = \"web.test\", path = \"/\" }\n").find("event: done"),
+      std::string::npos)
+      << cluster_->log(0);
+  const std::string proxy = cluster_->node_ip(1) + ":80";
+  auto get_once = [&] {
+    net::ClientRequest req;
+    req.target = "/health";
+    req.headers.push_back({"Host", "web.test"});
+    req.timeout = 2s;
+    auto res = net::http_request(proxy, req);
+    return res && res->status == 200;
+  };
+  bool first = false;
+  run_in_netns(cluster_->underlay_netns(), [&] { first = eventually(get_once, 20s); });
+  ASSERT_TRUE(first) << "the route never answered\n" << cluster_->log(1);
+
+  std::atomic<bool> done{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::thread load([&] {
+    run_in_netns(cluster_->underlay_netns(), [&] {
+      while (!done) {
+        (get_once() ? ok : failed)++;
+        std::this_thread::sleep_for(20ms);
+      }
+    });
+  });
+  std::this_thread::sleep_for(500ms);
+  const int before = ok;
+  ASSERT_TRUE(cluster_->restart_node(0)) << cluster_->log(0);
+  std::this_thread::sleep_for(500ms);
+  done = true;
+  load.join();
+  EXPECT_EQ(failed, 0) << "requests failed while the server restarted";
+  EXPECT_GT(ok - before, 10) << "too few requests made it through the restart to count";
+  // The agent finds the new server and the cluster carries on.
+  EXPECT_TRUE(eventually([&] { return node_status()[cluster_->node_id(1)] == "ready"; }, 20s));
 }
 
 }  // namespace
