@@ -5,6 +5,8 @@
 // report what runs. Every handler decodes with model/node_protocol.h, calls the
 // NodeRegistry or the TaskManager, and encodes the answer with the same codec.
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <optional>
 #include <type_traits>
@@ -54,6 +56,12 @@ net::HttpResponse handle_for_node(const ApiContext& ctx, const net::HttpRequest&
     if (auto denied = not_this_node(ctx, req, node_of(*request))) return *denied;
   }
   return handle(std::move(request), std::forward<Act>(act));
+}
+
+bool is_ip_literal(const std::string& text) {
+  unsigned char buf[sizeof(in6_addr)];
+  return ::inet_pton(AF_INET, text.c_str(), buf) == 1 ||
+         ::inet_pton(AF_INET6, text.c_str(), buf) == 1;
 }
 
 // "10.0.0.5:51234" -> "10.0.0.5"; "[fd00::5]:51234" -> "fd00::5".
@@ -175,6 +183,9 @@ net::HttpResponse handle_join(const ApiContext& ctx, const net::HttpRequest& req
   auto node = ctx.nodes->register_node(reg);
   if (!node) return error_response(node.error());
   sign.common_name = node->id;
+  // The node answers the API too (agent/api_forwarder.h): its address names it.
+  sign.ip_addresses = {"127.0.0.1"};
+  if (is_ip_literal(node->address)) sign.ip_addresses.push_back(node->address);
   auto cert = crypto::sign_certificate(ctx.ca, sign);
   if (!cert)
     return error_response(500, "cannot sign the node certificate: " + cert.error().message);

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "agent/api_forwarder.h"
 #include "agent/machine.h"
 #include "agent/node_client.h"
 #include "cli/client.h"
@@ -34,7 +35,8 @@ namespace mill::cli {
 namespace {
 
 struct AgentCommandOptions {
-  std::string join;  // the server's API address
+  std::string join;                 // the server's API address
+  std::string api_listen = "auto";  // where this node answers the API (forwarded)
   std::string token;
   std::string token_file;
   std::string data_dir = "/var/lib/mill";
@@ -143,13 +145,33 @@ int run_agent(const AgentCommandOptions& o) {
     bearer.clear();
   }
 
+  // Every node answers the API, forwarded to the server; by default not on the
+  // server's own machine (the server has the port there).
+  std::string api_listen = o.api_listen;
+  if (api_listen == "auto") api_listen = is_loopback_address(o.join) ? "" : "0.0.0.0:4400";
+  agent::ApiForwarderOptions forward;
+  forward.listen = api_listen;
+  forward.leader = o.join;
+  forward.ca_pem = tls.ca_pem;
+  if (https) forward.tls = net::TlsServerConfig{tls.cert_pem + tls.ca_pem, tls.key_pem, "", false};
+
   SystemClock clock;
   agent::HttpNodeClient client(o.join, bearer, std::move(tls));
   auto node = LocalNode::start(client, *options, o.data_dir + "/node.id", o.node, clock);
   if (!node) return fail(node.error().message);
   log::info("joined " + o.join + " as " + (*node)->id());
+  std::unique_ptr<agent::ApiForwarder> forwarder;
+  if (!api_listen.empty()) {
+    auto started = agent::ApiForwarder::start(forward);
+    if (!started) {
+      (*node)->stop();
+      return fail("--api-listen " + api_listen + ": " + started.error().message);
+    }
+    forwarder = std::move(*started);
+  }
 
   wait_for_stop_signal(signals);
+  if (forwarder) forwarder->stop();
   // Containers keep running under their shims; the next start re-adopts them.
   (*node)->stop();
   log::info("stopped");
@@ -168,6 +190,11 @@ void add_agent_command(CLI::App& app, int& exit_code) {
                   "The server's API address, e.g. https://10.0.0.1:4400 (http:// only for a "
                   "server on this machine)")
       ->required();
+  cmd->add_option("--api-listen", opts->api_listen,
+                  "Where this node answers the API, forwarding every request to the server "
+                  "(\"\" for nowhere; default 0.0.0.0:4400, or nowhere when the server is on "
+                  "this machine)")
+      ->capture_default_str();
   cmd->add_option("--token", opts->token, "The join token (`mill join-token` on the server)");
   cmd->add_option("--token-file", opts->token_file, "A file holding the join token");
   cmd->add_option("--data-dir", opts->data_dir,

@@ -103,6 +103,7 @@ Result<ClientResponse> exchange(asio::io_context& io, Stream& stream, beast::tcp
   for (const auto& field : parser.get()) {
     out.headers.push_back({std::string(field.name_string()), std::string(field.value())});
   }
+  if (request.on_head) MILL_TRY(request.on_head(out));
   const bool to_sink = request.body_sink && out.status / 100 == 2;
   std::vector<char> chunk(kChunkBytes);
   while (!parser.is_done()) {

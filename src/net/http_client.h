@@ -41,6 +41,8 @@ class CancelToken {
   std::vector<int> fds_;
 };
 
+struct ClientResponse;
+
 struct ClientRequest {
   std::string method = "GET";
   std::string target = "/";
@@ -64,6 +66,10 @@ struct ClientRequest {
   // When set, a 2xx response's body goes here instead of into ClientResponse::body.
   // Other statuses' bodies are still collected in memory (error documents are small).
   BodySink body_sink;
+  // When set, called with the status and headers (no body yet) as soon as they have
+  // arrived, before any of the body: a proxy starts its own answer then. An error
+  // ends the request with it.
+  std::function<Result<void>(const ClientResponse& head)> on_head;
   size_t max_body_bytes = 256ull * 1024 * 1024;  // in-memory body limit: kTooLarge
   std::shared_ptr<CancelToken> cancel;           // optional
 };

@@ -219,6 +219,22 @@ net::ClientResponse Cluster::call(const std::string& method, const std::string& 
   return call_as(req, {}, {});
 }
 
+net::ClientResponse Cluster::call_via(int node, net::ClientRequest req) const {
+  req.ca_pem = ca_pem_;
+  req.headers.push_back({"Authorization", "Bearer " + token_});
+  const std::string address = "https://" + (node == 0 ? api_ : nodes_.at(node).ip + ":4400");
+  net::ClientResponse res;
+  run_in_netns(underlay_, [&] {
+    auto got = net::http_request(address, req);
+    if (got) {
+      res = std::move(*got);
+    } else {
+      res.body = got.error().message;  // status 0
+    }
+  });
+  return res;
+}
+
 net::ClientResponse Cluster::call_as(net::ClientRequest req, const std::string& cert_pem,
                                      const std::string& key_pem) const {
   req.ca_pem = ca_pem_;

@@ -64,6 +64,10 @@ class Cluster {
                            std::chrono::milliseconds timeout = std::chrono::seconds(180)) const;
   // A request as it is, from the underlay, over HTTPS trusting the cluster CA, presenting
   // a client certificate when cert_pem is not empty.
+  // `req` (with the API token and the CA) sent to node i's API port from the underlay:
+  // the server's for node 0, the agent's (which forwards it to the server) for the
+  // others. A transport error is status 0 with the error as the body.
+  net::ClientResponse call_via(int node, net::ClientRequest req) const;
   net::ClientResponse call_as(net::ClientRequest req, const std::string& cert_pem,
                               const std::string& key_pem) const;
   // `mill args...` from the underlay, pointed at the API.

@@ -10,11 +10,13 @@
 #include <boost/json.hpp>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
 #include "crypto/cluster_ca.h"
 #include "model/node_protocol.h"
+#include "routes.h"
 #include "support/eventually.h"
 #include "support/probe_image.h"
 #include "support/require.h"
@@ -483,6 +485,98 @@ TEST_F(ClusterTest, RequestsThroughTheProxyKeepSucceedingWhileTheServerRestarts)
   EXPECT_GT(ok - before, 10) << "too few requests made it through the restart to count";
   // The agent finds the new server and the cluster carries on.
   EXPECT_TRUE(eventually([&] { return node_status()[cluster_->node_id(1)] == "ready"; }, 20s));
+}
+
+// Any node answers the API: a non-server node's :4400 forwards every spec route to the
+// server and gives the same answers, streams as they happen (a deploy's SSE) and a
+// log followed until its task ends.
+TEST_F(ClusterTest, EverySpecRouteAnswersTheSameThroughAnotherNodeAndStreamsAsTheyCome) {
+  ASSERT_NO_FATAL_FAILURE(start({.nodes = 2}));
+  for (const auto& r : spec_routes()) {
+    net::ClientRequest req;
+    req.method = r.method;
+    req.target = r.target;
+    req.body = r.body;
+    if (!r.body.empty()) {
+      req.headers.push_back(
+          {"Content-Type", r.target == "/v1/deploy" ? "text/plain" : "application/json"});
+    }
+    auto direct = cluster_->call_via(0, req);
+    auto forwarded = cluster_->call_via(1, req);
+    EXPECT_NE(direct.status, 0) << r.spec << ": " << direct.body;
+    EXPECT_EQ(forwarded.status, direct.status) << r.spec << ": " << forwarded.body;
+    const std::string* a = direct.header("Content-Type");
+    const std::string* b = forwarded.header("Content-Type");
+    EXPECT_EQ(a ? *a : "", b ? *b : "") << r.spec;
+    if (r.method == "GET" && r.target != "/v1/nodes" && r.target != "/v1/status" &&
+        r.target != "/v1/metrics") {  // those change by the second (heartbeats, usage)
+      EXPECT_EQ(forwarded.body, direct.body) << r.spec;
+    }
+  }
+  // A bad token is the server's to refuse, also through the node.
+  net::ClientRequest bad;
+  bad.target = "/v1/status";
+  bad.headers.push_back({"Authorization", "Bearer nope"});
+  bad.ca_pem = cluster_->ca_pem();
+  net::ClientResponse refused;
+  run_in_netns(cluster_->underlay_netns(), [&] {
+    auto got = net::http_request("https://" + cluster_->node_ip(1) + ":4400", bad);
+    if (got) refused = *got;
+  });
+  EXPECT_EQ(refused.status, 401);
+
+  // A deploy through the node: its events arrive as they happen, not all at the end.
+  using Clock = std::chrono::steady_clock;
+  std::vector<std::pair<Clock::time_point, std::string>> pieces;
+  net::ClientRequest deploy_req;
+  deploy_req.method = "POST";
+  deploy_req.target = "/v1/deploy?file=cluster.toml";
+  deploy_req.body = config(2);
+  deploy_req.headers.push_back({"Content-Type", "text/plain"});
+  deploy_req.timeout = 120s;
+  deploy_req.body_sink = [&](std::string_view chunk) -> Result<void> {
+    pieces.emplace_back(Clock::now(), std::string(chunk));
+    return {};
+  };
+  auto streamed = cluster_->call_via(1, deploy_req);
+  ASSERT_EQ(streamed.status, 200) << streamed.body;
+  std::string all;
+  for (const auto& [t, text] : pieces) all += text;
+  ASSERT_NE(all.find("event: done"), std::string::npos) << all;
+  ASSERT_GE(pieces.size(), 2u) << "the stream came in one piece";
+  EXPECT_NE(pieces.front().second.find("started"), std::string::npos) << pieces.front().second;
+  EXPECT_GE(pieces.back().first - pieces.front().first, 500ms)
+      << "the first event came with the last: the stream was held back";
+
+  // A followed log through the node: lines as they come, then the end when the task
+  // ends.
+  auto spawned = cluster_->call(
+      "POST", "/v1/tasks/spawn",
+      R"({"image":")" + cluster_->registry_host() + R"(/probe:v1","cpu":0.1,"memory":"32M"})",
+      "application/json");
+  ASSERT_EQ(spawned.status, 201) << spawned.body;
+  std::string task(json::parse(spawned.body).at("id").as_string());
+  std::mutex mu;
+  std::string followed;
+  net::ClientRequest follow;
+  follow.target = "/v1/logs/" + task + "?follow=true";
+  follow.timeout = 60s;
+  follow.body_sink = [&](std::string_view chunk) -> Result<void> {
+    std::lock_guard lock(mu);
+    followed.append(chunk);
+    return {};
+  };
+  net::ClientResponse follow_res;
+  std::thread reader([&] { follow_res = cluster_->call_via(1, follow); });
+  EXPECT_TRUE(eventually([&] {
+    std::lock_guard lock(mu);
+    return followed.find("data: ") != std::string::npos;
+  })) << "no line came through while the task runs";
+  auto killed = cluster_->call("DELETE", "/v1/tasks/" + task);
+  EXPECT_EQ(killed.status, 200) << killed.body;
+  reader.join();
+  EXPECT_EQ(follow_res.status, 200) << follow_res.body;
+  EXPECT_NE(followed.find("event: end"), std::string::npos) << followed;
 }
 
 }  // namespace
