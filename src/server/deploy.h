@@ -103,7 +103,10 @@ class DeployManager {
   // allocation short (one lost with its node, or ended for good), places one of the
   // deployed spec, where the scheduler finds room. Does nothing while a deploy runs
   // (its rollout owns the service's allocations then). Returns the ids placed; a
-  // service that finds no room is logged and tried again at the next call.
+  // service that finds no room is logged and tried again at the next call. A service
+  // whose replacements keep ending (an image gone from its registry, say) is topped up
+  // with a backoff: 1 s after the last time, doubling up to 5 min, reset once it has
+  // all its replicas healthy.
   std::vector<std::string> keep_replicas();
   // Moves every deployed service off the draining nodes, surge-first: replacements are
   // placed elsewhere until `replicas` run off those nodes, and a service's allocations
@@ -174,6 +177,12 @@ class DeployManager {
   std::thread worker_;
   // When the running deploy last sent its subscribers anything (its thread only).
   SystemTime last_sent_{};
+  // keep_replicas' backoff per service (under mutex_).
+  struct TopUp {
+    SystemTime not_before{};
+    std::chrono::milliseconds delay{1000};
+  };
+  std::map<std::string, TopUp> top_ups_;
 };
 
 // The allocation spec a service's allocations run; `volumes` are the config's.

@@ -12,11 +12,20 @@ std::vector<std::string> DeployManager::keep_replicas() {
   // Held across the placements so that no deploy begins meanwhile.
   std::lock_guard lock(mutex_);
   if (!running_.empty() || stopping()) return placed;
+  const SystemTime now = clock_.now();
   for (const auto& [name, service] : deployed_.services) {
     int live = 0;
+    int healthy = 0;
     for (const auto& v : tasks_.group(model::kKindService, name)) {
-      if (!ended(v) && v.alloc.desired == model::DesiredState::kRun) ++live;
+      if (ended(v) || v.alloc.desired != model::DesiredState::kRun) continue;
+      ++live;
+      if (v.status() == model::AllocStatus::kHealthy) ++healthy;
     }
+    TopUp& backoff = top_ups_[name];
+    if (healthy >= service.replicas) backoff = TopUp{};
+    if (live >= service.replicas || now < backoff.not_before) continue;
+    backoff.not_before = now + backoff.delay;
+    backoff.delay = std::min<std::chrono::milliseconds>(backoff.delay * 2, std::chrono::minutes(5));
     for (int i = live; i < service.replicas; ++i) {
       auto one = tasks_.place_service(name, alloc_spec(service, deployed_.volumes));
       if (!one) {

@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "server/node_monitor.h"
 #include "store/memory_store.h"
 
 namespace mill::server {
@@ -413,6 +414,53 @@ TEST_F(DeployTest, ADeployCutOffByItsServerIsCarriedOnByTheNextOne) {
   }
   EXPECT_EQ(deploys->deployed().services.at("web").image, "r/held:v2");
   EXPECT_EQ(tasks.group(model::kKindService, "web").size(), before.size() + 3);
+}
+
+// Between deploys a service keeps its replicas: one lost (its node went down) is
+// replaced at once; a replacement that is lost again waits out a backoff (1 s, then 2 s,
+// ...) on the clock, so a service whose replicas keep ending cannot churn.
+TEST_F(DeployTest, ALostReplicaIsReplacedAndRepeatedLossesBackOffOnTheClock) {
+  auto first = deploy(service("web", 2));
+  ASSERT_EQ(first.end, "done");
+  auto before = live("web");
+  ASSERT_EQ(before.size(), 2u);
+  ASSERT_TRUE(tasks.lose(*before.begin(), "node node-1 (host-a) is down").value_or(false));
+  EXPECT_EQ(live("web").size(), 1u);
+  auto placed = deploys->keep_replicas();
+  ASSERT_EQ(placed.size(), 1u);
+  EXPECT_EQ(live("web").size(), 2u);
+  EXPECT_FALSE(before.contains(placed[0]));
+  // Lost again before it was ever healthy: the next top-up waits 1 s of clock time.
+  ASSERT_TRUE(tasks.lose(placed[0], "node node-1 (host-a) is down").value_or(false));
+  EXPECT_TRUE(deploys->keep_replicas().empty()) << "topped up again within the backoff";
+  clock.advance(999ms);
+  EXPECT_TRUE(deploys->keep_replicas().empty());
+  clock.advance(1ms);
+  auto again = deploys->keep_replicas();
+  ASSERT_EQ(again.size(), 1u);
+  ASSERT_TRUE(tasks.lose(again[0], "gone").value_or(false));
+  clock.advance(1s);
+  EXPECT_TRUE(deploys->keep_replicas().empty()) << "the backoff doubles: 2 s now";
+  clock.advance(1s);
+  EXPECT_EQ(deploys->keep_replicas().size(), 1u);
+  EXPECT_EQ(tasks.get(*before.begin())->status(), model::AllocStatus::kLost);
+  EXPECT_EQ(tasks.get(*before.begin())->state->message, "node node-1 (host-a) is down");
+}
+
+// The node monitor on simulated time: a node silent for less than the TTL keeps what
+// it runs; past it, everything on it is lost with the reason.
+TEST_F(DeployTest, ANodeSilentPastItsTtlHasItsAllocationsLost) {
+  ASSERT_EQ(deploy(service("web", 1)).end, "done");
+  auto id = *live("web").begin();
+  NodeMonitor monitor(nodes, tasks, *deploys, clock, {.down_after = 10s});
+  clock.advance(9999ms);
+  monitor.check();
+  EXPECT_EQ(tasks.get(id)->status(), model::AllocStatus::kHealthy) << "lost before the TTL";
+  clock.advance(1ms);
+  monitor.check();
+  EXPECT_EQ(tasks.get(id)->status(), model::AllocStatus::kLost);
+  EXPECT_NE(tasks.get(id)->state->message.find("is down: no heartbeat for 10s"), std::string::npos)
+      << tasks.get(id)->state->message;
 }
 
 }  // namespace
