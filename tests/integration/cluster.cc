@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -243,6 +244,45 @@ net::ClientResponse Cluster::call_as(net::ClientRequest req, const std::string& 
   net::ClientResponse res;
   run_in_netns(underlay_, [&] { res = api_request("https://" + api_, req); });
   return res;
+}
+
+namespace {
+
+boost::json::value json_of(const net::ClientResponse& res) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(res.body, ec);
+  return ec ? boost::json::value() : v;
+}
+
+std::string text(const boost::json::value& v) { return std::string(v.as_string()); }
+
+}  // namespace
+
+std::map<std::string, std::string> Cluster::node_statuses() const {
+  std::map<std::string, std::string> out;
+  auto v = json_of(call("GET", "/v1/nodes"));
+  if (!v.is_array()) return out;
+  for (const auto& n : v.as_array()) out[text(n.at("id"))] = text(n.at("status"));
+  return out;
+}
+
+std::map<std::string, Cluster::Placed> Cluster::allocations_of(const std::string& service) const {
+  std::map<std::string, Placed> out;
+  auto v = json_of(call("GET", "/v1/services"));
+  if (!v.is_array()) return out;
+  for (const auto& s : v.as_array()) {
+    if (s.at("name") != service.c_str()) continue;
+    for (const auto& a : s.at("allocations").as_array()) {
+      out[text(a.at("id"))] = Placed{text(a.at("node")), text(a.at("status"))};
+    }
+  }
+  return out;
+}
+
+std::string Cluster::service_config(const std::string& name, int replicas) const {
+  return "[registry.\"" + registry_host() + "\"]\ninsecure = true\n\n[service." + name +
+         "]\nimage = \"" + registry_host() + "/probe:v1\"\nreplicas = " + std::to_string(replicas) +
+         "\nport = 8080\ncpu = 0.1\nmemory = \"32M\"\n";
 }
 
 CommandResult Cluster::cli(const std::vector<std::string>& args) const {

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -70,6 +71,17 @@ class Cluster {
   net::ClientResponse call_via(int node, net::ClientRequest req) const;
   net::ClientResponse call_as(net::ClientRequest req, const std::string& cert_pem,
                               const std::string& key_pem) const;
+  // What the tests and the benchmark read of the cluster, through the API: each node's
+  // status by id; a service's allocations (id -> node and status); a config with a
+  // service of the probe image from registry_host().
+  std::map<std::string, std::string> node_statuses() const;
+  struct Placed {
+    std::string node;
+    std::string status;
+  };
+  std::map<std::string, Placed> allocations_of(const std::string& service) const;
+  std::string service_config(const std::string& name, int replicas) const;
+
   // `mill args...` from the underlay, pointed at the API.
   CommandResult cli(const std::vector<std::string>& args) const;
 

@@ -63,23 +63,9 @@ class ClusterTest : public ::testing::Test {
     return ec ? json::value() : v;
   }
 
-  // The nodes' ids by status, from GET /v1/nodes.
-  std::map<std::string, std::string> node_status() {
-    std::map<std::string, std::string> out;
-    auto v = get_json("/v1/nodes");
-    if (!v.is_array()) return out;
-    for (const auto& n : v.as_array()) {
-      out[std::string(n.at("id").as_string())] = std::string(n.at("status").as_string());
-    }
-    return out;
-  }
+  std::map<std::string, std::string> node_status() { return cluster_->node_statuses(); }
 
-  std::string config(int replicas) {
-    return "[registry.\"" + cluster_->registry_host() + "\"]\ninsecure = true\n\n[service.web]\n" +
-           "image = \"" + cluster_->registry_host() +
-           "/probe:v1\"\nreplicas = " + std::to_string(replicas) +
-           "\nport = 8080\ncpu = 0.1\nmemory = \"32M\"\n";
-  }
+  std::string config(int replicas) { return cluster_->service_config("web", replicas); }
 
   // Deploys and returns the stream's last event's name and data.
   std::string deploy(const std::string& text) {
@@ -91,14 +77,7 @@ class ClusterTest : public ::testing::Test {
   // web's allocations: id -> node.
   std::map<std::string, std::string> web_allocations() {
     std::map<std::string, std::string> out;
-    auto v = get_json("/v1/services");
-    if (!v.is_array()) return out;
-    for (const auto& s : v.as_array()) {
-      if (s.at("name") != "web") continue;
-      for (const auto& a : s.at("allocations").as_array()) {
-        out[std::string(a.at("id").as_string())] = std::string(a.at("node").as_string());
-      }
-    }
+    for (const auto& [id, placed] : cluster_->allocations_of("web")) out[id] = placed.node;
     return out;
   }
 

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/json.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -28,7 +27,6 @@
 namespace mill::testing {
 namespace {
 
-namespace json = boost::json;
 using namespace std::chrono_literals;
 using Ms = std::chrono::milliseconds;
 
@@ -43,36 +41,15 @@ TEST(NodeLossBench, NodeSilentToReplicasHealthyElsewhere) {
   Cluster cluster({.nodes = 3});
   ASSERT_TRUE(cluster.ok());
   ASSERT_TRUE(cluster.serve_registry(registry));
-  auto get = [&](const std::string& target) {
-    auto res = cluster.call("GET", target);
-    boost::system::error_code ec;
-    auto v = json::parse(res.body, ec);
-    return ec ? json::value() : v;
-  };
-  std::string config = "[registry.\"" + cluster.registry_host() +
-                       "\"]\ninsecure = true\n\n[service.web]\nimage = \"" +
-                       cluster.registry_host() +
-                       "/probe:v1\"\nreplicas = 3\nport = 8080\ncpu = 0.1\nmemory = \"32M\"\n";
-  auto deployed = cluster.call("POST", "/v1/deploy?file=bench.toml", config, "text/plain");
+  auto deployed = cluster.call("POST", "/v1/deploy?file=bench.toml",
+                               cluster.service_config("web", 3), "text/plain");
   ASSERT_NE(deployed.body.find("event: done"), std::string::npos) << deployed.body;
-  auto status_of = [&](const std::string& id) {
-    auto v = get("/v1/nodes");
-    if (!v.is_array()) return std::string();
-    for (const auto& n : v.as_array()) {
-      if (n.at("id") == id.c_str()) return std::string(n.at("status").as_string());
-    }
-    return std::string();
-  };
-  // Healthy replicas of web not on `node` ("" = anywhere), and whether any is elsewhere.
+  auto status_of = [&](const std::string& id) { return cluster.node_statuses()[id]; };
+  // Healthy replicas of web not on `node` ("" = anywhere).
   auto healthy_off = [&](const std::string& node) {
     int n = 0;
-    auto v = get("/v1/services");
-    if (!v.is_array()) return 0;
-    for (const auto& s : v.as_array()) {
-      if (s.at("name") != "web") continue;
-      for (const auto& a : s.at("allocations").as_array()) {
-        if (a.at("status") == "healthy" && a.at("node") != node.c_str()) ++n;
-      }
+    for (const auto& [id, placed] : cluster.allocations_of("web")) {
+      if (placed.status == "healthy" && placed.node != node) ++n;
     }
     return n;
   };
