@@ -2,6 +2,7 @@
 
 #include "common/files.h"
 #include "common/log.h"
+#include "common/version.h"
 
 namespace mill::agent {
 
@@ -29,6 +30,7 @@ Result<std::string> Agent::register_now() {
   req.name = options_.name;
   req.address = options_.address;
   req.resources = MILL_TRY(sampler_.sample());
+  req.version = std::string(version());
   auto res = MILL_TRY(client_.register_node(req));
   if (res.id != req.id) {
     MILL_TRY(write_file_atomic(options_.node_id_path, res.id + "\n", 0600));

@@ -179,7 +179,10 @@ net::HttpResponse handle_join(const ApiContext& ctx, const net::HttpRequest& req
   if (auto checked = crypto::sign_certificate(ctx.ca, sign); !checked) {
     return error_response(400, "public_key: " + checked.error().message);
   }
-  model::RegisterRequest reg{*id, *name, address->empty() ? remote_host(req.remote) : *address, {}};
+  model::RegisterRequest reg;
+  reg.id = *id;
+  reg.name = *name;
+  reg.address = address->empty() ? remote_host(req.remote) : *address;
   auto node = ctx.nodes->register_node(reg);
   if (!node) return error_response(node.error());
   sign.common_name = node->id;

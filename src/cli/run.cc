@@ -2,6 +2,7 @@
 
 #include "cli/argv.h"
 #include "cli/commands.h"
+#include "common/version.h"
 
 namespace mill::cli {
 
@@ -13,7 +14,7 @@ int run(int argc, char** argv) {
 
   CLI::App app{"Mill: run services and tasks on a few Linux machines as one cluster"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "mill 0.1.0");
+  app.set_version_flag("--version", "mill " + std::string(version()));
   int exit_code = 0;
   add_init_command(app, exit_code);
   add_join_token_command(app, exit_code);

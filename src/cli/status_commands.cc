@@ -25,8 +25,19 @@ double num(const json::value& v) {
 
 std::string str(const json::value& v) { return v.is_string() ? std::string(v.as_string()) : ""; }
 
+// "3s ago" from seconds_since_heartbeat; "never" when this server has not heard it.
+std::string seen(const json::object& node) {
+  const auto* v = node.if_contains("seconds_since_heartbeat");
+  if (!v || v->is_null()) return "never";
+  double s = num(*v);
+  if (s < 120) return std::to_string(static_cast<long>(s)) + "s ago";
+  if (s < 7200) return std::to_string(static_cast<long>(s / 60)) + "m ago";
+  return std::to_string(static_cast<long>(s / 3600)) + "h ago";
+}
+
 void print_nodes(const json::array& nodes) {
-  Table t({"ID", "NAME", "ADDRESS", "STATUS", "CPU FREE", "MEMORY FREE", "ALLOCS"});
+  Table t(
+      {"ID", "NAME", "ADDRESS", "STATUS", "CPU FREE", "MEMORY FREE", "ALLOCS", "SEEN", "VERSION"});
   for (const auto& v : nodes) {
     const auto& n = v.as_object();
     const auto& cpu = n.at("cpu").as_object();
@@ -34,7 +45,8 @@ void print_nodes(const json::array& nodes) {
     t.add({str(n.at("id")), str(n.at("name")), str(n.at("address")), str(n.at("status")),
            format_cores(num(cpu.at("available"))) + "/" + format_cores(num(cpu.at("total"))),
            format_bytes(num(mem.at("available"))) + "/" + format_bytes(num(mem.at("total"))),
-           std::to_string(static_cast<long>(num(n.at("allocations"))))});
+           std::to_string(static_cast<long>(num(n.at("allocations")))), seen(n),
+           n.contains("version") && !str(n.at("version")).empty() ? str(n.at("version")) : "-"});
   }
   t.print(std::cout);
 }

@@ -46,7 +46,7 @@ struct RouteTls {
 struct Route {
   std::string host;  // exact ("office.example.com") or wildcard ("*.example.com")
   std::string path;  // prefix, starts with "/"
-  std::optional<RouteTls> tls;
+  std::optional<RouteTls> tls = {};
   bool https_redirect = false;  // plain HTTP answers 308 to https://
 
   bool operator==(const Route&) const = default;

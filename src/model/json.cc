@@ -244,6 +244,14 @@ json::object to_json(const Node& node) {
   } else {
     o["last_heartbeat"] = nullptr;
   }
+  if (node.since_heartbeat) {
+    // Tenths of a second: enough to see a heartbeat is late, no false precision.
+    auto tenths = node.since_heartbeat->count() / 100;
+    o["seconds_since_heartbeat"] = static_cast<double>(tenths) / 10;
+  } else {
+    o["seconds_since_heartbeat"] = nullptr;
+  }
+  o["version"] = node.version;
   if (node.draining) {
     json::object drain{{"services", node.drain_services}, {"tasks", node.drain_tasks}};
     if (node.drain_deadline) drain["deadline"] = format_rfc3339(*node.drain_deadline);

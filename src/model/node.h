@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -45,6 +46,9 @@ struct Node {
   int allocations = 0;
   SystemTime registered_at{};
   std::optional<SystemTime> last_heartbeat;
+  // How long ago that was, as the server's clock saw it when it listed the node.
+  std::optional<std::chrono::milliseconds> since_heartbeat = {};
+  std::string version = {};  // the Mill version its agent last registered with
 };
 
 }  // namespace mill::model

@@ -123,16 +123,19 @@ json::array string_array(const std::vector<std::string>& items) {
 std::string encode(const RegisterRequest& m) {
   json::object o{{"name", m.name}, {"address", m.address}, {"resources", to_json(m.resources)}};
   if (!m.id.empty()) o["id"] = m.id;
+  if (!m.version.empty()) o["version"] = m.version;
   return model::serialize(o);
 }
 
 Result<RegisterRequest> decode_register_request(std::string_view text) {
-  auto o = MILL_TRY(parse_object(text, {"id", "name", "address", "resources"}));
+  auto o = MILL_TRY(parse_object(text, {"id", "name", "address", "resources", "version"}));
   RegisterRequest m;
   m.id = MILL_TRY(get_string(o, "id", false));
   m.name = MILL_TRY(get_string(o, "name", true));
   m.address = MILL_TRY(get_string(o, "address", true));
   m.resources = MILL_TRY(get_resources(o));
+  m.version = MILL_TRY(get_string(o, "version", false));
+  if (m.version.size() > 64) return bad("field 'version' is longer than 64 characters");
   return m;
 }
 

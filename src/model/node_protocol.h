@@ -48,6 +48,7 @@ struct RegisterRequest {
   std::string name;
   std::string address;
   Resources resources;
+  std::string version = {};  // the agent's Mill version; empty from older agents
 
   bool operator==(const RegisterRequest&) const = default;
 };

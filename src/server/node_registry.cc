@@ -18,6 +18,7 @@ std::string encode_record(const model::Node& n) {
                  {"address", n.address},
                  {"cpu_total", n.resources.cpu_total},
                  {"memory_total", n.resources.memory_total},
+                 {"version", n.version},
                  {"draining", n.draining},
                  {"drain_deadline",
                   n.drain_deadline ? json::value(std::chrono::duration_cast<std::chrono::seconds>(
@@ -31,8 +32,9 @@ std::string encode_record(const model::Node& n) {
 }
 
 Result<model::Node> decode_record(std::string_view text) {
-  auto o = MILL_TRY(model::parse_object(text, {"id", "name", "address", "cpu_total", "memory_total",
-                                               "draining", "drain_deadline", "registered_at"}));
+  auto o = MILL_TRY(
+      model::parse_object(text, {"id", "name", "address", "cpu_total", "memory_total", "draining",
+                                 "drain_deadline", "registered_at", "version"}));
   model::Node n;
   n.id = MILL_TRY(model::get_string(o, "id", true));
   n.name = MILL_TRY(model::get_string(o, "name", true));
@@ -45,6 +47,7 @@ Result<model::Node> decode_record(std::string_view text) {
   }
   n.registered_at =
       SystemTime(std::chrono::seconds(MILL_TRY(model::get_int(o, "registered_at", true))));
+  n.version = MILL_TRY(model::get_string(o, "version", false));  // absent before 0.1.0
   return n;
 }
 
@@ -97,6 +100,7 @@ Result<model::Node> NodeRegistry::register_node(const model::RegisterRequest& re
     node.name = reg.name;
     node.address = reg.address;
     node.resources = reg.resources;
+    node.version = reg.version;
     auto put = store_.put_if(key, encode_record(node), expected);
     if (!put) {
       if (put.error().code == ErrorCode::kConflict) continue;
@@ -133,6 +137,9 @@ model::Node NodeRegistry::with_live_state(model::Node node) {
   bool alive = it != live_.end() && clock_.now() - it->second.last_heartbeat <= down_after_;
   if (it != live_.end()) {
     node.last_heartbeat = it->second.last_heartbeat;
+    node.since_heartbeat = std::max(std::chrono::milliseconds::zero(),
+                                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        clock_.now() - it->second.last_heartbeat));
     double cpu_total = node.resources.cpu_total;
     int64_t mem_total = node.resources.memory_total;
     node.resources = it->second.resources;

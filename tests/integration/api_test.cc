@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/version.h"
 #include "harness.h"
 
 namespace mill::testing {
@@ -121,6 +122,11 @@ void expect_node_shape(const json::object& n) {
   EXPECT_GT(num(mem.at("available")), 0);
   EXPECT_LE(num(mem.at("available")), num(mem.at("total")));
   EXPECT_EQ(num(n.at("allocations")), 0);
+  // The agent heartbeats every 2 s: it was heard from moments ago, and says its version.
+  ASSERT_TRUE(n.at("seconds_since_heartbeat").is_number());
+  EXPECT_GE(num(n.at("seconds_since_heartbeat")), 0);
+  EXPECT_LT(num(n.at("seconds_since_heartbeat")), 10);
+  EXPECT_EQ(n.at("version").as_string(), std::string(mill::version()));
 }
 
 TEST_F(ApiTest, StatusShape) {

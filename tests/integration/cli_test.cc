@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "common/version.h"
 #include "harness.h"
 
 namespace mill::testing {
@@ -235,13 +236,16 @@ TEST_F(CliTest, NodesPrintsTableAndJson) {
   auto lines = lines_of(r.out);
   ASSERT_EQ(lines.size(), 2u) << r.out;
   EXPECT_TRUE(lines[0].starts_with("ID")) << r.out;
-  for (const char* col : {"NAME", "ADDRESS", "STATUS", "CPU", "MEMORY"}) {
+  for (const char* col : {"NAME", "ADDRESS", "STATUS", "CPU", "MEMORY", "SEEN", "VERSION"}) {
     EXPECT_NE(lines[0].find(col), std::string::npos) << col << " column missing:\n" << r.out;
   }
   EXPECT_TRUE(lines[1].starts_with("node-1")) << r.out;
   EXPECT_NE(lines[1].find("ready"), std::string::npos) << r.out;
   // Columns line up: STATUS header and the row's status start at the same place.
   EXPECT_EQ(lines[0].find("STATUS"), lines[1].find("ready")) << r.out;
+  EXPECT_NE(lines[1].find("s ago"), std::string::npos) << "when it was last heard:\n" << r.out;
+  EXPECT_NE(lines[1].find(std::string(mill::version())), std::string::npos) << "its Mill version:\n"
+                                                                            << r.out;
 
   auto j = mill({"nodes", "--json"});
   ASSERT_EQ(j.exit_code, 0) << j.err;

@@ -27,8 +27,9 @@ class TestRegistry;
 
 struct ClusterOptions {
   int nodes = 3;
-  int start = 1 << 30;                    // how many of them start at once (node 0 first)
-  std::vector<std::string> server_flags;  // more flags for `mill server` (--no-agent: no node 0)
+  int start = 1 << 30;  // how many of them start at once (node 0 first)
+  std::vector<std::string> server_flags =
+      {};  // more flags for `mill server` (--no-agent: no node 0)
 };
 
 class Cluster {

@@ -30,7 +30,9 @@ StatusReport status_report() {
   return {"node-1", {samples::running_state(), samples::exited_state()}};
 }
 
-RegisterRequest register_request() { return {"node-1", "host-a", "192.0.2.10", resources()}; }
+RegisterRequest register_request() {
+  return {"node-1", "host-a", "192.0.2.10", resources(), "0.1.0"};
+}
 RegisterResponse register_response() {
   return {"node-1", milliseconds(5000), "10.99.1.0/24", "10.99.0.0/16"};
 }
@@ -113,7 +115,13 @@ TEST(NodeProtocol, SmallMessagesKeepTheirExactJson) {
   EXPECT_EQ(encode(register_request()),
             R"({"name":"host-a","address":"192.0.2.10","resources":{"cpu":{"total":4,)"
             R"("available":2.5},"memory":{"total":8589934592,"available":3221225472}},)"
-            R"("id":"node-1"})");
+            R"("id":"node-1","version":"0.1.0"})");
+  // An agent from before `version` was sent still registers; its version is unknown.
+  auto older = decode_register_request(
+      R"({"name":"host-a","address":"192.0.2.10","resources":{"cpu":{"total":4,)"
+      R"("available":2.5},"memory":{"total":1,"available":1}},"id":"node-1"})");
+  ASSERT_TRUE(older.has_value()) << older.error().message;
+  EXPECT_EQ(older->version, "");
   EXPECT_EQ(encode(register_response()),
             R"({"id":"node-1","heartbeat_interval_ms":5000,"subnet":"10.99.1.0/24",)"
             R"("cluster_network":"10.99.0.0/16"})");
@@ -173,8 +181,13 @@ TEST(NodeProtocol, BadRegisterRequestsAreErrors) {
   std::string gpu = with_resources(
       R"({"name":"a","address":"b","resources":)",
       R"({"cpu":{"total":1,"available":1},"memory":{"total":1,"available":1},"gpu":1})");
+  std::string int_version = with_resources(R"({"name":"a","address":"b","version":1,"resources":)");
+  std::string long_version = with_resources(R"({"name":"a","address":"b","version":")" +
+                                            std::string(65, '9') + R"(","resources":)");
   expect_errors(decode_register_request,
                 {{"", "malformed JSON"},
+                 {int_version, "field 'version' must be a string"},
+                 {long_version, "field 'version' is longer than 64 characters"},
                  {"{", "malformed JSON"},
                  {"[]", "expected a JSON object"},
                  {"null", "expected a JSON object"},

@@ -54,6 +54,31 @@ TEST(NodeRegistry, StatusFollowsHeartbeats) {
   EXPECT_EQ(up.resources.memory_available, 50);
 }
 
+// What `mill nodes` shows beside the status: how long since the node was heard, on
+// the server's clock, and the Mill version its agent registered with, which is kept
+// (a down node still says what it ran) and updated when the agent registers again.
+TEST(NodeRegistry, ShowsTimeSinceHeartbeatAndTheAgentsVersion) {
+  store::MemoryStore store;
+  ManualClock clock;
+  NodeRegistry reg(store, clock, std::chrono::seconds(15));
+  ASSERT_TRUE(reg.register_node({"", "alpha", "10.0.0.1", resources(1, 1), "0.1.0"}));
+  clock.advance(std::chrono::milliseconds(2500));
+  auto node = *reg.get("node-1");
+  ASSERT_TRUE(node.since_heartbeat.has_value());
+  EXPECT_EQ(*node.since_heartbeat, std::chrono::milliseconds(2500));
+  EXPECT_EQ(node.version, "0.1.0");
+  ASSERT_TRUE(reg.heartbeat("node-1", resources(1, 1)));
+  clock.advance(std::chrono::milliseconds(300));
+  EXPECT_EQ(*reg.get("node-1")->since_heartbeat, std::chrono::milliseconds(300));
+
+  NodeRegistry restarted(store, clock, std::chrono::seconds(15));
+  auto unheard = *restarted.get("node-1");
+  EXPECT_FALSE(unheard.since_heartbeat.has_value()) << "not heard since this server started";
+  EXPECT_EQ(unheard.version, "0.1.0") << "the version is kept in the store";
+  ASSERT_TRUE(restarted.register_node({"node-1", "alpha", "10.0.0.1", resources(1, 1), "0.2.0"}));
+  EXPECT_EQ(restarted.get("node-1")->version, "0.2.0");
+}
+
 TEST(NodeRegistry, UnknownNodeHeartbeatIsNotFound) {
   store::MemoryStore store;
   ManualClock clock;
