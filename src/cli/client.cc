@@ -19,7 +19,7 @@ std::string client_config_path() {
   return std::string(home && *home ? home : "/root") + "/.config/mill/client.toml";
 }
 
-Result<void> write_client_config(const std::string& path, const ClientConfig& config) {
+void make_parent_dirs(const std::string& path) {
   size_t slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0) {
     std::string dir = path.substr(0, slash);
@@ -30,7 +30,12 @@ Result<void> write_client_config(const std::string& path, const ClientConfig& co
       }
     }
   }
-  std::string text = "# Written by `mill init`: where the Mill API is and its token.\n";
+}
+
+Result<void> write_client_config(const std::string& path, const ClientConfig& config) {
+  make_parent_dirs(path);
+  std::string text =
+      "# Written by `mill init` or `mill login`: where the Mill API is and its token.\n";
   text += "address = \"" + config.address + "\"\n";
   text += "token = \"" + config.token + "\"\n";
   if (!config.ca.empty()) text += "ca = \"" + config.ca + "\"\n";

@@ -24,6 +24,9 @@ struct ClientConfig {
 
 // $MILL_CONFIG, else $XDG_CONFIG_HOME/mill/client.toml, else ~/.config/mill/client.toml.
 std::string client_config_path();
+// Creates the directories above `path` that are missing (mode 0700), as a client
+// config's ~/.config/mill.
+void make_parent_dirs(const std::string& path);
 Result<void> write_client_config(const std::string& path, const ClientConfig& config);
 // Reads the file (if present) then applies MILL_ADDR / MILL_TOKEN / MILL_CA.
 ClientConfig load_client_config();

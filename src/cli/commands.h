@@ -18,6 +18,7 @@ int run(int argc, char** argv);
 
 void add_init_command(CLI::App& app, int& exit_code);
 void add_join_token_command(CLI::App& app, int& exit_code);
+void add_login_commands(CLI::App& app, int& exit_code);  // login, login-token
 void add_server_command(CLI::App& app, int& exit_code);
 void add_agent_command(CLI::App& app, int& exit_code);
 void add_drain_command(CLI::App& app, int& exit_code);    // drain, node rm

@@ -18,6 +18,7 @@ int run(int argc, char** argv) {
   int exit_code = 0;
   add_init_command(app, exit_code);
   add_join_token_command(app, exit_code);
+  add_login_commands(app, exit_code);
   add_server_command(app, exit_code);
   add_agent_command(app, exit_code);
   add_drain_command(app, exit_code);

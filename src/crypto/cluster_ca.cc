@@ -528,46 +528,79 @@ Result<void> verify_certificate(std::string_view ca_cert_pem, std::string_view c
   return {};
 }
 
-Result<std::string> format_join_token(std::string_view ca_fingerprint, std::string_view secret) {
+namespace {
+
+// A token that pins the cluster CA and carries a secret: "<prefix><hash>.<secret>".
+// The join token and the login token differ only in these words.
+struct PinnedTokenKind {
+  std::string_view prefix;   // "mill-join-v1."
+  std::string_view family;   // "mill-join-": any version of it
+  std::string_view name;     // "join token"
+  std::string_view command;  // what prints one
+  std::string_view secret;   // what it carries
+};
+
+constexpr PinnedTokenKind kJoin{kJoinTokenPrefix, "mill-join-", "join token", "mill join-token",
+                                "join secret"};
+constexpr PinnedTokenKind kLogin{kLoginTokenPrefix, "mill-login-", "login token",
+                                 "mill login-token", "API token"};
+
+Result<std::string> format_pinned(const PinnedTokenKind& kind, std::string_view ca_fingerprint,
+                                  std::string_view secret) {
   MILL_TRY(check_fingerprint(ca_fingerprint));
   MILL_TRY(check_secret(secret));
-  std::string token(kJoinTokenPrefix);
+  std::string token(kind.prefix);
   token += lower(ca_fingerprint);
   token += '.';
   token += secret;
   return token;
 }
 
-Result<JoinToken> parse_join_token(std::string_view text) {
+Result<PinnedToken> parse_pinned(const PinnedTokenKind& kind, std::string_view text) {
   constexpr std::string_view kSpace = " \t\r\n";
   size_t first = text.find_first_not_of(kSpace);
-  if (first == std::string_view::npos) return invalid("the join token is empty");
+  if (first == std::string_view::npos)
+    return invalid("the " + std::string(kind.name) + " is empty");
   text = text.substr(first, text.find_last_not_of(kSpace) - first + 1);
 
-  constexpr std::string_view kRunJoinToken =
-      "; run `mill join-token` on the server and use the token it prints";
-  if (!text.starts_with("mill-join-")) {
+  const std::string run =
+      "; run `" + std::string(kind.command) + "` on the server and use the token it prints";
+  if (!text.starts_with(kind.family)) {
     if (is_hex(text)) {
-      return invalid(
-          "not a Mill join token: this looks like a bare join secret, which no longer "
-          "suffices (the token must also pin the cluster CA)" +
-          std::string(kRunJoinToken));
+      return invalid("not a Mill " + std::string(kind.name) + ": this looks like a bare " +
+                     std::string(kind.secret) +
+                     ", which does not suffice (the token must also pin the cluster CA)" + run);
     }
-    return invalid("not a Mill join token (it starts with '" + std::string(kJoinTokenPrefix) +
-                   "')" + std::string(kRunJoinToken));
+    return invalid("not a Mill " + std::string(kind.name) + " (it starts with '" +
+                   std::string(kind.prefix) + "')" + run);
   }
-  if (!text.starts_with(kJoinTokenPrefix)) {
-    return invalid("unsupported join token version (this Mill reads '" +
-                   std::string(kJoinTokenPrefix) + "' tokens)" + std::string(kRunJoinToken));
+  if (!text.starts_with(kind.prefix)) {
+    return invalid("unsupported " + std::string(kind.name) + " version (this Mill reads '" +
+                   std::string(kind.prefix) + "' tokens)" + run);
   }
-  std::string_view rest = text.substr(kJoinTokenPrefix.size());
+  std::string_view rest = text.substr(kind.prefix.size());
   size_t dot = rest.find('.');
   std::string_view fingerprint = rest.substr(0, dot);
   MILL_TRY(check_fingerprint(fingerprint));
   std::string_view secret = dot == std::string_view::npos ? "" : rest.substr(dot + 1);
   MILL_TRY(check_secret(secret));
-  return JoinToken{lower(fingerprint), std::string(secret)};
+  return PinnedToken{lower(fingerprint), std::string(secret)};
 }
+
+}  // namespace
+
+Result<std::string> format_join_token(std::string_view ca_fingerprint, std::string_view secret) {
+  return format_pinned(kJoin, ca_fingerprint, secret);
+}
+
+Result<JoinToken> parse_join_token(std::string_view text) { return parse_pinned(kJoin, text); }
+
+Result<std::string> format_login_token(std::string_view ca_fingerprint,
+                                       std::string_view api_token) {
+  return format_pinned(kLogin, ca_fingerprint, api_token);
+}
+
+Result<LoginToken> parse_login_token(std::string_view text) { return parse_pinned(kLogin, text); }
 
 Result<std::string> find_pinned_ca(const std::vector<std::string>& chain, std::string_view pin) {
   std::string presented;

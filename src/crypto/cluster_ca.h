@@ -49,8 +49,8 @@ enum class CertUsage {
 struct SignRequest {
   std::string common_name;     // the node id, for node certificates; 1..64 bytes, no controls
   std::string public_key_pem;  // SubjectPublicKeyInfo PEM of an EC P-256 key
-  std::vector<std::string> dns_names;     // subjectAltName DNS entries
-  std::vector<std::string> ip_addresses;  // subjectAltName IP entries ("10.0.0.5", "::1")
+  std::vector<std::string> dns_names = {};     // subjectAltName DNS entries
+  std::vector<std::string> ip_addresses = {};  // subjectAltName IP entries ("10.0.0.5", "::1")
   CertUsage usage = CertUsage::kBoth;
   std::chrono::seconds validity = std::chrono::days(365);  // > 0, <= 100 years
   // Start of validity; by default 5 minutes before now, so a node whose clock is a
@@ -97,10 +97,11 @@ Result<void> verify_certificate(
 // join secret: "mill-join-v1.<64 hex SHA-256 of the CA's DER>.<secret>".
 inline constexpr std::string_view kJoinTokenPrefix = "mill-join-v1.";
 
-struct JoinToken {
+struct PinnedToken {
   std::string ca_fingerprint;  // 64 lower-case hex digits
-  std::string secret;          // the join secret (data_dir's join.token: 64 hex digits)
+  std::string secret;          // join token: the join secret; login token: the API token
 };
+using JoinToken = PinnedToken;
 
 // kInvalidArgument if the fingerprint is not 64 hex digits or the secret is empty or has
 // characters other than letters, digits, '-' and '_'.
@@ -111,6 +112,16 @@ Result<std::string> format_join_token(std::string_view ca_fingerprint, std::stri
 // wrong; a bare secret (the pre-CA join token) is refused with a message that says to
 // run `mill join-token` on the server. Messages never contain the secret.
 Result<JoinToken> parse_join_token(std::string_view text);
+
+// The login token: the same shape for a person's `mill` on another machine, carrying
+// the API token: "mill-login-v1.<64 hex SHA-256 of the CA's DER>.<API token>". `mill
+// login-token` on the server prints it; `mill login ADDR TOKEN` checks the server's
+// chain against the pin before it sends the token, then writes the client config.
+inline constexpr std::string_view kLoginTokenPrefix = "mill-login-v1.";
+using LoginToken = PinnedToken;
+Result<std::string> format_login_token(std::string_view ca_fingerprint, std::string_view api_token);
+// As parse_join_token, with messages that name the login token and `mill login-token`.
+Result<LoginToken> parse_login_token(std::string_view text);
 
 // The join's pin check: the certificate of `chain` (PEM certificates, as
 // net::fetch_peer_chain_pem returns them) whose ca_fingerprint is `pin`, as PEM. When

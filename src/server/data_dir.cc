@@ -93,6 +93,12 @@ Result<std::string> join_token(const DataDir& dir) {
   return crypto::format_join_token(MILL_TRY(crypto::ca_fingerprint(ca.cert_pem)), creds.join_token);
 }
 
+Result<std::string> login_token(const DataDir& dir) {
+  auto creds = MILL_TRY(load_data_dir(dir));
+  auto ca = MILL_TRY(ensure_cluster_ca(dir));
+  return crypto::format_login_token(MILL_TRY(crypto::ca_fingerprint(ca.cert_pem)), creds.api_token);
+}
+
 Result<Credentials> load_data_dir(const DataDir& dir) {
   if (!exists(dir.api_token_path())) {
     return make_error(ErrorCode::kNotFound,

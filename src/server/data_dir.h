@@ -50,6 +50,8 @@ Result<crypto::ClusterCa> ensure_cluster_ca(const DataDir& dir);
 // The join token agents join with: "mill-join-v1.<sha256 of the CA>.<join secret>"
 // (crypto::format_join_token). Makes the CA if the dir has none.
 Result<std::string> join_token(const DataDir& dir);
+// What `mill login` takes: the API token pinned to the cluster CA (crypto/cluster_ca.h).
+Result<std::string> login_token(const DataDir& dir);
 
 // Reads the credentials; kNotFound with advice when `mill init` has not run.
 Result<Credentials> load_data_dir(const DataDir& dir);

@@ -293,6 +293,13 @@ CommandResult Cluster::cli(const std::vector<std::string>& args) const {
                       {"MILL_CONFIG", dir_.file("client.toml")}});
 }
 
+CommandResult Cluster::cli_with_config(const std::vector<std::string>& args,
+                                       const std::string& config) const {
+  return run_mill_in(
+      underlay_, args,
+      {{"MILL_ADDR", ""}, {"MILL_TOKEN", ""}, {"MILL_CA", ""}, {"MILL_CONFIG", config}});
+}
+
 bool Cluster::serve_registry(const TestRegistry& registry) {
   std::string config = "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n";
   config += "storage:\n  filesystem:\n    rootdirectory: " + registry.storage_dir() + "\n";

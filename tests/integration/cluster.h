@@ -85,6 +85,10 @@ class Cluster {
 
   // `mill args...` from the underlay, pointed at the API.
   CommandResult cli(const std::vector<std::string>& args) const;
+  // `mill args...` from the underlay as on a machine of its own: no MILL_ADDR, MILL_TOKEN
+  // or MILL_CA, only the client config at `config` (what `mill login` writes).
+  CommandResult cli_with_config(const std::vector<std::string>& args,
+                                const std::string& config) const;
 
   // Serves `registry`'s images to the nodes at registry_host(): a second registry
   // process in the underlay namespace, on the same storage.

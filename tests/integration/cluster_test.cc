@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <boost/json.hpp>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -107,6 +108,54 @@ class ClusterTest : public ::testing::Test {
 };
 
 TestRegistry* ClusterTest::registry_ = nullptr;
+
+// `mill login ADDR TOKEN` points another machine's `mill` at the cluster with the one
+// string `mill login-token` prints on the server. The token pins the cluster CA: a token
+// for another CA is refused, as is a wrong API token, and neither writes anything; a
+// good one writes a client config that `mill nodes` then uses with no MILL_* settings.
+TEST_F(ClusterTest, LoginPointsAnotherMachinesMillAtTheCluster) {
+  ASSERT_NO_FATAL_FAILURE(start({.nodes = 1}));
+  auto printed = cluster_->cli({"login-token", "--data-dir", cluster_->data_dir(0)});
+  ASSERT_EQ(printed.exit_code, 0) << printed.err;
+  auto token = crypto::parse_login_token(printed.out);
+  ASSERT_TRUE(token) << printed.out;
+  EXPECT_EQ(token->secret, cluster_->token());
+  const std::string dir = "/tmp/mill-test-login-" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  const std::string config = dir + "/client.toml";
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { std::filesystem::remove_all(dir); }
+  } cleanup{dir};
+  const std::string host = cluster_->node_ip(0);  // no scheme, no port: https, :4400
+
+  auto other_ca = crypto::format_login_token(std::string(64, 'a'), token->secret);
+  auto refused = cluster_->cli_with_config({"login", host, *other_ca}, config);
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("does not match"), std::string::npos) << refused.err;
+  EXPECT_EQ(refused.err.find(token->secret), std::string::npos) << "never shows the token";
+  EXPECT_FALSE(std::filesystem::exists(config));
+
+  auto wrong = crypto::format_login_token(token->ca_fingerprint, std::string(64, 'b'));
+  auto unauthorised = cluster_->cli_with_config({"login", host, *wrong}, config);
+  EXPECT_NE(unauthorised.exit_code, 0);
+  EXPECT_NE(unauthorised.err.find("token"), std::string::npos) << unauthorised.err;
+  EXPECT_FALSE(std::filesystem::exists(config));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/cluster-ca.pem"));
+
+  auto before = cluster_->cli_with_config({"nodes"}, config);
+  EXPECT_NE(before.exit_code, 0) << "no config yet: " << before.out;
+
+  auto good = cluster_->cli_with_config({"login", host, printed.out}, config);
+  ASSERT_EQ(good.exit_code, 0) << good.err;
+  EXPECT_NE(good.out.find("Logged in to https://" + cluster_->api()), std::string::npos)
+      << good.out;
+  EXPECT_EQ(read_file_text(dir + "/cluster-ca.pem"), cluster_->ca_pem());
+  auto nodes = cluster_->cli_with_config({"nodes"}, config);
+  ASSERT_EQ(nodes.exit_code, 0) << nodes.err;
+  EXPECT_NE(nodes.out.find(cluster_->node_id(0)), std::string::npos) << nodes.out;
+  EXPECT_NE(nodes.out.find("ready"), std::string::npos) << nodes.out;
+}
 
 TEST_F(ClusterTest, EveryNodeJoinsAndAServicesReplicasSpreadOnePerNode) {
   ASSERT_NO_FATAL_FAILURE(start({.nodes = 4, .start = 3}));

@@ -527,6 +527,31 @@ TEST(JoinToken, FormatChecksItsInputs) {
                "the secret may hold only");
 }
 
+// The login token has the join token's shape and checks, its own prefix and words: a
+// join token is not a login token (nor the other way round), and a bare API token says
+// to run `mill login-token`.
+TEST(LoginToken, RoundTripsAndIsNotAJoinToken) {
+  auto token = format_login_token(kFingerprint, kSecret);
+  ASSERT_TRUE(token) << token.error().to_string();
+  EXPECT_EQ(*token, "mill-login-v1." + kFingerprint + "." + kSecret);
+  auto parsed = parse_login_token(*token + "\n");
+  ASSERT_TRUE(parsed) << parsed.error().to_string();
+  EXPECT_EQ(parsed->ca_fingerprint, kFingerprint);
+  EXPECT_EQ(parsed->secret, kSecret);
+
+  expect_error(parse_join_token(*token), ErrorCode::kInvalidArgument, "not a Mill join token");
+  expect_error(parse_login_token(*format_join_token(kFingerprint, kSecret)),
+               ErrorCode::kInvalidArgument, "not a Mill login token");
+  auto bare = parse_login_token(kSecret);
+  expect_error(bare, ErrorCode::kInvalidArgument, "bare API token");
+  EXPECT_NE(bare.error().message.find("`mill login-token` on the server"), std::string::npos)
+      << bare.error().message;
+  EXPECT_EQ(bare.error().message.find(kSecret), std::string::npos) << "never shows the token";
+  expect_error(parse_login_token("mill-login-v2." + kFingerprint + "." + kSecret),
+               ErrorCode::kInvalidArgument, "unsupported login token version");
+  expect_error(parse_login_token(""), ErrorCode::kInvalidArgument, "the login token is empty");
+}
+
 // --- the join's pin check ---
 
 TEST(PinnedCa, FindsThePinnedCaAnywhereInTheChain) {
