@@ -149,8 +149,7 @@ TEST_F(ClusterTest, LoginPointsAnotherMachinesMillAtTheCluster) {
 
   auto good = cluster_->cli_with_config({"login", host, printed.out}, config);
   ASSERT_EQ(good.exit_code, 0) << good.err;
-  EXPECT_NE(good.out.find("Logged in to https://" + host + ":4400"), std::string::npos)
-      << good.out;
+  EXPECT_NE(good.out.find("Logged in to https://" + host + ":4400"), std::string::npos) << good.out;
   EXPECT_EQ(read_file_text(dir + "/cluster-ca.pem"), cluster_->ca_pem());
   auto nodes = cluster_->cli_with_config({"nodes"}, config);
   ASSERT_EQ(nodes.exit_code, 0) << nodes.err;
