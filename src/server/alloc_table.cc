@@ -114,6 +114,15 @@ std::vector<std::string> AllocTable::live_groups(std::string_view kind) const {
   return {out.begin(), out.end()};
 }
 
+std::vector<TaskView> AllocTable::live_on(const std::string& node) const {
+  std::vector<TaskView> out;
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, v] : views_) {
+    if (v.alloc.node == node && !ended(v)) out.push_back(v);
+  }
+  return out;
+}
+
 std::map<std::string, int> AllocTable::live_per_node() const {
   std::map<std::string, int> out;
   std::lock_guard lock(mutex_);

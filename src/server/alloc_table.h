@@ -84,6 +84,8 @@ class AllocTable {
   // The groups of `kind` with at least one allocation that has not ended.
   std::vector<std::string> live_groups(std::string_view kind) const;
   // Allocations that have not ended, per node id.
+  // The allocations on `node` that have not ended, in id order.
+  std::vector<TaskView> live_on(const std::string& node) const;
   std::map<std::string, int> live_per_node() const;
   // Ended allocations whose end is `retention` or more before `now`.
   std::vector<std::string> expired(SystemTime now, std::chrono::milliseconds retention) const;

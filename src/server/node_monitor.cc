@@ -66,8 +66,7 @@ void NodeMonitor::check() {
     if (first) log::warn(reason);
     // Looked at every time, not only the first: a placement that raced the node's
     // end, or a store write that failed, is dealt with at the next look.
-    for (const auto& v : tasks_.allocations_for(node.id).allocations) {
-      if (ended(v)) continue;
+    for (const auto& v : tasks_.live_on(node.id)) {
       auto lost = tasks_.lose(v.alloc.id, reason);
       if (!lost) log::warn("node monitor: " + v.alloc.id + ": " + lost.error().message);
     }
@@ -94,11 +93,7 @@ void NodeMonitor::check() {
 }
 
 std::vector<TaskView> NodeMonitor::left_on(const std::string& node) const {
-  std::vector<TaskView> out;
-  for (auto& v : tasks_.allocations_for(node).allocations) {
-    if (!ended(v)) out.push_back(std::move(v));
-  }
-  return out;
+  return tasks_.live_on(node);
 }
 
 Result<model::Node> NodeMonitor::drain(const std::string& id, std::chrono::milliseconds deadline) {

@@ -106,6 +106,7 @@ class TaskManager {
   }
   // Allocations (services' and tasks') that have not ended, per node id.
   std::map<std::string, int> live_per_node() const { return table_.live_per_node(); }
+  std::vector<TaskView> live_on(const std::string& node) const { return table_.live_on(node); }
   // `listener` runs after every change of an allocation and every pull answer (on the
   // thread that made it; must not block): a deploy waits on it.
   void on_change(std::function<void()> listener) { waiters_.subscribe(std::move(listener)); }

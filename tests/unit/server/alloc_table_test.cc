@@ -106,5 +106,24 @@ TEST_F(AllocTableTest, OnlyStoredChangesMoveTheBlockingQuery) {
   EXPECT_EQ(table.get("task-abcd")->status(), model::AllocStatus::kHealthy);
 }
 
+// What a node still runs (node listing, the node monitor, drain and removal): only that
+// node's allocations, and only until they end.
+TEST_F(AllocTableTest, LiveOnANodeIsWhatHasNotEndedThere) {
+  model::Allocation other;
+  other.id = "task-efgh";
+  other.kind = std::string(model::kKindTask);
+  other.node = "node-2";
+  table.apply_placed(other, 3);
+  table.apply_state(state(model::AllocStatus::kRunning), 4);
+  auto live = table.live_on("node-1");
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(live[0].alloc.id, "task-abcd");
+  EXPECT_TRUE(table.live_on("node-3").empty());
+  auto exited = state(model::AllocStatus::kExited);
+  table.apply_state(exited, 5);
+  EXPECT_TRUE(table.live_on("node-1").empty());
+  EXPECT_EQ(table.live_on("node-2").size(), 1u);
+}
+
 }  // namespace
 }  // namespace mill::server
