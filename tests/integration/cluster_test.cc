@@ -31,21 +31,15 @@ using namespace std::chrono_literals;
 
 class ClusterTest : public ::testing::Test {
  protected:
-  static void TearDownTestSuite() {
-    delete registry_;
-    registry_ = nullptr;
-  }
+  static void TearDownTestSuite() { registry_.stop(); }
 
-  // The registry starts with the first test that needs it, from SetUp (a failure in
-  // SetUpTestSuite would make gtest skip the suite, and a skip is not a failure).
   static void start_registry() {
-    if (registry_) return;
-    auto registry = std::make_unique<TestRegistry>();
-    ASSERT_TRUE(registry->ok());
-    ASSERT_TRUE(registry->push("probe", "v1",
-                               probe_image(MILL_PROBE_PATH, {"VERSION=1"}, LayerCompression::kZstd,
-                                           /*probe_as_cmd=*/true)));
-    registry_ = registry.release();
+    registry_.start([] {
+      return std::vector<SuiteRegistry::Image>{
+          {"probe", "v1",
+           probe_image(MILL_PROBE_PATH, {"VERSION=1"}, LayerCompression::kZstd,
+                       /*probe_as_cmd=*/true)}};
+    });
   }
 
   void start(ClusterOptions options = {}) {
@@ -103,11 +97,11 @@ class ClusterTest : public ::testing::Test {
     return -1;
   }
 
-  static TestRegistry* registry_;
+  static SuiteRegistry registry_;
   std::unique_ptr<Cluster> cluster_;
 };
 
-TestRegistry* ClusterTest::registry_ = nullptr;
+SuiteRegistry ClusterTest::registry_;
 
 // `mill login ADDR TOKEN` points another machine's `mill` at the cluster with the one
 // string `mill login-token` prints on the server. The token pins the cluster CA: a token

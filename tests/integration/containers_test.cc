@@ -36,24 +36,18 @@ TestImage probe_image() { return testing::probe_image(MILL_PROBE_PATH, {"FROM_IM
 
 class Containers : public ::testing::Test {
  protected:
-  static void TearDownTestSuite() {
-    delete registry_;
-    registry_ = nullptr;
-  }
+  static void TearDownTestSuite() { registry_.stop(); }
 
-  // Started by the first test that needs it, from SetUp, so that a registry that does
-  // not come up fails that test instead of turning the suite into skips.
+  // probe:cmd has the probe as the image's cmd (not its entrypoint): a command
+  // replaces it whole.
   static void start_registry() {
-    if (registry_) return;
-    auto registry = std::make_unique<TestRegistry>();
-    ASSERT_TRUE(registry->ok());
-    ASSERT_TRUE(registry->push("probe", "v1", probe_image()));
-    // The probe as the image's cmd (not its entrypoint): a command replaces it whole.
-    ASSERT_TRUE(registry->push(
-        "probe", "cmd",
-        testing::probe_image(MILL_PROBE_PATH, {"FROM_IMAGE=yes"}, LayerCompression::kZstd,
-                             /*probe_as_cmd=*/true)));
-    registry_ = registry.release();
+    registry_.start([] {
+      return std::vector<SuiteRegistry::Image>{
+          {"probe", "v1", probe_image()},
+          {"probe", "cmd",
+           testing::probe_image(MILL_PROBE_PATH, {"FROM_IMAGE=yes"}, LayerCompression::kZstd,
+                                /*probe_as_cmd=*/true)}};
+    });
   }
 
   void SetUp() override {
@@ -159,7 +153,7 @@ class Containers : public ::testing::Test {
 
   static std::string id_of(const json::object& t) { return std::string(t.at("id").as_string()); }
 
-  static TestRegistry* registry_;
+  static SuiteRegistry registry_;
   TempDir dir_;
   std::unique_ptr<OnCrash> crash_cleanup_;  // a crash still cleans up the node
   ClusterLease lease_;
@@ -167,7 +161,7 @@ class Containers : public ::testing::Test {
   std::unique_ptr<MillServer> server_;
 };
 
-TestRegistry* Containers::registry_ = nullptr;
+SuiteRegistry Containers::registry_;
 
 TEST_F(Containers, InlineTaskRunsIsolatedAsAskedAndAnswersAtItsAddress) {
   auto t = spawn(R"({"image":")" + registry_->host() +

@@ -39,27 +39,19 @@ struct Event {
 
 class Deploy : public ::testing::Test {
  protected:
-  static void TearDownTestSuite() {
-    delete registry_;
-    registry_ = nullptr;
-  }
+  static void TearDownTestSuite() { registry_.stop(); }
 
-  // The registry starts with the first test that needs it, from SetUp: one that does
-  // not come up fails that test. (A failure in SetUpTestSuite would make gtest skip the
-  // whole suite, and a skip is not a failure.)
+  // The probe as the image's cmd, so a service's `command` can replace it; v2 is
+  // another config on the same layer: a rollout that pulls.
   static void start_registry() {
-    if (registry_) return;
-    auto registry = std::make_unique<TestRegistry>();
-    ASSERT_TRUE(registry->ok());
-    // The probe as the image's cmd, so a service's `command` can replace it.
-    ASSERT_TRUE(registry->push("probe", "v1",
-                               probe_image(MILL_PROBE_PATH, {"VERSION=1"}, LayerCompression::kZstd,
-                                           /*probe_as_cmd=*/true)));
-    // A second version (another config; the same layer): a rollout that pulls.
-    ASSERT_TRUE(registry->push("probe", "v2",
-                               probe_image(MILL_PROBE_PATH, {"VERSION=2"}, LayerCompression::kZstd,
-                                           /*probe_as_cmd=*/true)));
-    registry_ = registry.release();
+    registry_.start([] {
+      auto version = [](const char* env) {
+        return probe_image(MILL_PROBE_PATH, {env}, LayerCompression::kZstd,
+                           /*probe_as_cmd=*/true);
+      };
+      return std::vector<SuiteRegistry::Image>{{"probe", "v1", version("VERSION=1")},
+                                               {"probe", "v2", version("VERSION=2")}};
+    });
   }
 
   void SetUp() override {
@@ -256,7 +248,7 @@ class Deploy : public ::testing::Test {
     return true;
   }
 
-  static TestRegistry* registry_;
+  static SuiteRegistry registry_;
   uint16_t proxy_port_ = 0;  // the node's ingress proxy (HTTP), on loopback
   TempDir dir_;
   std::unique_ptr<OnCrash> crash_cleanup_;  // a crash still cleans up the node
@@ -265,6 +257,6 @@ class Deploy : public ::testing::Test {
   std::unique_ptr<MillServer> server_;
 };
 
-inline TestRegistry* Deploy::registry_ = nullptr;
+inline SuiteRegistry Deploy::registry_;
 
 }  // namespace mill::testing

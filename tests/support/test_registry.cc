@@ -110,6 +110,16 @@ TestRegistry::TestRegistry(TestRegistryOptions options) : options_(std::move(opt
                 << std::string((std::istreambuf_iterator<char>(log)), {});
 }
 
+void SuiteRegistry::start(const std::function<std::vector<Image>()>& images) {
+  if (registry_) return;
+  auto registry = std::make_unique<TestRegistry>();
+  ASSERT_TRUE(registry->ok());
+  for (const auto& [repo, tag, image] : images()) {
+    ASSERT_TRUE(registry->push(repo, tag, image));
+  }
+  registry_ = std::move(registry);
+}
+
 TestRegistry::~TestRegistry() {
   if (pid_ > 0) {
     ::kill(pid_, SIGKILL);

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -73,6 +74,28 @@ class TestRegistry {
   uint16_t port_ = 0;
   pid_t pid_ = -1;
   bool ready_ = false;
+};
+
+// A registry one test suite shares, started by the first test that needs it, from its
+// SetUp: `ASSERT_NO_FATAL_FAILURE(registry_.start(images))`. A registry that does not
+// come up, or an image that does not push, fails that test (a failure in
+// SetUpTestSuite would make gtest skip the whole suite, and a skip is not a failure).
+// The suite's TearDownTestSuite calls stop().
+class SuiteRegistry {
+ public:
+  struct Image {
+    std::string repo;
+    std::string tag;
+    TestImage image;
+  };
+  // `images` is called only when the registry starts.
+  void start(const std::function<std::vector<Image>()>& images);
+  void stop() { registry_.reset(); }
+  TestRegistry& operator*() const { return *registry_; }
+  TestRegistry* operator->() const { return registry_.get(); }
+
+ private:
+  std::unique_ptr<TestRegistry> registry_;
 };
 
 class CountingProxy {
