@@ -111,7 +111,11 @@ Result<std::unique_ptr<ApiForwarder>> ApiForwarder::start(ApiForwarderOptions op
       if (!s) return;
       {
         std::lock_guard lock(s->mutex);
-        if (s->stopping) return writer->respond(net::HttpResponse{.status = 503});
+        if (s->stopping) {
+          net::HttpResponse stopping;
+          stopping.status = 503;
+          return writer->respond(std::move(stopping));
+        }
         ++s->in_flight;
       }
       std::thread([s, req, writer] {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
 #include <filesystem>
@@ -183,6 +184,20 @@ TEST_F(ClusterTest, EveryNodeJoinsAndAServicesReplicasSpreadOnePerNode) {
     EXPECT_EQ(log.status, 200) << node << ": " << log.body;
     EXPECT_NE(log.body.find("data: "), std::string::npos) << node << ": " << log.body;
   }
+  // The service's log is every replica's, from all three nodes, merged in time order.
+  auto merged = cluster_->call("GET", "/v1/logs/web");
+  EXPECT_EQ(merged.status, 200) << merged.body;
+  std::vector<std::string> times;
+  for (const auto& [id, node] : allocs) {
+    EXPECT_NE(merged.body.find(R"("alloc":")" + id + "\""), std::string::npos)
+        << id << " on " << node << " is missing:\n"
+        << merged.body;
+  }
+  for (size_t at = merged.body.find(R"("ts":")"); at != std::string::npos;
+       at = merged.body.find(R"("ts":")", at + 1)) {
+    times.push_back(merged.body.substr(at + 6, 24));
+  }
+  EXPECT_TRUE(std::is_sorted(times.begin(), times.end())) << merged.body;
 
   // A fourth machine joining changes nothing that runs.
   ASSERT_TRUE(cluster_->join(3));
