@@ -13,21 +13,22 @@ namespace {
 
 // The durable part of a node: identity, address, capacity, drain flag.
 std::string encode_record(const model::Node& n) {
-  json::object o{{"id", n.id},
-                 {"name", n.name},
-                 {"address", n.address},
-                 {"cpu_total", n.resources.cpu_total},
-                 {"memory_total", n.resources.memory_total},
-                 {"version", n.version},
-                 {"draining", n.draining},
-                 {"drain_deadline",
-                  n.drain_deadline ? json::value(std::chrono::duration_cast<std::chrono::seconds>(
-                                                     n.drain_deadline->time_since_epoch())
-                                                     .count())
-                                   : json::value(nullptr)},
-                 {"registered_at", std::chrono::duration_cast<std::chrono::seconds>(
-                                       n.registered_at.time_since_epoch())
-                                       .count()}};
+  json::object o{
+      {"id", n.id},
+      {"name", n.name},
+      {"address", n.address},
+      {"cpu_total", n.resources.cpu_total},
+      {"memory_total", n.resources.memory_total},
+      {"version", n.version},
+      {"draining", n.draining},
+      // Whole seconds, rounded up: tasks get at least the deadline asked for.
+      {"drain_deadline", n.drain_deadline ? json::value(std::chrono::ceil<std::chrono::seconds>(
+                                                            n.drain_deadline->time_since_epoch())
+                                                            .count())
+                                          : json::value(nullptr)},
+      {"registered_at",
+       std::chrono::duration_cast<std::chrono::seconds>(n.registered_at.time_since_epoch())
+           .count()}};
   return model::serialize(o);
 }
 

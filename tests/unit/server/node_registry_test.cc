@@ -79,6 +79,21 @@ TEST(NodeRegistry, ShowsTimeSinceHeartbeatAndTheAgentsVersion) {
   EXPECT_EQ(restarted.get("node-1")->version, "0.2.0");
 }
 
+// The drain deadline is kept in whole seconds, rounded up: a task is never killed before
+// the deadline it was given (6.5 s from now is not cut to 6).
+TEST(NodeRegistry, ADrainDeadlineIsNeverCutShort) {
+  store::MemoryStore store;
+  ManualClock clock;
+  NodeRegistry reg(store, clock, std::chrono::seconds(15));
+  ASSERT_TRUE(reg.register_node({"", "alpha", "10.0.0.1", resources(1, 1)}));
+  SystemTime asked = clock.now() + std::chrono::milliseconds(6500);
+  ASSERT_TRUE(reg.set_drain("node-1", asked, true));
+  auto node = *reg.get("node-1");
+  ASSERT_TRUE(node.drain_deadline.has_value());
+  EXPECT_GE(*node.drain_deadline, asked);
+  EXPECT_LT(*node.drain_deadline, asked + std::chrono::seconds(1));
+}
+
 TEST(NodeRegistry, UnknownNodeHeartbeatIsNotFound) {
   store::MemoryStore store;
   ManualClock clock;
