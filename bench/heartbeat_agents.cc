@@ -3,9 +3,10 @@
 // at the interval the server answered with (2 s by default), with the exact bodies of
 // the node protocol's codec (model/node_protocol.h) and, like the real agent
 // (agent/node_client.cc), one connection per call (net::http_request) and the join
-// secret as the bearer token. Nothing else: no allocations or requests long polls, no
-// status reports (a real agent with nothing to run also holds those two long polls
-// open, re-asked every wait; they are not simulated here).
+// secret as the bearer token (over HTTPS with --ca-file and an https:// address; a real
+// agent there presents its node certificate instead, which the server also verifies). Nothing else:
+// no allocations or requests long polls, no status reports (a real agent with nothing to run also
+// holds those two long polls open, re-asked every wait; they are not simulated here).
 //
 // The agents are spread evenly over the interval (agent i heartbeats at i/N of it), one
 // thread sends them all in turn (each is one small request on loopback).
@@ -13,6 +14,7 @@
 //   mill_heartbeat_agents --address 127.0.0.1:PORT --join-token-file DATA/join.token
 //                         [--agents 50] [--duration 0 (until SIGTERM/SIGINT)]
 //                         [--interval-ms 0 (the server's)]
+//                         [--ca-file DATA/ca.pem, with an https:// address]
 // Prints "registered N agents: node-A..node-B, heartbeat every X ms" once registered,
 // and at the end one line starting with "RESULT " (heartbeats, errors, latency).
 
@@ -26,6 +28,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,12 +51,14 @@ struct Options {
   int agents = 50;
   int duration_s = 0;
   int interval_ms = 0;
+  std::string ca_file;  // HTTPS (an https:// address): the cluster CA to trust
+  std::string ca_pem;   // its contents: pinned in memory as the agent does (no system CAs)
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "%s\nusage: mill_heartbeat_agents --address HOST:PORT --join-token-file FILE "
-               "[--agents N] [--duration S] [--interval-ms MS]\n",
+               "[--agents N] [--duration S] [--interval-ms MS] [--ca-file CA.pem]\n",
                why);
   std::exit(2);
 }
@@ -74,6 +79,8 @@ Options parse(int argc, char** argv) {
       o.duration_s = std::atoi(value.c_str());
     } else if (arg == "--interval-ms") {
       o.interval_ms = std::atoi(value.c_str());
+    } else if (arg == "--ca-file") {
+      o.ca_file = value;
     } else {
       usage(("unknown option " + arg).c_str());
     }
@@ -89,6 +96,7 @@ int post(const Options& o, const std::string& token, const std::string& path,
          const std::string& body, std::string* answer) {
   auto req = mill::net::json_request("POST", path, body, std::chrono::seconds(10));
   req.headers.push_back({"Authorization", "Bearer " + token});
+  req.ca_pem = o.ca_pem;
   auto res = mill::net::http_request(o.address, req);
   if (!res) {
     if (answer) *answer = res.error().message;
@@ -118,6 +126,11 @@ int main(int argc, char** argv) {
     std::getline(in, token);
   }
   if (token.empty()) usage("empty join token file");
+  if (!o.ca_file.empty()) {
+    std::ifstream in(o.ca_file);
+    o.ca_pem.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (o.ca_pem.empty()) usage("empty CA file");
+  }
 
   // What a 2-core, 4 GiB machine would say; the control plane only stores it.
   mill::model::Resources resources{2.0, 1.9, 4ll << 30, 3ll << 30};

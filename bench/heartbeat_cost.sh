@@ -10,6 +10,14 @@
 # % of one core, the RSS delta and the ratio to the idle window.
 #
 #   bench/heartbeat_cost.sh                 (no root needed)
+#   TLS=1 bench/heartbeat_cost.sh           (root: HTTPS, as agents on other machines use)
+#
+# TLS=1: the API is HTTPS only when it listens beyond loopback, so the server listens on
+# 0.0.0.0:0 inside a network namespace of the bench's own that has nothing but `lo`
+# (mhb<hex>, removed at the end), and the agents, in the same namespace, dial
+# https://127.0.0.1:PORT trusting the cluster CA: every heartbeat then pays a TLS
+# handshake, as a real agent's does (one connection per call). They present the join
+# secret, not a node certificate, so the server verifies no client certificate here.
 #
 # Env: MILL=path/to/mill (default build/release/src/mill, else build/dev/src/mill);
 #      AGENTS_BIN (default: bench/mill_heartbeat_agents of the same build);
@@ -31,6 +39,7 @@ agents=${AGENTS:-50}
 window=${WINDOW:-60}
 settle=${SETTLE:-5}
 interval_ms=${INTERVAL_MS:-0}
+tls=${TLS:-0}
 for f in "$mill" "$agents_bin"; do
   [[ -x $f ]] || { echo "not built: $f (MILL, AGENTS_BIN)" >&2; exit 2; }
 done
@@ -40,6 +49,8 @@ hz=$(getconf CLK_TCK)
 tmp=$(mktemp -d /tmp/mill-hbbench-XXXXXX)
 server_pid=
 agents_pid=
+netns=
+in_ns=()
 stop() {  # pid: SIGTERM, up to 5 s, then SIGKILL
   local pid=$1
   [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
@@ -51,25 +62,38 @@ stop() {  # pid: SIGTERM, up to 5 s, then SIGKILL
 cleanup() {
   stop "$agents_pid"
   stop "$server_pid"
+  [[ -n $netns ]] && ip netns del "$netns" 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+listen=127.0.0.1:0
+scheme=http
+if [[ $tls == 1 ]]; then
+  [[ $(id -u) == 0 ]] || { echo "TLS=1 needs root (a network namespace)" >&2; exit 2; }
+  netns=mhb$(od -An -N2 -tx2 /dev/urandom | tr -d ' ')
+  ip netns add "$netns"
+  ip -n "$netns" link set lo up
+  in_ns=(ip netns exec "$netns")
+  listen=0.0.0.0:0
+  scheme=https
+fi
 MILL_CONFIG=$tmp/client.toml "$mill" init --data-dir "$tmp/data" >/dev/null
-"$mill" server --data-dir "$tmp/data" --listen 127.0.0.1:0 --no-agent --quiet \
+"${in_ns[@]}" "$mill" server --data-dir "$tmp/data" --listen "$listen" --no-agent --quiet \
   >"$tmp/server.log" 2>&1 &
 server_pid=$!
 address=
 for _ in $(seq 200); do
   kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/server.log" >&2; echo "server exited" >&2; exit 2; }
-  address=$(sed -n 's|.*API listening on http://\([0-9.:]*\).*|\1|p' "$tmp/server.log" | head -1)
+  address=$(sed -n "s|.*API listening on $scheme://\([0-9.:]*\).*|\1|p" "$tmp/server.log" | head -1)
   [[ -n $address ]] && break
   sleep 0.1
 done
 [[ -n $address ]] || { cat "$tmp/server.log" >&2; echo "server did not come up" >&2; exit 2; }
+address=${address/#0.0.0.0:/127.0.0.1:}
 
-echo "== $("$mill" --version 2>/dev/null || echo mill) ($mill), control plane only (--no-agent) at $address, pid $server_pid"
+echo "== $("$mill" --version 2>/dev/null || echo mill) ($mill), control plane only (--no-agent) at $scheme://$address${netns:+ (in netns $netns)}, pid $server_pid"
 echo "== $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
 cpu_ticks() {  # utime + stime of pid (fields 14, 15; after the ")" of comm: 12, 13)
@@ -106,8 +130,8 @@ sleep "$settle"
 measure idle
 
 echo "== $agents agents: $agents_bin --agents $agents --interval-ms $interval_ms"
-"$agents_bin" --address "$address" --join-token-file "$tmp/data/join.token" --agents "$agents" \
-  --interval-ms "$interval_ms" >"$tmp/agents.out" 2>"$tmp/agents.err" &
+"${in_ns[@]}" "$agents_bin" --address "$scheme://$address" --join-token-file "$tmp/data/join.token" \
+  --agents "$agents" --interval-ms "$interval_ms" ${netns:+--ca-file "$tmp/data/ca.pem"} >"$tmp/agents.out" 2>"$tmp/agents.err" &
 agents_pid=$!
 for _ in $(seq 300); do
   grep -qs '^registered' "$tmp/agents.out" && break
@@ -119,7 +143,8 @@ echo "   $(head -1 "$tmp/agents.out")"
 interval_ms=$(sed -n 's/.*heartbeat every \([0-9]*\) ms.*/\1/p' "$tmp/agents.out")
 sleep "$settle"
 measure busy
-ready=$(curl -sf -H "Authorization: Bearer $(cat "$tmp/data/api.token")" "http://$address/v1/nodes" |
+ready=$("${in_ns[@]}" curl -sf --cacert "$tmp/data/ca.pem" -H "Authorization: Bearer $(cat "$tmp/data/api.token")" \
+  "$scheme://$address/v1/nodes" |
   grep -oE '"status": ?"ready"' | wc -l) || ready=0
 stop "$agents_pid"
 agents_pid=
