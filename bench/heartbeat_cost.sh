@@ -51,6 +51,14 @@ server_pid=
 agents_pid=
 netns=
 in_ns=()
+sleep_pid=
+# A sleep that a signal interrupts (a trap waits for a foreground sleep to end).
+pause() {
+  sleep "$1" &
+  sleep_pid=$!
+  wait "$sleep_pid"
+  sleep_pid=
+}
 stop() {  # pid: SIGTERM, up to 5 s, then SIGKILL
   local pid=$1
   [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
@@ -60,6 +68,7 @@ stop() {  # pid: SIGTERM, up to 5 s, then SIGKILL
   wait "$pid" 2>/dev/null || true
 }
 cleanup() {
+  [[ -n $sleep_pid ]] && kill "$sleep_pid" 2>/dev/null
   stop "$agents_pid"
   stop "$server_pid"
   [[ -n $netns ]] && ip netns del "$netns" 2>/dev/null
@@ -110,7 +119,7 @@ measure() {
   [[ -n $agents_pid ]] && a0=$(cpu_ticks "$agents_pid")
   t0=$(date +%s.%N)
   echo "   window '$name': ${window} s from $(date -u +%H:%M:%S), load $(load)"
-  sleep "$window"
+  pause "$window"
   c1=$(cpu_ticks "$server_pid")
   [[ -n $agents_pid ]] && a1=$(cpu_ticks "$agents_pid")
   t1=$(date +%s.%N)
@@ -126,7 +135,7 @@ measure() {
 }
 
 echo "== no agent: settle ${settle} s, then measure"
-sleep "$settle"
+pause "$settle"
 measure idle
 
 echo "== $agents agents: $agents_bin --agents $agents --interval-ms $interval_ms"
@@ -141,7 +150,7 @@ done
 grep -q '^registered' "$tmp/agents.out" || { cat "$tmp/agents.err" >&2; echo "agents did not register" >&2; exit 2; }
 echo "   $(head -1 "$tmp/agents.out")"
 interval_ms=$(sed -n 's/.*heartbeat every \([0-9]*\) ms.*/\1/p' "$tmp/agents.out")
-sleep "$settle"
+pause "$settle"
 measure busy
 ready=$("${in_ns[@]}" curl -sf --cacert "$tmp/data/ca.pem" -H "Authorization: Bearer $(cat "$tmp/data/api.token")" \
   "$scheme://$address/v1/nodes" |
