@@ -56,18 +56,30 @@ net::HttpResponse node_response(const ApiContext& ctx, Result<model::Node> node)
   return json_response(200, model::to_json(one[0]));
 }
 
-// A drain's body: empty, or {"deadline": "1h"} (how long its tasks may still run).
-Result<std::chrono::milliseconds> drain_deadline(const std::string& body) {
+// A drain's body: empty, or {"deadline": "1h", "force": true}: how long its tasks may
+// still run; whether to drain even when its services cannot all move.
+struct DrainBody {
   std::chrono::milliseconds deadline = std::chrono::hours(1);
-  if (body.empty()) return deadline;
-  auto o = MILL_TRY(model::parse_object(body, {"deadline"}));
+  bool force = false;
+};
+Result<DrainBody> drain_body(const std::string& body) {
+  DrainBody out;
+  if (body.empty()) return out;
+  auto o = MILL_TRY(model::parse_object(body, {"deadline", "force"}));
+  if (const auto* f = o.if_contains("force")) {
+    if (!f->is_bool()) {
+      return make_error(ErrorCode::kInvalidArgument, "'force' must be true or false");
+    }
+    out.force = f->as_bool();
+  }
   std::string text = MILL_TRY(model::get_string(o, "deadline", false));
-  if (text.empty()) return deadline;
+  if (text.empty()) return out;
   auto parsed = model::parse_duration(text);
   if (!parsed) {
     return make_error(ErrorCode::kInvalidArgument, "'deadline': " + parsed.error().message);
   }
-  return *parsed;
+  out.deadline = *parsed;
+  return out;
 }
 
 // A service in the overview: its name, image and replicas, without the allocations
@@ -88,9 +100,10 @@ json::array service_summaries(const ApiContext& ctx) {
 void add_cluster_routes(Router& router, const ApiContext& ctx) {
   router.add("POST", "/v1/nodes/:id/drain", [&ctx](const net::HttpRequest& req, const Params& p) {
     if (!ctx.node_monitor) return error_response(503, "this server does not manage nodes");
-    auto deadline = drain_deadline(req.body);
-    if (!deadline) return error_response(deadline.error());
-    return node_response(ctx, ctx.node_monitor->drain(p.find("id")->second, *deadline));
+    auto body = drain_body(req.body);
+    if (!body) return error_response(body.error());
+    return node_response(
+        ctx, ctx.node_monitor->drain(p.find("id")->second, body->deadline, body->force));
   });
 
   router.add("DELETE", "/v1/nodes/:id/drain", [&ctx](const net::HttpRequest&, const Params& p) {

@@ -24,6 +24,7 @@ struct DrainOptions {
   std::string deadline;
   bool undo = false;
   bool detach = false;
+  bool force = false;
 };
 
 // "2 services, 1 task left" from a node's JSON.
@@ -50,8 +51,10 @@ int run_drain(const DrainOptions& o) {
     std::cout << o.node << " takes new allocations again\n";
     return 0;
   }
-  std::string body;
-  if (!o.deadline.empty()) body = model::serialize(json::object{{"deadline", o.deadline}});
+  json::object request;
+  if (!o.deadline.empty()) request["deadline"] = o.deadline;
+  if (o.force) request["force"] = true;
+  std::string body = request.empty() ? "" : model::serialize(request);
   auto started = call_api_json(config, "POST", target, body);
   if (!started) return fail(started.error().message);
   std::cout << o.node << " is draining: it takes no new allocations\n";
@@ -90,6 +93,9 @@ void add_drain_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--deadline", opts->deadline, "How long its tasks may still run (default 1h)");
   cmd->add_flag("--undo", opts->undo, "Make the node take new allocations again");
   cmd->add_flag("--detach", opts->detach, "Start the drain and return at once");
+  cmd->add_flag("--force", opts->force,
+                "Drain even when services cannot all move: what cannot is stopped at the "
+                "deadline");
   cmd->callback([opts, &exit_code] { exit_code = run_drain(*opts); });
 
   auto node_id = std::make_shared<std::string>();

@@ -255,6 +255,7 @@ json::object to_json(const Node& node) {
   if (node.draining) {
     json::object drain{{"services", node.drain_services}, {"tasks", node.drain_tasks}};
     if (node.drain_deadline) drain["deadline"] = format_rfc3339(*node.drain_deadline);
+    if (node.drain_force) drain["force"] = true;
     o["drain"] = std::move(drain);
   }
   return o;

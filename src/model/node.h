@@ -39,6 +39,8 @@ struct Node {
   bool draining = false;  // persisted; status shows kDraining while set
   // A drain's deadline for the node's tasks (then they are killed); persisted.
   std::optional<SystemTime> drain_deadline;
+  // A forced drain (persisted): what cannot move is stopped at the deadline too.
+  bool drain_force = false;
   // While draining: what is left on it (filled in by who lists nodes).
   int drain_services = 0;
   int drain_tasks = 0;

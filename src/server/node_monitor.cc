@@ -81,9 +81,10 @@ void NodeMonitor::check() {
     draining.insert(node.id);
     if (!node.drain_deadline || now < *node.drain_deadline) continue;
     for (const auto& v : left_on(node.id)) {
-      if (v.alloc.kind != model::kKindTask || v.alloc.desired != model::DesiredState::kRun)
-        continue;
-      log::info("drain: " + node.id + ": the deadline passed; stopping task " + v.alloc.id);
+      if (v.alloc.desired != model::DesiredState::kRun) continue;
+      if (v.alloc.kind != model::kKindTask && !node.drain_force) continue;
+      log::info("drain: " + node.id + ": the deadline passed; stopping " + v.alloc.kind + " " +
+                v.alloc.id);
       if (auto killed = tasks_.kill(v.alloc.id); !killed) {
         log::warn("drain: stopping " + v.alloc.id + ": " + killed.error().message);
       }
@@ -96,10 +97,14 @@ std::vector<TaskView> NodeMonitor::left_on(const std::string& node) const {
   return tasks_.live_on(node);
 }
 
-Result<model::Node> NodeMonitor::drain(const std::string& id, std::chrono::milliseconds deadline) {
+Result<model::Node> NodeMonitor::drain(const std::string& id, std::chrono::milliseconds deadline,
+                                       bool force) {
   auto before = MILL_TRY(nodes_.get(id));
-  auto node = MILL_TRY(nodes_.set_drain(id, clock_.now() + deadline, true));
-  if (before.draining) return node;
+  auto node = MILL_TRY(nodes_.set_drain(id, clock_.now() + deadline, true, force));
+  if (before.draining || force) {
+    wake_.notify_all();
+    return node;
+  }
   // Every service replacement must fit on the other nodes, all of them, before
   // anything moves: a drain that cannot finish stops nothing.
   std::map<std::string, int> per_service;
@@ -114,11 +119,11 @@ Result<model::Node> NodeMonitor::drain(const std::string& id, std::chrono::milli
         tasks_.check_fit(model::kKindService, name, alloc_spec(it->second, config.volumes), count);
     if (!fits) {
       (void)nodes_.set_drain(id, std::nullopt, false);
-      return make_error(ErrorCode::kConflict, "cannot drain " + id + ": service " + name + "'s " +
-                                                  std::to_string(count) +
-                                                  " replacement(s) do not fit on the other "
-                                                  "nodes: " +
-                                                  fits.error().message);
+      return make_error(ErrorCode::kConflict,
+                        "cannot drain " + id + ": service " + name + "'s " + std::to_string(count) +
+                            " replacement(s) do not fit on the other "
+                            "nodes: " +
+                            fits.error().message + " (a forced drain stops them at the deadline)");
     }
   }
   log::info("drain: " + id + " is draining; its tasks may run until " +

@@ -13,7 +13,8 @@
 //
 // It also carries drains through (POST /v1/nodes/:id/drain): a draining node takes no
 // new allocations; at each look its services move off surge-first
-// (DeployManager::move_off) and, once its drain deadline passes, its tasks are killed.
+// (DeployManager::move_off) and, once its drain deadline passes, its tasks are killed
+// (a forced drain's services too: those that had no room elsewhere).
 // The node is `drained` when nothing is left on it, and only then may it be removed.
 //
 // One thread, on the Clock: it looks every `check_every`. Thread-safe.
@@ -50,8 +51,11 @@ class NodeMonitor {
 
   // Starts draining `node`; its tasks may run until now + `deadline`. Refused
   // (kConflict, with the reason, the node left as it was) when its services'
-  // replacements cannot all fit elsewhere. Draining again only moves the deadline.
-  Result<model::Node> drain(const std::string& node, std::chrono::milliseconds deadline);
+  // replacements cannot all fit elsewhere, unless `force`: then what fits moves
+  // surge-first and whatever is still on the node at the deadline is stopped, service
+  // replicas too. Draining again moves the deadline (and may force it).
+  Result<model::Node> drain(const std::string& node, std::chrono::milliseconds deadline,
+                            bool force = false);
   // Makes a draining node eligible again (what moved off stays where it is now).
   Result<model::Node> undrain(const std::string& node);
   // Forgets a node that runs nothing: kConflict naming what still runs on it.

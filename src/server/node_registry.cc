@@ -21,6 +21,7 @@ std::string encode_record(const model::Node& n) {
       {"memory_total", n.resources.memory_total},
       {"version", n.version},
       {"draining", n.draining},
+      {"drain_force", n.drain_force},
       // Whole seconds, rounded up: tasks get at least the deadline asked for.
       {"drain_deadline", n.drain_deadline ? json::value(std::chrono::ceil<std::chrono::seconds>(
                                                             n.drain_deadline->time_since_epoch())
@@ -35,7 +36,7 @@ std::string encode_record(const model::Node& n) {
 Result<model::Node> decode_record(std::string_view text) {
   auto o = MILL_TRY(
       model::parse_object(text, {"id", "name", "address", "cpu_total", "memory_total", "draining",
-                                 "drain_deadline", "registered_at", "version"}));
+                                 "drain_deadline", "registered_at", "version", "drain_force"}));
   model::Node n;
   n.id = MILL_TRY(model::get_string(o, "id", true));
   n.name = MILL_TRY(model::get_string(o, "name", true));
@@ -43,6 +44,7 @@ Result<model::Node> decode_record(std::string_view text) {
   n.resources.cpu_total = MILL_TRY(model::get_number(o, "cpu_total", true));
   n.resources.memory_total = MILL_TRY(model::get_int(o, "memory_total", true));
   if (auto* d = o.if_contains("draining"); d && d->is_bool()) n.draining = d->as_bool();
+  if (auto* d = o.if_contains("drain_force"); d && d->is_bool()) n.drain_force = d->as_bool();
   if (auto* d = o.if_contains("drain_deadline"); d && d->is_int64()) {
     n.drain_deadline = SystemTime(std::chrono::seconds(d->as_int64()));
   }
@@ -165,7 +167,8 @@ Result<model::Node> NodeRegistry::get(const std::string& id) {
 }
 
 Result<model::Node> NodeRegistry::set_drain(const std::string& id,
-                                            std::optional<SystemTime> deadline, bool draining) {
+                                            std::optional<SystemTime> deadline, bool draining,
+                                            bool force) {
   for (int attempt = 0; attempt < 100; ++attempt) {
     std::string key = std::string(kPrefix) + id;
     auto kv = MILL_TRY(store_.get(key));
@@ -173,6 +176,7 @@ Result<model::Node> NodeRegistry::set_drain(const std::string& id,
     auto node = MILL_TRY(decode_record(kv->value));
     node.draining = draining;
     node.drain_deadline = draining ? deadline : std::nullopt;
+    node.drain_force = draining && force;
     auto put = store_.put_if(key, encode_record(node), kv->mod_revision);
     if (!put) {
       if (put.error().code == ErrorCode::kConflict) continue;

@@ -33,10 +33,11 @@ class NodeRegistry {
   Result<std::vector<model::Node>> list();
   // kNotFound for an unknown node.
   Result<model::Node> get(const std::string& id);
-  // Starts (deadline: when its tasks are killed) or ends a drain: a draining node
-  // takes no new allocations. kNotFound for an unknown node.
+  // Starts (deadline: when its tasks are killed; force: and whatever else is left) or
+  // ends a drain: a draining node takes no new allocations. kNotFound for an unknown
+  // node.
   Result<model::Node> set_drain(const std::string& id, std::optional<SystemTime> deadline,
-                                bool draining);
+                                bool draining, bool force = false);
   // Forgets the node. Its id stays taken: its agent's registrations are refused
   // (kPermissionDenied) from then on. The caller checks it runs nothing.
   Result<void> remove(const std::string& id);

@@ -460,8 +460,9 @@ TEST_F(ClusterTest, ADrainMovesServicesSurgeFirstLetsTheTaskRunToTheDeadlineThen
 }
 
 // A drain whose replacements have no room elsewhere is refused at once, with the
-// reason, and changes nothing.
-TEST_F(ClusterTest, ADrainThatCannotFinishIsRefusedAndStopsNothing) {
+// reason, and changes nothing; with force it goes ahead and stops at the deadline what
+// could not move.
+TEST_F(ClusterTest, ADrainThatCannotFinishIsRefusedAndStopsNothingUnlessForced) {
   ASSERT_NO_FATAL_FAILURE(start({.nodes = 2}));
   auto nodes = get_json("/v1/nodes");
   ASSERT_TRUE(nodes.is_array());
@@ -480,6 +481,29 @@ TEST_F(ClusterTest, ADrainThatCannotFinishIsRefusedAndStopsNothing) {
   std::this_thread::sleep_for(1500ms);  // a look of the node monitor
   auto services = get_json("/v1/services");
   EXPECT_EQ(services.as_array()[0].at("replicas").at("healthy").as_int64(), 2);
+
+  // A malformed body is a 400 that changes nothing.
+  for (const char* bad :
+       {R"({"force":"yes"})", R"({"deadline":"soon"})", R"({"forse":true})", "{"}) {
+    auto r = cluster_->call("POST", "/v1/nodes/" + id + "/drain", bad, "application/json");
+    EXPECT_EQ(r.status, 400) << bad << ": " << r.body;
+  }
+  EXPECT_EQ(node_status()[id], "ready");
+
+  // Forced, it drains anyway: the replica with no room elsewhere runs until the
+  // deadline, then stops, and the node is drained (the service runs short of one).
+  const auto began = std::chrono::steady_clock::now();
+  auto forced = cluster_->cli({"drain", id, "--force", "--deadline", "3s"});
+  const auto took = std::chrono::steady_clock::now() - began;
+  EXPECT_EQ(forced.exit_code, 0) << forced.out << forced.err;
+  EXPECT_NE(forced.out.find(id + " is drained"), std::string::npos) << forced.out;
+  EXPECT_GE(took, 3s) << "stopped before the deadline";
+  EXPECT_EQ(node_status()[id], "drained");
+  for (const auto& [alloc, placed] : cluster_->allocations_of("big")) {
+    if (placed.status == "healthy" || placed.status == "running") {
+      EXPECT_NE(placed.node, id) << alloc << " still runs on the drained node";
+    }
+  }
 }
 
 // The data plane outlives the control plane: with the agent as its own process,
