@@ -62,23 +62,28 @@ std::vector<proxy::ProxyRoute> proxy_routes(const std::vector<model::ServiceRout
   return out;
 }
 
-// Without its ports (taken, or not allowed) the node still runs containers; it only
-// serves no ingress traffic, and says so.
-void start_proxy(const NodeOptions& o, NodeServices::Parts& p) {
-  if (o.proxy_http.empty() && o.proxy_https.empty()) return;
+// A node whose ingress port is taken (another web server) or not allowed does not
+// start: serving on without the proxy would break every route without a word. "" for
+// both addresses runs no proxy.
+Result<void> start_proxy(const NodeOptions& o, NodeServices::Parts& p) {
+  if (o.proxy_http.empty() && o.proxy_https.empty()) return {};
   proxy::ProxyOptions po;
   po.http_listen = o.proxy_http;
   po.https_listen = o.proxy_https;
   po.threads = o.proxy_threads;
   auto px = proxy::Proxy::start(po);
   if (!px) {
-    log::warn("agent: no ingress proxy: " + px.error().message);
-    return;
+    return make_error(px.error().code,
+                      "the ingress proxy cannot listen (--proxy-http " + o.proxy_http +
+                          ", --proxy-https " + o.proxy_https + "): " + px.error().message +
+                          ". Is another web server on that port? Give the proxy another "
+                          "address, or \"\" to run none");
   }
   p.proxy = std::move(*px);
   if (p.proxy->http_port() != 0) {
     log::info("agent: ingress proxy on port " + std::to_string(p.proxy->http_port()));
   }
+  return {};
 }
 
 }  // namespace
@@ -114,6 +119,9 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
   rt.state_root = d + "/containers";
   rt.runc_root = d + "/runc";
   p->runtime = MILL_TRY(runtime::RuncRuntime::create(rt));
+  // The proxy's ports next, for the same reason: taken ports stop the start before the
+  // host is touched.
+  MILL_TRY(start_proxy(o, *p));
 
   network::NetworkOptions net;
   net.bridge = o.bridge;
@@ -166,7 +174,6 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
   p->containers =
       std::make_unique<ContainerHost>(ch, *p->images, *p->network, *p->runtime, *p->volumes);
 
-  start_proxy(o, *p);
   RunnerOptions ro;
   ro.state_dir = d + "/agent";
   ro.grace = o.grace;

@@ -1,5 +1,7 @@
 #include "cli/local_node.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 
 #include "common/log.h"
@@ -102,9 +104,11 @@ Result<std::unique_ptr<LocalNode>> LocalNode::start(agent::NodeClient& client,
       agent::NodeServices::start(options, client, *id, node->agent_->registration(), clock);
   if (!services) {
     node->agent_->stop();
-    return make_error(services.error().code,
-                      "cannot run containers on this machine: " + services.error().message +
-                          "\n  Mill's agent needs root (namespaces, cgroups, mounts, netlink).");
+    std::string why = "cannot run containers on this machine: " + services.error().message;
+    if (::geteuid() != 0) {
+      why += "\n  Mill's agent needs root (namespaces, cgroups, mounts, netlink).";
+    }
+    return make_error(services.error().code, why);
   }
   node->services_ = std::move(*services);
   log::info("this node runs containers on bridge " + options.bridge + " (" +

@@ -2,9 +2,12 @@
 // (Debian's docker-registry on loopback), `mill server` running them under runc on a
 // bridge of the test's own, reached at their addresses from the host. Needs root.
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -402,6 +405,51 @@ TEST(ContainersWithoutTheShim, TheServerSaysWhereItMustBeAndChangesNothing) {
   EXPECT_NE(said.find("mill-shim not found at " + dir.file("bin/mill-shim")), std::string::npos)
       << said;
   EXPECT_NE(said.find("next to the mill binary"), std::string::npos) << said;
+  EXPECT_FALSE(std::filesystem::exists("/sys/class/net/" + bridge)) << "a bridge was made";
+  auto tables = run_command({"nft", "list", "tables"});
+  ASSERT_TRUE(tables);
+  EXPECT_EQ(tables->output.find("mill_" + bridge), std::string::npos) << tables->output;
+  auto routes = run_command({"ip", "route", "show", lease.cidr()});
+  ASSERT_TRUE(routes);
+  EXPECT_EQ(routes->output, "") << "a route into the cluster network was left";
+}
+
+// The ingress port taken by another web server: the server refuses to start, says
+// which address and what to do, and changes nothing on the host (it used to warn and
+// serve on without a proxy, every route silently broken).
+TEST(ContainersIngressPortTaken, TheServerRefusesToStartAndChangesNothing) {
+  MILL_REQUIRE(::geteuid() == 0, "running containers needs root");
+  int taken = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(taken, 0);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{taken};
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(taken, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(taken, 1), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(taken, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string port = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+
+  TempDir dir;
+  ASSERT_FALSE(init_data_dir(dir).empty());
+  ClusterLease lease = ClusterLease::take(150, 199);
+  ASSERT_GE(lease.octet(), 0);
+  const std::string bridge = "mp" + std::to_string(std::random_device{}() % 1000000);
+  auto crash_cleanup = clean_up_on_crash(dir.file("data"));
+  auto r = run_binary(
+      mill_binary(),
+      {"server", "--data-dir", dir.file("data"), "--listen", "127.0.0.1:0", "--bridge", bridge,
+       "--cluster-network", lease.cidr(), "--proxy-http", port, "--proxy-https", ""},
+      {}, 60s);
+  EXPECT_NE(r.exit_code, 0) << r.out << r.err;
+  const std::string said = r.out + r.err;
+  EXPECT_NE(said.find("the ingress proxy cannot listen (--proxy-http " + port), std::string::npos)
+      << said;
+  EXPECT_NE(said.find("another web server"), std::string::npos) << said;
   EXPECT_FALSE(std::filesystem::exists("/sys/class/net/" + bridge)) << "a bridge was made";
   auto tables = run_command({"nft", "list", "tables"});
   ASSERT_TRUE(tables);
