@@ -17,6 +17,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/local_node.h"
+#include "common/files.h"
 #include "common/log.h"
 #include "config/config_file.h"
 #include "metrics/registry.h"
@@ -33,9 +34,11 @@
 namespace mill::cli {
 namespace {
 
+constexpr std::string_view kDefaultListen = "0.0.0.0:4400";
+
 struct ServerOptions {
   std::string data_dir = "/var/lib/mill";
-  std::string listen = "0.0.0.0:4400";
+  std::string listen;  // empty: the data dir's (mill init --listen), else 0.0.0.0:4400
   bool no_agent = false;
   bool quiet_access_log = false;
   int threads = 2;
@@ -147,12 +150,21 @@ Result<net::TlsServerConfig> server_tls(const crypto::ClusterCa& ca, const std::
   return tls;
 }
 
-int run_server(const ServerOptions& opts) {
+int run_server(ServerOptions opts) {
   const sigset_t signals = block_stop_signals();
 
   server::DataDir dir{opts.data_dir};
   auto creds = server::load_data_dir(dir);
   if (!creds) return fail(creds.error().message);
+  // Where `mill init` told the CLI the API is: listen there unless told otherwise, and
+  // say so when told otherwise (the CLI on this machine would look in the wrong place).
+  std::string recorded = trim(read_file(dir.listen_path()).value_or(""));
+  if (opts.listen.empty()) {
+    opts.listen = recorded.empty() ? std::string(kDefaultListen) : recorded;
+  } else if (!recorded.empty() && recorded != opts.listen) {
+    log::warn("--listen " + opts.listen + " is not where `mill init` pointed this machine's CLI (" +
+              recorded + "): use MILL_ADDR, or `mill init --force --listen " + opts.listen + "`");
+  }
   // A data dir from before the cluster CA gets one now.
   auto ca = server::ensure_cluster_ca(dir);
   if (!ca) return fail("the cluster CA: " + ca.error().message);
@@ -298,7 +310,9 @@ void add_server_command(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("server", "Run the control plane and this machine's agent");
   cmd->add_option("--data-dir", opts->data_dir, "Data directory (made by mill init)")
       ->capture_default_str();
-  cmd->add_option("--listen", opts->listen, "API listen address host:port")->capture_default_str();
+  cmd->add_option("--listen", opts->listen,
+                  "API listen address host:port (default: what mill init --listen said, else " +
+                      std::string(kDefaultListen) + ")");
   cmd->add_flag("--no-agent", opts->no_agent, "Run the control plane only");
   cmd->add_flag("--quiet", opts->quiet_access_log, "No access log lines");
   cmd->add_option("--threads", opts->threads, "API I/O threads")

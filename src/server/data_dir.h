@@ -33,6 +33,9 @@ struct DataDir {
   std::string ca_cert_path() const { return dir + "/ca.pem"; }
   std::string ca_key_path() const { return dir + "/ca.key"; }
   std::string state_path() const { return dir + "/state.db"; }
+  // Where `mill init --listen` said the API listens: `mill server` listens there
+  // unless told otherwise, and the client config `mill init` wrote points there.
+  std::string listen_path() const { return dir + "/listen"; }
 };
 
 enum class InitMode { kFresh, kForce };

@@ -1,8 +1,11 @@
 // The `mill` CLI against a real server: init (and --force), status/nodes tables and
 // --json, secret set/get/ls/rm, and the error messages a user sees when things fail.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -94,6 +97,44 @@ TEST(CliInit, CreatesFilesAndPrintsTokenOnce) {
   // The client config holds the token for later commands.
   std::string client = read_file_text(dir.file("client.toml"));
   EXPECT_NE(client.find(token), std::string::npos) << client;
+}
+
+// `mill init --listen`: the server on that data dir listens there without being told,
+// and the client config points there, so `mill` on this machine finds it (it pointed
+// at 127.0.0.1:4400 whatever the server later listened on). A bad address changes
+// nothing.
+TEST(CliInit, ListenIsWhereTheServerListensAndWhereTheCliLooks) {
+  TempDir dir;
+  const std::string data = dir.file("data");
+  const std::map<std::string, std::string> env{{"MILL_CONFIG", dir.file("client.toml")}};
+  auto bad = run_mill({"init", "--data-dir", data, "--listen", "4401"}, env);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--listen must be HOST:PORT"), std::string::npos) << bad.err;
+  EXPECT_FALSE(std::filesystem::exists(data + "/api.token")) << "a refused init made files";
+
+  // A loopback port nothing listens on (taken from the kernel, then given back).
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ::close(fd);
+  const std::string listen = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+
+  auto r = run_mill({"init", "--data-dir", data, "--listen", listen}, env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(read_file_text(dir.file("client.toml")).find("address = \"http://" + listen + "\""),
+            std::string::npos)
+      << read_file_text(dir.file("client.toml"));
+  EXPECT_NE(r.out.find("talks to http://" + listen), std::string::npos) << r.out;
+  auto server = MillServer::start(dir);  // no --listen: the data dir's
+  ASSERT_TRUE(server);
+  EXPECT_EQ(server->address(), listen);
+  auto status = run_mill({"status"}, env);
+  EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
 }
 
 // `openssl x509 -fingerprint -sha256` of a PEM file, as 64 lower-case hex digits.

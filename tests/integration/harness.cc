@@ -178,8 +178,12 @@ std::unique_ptr<MillServer> MillServer::start(const TempDir& dir,
                                               std::chrono::seconds timeout) {
   auto server = std::unique_ptr<MillServer>(new MillServer());
   server->log_path_ = dir.file("server.log");
-  std::vector<std::string> args{"server", "--data-dir", dir.file("data"), "--listen",
-                                "127.0.0.1:0"};
+  std::vector<std::string> args{"server", "--data-dir", dir.file("data")};
+  // A data dir given a listen address of its own (`mill init --listen`) is started
+  // without one, as its user would; any other on a loopback port of its own choosing.
+  if (!std::filesystem::exists(dir.file("data/listen"))) {
+    args.insert(args.end(), {"--listen", "127.0.0.1:0"});
+  }
   args.insert(args.end(), extra.begin(), extra.end());
   // Only tests that run containers give the node a bridge of its own (--bridge); the
   // rest keep the host's network untouched.

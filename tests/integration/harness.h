@@ -59,7 +59,8 @@ std::string init_data_dir(const TempDir& dir);
 // A running `mill server`. Its stdout and stderr are appended to <dir>/server.log.
 class MillServer {
  public:
-  // Starts `mill server --data-dir <dir>/data --listen 127.0.0.1:0 [extra...]` and waits
+  // Starts `mill server --data-dir <dir>/data --listen 127.0.0.1:0 [extra...]` (no
+  // --listen when `mill init --listen` gave the data dir one) and waits
   // until it logs its address and has registered its node. Without `--bridge` in
   // extra the node runs no containers (`--no-containers`), so the host's network is
   // left alone; with it, start waits until the node is ready to run containers, and its
