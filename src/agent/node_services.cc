@@ -129,7 +129,24 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
   net.node_cidr = reg.subnet;
   net.netns_prefix = o.bridge + "-";
   net.netns_dir = netns_dir(o.bridge);
+  // A start that fails from here on undoes the network it made (bridge, guard route,
+  // firewall table, netns dir), as `mill cleanup` would. Not one it found: a restarted
+  // agent's containers still serve through it.
+  struct stat st {};
+  const bool fresh_network = ::stat(("/sys/class/net/" + o.bridge).c_str(), &st) != 0;
   p->network = MILL_TRY(network::NodeNetwork::setup(net));
+  struct UndoNetwork {
+    std::unique_ptr<Parts>& parts;
+    const std::string& data_dir;
+    bool armed;
+    ~UndoNetwork() {
+      if (!armed) return;
+      parts.reset();  // its threads and sockets first
+      if (auto r = NodeServices::cleanup(data_dir); !r) {
+        log::warn("agent: undoing a failed start: " + r.error().message);
+      }
+    }
+  } undo{p, d, fresh_network};
   // What `mill cleanup` needs to undo it, even with the server gone.
   ::mkdir((d + "/agent").c_str(), 0700);
   MILL_TRY(
@@ -206,6 +223,7 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
       client, node_id, [logs](const model::LogRequest& r, std::shared_ptr<net::ResponseWriter> w) {
         logs->stream(r, std::move(w));
       });
+  undo.armed = false;
   return std::unique_ptr<NodeServices>(new NodeServices(std::move(p)));
 }
 

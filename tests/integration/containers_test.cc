@@ -459,6 +459,37 @@ TEST(ContainersIngressPortTaken, TheServerRefusesToStartAndChangesNothing) {
   EXPECT_EQ(routes->output, "") << "a route into the cluster network was left";
 }
 
+// A start that fails after the node's network was made (here: the image store cannot
+// be opened) undoes it: no bridge, firewall table or route is left behind.
+TEST(ContainersFailedStart, UndoesTheNetworkItMade) {
+  MILL_REQUIRE(::geteuid() == 0, "running containers needs root");
+  TempDir dir;
+  ASSERT_FALSE(init_data_dir(dir).empty());
+  {
+    std::ofstream blocker(dir.file("data/images"));  // a file where a directory must go
+    blocker << "not a directory\n";
+  }
+  ClusterLease lease = ClusterLease::take(150, 199);
+  ASSERT_GE(lease.octet(), 0);
+  const std::string bridge = "mu" + std::to_string(std::random_device{}() % 1000000);
+  auto crash_cleanup = clean_up_on_crash(dir.file("data"));
+  auto r = run_binary(
+      mill_binary(),
+      {"server", "--data-dir", dir.file("data"), "--listen", "127.0.0.1:0", "--bridge", bridge,
+       "--cluster-network", lease.cidr(), "--proxy-http", "", "--proxy-https", ""},
+      {}, 60s);
+  EXPECT_NE(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE((r.out + r.err).find("image store"), std::string::npos) << r.out << r.err;
+  EXPECT_FALSE(std::filesystem::exists("/sys/class/net/" + bridge)) << "the bridge was left";
+  EXPECT_FALSE(std::filesystem::exists("/run/mill/" + bridge)) << "the netns dir was left";
+  auto tables = run_command({"nft", "list", "tables"});
+  ASSERT_TRUE(tables);
+  EXPECT_EQ(tables->output.find("mill_" + bridge), std::string::npos) << tables->output;
+  auto routes = run_command({"ip", "route", "show", lease.cidr()});
+  ASSERT_TRUE(routes);
+  EXPECT_EQ(routes->output, "") << "a route into the cluster network was left";
+}
+
 TEST_F(Containers, BadImagesFailTheSpawnWithAClearError) {
   // A layer with an entry that would land outside its directory.
   ImageSpec evil;
