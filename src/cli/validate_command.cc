@@ -21,6 +21,7 @@ void add_validate_command(CLI::App& app, int& exit_code) {
       exit_code = 1;
       return;
     }
+    for (const auto& w : outcome.warnings) std::cerr << "warning: " << w.to_string() << "\n";
     const auto& c = *outcome.config;
     std::cout << *file << ": ok (" << c.services.size() << " services, " << c.tasks.size()
               << " task templates, " << c.volumes.size() << " volumes, " << c.registries.size()

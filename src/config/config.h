@@ -24,10 +24,12 @@ struct ConfigError {
   bool operator==(const ConfigError&) const = default;
 };
 
-// Either a config (and no errors) or every error found, sorted by position.
+// Either a config (and no errors) or every error found, sorted by position. Warnings
+// (a valid config that is probably a mistake) come with a config.
 struct ParseOutcome {
   std::optional<model::Config> config;
   std::vector<ConfigError> errors;
+  std::vector<ConfigError> warnings = {};
 
   bool ok() const { return config.has_value(); }
 };

@@ -292,20 +292,28 @@ std::optional<model::RouteTls> Parser::read_route_tls(const toml::node& node,
   return tls;
 }
 
-std::optional<int> Parser::read_update(const toml::node& node, const std::string& ctx) {
+void Parser::read_update(const toml::node& node, const std::string& ctx, model::ServiceSpec& spec) {
   const toml::table* table = read_table(node, ctx, "update");
-  if (!table) return std::nullopt;
-  std::optional<int> parallel;
+  if (!table) return;
   for (auto&& [key, value] : *table) {
     if (key.str() == "parallel") {
       if (auto n = read_integer(value, ctx, "update.parallel", 1, 1000)) {
-        parallel = static_cast<int>(*n);
+        spec.update_parallel = static_cast<int>(*n);
+      }
+    } else if (key.str() == "order") {
+      auto order = read_string(value, ctx, "update.order");
+      if (!order) continue;
+      if (*order == "start-first") {
+        spec.update_order = model::UpdateOrder::kStartFirst;
+      } else if (*order == "stop-first") {
+        spec.update_order = model::UpdateOrder::kStopFirst;
+      } else {
+        error(value, ctx, "update.order must be \"start-first\" or \"stop-first\"");
       }
     } else {
       unknown_key(key, ctx, "update.", kUpdateKeys);
     }
   }
-  return parallel;
 }
 
 std::vector<model::VolumeMount> Parser::read_mounts(const toml::node& node, const std::string& ctx,

@@ -57,12 +57,21 @@ void Parser::parse_service(const std::string& name, const toml::table& table) {
       facts.route = pos_of(node.source());
       spec.route = read_route(node, ctx);
     } else if (k == "update") {
-      if (auto parallel = read_update(node, ctx)) spec.update_parallel = *parallel;
+      facts.update = pos_of(node.source());
+      read_update(node, ctx, spec);
     } else {
       unknown_key(key, ctx, "", kServiceKeys);
     }
   }
   if (!table.contains("image")) error(table, ctx, "image is required");
+  if (spec.update_order == model::UpdateOrder::kStartFirst && model::writes_a_volume(spec)) {
+    Pos at = facts.update.value_or(pos_of(table.source()));
+    warnings_.push_back({file_, at.line, at.column,
+                         ctx + ": update.order = \"start-first\" with a writable volume: old and "
+                               "new allocations run on the same data during a deploy (a "
+                               "database corrupts it); the default for such a service is "
+                               "stop-first"});
+  }
   config_.services[name] = std::move(spec);
 }
 
@@ -249,7 +258,7 @@ ParseOutcome Parser::run(const toml::table& root) {
     return std::tie(a.line, a.column) < std::tie(b.line, b.column);
   });
   if (!errors_.empty()) return {std::nullopt, std::move(errors_)};
-  return {std::move(config_), {}};
+  return {std::move(config_), {}, std::move(warnings_)};
 }
 
 }  // namespace mill::config::internal

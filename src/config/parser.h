@@ -46,7 +46,7 @@ inline constexpr auto kHealthKeys =
 inline constexpr auto kRouteKeys =
     std::to_array<std::string_view>({"host", "path", "tls", "https_redirect"});
 inline constexpr auto kTlsKeys = std::to_array<std::string_view>({"cert", "key"});
-inline constexpr auto kUpdateKeys = std::to_array<std::string_view>({"parallel"});
+inline constexpr auto kUpdateKeys = std::to_array<std::string_view>({"parallel", "order"});
 
 std::string_view type_name(toml::node_type type);
 
@@ -60,6 +60,7 @@ struct ServiceFacts {
   std::optional<Pos> replicas;
   std::optional<Pos> health;
   std::optional<Pos> route;
+  std::optional<Pos> update;
   std::vector<std::pair<std::string, Pos>> mounts;  // volume name, entry position
 };
 
@@ -113,7 +114,8 @@ class Parser {
   std::optional<model::HealthCheck> read_health(const toml::node& node, const std::string& ctx);
   std::optional<model::Route> read_route(const toml::node& node, const std::string& ctx);
   std::optional<model::RouteTls> read_route_tls(const toml::node& node, const std::string& ctx);
-  std::optional<int> read_update(const toml::node& node, const std::string& ctx);
+  // The `update` table into the spec's update_parallel and update_order.
+  void read_update(const toml::node& node, const std::string& ctx, model::ServiceSpec& spec);
   std::vector<model::VolumeMount> read_mounts(const toml::node& node, const std::string& ctx,
                                               ServiceFacts& facts);
 
@@ -129,6 +131,7 @@ class Parser {
 
   std::string file_;
   std::vector<ConfigError> errors_;
+  std::vector<ConfigError> warnings_;
   model::Config config_;
   std::map<std::string, ServiceFacts> service_facts_;
   std::map<std::string, Pos> task_positions_;

@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <algorithm>
+
 #include "model/names.h"
 
 namespace mill::model {
@@ -54,6 +56,18 @@ std::set<std::string> secret_references(const Config& config) {
     collect(registry.password, out);
   }
   return out;
+}
+
+bool writes_a_volume(const ServiceSpec& service) {
+  return std::any_of(service.volumes.begin(), service.volumes.end(),
+                     [](const VolumeMount& m) { return !m.read_only; });
+}
+
+bool rolls_stop_first(const ServiceSpec& service) {
+  if (service.update_order != UpdateOrder::kDefault) {
+    return service.update_order == UpdateOrder::kStopFirst;
+  }
+  return writes_a_volume(service);
 }
 
 }  // namespace mill::model

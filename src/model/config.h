@@ -60,6 +60,13 @@ struct VolumeMount {
   bool operator==(const VolumeMount&) const = default;
 };
 
+// How a deploy replaces a service's allocations (Swarm's `update_config.order`):
+// start-first (the new one healthy before the old one stops) or stop-first (the old one
+// stopped and ended before the new one starts). kDefault is stop-first for a service
+// that mounts a writable volume (two servers on one data directory corrupt it),
+// start-first otherwise.
+enum class UpdateOrder { kDefault, kStartFirst, kStopFirst };
+
 struct ServiceSpec {
   std::string name;
   std::string image;
@@ -73,10 +80,16 @@ struct ServiceSpec {
   std::optional<HealthCheck> health;
   std::optional<Route> route;
   int update_parallel = 1;  // allocations replaced at a time during a deploy
-  bool init = true;         // run a minimal init as PID 1
+  UpdateOrder update_order = UpdateOrder::kDefault;
+  bool init = true;  // run a minimal init as PID 1
 
   bool operator==(const ServiceSpec&) const = default;
 };
+
+// Whether its deploys replace allocations stop-first (UpdateOrder).
+bool rolls_stop_first(const ServiceSpec& service);
+// Whether it mounts a volume it may write.
+bool writes_a_volume(const ServiceSpec& service);
 
 // A template for one-off tasks spawned through the API.
 struct TaskTemplate {

@@ -77,6 +77,7 @@ json::object encode_rollout(const Rollout::State& s) {
                       {"parallel", s.limits.parallel},
                       {"deadline_ms", s.limits.deadline.count()},
                       {"stop_wait_ms", s.limits.stop_wait.count()},
+                      {"stop_first", s.limits.stop_first},
                       {"kept", strings(s.kept)},
                       {"old", strings(s.old)},
                       {"fresh", tracked(s.fresh)},
@@ -95,6 +96,9 @@ std::optional<Rollout::State> decode_rollout(const json::object& o) {
   s.limits.parallel = static_cast<int>(num(o, "parallel"));
   s.limits.deadline = std::chrono::milliseconds(num(o, "deadline_ms"));
   s.limits.stop_wait = std::chrono::milliseconds(num(o, "stop_wait_ms"));
+  if (const auto* f = o.if_contains("stop_first"); f && f->is_bool()) {
+    s.limits.stop_first = f->as_bool();  // absent in records from before it existed
+  }
   s.kept = strings(o, "kept");
   s.old = strings(o, "old");
   s.fresh = tracked(o, "fresh");

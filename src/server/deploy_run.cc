@@ -94,6 +94,7 @@ Rollout DeployManager::begin_rollout(const Run& run, const model::ServiceSpec& s
   limits.parallel = std::max(1, service.update_parallel);
   limits.deadline = service.health ? service.health->deadline : options_.default_deadline;
   limits.stop_wait = options_.stop_wait;
+  limits.stop_first = model::rolls_stop_first(service);
   return Rollout(limits, current, !run.config.has_value());
 }
 
@@ -298,6 +299,8 @@ Result<void> DeployManager::roll(Run& run, const std::string& name) {
     for (const auto& e : acts.events) {
       json::object o{{"service", name}, {"phase", e.phase}};
       if (!e.node.empty()) o["node"] = e.node;
+      // Why the old allocation stops before its replacement is even scheduled.
+      if (rollout.state().limits.stop_first) o["order"] = "stop-first";
       if (e.elapsed) o["elapsed"] = *e.elapsed;
       events.push_back(progress_event(o));
     }

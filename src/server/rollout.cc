@@ -147,7 +147,7 @@ void Rollout::roll(const AllocsSeen& seen, SystemTime now, RolloutActions& out) 
   for (auto& t : s_.fresh) {
     if (t.healthy || t.stopped) continue;
     if (auto why = follow(t, seen, now, out)) return fail(*why);
-    if (!t.healthy || s_.old.empty()) continue;
+    if (!t.healthy || s_.old.empty() || s_.limits.stop_first) continue;
     if (healthy_now() + static_cast<int>(s_.old.size()) > want) {
       // Out of service now; `stopped` follows once it has ended.
       stop(s_.old.front(), false, now, out);
@@ -162,11 +162,54 @@ void Rollout::roll(const AllocsSeen& seen, SystemTime now, RolloutActions& out) 
     s_.phase = Phase::kFinishing;
     return;
   }
+  if (s_.limits.stop_first) return roll_stop_first(now, out);
   int placed = static_cast<int>(s_.kept.size() + s_.fresh.size());
   int pending = placed - healthy;
   int room = s_.old.empty() ? want - placed : std::min(s_.limits.parallel - pending, want - placed);
   out.place = std::max(0, room);
   out.old_spec = false;
+}
+
+void Rollout::roll_stop_first(SystemTime now, RolloutActions& out) {
+  if (!s_.stopping.empty()) return;  // what was stopped must have ended: its volume is free
+  const int want = s_.limits.want;
+  int healthy = static_cast<int>(s_.kept.size());
+  for (const auto& t : s_.fresh) healthy += t.healthy ? 1 : 0;
+  const int placed = static_cast<int>(s_.kept.size() + s_.fresh.size());
+  if (placed > healthy) return;  // one at a time: the last one placed is not healthy yet
+  const int alive = placed + static_cast<int>(s_.old.size());
+  if (alive < want) {
+    out.place = s_.old.empty() ? want - alive : 1;  // nothing to replace: all at once
+    out.old_spec = false;
+    return;
+  }
+  // Room first: an old allocation goes, and its replacement is placed once it has ended.
+  stop(s_.old.front(), false, now, out);
+  s_.old.erase(s_.old.begin());
+  ++s_.replaced;
+}
+
+void Rollout::restore_stop_first(SystemTime now, RolloutActions& out) {
+  if (!s_.stopping.empty()) return;
+  int back = 0;
+  int alive = static_cast<int>(s_.kept.size() + s_.old.size());
+  for (const auto& t : s_.restored) {
+    back += t.healthy ? 1 : 0;
+    alive += t.stopped ? 0 : 1;
+  }
+  for (const auto& t : s_.fresh) alive += t.healthy && !t.stopped ? 1 : 0;
+  if (back >= s_.replaced) return unwind(now, out);
+  if (alive < s_.limits.want) {
+    out.place = 1;
+    out.old_spec = true;
+    return;
+  }
+  // Room first: a new allocation goes before one of the old spec takes its place.
+  for (const auto& f : s_.fresh) {
+    if (f.healthy && !f.stopped) return stop(f.id, false, now, out);
+  }
+  out.place = 1;
+  out.old_spec = true;
 }
 
 void Rollout::restore(const AllocsSeen& seen, SystemTime now, RolloutActions& out) {
@@ -180,6 +223,7 @@ void Rollout::restore(const AllocsSeen& seen, SystemTime now, RolloutActions& ou
       return;
     }
     if (!t.healthy) return;
+    if (s_.limits.stop_first) return restore_stop_first(now, out);
     // One back: one new allocation goes.
     for (const auto& f : s_.fresh) {
       if (f.healthy && !f.stopped) {
@@ -188,6 +232,7 @@ void Rollout::restore(const AllocsSeen& seen, SystemTime now, RolloutActions& ou
       }
     }
   }
+  if (s_.limits.stop_first) return restore_stop_first(now, out);
   if (!s_.stopping.empty()) return;  // the one retired must have ended first
   int back = 0;
   for (const auto& t : s_.restored) back += t.healthy ? 1 : 0;

@@ -11,6 +11,9 @@
 //   one old allocation stopped for each new one that becomes healthy, so the service
 //   never has fewer healthy allocations than when the rollout began (nor than it asks
 //   for, when that is less);
+// - replacing stop-first (limits.stop_first): one old allocation stopped, and ended,
+//   before each new one is placed, the next only once that one is healthy; a rollback
+//   likewise stops a new allocation before it places one of the old spec;
 // - nothing to replace (a new service, more replicas of an unchanged one): all at once;
 // - fewer replicas of an unchanged one: the newest go;
 // - a new allocation that fails or is not healthy within `deadline` of its placement
@@ -64,6 +67,10 @@ struct RolloutLimits {
   int parallel = 1;  // new allocations on their way to healthy at once
   std::chrono::milliseconds deadline{std::chrono::seconds(60)};
   std::chrono::milliseconds stop_wait{std::chrono::minutes(2)};
+  // Stop-first (a service on a writable volume): an old allocation stops, and has
+  // ended, before its replacement is placed, one at a time; never more allocations
+  // alive than before or than wanted. The service serves one short meanwhile.
+  bool stop_first = false;
   bool operator==(const RolloutLimits&) const = default;
 };
 
@@ -141,7 +148,9 @@ class Rollout {
   std::optional<std::string> follow(Tracked& t, const AllocsSeen& seen, SystemTime now,
                                     RolloutActions& out);
   void roll(const AllocsSeen& seen, SystemTime now, RolloutActions& out);
+  void roll_stop_first(SystemTime now, RolloutActions& out);
   void restore(const AllocsSeen& seen, SystemTime now, RolloutActions& out);
+  void restore_stop_first(SystemTime now, RolloutActions& out);
 
   State s_;
   // Stops issued in the current step: not yet in what the controller observed.

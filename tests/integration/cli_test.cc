@@ -407,6 +407,14 @@ timeout = "1h"
   // An empty file is a valid, empty config.
   std::ofstream(dir.file("empty.toml")) << "";
   EXPECT_EQ(run_mill({"validate", dir.file("empty.toml")}).exit_code, 0);
+  // Valid, but start-first on a writable volume: a warning at its line, exit 0.
+  std::ofstream(dir.file("db.toml")) << "[volume.pg]\nsize = \"1G\"\n\n[service.db]\n"
+                                        "image = \"postgres\"\nvolumes = [\"pg:/data\"]\n"
+                                        "update = { order = \"start-first\" }\n";
+  auto warned = run_mill({"validate", dir.file("db.toml")});
+  EXPECT_EQ(warned.exit_code, 0) << warned.err;
+  EXPECT_NE(warned.err.find("warning: " + dir.file("db.toml") + ":7:"), std::string::npos)
+      << warned.err;
 }
 
 TEST(CliValidate, BadFileExits1WithFileLineColMessages) {

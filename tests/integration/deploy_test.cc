@@ -504,7 +504,21 @@ TEST_F(Deploy, AVolumeKeepsItsDataAcrossARedeployAndIsDeletedOnlyWhenUnused) {
            "[volume.data]\nsize = \"16M\"\n";
   };
   ASSERT_EQ(deploy(db("1")).back().event, "done") << server_->log();
-  ASSERT_EQ(deploy(db("2")).back().event, "done") << server_->log();
+  // A service that writes its volume rolls stop-first: the old container has stopped
+  // (ended) before the new one is even scheduled, and the events say so.
+  auto second = deploy(db("2"));
+  ASSERT_EQ(second.back().event, "done") << server_->log();
+  std::vector<std::string> phases;
+  for (const auto& e : second) {
+    const auto* phase = e.data.if_contains("phase");
+    if (!phase || !e.data.contains("service")) continue;
+    phases.emplace_back(phase->as_string());
+    if (phases.back() == "scheduled") {
+      ASSERT_TRUE(e.data.contains("order")) << json::serialize(e.data);
+      EXPECT_EQ(e.data.at("order").as_string(), "stop-first");
+    }
+  }
+  EXPECT_EQ(phases, (std::vector<std::string>{"stopped", "scheduled", "starting", "healthy"}));
   auto ids = alloc_ids("db");
   ASSERT_EQ(ids.size(), 1u);
   // The second container saw what the first wrote.

@@ -84,6 +84,8 @@ TEST(ParseConfig, FullSampleParsesIntoModel) {
   EXPECT_EQ(office.health->passes, 3);
   EXPECT_EQ(office.route, (model::Route{"office.example.com", "/"}));
   EXPECT_EQ(office.update_parallel, 2);
+  EXPECT_EQ(office.update_order, model::UpdateOrder::kDefault);
+  EXPECT_TRUE(model::rolls_stop_first(office)) << "it writes office-data";
   EXPECT_FALSE(office.init);
 
   const model::ServiceSpec& web = config.services.at("web");  // all defaults
@@ -95,6 +97,7 @@ TEST(ParseConfig, FullSampleParsesIntoModel) {
   EXPECT_EQ(web.health, std::nullopt);
   EXPECT_EQ(web.route, std::nullopt);
   EXPECT_EQ(web.update_parallel, 1);
+  EXPECT_FALSE(model::rolls_stop_first(web)) << "no volume: start-first";
   EXPECT_TRUE(web.init);
 
   EXPECT_EQ(config.volumes.at("office-data"), (model::VolumeSpec{"office-data", 10737418240}));
@@ -171,6 +174,35 @@ TEST(ParseConfig, RouteTlsAndRedirect) {
 TEST(ConfigError, ToString) {
   EXPECT_EQ((ConfigError{"mill.toml", 3, 12, "bad"}).to_string(), "mill.toml:3:12: bad");
   EXPECT_EQ((ConfigError{"mill.toml", 0, 0, "unreadable"}).to_string(), "mill.toml: unreadable");
+}
+
+// update.order: a service on a writable volume rolls stop-first unless it says
+// otherwise, and saying start-first there is allowed but warned about; a read-only
+// volume changes nothing.
+TEST(Config, UpdateOrderDefaultsToStopFirstOnAWritableVolume) {
+  auto parse = [](const std::string& service) {
+    return parse_config("[volume.data]\nsize = \"1G\"\n[service.db]\nimage = \"pg\"\n" + service,
+                        "mill.toml");
+  };
+  auto written = parse("volumes = [\"data:/var/lib/pg\"]\n");
+  ASSERT_TRUE(written.ok());
+  EXPECT_TRUE(model::rolls_stop_first(written.config->services.at("db")));
+  EXPECT_TRUE(written.warnings.empty());
+  auto read_only = parse("volumes = [\"data:/srv:ro\"]\n");
+  ASSERT_TRUE(read_only.ok());
+  EXPECT_FALSE(model::rolls_stop_first(read_only.config->services.at("db")));
+  auto chosen = parse("update = { order = \"stop-first\" }\n");
+  ASSERT_TRUE(chosen.ok());
+  EXPECT_TRUE(model::rolls_stop_first(chosen.config->services.at("db")));
+
+  auto insisted = parse("volumes = [\"data:/var/lib/pg\"]\nupdate = { order = \"start-first\" }\n");
+  ASSERT_TRUE(insisted.ok());
+  EXPECT_FALSE(model::rolls_stop_first(insisted.config->services.at("db")));
+  ASSERT_EQ(insisted.warnings.size(), 1u);
+  EXPECT_EQ(insisted.warnings[0].line, 6);
+  EXPECT_NE(insisted.warnings[0].message.find("start-first\" with a writable volume"),
+            std::string::npos)
+      << insisted.warnings[0].message;
 }
 
 }  // namespace

@@ -100,6 +100,8 @@ TEST(ConfigErrors, Ranges) {
   }
   expect_error("[service.web]\nimage = \"x\"\nupdate = { parallel = 0 }\n", "3:23",
                "update.parallel must be between 1 and 1000");
+  expect_error("[service.web]\nimage = \"x\"\nupdate = { order = \"first\" }\n", "3:20",
+               "update.order must be \"start-first\" or \"stop-first\"");
   expect_error("[service.web]\nimage = \"x\"\nport = 1\nhealth = { passes = 0 }\n", "4:21",
                "health.passes must be between 1 and 100");
 }

@@ -96,6 +96,11 @@ struct Sim {
     for (const auto& [id, a] : allocs) n += !a.told_to_stop && !a.ended;
     return n;
   }
+  int alive() const {  // not ended yet, told to stop or not: what may hold a volume
+    int n = 0;
+    for (const auto& [id, a] : allocs) n += !a.ended;
+    return n;
+  }
 };
 
 AllocSeen ended() {
@@ -131,7 +136,11 @@ Rollout::State through_record(const Rollout::State& s) {
   return back && back->progress.rollout ? *back->progress.rollout : s;
 }
 
-TEST(RolloutProperty, NeverBelowTheStartNeverAboveTheSurgeAndAlwaysEnds) {
+// Start-first: never fewer serving than at the start, never more running than the
+// surge allows. Stop-first: at most one short of that, and never more alive (stopped
+// but not yet ended included) than at the start or than wanted: no two allocations on
+// one volume beyond what was already there.
+void expect_rollouts_hold(bool stop_first) {
   int done = 0, failed = 0, rolled_back = 0;
   for (uint32_t seed = 1; seed <= 3000; ++seed) {
     Sim sim(seed);
@@ -141,6 +150,7 @@ TEST(RolloutProperty, NeverBelowTheStartNeverAboveTheSurgeAndAlwaysEnds) {
     limits.parallel = sim.pick(1, 3);
     limits.deadline = 6s;
     limits.stop_wait = 100s;
+    limits.stop_first = stop_first;
     const int start = sim.pick(0, 6);
     const bool force = sim.chance(0.2);
     const bool same = !force && sim.chance(0.3);
@@ -149,8 +159,8 @@ TEST(RolloutProperty, NeverBelowTheStartNeverAboveTheSurgeAndAlwaysEnds) {
     const double place_fails = sim.chance(0.2) ? 0.2 : 0;
 
     Rollout rollout(limits, current, force);
-    const int floor = std::min(start, limits.want);
-    const int ceiling = std::max(start, limits.want) + limits.parallel;
+    const int floor = std::max(0, std::min(start, limits.want) - (stop_first ? 1 : 0));
+    const int ceiling = std::max(start, limits.want) + (stop_first ? 0 : limits.parallel);
     int fresh_healthy_seen = 0;
     std::set<std::string> counted;
     SystemTime now = SystemTime(std::chrono::seconds(1'700'000'000));
@@ -166,7 +176,8 @@ TEST(RolloutProperty, NeverBelowTheStartNeverAboveTheSurgeAndAlwaysEnds) {
         if (a.original && !a.told_to_stop) {
           int stopped_original = 1;
           for (const auto& [_, o] : sim.allocs) stopped_original += o.original && o.told_to_stop;
-          ASSERT_LE(stopped_original, fresh_healthy_seen + std::max(0, start - limits.want))
+          ASSERT_LE(stopped_original,
+                    fresh_healthy_seen + std::max(0, start - limits.want) + (stop_first ? 1 : 0))
               << where;
         }
         a.told_to_stop = true;
@@ -181,7 +192,7 @@ TEST(RolloutProperty, NeverBelowTheStartNeverAboveTheSurgeAndAlwaysEnds) {
         rollout.placed(id, "node-1", now, acts.old_spec, acts);
       }
       ASSERT_GE(sim.serving(), floor) << where << " step " << steps;
-      ASSERT_LE(sim.running(), ceiling) << where << " step " << steps;
+      ASSERT_LE(stop_first ? sim.alive() : sim.running(), ceiling) << where << " step " << steps;
       rollout = Rollout(through_record(rollout.state()));
       sim.tick();
       for (const auto& [id, a] : sim.allocs) {
@@ -220,6 +231,43 @@ TEST(RolloutProperty, NeverBelowTheStartNeverAboveTheSurgeAndAlwaysEnds) {
   EXPECT_GT(done, 500);
   EXPECT_GT(failed, 500);
   EXPECT_GT(rolled_back, 100);
+}
+
+TEST(RolloutProperty, NeverBelowTheStartNeverAboveTheSurgeAndAlwaysEnds) {
+  expect_rollouts_hold(false);
+}
+
+TEST(RolloutProperty, StopFirstNeverHasMoreAliveThanBeforeOrWantedAndAlwaysEnds) {
+  expect_rollouts_hold(true);
+}
+
+// Stop-first, one replica: the old one is stopped and must have ended before the new
+// one is placed; a new one that fails is stopped before the old spec is put back.
+TEST(Rollout, StopFirstStopsTheOldBeforePlacingAndRollsBackTheSameWay) {
+  RolloutLimits limits{1, 1, 10s, 60s, /*stop_first=*/true};
+  Rollout r(limits, {{"o1", false}}, false);
+  SystemTime t0{};
+  auto acts = r.step({}, t0);
+  EXPECT_EQ(acts.place, 0);
+  EXPECT_EQ(acts.stop, std::vector<std::string>{"o1"});
+  acts = r.step({{"o1", up()}}, t0 + 1s);
+  EXPECT_EQ(acts.place, 0) << "placed while the old one still runs";
+  acts = r.step({{"o1", ended()}}, t0 + 2s);
+  ASSERT_EQ(acts.place, 1);
+  EXPECT_EQ(acts.events.front(), (RolloutEvent{"stopped", "", std::nullopt}));
+  r.placed("n1", "node-1", t0 + 2s, false, acts);
+  acts = r.step({{"n1", waiting("health check: 503")}}, t0 + 12s + 1ms);
+  EXPECT_EQ(acts.stop, std::vector<std::string>{"n1"});
+  EXPECT_EQ(acts.place, 0);
+  acts = r.step({{"n1", up()}}, t0 + 13s);
+  EXPECT_EQ(acts.place, 0) << "the old spec put back while the new one still runs";
+  acts = r.step({{"n1", ended()}}, t0 + 14s);
+  ASSERT_EQ(acts.place, 1);
+  EXPECT_TRUE(acts.old_spec);
+  r.placed("b1", "node-1", t0 + 14s, true, acts);
+  acts = r.step({{"b1", healthy()}}, t0 + 15s);
+  EXPECT_TRUE(r.failed());
+  EXPECT_EQ(r.reason(), "health check: 503 after 10s");
 }
 
 TEST(Rollout, AnUnchangedServiceHasNothingToDo) {
