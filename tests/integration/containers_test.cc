@@ -16,6 +16,7 @@
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "common/command.h"
@@ -82,6 +83,13 @@ class Containers : public ::testing::Test {
     EXPECT_FALSE(std::filesystem::exists("/sys/class/net/" + bridge_));
     EXPECT_FALSE(std::filesystem::exists("/sys/fs/cgroup/memory/mill-" + bridge_));
     EXPECT_FALSE(std::filesystem::exists("/sys/fs/cgroup/pids/mill-" + bridge_));
+    // Nor is anything under the data dir still mounted (rootfs binds, the allocs bind,
+    // volumes): `rm -rf` of it works.
+    const std::string data = dir_.file("data");
+    std::istringstream mounts(read_file_text("/proc/self/mountinfo"));
+    for (std::string line; std::getline(mounts, line);) {
+      EXPECT_EQ(line.find(" " + data + "/"), std::string::npos) << "still mounted: " << line;
+    }
   }
 
   void write_config(const std::string& extra) {
