@@ -14,6 +14,7 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <sstream>
@@ -391,29 +392,37 @@ TEST_F(Containers, TheCliTakesEverythingAfterCommandAsTheCommand) {
   EXPECT_EQ(wait_status(id, "exited").at("exit_code").as_int64(), 4);
 }
 
-// mill-shim must sit next to mill. A server without it says so, and where, before it
-// changes anything on the host: no bridge, no route, no firewall table.
-TEST(ContainersWithoutTheShim, TheServerSaysWhereItMustBeAndChangesNothing) {
+// A server start that must fail: `binary server` (a path in the test's dir, or "" for
+// the mill under test) on a fresh data dir (prepare() may spoil it first) with a bridge
+// and cluster network of its own and `extra` flags. It must exit non-zero, say each of
+// `said` ($DIR: the test's dir), and leave nothing on the host: no bridge, netns dir,
+// firewall table or route into the cluster network.
+void expect_start_fails_cleanly(const std::string& binary,
+                                const std::function<void(const TempDir&)>& prepare,
+                                const std::vector<std::string>& extra,
+                                const std::vector<std::string>& said) {
   MILL_REQUIRE(::geteuid() == 0, "running containers needs root");
   TempDir dir;
   ASSERT_FALSE(init_data_dir(dir).empty());
-  std::filesystem::create_directories(dir.file("bin"));
-  std::filesystem::copy_file(mill_binary(), dir.file("bin/mill"));
+  if (prepare) prepare(dir);
   ClusterLease lease = ClusterLease::take(150, 199);
   ASSERT_GE(lease.octet(), 0);
-  const std::string bridge = "mc" + std::to_string(std::random_device{}() % 1000000);
+  const std::string bridge = "mf" + std::to_string(std::random_device{}() % 1000000);
   auto crash_cleanup = clean_up_on_crash(dir.file("data"));
-  auto r = run_binary(
-      dir.file("bin/mill"),
-      {"server", "--data-dir", dir.file("data"), "--listen", "127.0.0.1:0", "--bridge", bridge,
-       "--cluster-network", lease.cidr(), "--proxy-http", "", "--proxy-https", ""},
-      {}, 60s);
+  std::vector<std::string> args{"server",   "--data-dir",        dir.file("data"),
+                                "--listen", "127.0.0.1:0",       "--bridge",
+                                bridge,     "--cluster-network", lease.cidr()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto r = run_binary(binary.empty() ? mill_binary() : dir.file(binary), args, {}, 60s);
   EXPECT_NE(r.exit_code, 0) << r.out << r.err;
-  const std::string said = r.out + r.err;
-  EXPECT_NE(said.find("mill-shim not found at " + dir.file("bin/mill-shim")), std::string::npos)
-      << said;
-  EXPECT_NE(said.find("next to the mill binary"), std::string::npos) << said;
-  EXPECT_FALSE(std::filesystem::exists("/sys/class/net/" + bridge)) << "a bridge was made";
+  std::string root = dir.file("x");
+  root.resize(root.size() - 2);
+  for (std::string text : said) {
+    if (size_t at = text.find("$DIR"); at != std::string::npos) text.replace(at, 4, root);
+    EXPECT_NE((r.out + r.err).find(text), std::string::npos) << text << " in:\n" << r.out << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists("/sys/class/net/" + bridge)) << "a bridge was left";
+  EXPECT_FALSE(std::filesystem::exists("/run/mill/" + bridge)) << "a netns dir was left";
   auto tables = run_command({"nft", "list", "tables"});
   ASSERT_TRUE(tables);
   EXPECT_EQ(tables->output.find("mill_" + bridge), std::string::npos) << tables->output;
@@ -422,11 +431,23 @@ TEST(ContainersWithoutTheShim, TheServerSaysWhereItMustBeAndChangesNothing) {
   EXPECT_EQ(routes->output, "") << "a route into the cluster network was left";
 }
 
+// mill-shim must sit next to mill. A server without it says so, and where, before it
+// changes anything on the host.
+TEST(ContainersWithoutTheShim, TheServerSaysWhereItMustBeAndChangesNothing) {
+  expect_start_fails_cleanly(
+      "bin/mill",
+      [](const TempDir& dir) {
+        std::filesystem::create_directories(dir.file("bin"));
+        std::filesystem::copy_file(mill_binary(), dir.file("bin/mill"));
+      },
+      {"--proxy-http", "", "--proxy-https", ""},
+      {"mill-shim not found at $DIR/bin/mill-shim", "next to the mill binary"});
+}
+
 // The ingress port taken by another web server: the server refuses to start, says
 // which address and what to do, and changes nothing on the host (it used to warn and
 // serve on without a proxy, every route silently broken).
 TEST(ContainersIngressPortTaken, TheServerRefusesToStartAndChangesNothing) {
-  MILL_REQUIRE(::geteuid() == 0, "running containers needs root");
   int taken = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT_GE(taken, 0);
   struct Closer {
@@ -441,61 +462,20 @@ TEST(ContainersIngressPortTaken, TheServerRefusesToStartAndChangesNothing) {
   socklen_t len = sizeof addr;
   ASSERT_EQ(::getsockname(taken, reinterpret_cast<sockaddr*>(&addr), &len), 0);
   const std::string port = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
-
-  TempDir dir;
-  ASSERT_FALSE(init_data_dir(dir).empty());
-  ClusterLease lease = ClusterLease::take(150, 199);
-  ASSERT_GE(lease.octet(), 0);
-  const std::string bridge = "mp" + std::to_string(std::random_device{}() % 1000000);
-  auto crash_cleanup = clean_up_on_crash(dir.file("data"));
-  auto r = run_binary(
-      mill_binary(),
-      {"server", "--data-dir", dir.file("data"), "--listen", "127.0.0.1:0", "--bridge", bridge,
-       "--cluster-network", lease.cidr(), "--proxy-http", port, "--proxy-https", ""},
-      {}, 60s);
-  EXPECT_NE(r.exit_code, 0) << r.out << r.err;
-  const std::string said = r.out + r.err;
-  EXPECT_NE(said.find("the ingress proxy cannot listen (--proxy-http " + port), std::string::npos)
-      << said;
-  EXPECT_NE(said.find("another web server"), std::string::npos) << said;
-  EXPECT_FALSE(std::filesystem::exists("/sys/class/net/" + bridge)) << "a bridge was made";
-  auto tables = run_command({"nft", "list", "tables"});
-  ASSERT_TRUE(tables);
-  EXPECT_EQ(tables->output.find("mill_" + bridge), std::string::npos) << tables->output;
-  auto routes = run_command({"ip", "route", "show", lease.cidr()});
-  ASSERT_TRUE(routes);
-  EXPECT_EQ(routes->output, "") << "a route into the cluster network was left";
+  expect_start_fails_cleanly(
+      "", nullptr, {"--proxy-http", port, "--proxy-https", ""},
+      {"the ingress proxy cannot listen (--proxy-http " + port, "another web server"});
 }
 
 // A start that fails after the node's network was made (here: the image store cannot
-// be opened) undoes it: no bridge, firewall table or route is left behind.
+// be opened) undoes it.
 TEST(ContainersFailedStart, UndoesTheNetworkItMade) {
-  MILL_REQUIRE(::geteuid() == 0, "running containers needs root");
-  TempDir dir;
-  ASSERT_FALSE(init_data_dir(dir).empty());
-  {
-    std::ofstream blocker(dir.file("data/images"));  // a file where a directory must go
-    blocker << "not a directory\n";
-  }
-  ClusterLease lease = ClusterLease::take(150, 199);
-  ASSERT_GE(lease.octet(), 0);
-  const std::string bridge = "mu" + std::to_string(std::random_device{}() % 1000000);
-  auto crash_cleanup = clean_up_on_crash(dir.file("data"));
-  auto r = run_binary(
-      mill_binary(),
-      {"server", "--data-dir", dir.file("data"), "--listen", "127.0.0.1:0", "--bridge", bridge,
-       "--cluster-network", lease.cidr(), "--proxy-http", "", "--proxy-https", ""},
-      {}, 60s);
-  EXPECT_NE(r.exit_code, 0) << r.out << r.err;
-  EXPECT_NE((r.out + r.err).find("image store"), std::string::npos) << r.out << r.err;
-  EXPECT_FALSE(std::filesystem::exists("/sys/class/net/" + bridge)) << "the bridge was left";
-  EXPECT_FALSE(std::filesystem::exists("/run/mill/" + bridge)) << "the netns dir was left";
-  auto tables = run_command({"nft", "list", "tables"});
-  ASSERT_TRUE(tables);
-  EXPECT_EQ(tables->output.find("mill_" + bridge), std::string::npos) << tables->output;
-  auto routes = run_command({"ip", "route", "show", lease.cidr()});
-  ASSERT_TRUE(routes);
-  EXPECT_EQ(routes->output, "") << "a route into the cluster network was left";
+  expect_start_fails_cleanly("",
+                             [](const TempDir& dir) {
+                               std::ofstream(dir.file("data/images"))
+                                   << "a file where a directory must go\n";
+                             },
+                             {"--proxy-http", "", "--proxy-https", ""}, {"image store"});
 }
 
 TEST_F(Containers, BadImagesFailTheSpawnWithAClearError) {
