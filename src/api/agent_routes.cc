@@ -77,7 +77,7 @@ std::string remote_host(const std::string& remote) {
 Result<model::RegisterResponse> register_node(const ApiContext& ctx,
                                               const model::RegisterRequest& request) {
   auto node = MILL_TRY(ctx.nodes->register_node(request));
-  auto subnet = model::node_subnet(ctx.cluster_network, node.id);
+  auto subnet = model::node_subnet(ctx.cluster_network, node.subnet);
   if (!subnet) {
     return make_error(ErrorCode::kConflict, "the cluster network " + ctx.cluster_network.str() +
                                                 " has no /24 left for " + node.id);

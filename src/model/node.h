@@ -51,6 +51,9 @@ struct Node {
   // How long ago that was, as the server's clock saw it when it listed the node.
   std::optional<std::chrono::milliseconds> since_heartbeat = {};
   std::string version = {};  // the Mill version its agent last registered with
+  // Which /24 of the cluster network is its (model::node_subnet): the lowest one free
+  // when it first registered; a removed node's goes back to the pool.
+  int subnet = 0;
 };
 
 }  // namespace mill::model

@@ -1,6 +1,7 @@
 #include "server/node_registry.h"
 
 #include <algorithm>
+#include <set>
 
 #include "model/json.h"
 #include "model/names.h"
@@ -20,6 +21,7 @@ std::string encode_record(const model::Node& n) {
       {"cpu_total", n.resources.cpu_total},
       {"memory_total", n.resources.memory_total},
       {"version", n.version},
+      {"subnet", n.subnet},
       {"draining", n.draining},
       {"drain_force", n.drain_force},
       // Whole seconds, rounded up: tasks get at least the deadline asked for.
@@ -34,9 +36,9 @@ std::string encode_record(const model::Node& n) {
 }
 
 Result<model::Node> decode_record(std::string_view text) {
-  auto o = MILL_TRY(
-      model::parse_object(text, {"id", "name", "address", "cpu_total", "memory_total", "draining",
-                                 "drain_deadline", "registered_at", "version", "drain_force"}));
+  auto o = MILL_TRY(model::parse_object(
+      text, {"id", "name", "address", "cpu_total", "memory_total", "draining", "drain_deadline",
+             "registered_at", "version", "drain_force", "subnet"}));
   model::Node n;
   n.id = MILL_TRY(model::get_string(o, "id", true));
   n.name = MILL_TRY(model::get_string(o, "name", true));
@@ -51,6 +53,12 @@ Result<model::Node> decode_record(std::string_view text) {
   n.registered_at =
       SystemTime(std::chrono::seconds(MILL_TRY(model::get_int(o, "registered_at", true))));
   n.version = MILL_TRY(model::get_string(o, "version", false));  // absent before 0.1.0
+  // Before subnets were pooled, a node's was the number in its id.
+  if (const auto* s = o.if_contains("subnet"); s && s->is_int64()) {
+    n.subnet = static_cast<int>(s->as_int64());
+  } else {
+    n.subnet = model::node_index(n.id).value_or(0);
+  }
   return n;
 }
 
@@ -61,16 +69,33 @@ NodeRegistry::NodeRegistry(store::Store& store, const Clock& clock,
     : store_(store), clock_(clock), down_after_(down_after) {}
 
 Result<std::string> NodeRegistry::allocate_id() {
-  auto listing = MILL_TRY(store_.list(kPrefix));
+  // Removed nodes' ids count too: an id is never given twice, so a removed machine's
+  // certificate (CN = its id) can never act for a node that joined later.
   int highest = 0;
-  for (const auto& kv : listing.kvs) {
-    std::string_view id = std::string_view(kv.key).substr(kPrefix.size());
-    highest = std::max(highest, model::node_index(id).value_or(0));
+  for (std::string_view prefix : {kPrefix, kRemovedPrefix}) {
+    auto listing = MILL_TRY(store_.list(std::string(prefix)));
+    for (const auto& kv : listing.kvs) {
+      std::string_view id = std::string_view(kv.key).substr(prefix.size());
+      highest = std::max(highest, model::node_index(id).value_or(0));
+    }
   }
   return "node-" + std::to_string(highest + 1);
 }
 
+Result<int> NodeRegistry::free_subnet() {
+  auto listing = MILL_TRY(store_.list(std::string(kPrefix)));
+  std::set<int> used;
+  for (const auto& kv : listing.kvs) {
+    if (auto n = decode_record(kv.value)) used.insert(n->subnet);
+  }
+  int index = 1;
+  while (used.contains(index)) ++index;
+  return index;
+}
+
 Result<model::Node> NodeRegistry::register_node(const model::RegisterRequest& reg) {
+  // One registration at a time: two new nodes must not take the same free /24.
+  std::lock_guard registering(register_mutex_);
   if (reg.name.empty() || reg.address.empty()) {
     return make_error(ErrorCode::kInvalidArgument, "a node needs a name and an address");
   }
@@ -99,6 +124,7 @@ Result<model::Node> NodeRegistry::register_node(const model::RegisterRequest& re
     } else {
       node.id = id;
       node.registered_at = std::chrono::time_point_cast<std::chrono::seconds>(clock_.now());
+      node.subnet = MILL_TRY(free_subnet());
     }
     node.name = reg.name;
     node.address = reg.address;

@@ -38,8 +38,9 @@ class NodeRegistry {
   // node.
   Result<model::Node> set_drain(const std::string& id, std::optional<SystemTime> deadline,
                                 bool draining, bool force = false);
-  // Forgets the node. Its id stays taken: its agent's registrations are refused
-  // (kPermissionDenied) from then on. The caller checks it runs nothing.
+  // Forgets the node. Its id stays taken, never given to another node: its agent's
+  // registrations are refused (kPermissionDenied) from then on. Its /24 goes back to
+  // the pool. The caller checks it runs nothing.
   Result<void> remove(const std::string& id);
 
   static constexpr std::string_view kPrefix = "/nodes/";
@@ -51,11 +52,14 @@ class NodeRegistry {
     model::Resources resources;
   };
   Result<std::string> allocate_id();
+  // The lowest /24 index no registered node holds.
+  Result<int> free_subnet();
   model::Node with_live_state(model::Node node);
 
   store::Store& store_;
   const Clock& clock_;
   std::chrono::milliseconds down_after_;
+  std::mutex register_mutex_;
   std::mutex mutex_;
   std::map<std::string, Live> live_;
 };

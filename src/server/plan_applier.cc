@@ -41,7 +41,9 @@ PlanApplier::PlanApplier(store::Store& store, NodeRegistry& nodes, AllocTable& t
       cluster_network_(cluster_network) {}
 
 std::optional<std::string> PlanApplier::free_address(const std::string& node) const {
-  auto subnet = model::node_subnet(cluster_network_, node);
+  auto registered = nodes_.get(node);
+  if (!registered) return std::nullopt;
+  auto subnet = model::node_subnet(cluster_network_, registered->subnet);
   if (!subnet) return std::nullopt;
   std::vector<bool> used(256, false);
   table_.for_each([&](const TaskView& v) {

@@ -94,6 +94,34 @@ TEST(NodeRegistry, ADrainDeadlineIsNeverCutShort) {
   EXPECT_LT(*node.drain_deadline, asked + std::chrono::seconds(1));
 }
 
+// A removed node's id is never given again, not even when it was the highest: the
+// removed machine's certificate names that id, and must not act for a newcomer. Its
+// /24 is given again.
+TEST(NodeRegistry, ARemovedNodesIdIsNeverGivenAgain) {
+  store::MemoryStore store;
+  ManualClock clock;
+  NodeRegistry reg(store, clock, std::chrono::seconds(15));
+  ASSERT_TRUE(reg.register_node({"", "alpha", "10.0.0.1", resources(1, 1)}));
+  ASSERT_TRUE(reg.register_node({"", "beta", "10.0.0.2", resources(1, 1)}));
+  ASSERT_TRUE(reg.remove("node-2"));
+  auto next = reg.register_node({"", "gamma", "10.0.0.3", resources(1, 1)});
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->id, "node-3");
+  auto old = reg.register_node({"node-2", "beta", "10.0.0.2", resources(1, 1)});
+  ASSERT_FALSE(old);
+  EXPECT_EQ(old.error().code, ErrorCode::kPermissionDenied);
+  EXPECT_FALSE(reg.heartbeat("node-2", resources(1, 1))) << "a removed node heartbeats no more";
+  // Its /24 goes back to the pool: node-3 gets node-2's, the next one a new one.
+  EXPECT_EQ(reg.get("node-1")->subnet, 1);
+  EXPECT_EQ(next->subnet, 2);
+  auto fourth = reg.register_node({"", "delta", "10.0.0.4", resources(1, 1)});
+  ASSERT_TRUE(fourth);
+  EXPECT_EQ(fourth->id, "node-4");
+  EXPECT_EQ(fourth->subnet, 3);
+  // Re-registering keeps a node's /24.
+  EXPECT_EQ(reg.register_node({"node-3", "gamma", "10.0.0.3", resources(1, 1)})->subnet, 2);
+}
+
 TEST(NodeRegistry, UnknownNodeHeartbeatIsNotFound) {
   store::MemoryStore store;
   ManualClock clock;
