@@ -40,14 +40,12 @@ PlanApplier::PlanApplier(store::Store& store, NodeRegistry& nodes, AllocTable& t
       clock_(clock),
       cluster_network_(cluster_network) {}
 
-std::optional<std::string> PlanApplier::free_address(const std::string& node) const {
-  auto registered = nodes_.get(node);
-  if (!registered) return std::nullopt;
-  auto subnet = model::node_subnet(cluster_network_, registered->subnet);
+std::optional<std::string> PlanApplier::free_address(const model::Node& node) const {
+  auto subnet = model::node_subnet(cluster_network_, node.subnet);
   if (!subnet) return std::nullopt;
   std::vector<bool> used(256, false);
   table_.for_each([&](const TaskView& v) {
-    if (v.alloc.node != node || ended(v)) return;
+    if (v.alloc.node != node.id || ended(v)) return;
     if (auto ip = model::parse_ipv4(v.alloc.ip); ip && subnet->contains(*ip))
       used[*ip & 255] = true;
   });
@@ -84,7 +82,7 @@ std::vector<scheduler::NodeView> PlanApplier::snapshot(
   return out;
 }
 
-Result<std::vector<std::string>> PlanApplier::plan(std::string_view kind, const std::string& group,
+Result<std::vector<model::Node>> PlanApplier::plan(std::string_view kind, const std::string& group,
                                                    const model::AllocSpec& spec, int count,
                                                    std::vector<std::string>* unbound) {
   auto node_list = MILL_TRY(nodes_.list());
@@ -96,7 +94,14 @@ Result<std::vector<std::string>> PlanApplier::plan(std::string_view kind, const 
                                                                           : ErrorCode::kConflict,
                       r->message);
   }
-  return std::move(std::get<scheduler::Plan>(planned).nodes);
+  // The chosen nodes' records, from the listing the plan was made on.
+  std::vector<model::Node> chosen;
+  for (const auto& id : std::get<scheduler::Plan>(planned).nodes) {
+    auto it = std::find_if(node_list.begin(), node_list.end(),
+                           [&](const model::Node& n) { return n.id == id; });
+    if (it != node_list.end()) chosen.push_back(*it);
+  }
+  return chosen;
 }
 
 Result<void> PlanApplier::check_fit(std::string_view kind, const std::string& group,
@@ -117,9 +122,9 @@ Result<TaskView> PlanApplier::place(const std::string& kind, const std::string& 
     int64_t epoch_rev = epoch ? epoch->mod_revision : 0;
     std::vector<std::string> unbound;
     auto planned = MILL_TRY(plan(kind, group, spec, 1, &unbound));
-    const std::string node = planned.at(0);
+    const std::string node = planned.at(0).id;
 
-    auto ip = free_address(node);
+    auto ip = free_address(planned.at(0));
     if (!ip) return make_error(ErrorCode::kConflict, "no free address left on " + node);
     model::Allocation a;
     a.id = MILL_TRY(new_id(id_prefix));

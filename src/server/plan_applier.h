@@ -51,14 +51,14 @@ class PlanApplier {
 
  private:
   // Nodes for `count` allocations, or the scheduler's reason. Caller holds placement_.
-  Result<std::vector<std::string>> plan(std::string_view kind, const std::string& group,
+  Result<std::vector<model::Node>> plan(std::string_view kind, const std::string& group,
                                         const model::AllocSpec& spec, int count,
                                         std::vector<std::string>* unbound);
   // The scheduler's view of the nodes for a group.
   std::vector<scheduler::NodeView> snapshot(std::string_view kind, const std::string& group,
                                             const std::vector<model::Node>& nodes) const;
   // The lowest address of the node's /24 no live allocation holds.
-  std::optional<std::string> free_address(const std::string& node) const;
+  std::optional<std::string> free_address(const model::Node& node) const;
 
   store::Store& store_;
   NodeRegistry& nodes_;
