@@ -326,11 +326,16 @@ void AllocRunner::watch_health(const Ptr& entry) {
     std::lock_guard lock(mutex_);
     alloc = entry->alloc;
   }
-  if (alloc.kind != model::kKindService || !alloc.spec.health || !alloc.spec.port || !checker_) {
-    return;
+  if (alloc.kind != model::kKindService || !alloc.spec.health || !checker_) return;
+  const model::HealthCheck& check = *alloc.spec.health;
+  if (check.command.empty() && !alloc.spec.port) return;
+  auto probe = health::probe_for(
+      check, check.command.empty() ? alloc.ip + ":" + std::to_string(*alloc.spec.port) : "");
+  if (!check.command.empty()) {
+    auto exec = containers_.exec_command(alloc.id, check.command);
+    probe.command = std::move(exec.argv);
+    probe.pid_file = std::move(exec.pid_file);
   }
-  auto probe =
-      health::probe_for(*alloc.spec.health, alloc.ip + ":" + std::to_string(*alloc.spec.port));
   probe.deadline = std::chrono::milliseconds(0);  // the deploy keeps the deadline
   auto on_change = [this, entry](health::Health h, const std::string& error) {
     update(

@@ -186,6 +186,11 @@ Result<Usage> ContainerHost::usage(const model::Allocation& alloc) {
   return out;
 }
 
+runtime::ExecCommand ContainerHost::exec_command(const std::string& id,
+                                                 const std::vector<std::string>& args) {
+  return runtime_.exec_command(id, args);
+}
+
 // Everything but the log and the runtime's record of the exit.
 void ContainerHost::teardown(const std::string& id) {
   if (auto r = runtime_.remove(id, runtime::KeepLogs::kYes);

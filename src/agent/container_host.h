@@ -44,6 +44,8 @@ class ContainerHost final : public Containers {
   Result<void> on_exit(const std::string& id, ExitCallback on_end) override;
   Result<Exit> stop(const std::string& id, std::chrono::milliseconds grace) override;
   Result<Usage> usage(const model::Allocation& alloc) override;
+  runtime::ExecCommand exec_command(const std::string& id,
+                                    const std::vector<std::string>& args) override;
   void release(const std::string& id, const std::string& image_digest) override;
   void forget(const std::string& id) override;
   std::vector<Adopted> adopt() override;

@@ -18,6 +18,7 @@
 #include "common/result.h"
 #include "model/allocation.h"
 #include "model/node_protocol.h"
+#include "runtime/runtime.h"
 
 namespace mill::agent {
 
@@ -73,6 +74,9 @@ class Containers {
   // SIGTERM (or the image's stop signal), `grace`, SIGKILL.
   virtual Result<Exit> stop(const std::string& id, std::chrono::milliseconds grace) = 0;
   virtual Result<Usage> usage(const model::Allocation& alloc) = 0;
+  // How to run `args` inside running container `id` (a command health check).
+  virtual runtime::ExecCommand exec_command(const std::string& id,
+                                            const std::vector<std::string>& args) = 0;
   // After the end: removes the container, its rootfs mount, network and runtime state,
   // and releases its image, keeping only its log. Idempotent.
   virtual void release(const std::string& id, const std::string& image_digest) = 0;

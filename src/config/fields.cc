@@ -141,25 +141,28 @@ std::optional<milliseconds> Parser::read_duration(const toml::node& node, const 
 }
 
 std::optional<std::vector<std::string>> Parser::read_command(const toml::node& node,
-                                                             const std::string& ctx) {
+                                                             const std::string& ctx,
+                                                             std::string_view key,
+                                                             std::string_view if_empty) {
   const auto* array = node.as_array();
+  const std::string name(key);
   if (!array) {
-    type_error(node, ctx, "command", "an array of strings");
+    type_error(node, ctx, name, "an array of strings");
     return std::nullopt;
   }
   if (array->empty()) {
-    error(node, ctx, "command must not be empty (leave it out to use the image's)");
+    error(node, ctx, name + " must not be empty (" + std::string(if_empty) + ")");
     return std::nullopt;
   }
   std::vector<std::string> command;
   bool ok = true;
   for (const toml::node& element : *array) {
-    auto arg = read_string(element, ctx, "command element");
+    auto arg = read_string(element, ctx, name + " element");
     ok = ok && arg.has_value();
     if (arg) command.push_back(*arg);
   }
   if (ok && command.front().empty()) {
-    error(array->front(), ctx, "command[0] (the program) must not be empty");
+    error(array->front(), ctx, name + "[0] (the program) must not be empty");
     ok = false;
   }
   return ok ? std::optional(std::move(command)) : std::nullopt;
@@ -212,6 +215,9 @@ std::optional<model::HealthCheck> Parser::read_health(const toml::node& node,
         error(value, ctx, full + ": " + valid.error().message);
       }
       health.path = *path;
+    } else if (k == "command") {
+      auto command = read_command(value, ctx, full, "leave it out for an HTTP or TCP check");
+      if (command) health.command = std::move(*command);
     } else if (k == "interval" || k == "timeout" || k == "deadline") {
       auto duration = read_duration(value, ctx, full);
       if (!duration) continue;
@@ -225,6 +231,11 @@ std::optional<model::HealthCheck> Parser::read_health(const toml::node& node,
     } else {
       unknown_key(key, ctx, "health.", kHealthKeys);
     }
+  }
+  if (!health.path.empty() && !health.command.empty()) {
+    error(node, ctx,
+          "health: path (an HTTP check) and command (run in the container) exclude each "
+          "other; choose one");
   }
   return health;
 }

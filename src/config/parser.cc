@@ -203,8 +203,10 @@ void Parser::check_services() {
     if (!facts.has_port && facts.route) {
       error(*facts.route, facts.label + ": route needs a port (the container port to proxy to)");
     }
-    if (!facts.has_port && facts.health) {
-      error(*facts.health, facts.label + ": health needs a port (the container port to check)");
+    if (!facts.has_port && facts.health && spec.health && spec.health->command.empty()) {
+      error(*facts.health, facts.label +
+                               ": health needs a port (the container port to check), or a "
+                               "command to run in the container");
     }
     if (task_positions_.contains(name)) {
       error(task_positions_[name], section_label("task", name) + ": \"" + name +

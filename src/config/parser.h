@@ -41,8 +41,8 @@ inline constexpr auto kTaskKeys = std::to_array<std::string_view>(
 inline constexpr auto kVolumeKeys = std::to_array<std::string_view>({"size"});
 inline constexpr auto kRegistryKeys =
     std::to_array<std::string_view>({"username", "password", "insecure"});
-inline constexpr auto kHealthKeys =
-    std::to_array<std::string_view>({"path", "interval", "timeout", "deadline", "passes"});
+inline constexpr auto kHealthKeys = std::to_array<std::string_view>(
+    {"path", "command", "interval", "timeout", "deadline", "passes"});
 inline constexpr auto kRouteKeys =
     std::to_array<std::string_view>({"host", "path", "tls", "https_redirect"});
 inline constexpr auto kTlsKeys = std::to_array<std::string_view>({"cert", "key"});
@@ -99,8 +99,11 @@ class Parser {
                                         std::string_view key, std::int64_t min);
   std::optional<milliseconds> read_duration(const toml::node& node, const std::string& ctx,
                                             std::string_view key);
-  std::optional<std::vector<std::string>> read_command(const toml::node& node,
-                                                       const std::string& ctx);
+  // An array of strings, not empty, whose first element (the program) is not empty.
+  // `if_empty` says what to do instead of an empty array.
+  std::optional<std::vector<std::string>> read_command(
+      const toml::node& node, const std::string& ctx, std::string_view key = "command",
+      std::string_view if_empty = "leave it out to use the image's");
   std::optional<std::map<std::string, std::string>> read_env(const toml::node& node,
                                                              const std::string& ctx);
   void check_secrets(const toml::node& node, const std::string& ctx, std::string_view key,

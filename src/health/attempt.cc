@@ -1,14 +1,22 @@
 #include "health/attempt.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <fstream>
 #include <system_error>
 
 #include "model/units.h"
@@ -104,10 +112,50 @@ int poll_timeout(SteadyTime now, SteadyTime until) {
   return ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
 }
 
-Attempt::Attempt(const Probe& probe, const Endpoint& endpoint, SteadyTime now)
-    : label_(probe.path.empty() ? "tcp " + probe.address : "GET " + probe.path),
-      timeout_(probe.timeout),
-      deadline_(now + probe.timeout) {
+void Attempt::on_time(SteadyTime now) {
+  if (!done_ && now >= deadline_) fail("timed out after " + model::format_duration(timeout_));
+}
+
+void Attempt::abort(int err) {
+  if (!done_) fail(describe(err));
+}
+
+void Attempt::fail(std::string_view why) { finish(false, label_ + ": " + std::string(why)); }
+
+void Attempt::finish(bool ok, std::string error) {
+  done_ = true;
+  result_ = ProbeResult{.ok = ok, .error = std::move(error)};
+}
+
+namespace {
+
+// An HTTP GET or a TCP connect on a non-blocking socket.
+class SocketAttempt final : public Attempt {
+ public:
+  SocketAttempt(const Probe& probe, const Endpoint& endpoint, SteadyTime now);
+
+  int fd() const override { return fd_.get(); }
+  short events() const override { return phase_ == Phase::kReading ? POLLIN : POLLOUT; }
+  void on_ready(short revents) override;
+
+ private:
+  enum class Phase { kConnecting, kSending, kReading };
+
+  void connected();
+  void send_some();
+  void read_some();
+  void finish(bool ok, std::string error) override;
+
+  std::string request_;  // empty in TCP mode
+  UniqueFd fd_;
+  Phase phase_ = Phase::kConnecting;
+  size_t sent_ = 0;
+  std::string received_;
+};
+
+SocketAttempt::SocketAttempt(const Probe& probe, const Endpoint& endpoint, SteadyTime now)
+    : Attempt(probe.path.empty() ? "tcp " + probe.address : "GET " + probe.path, probe.timeout,
+              now) {
   if (!probe.path.empty()) {
     // HTTP/1.1 with Connection: close; we only ever read the status line.
     request_ = "GET " + probe.path + " HTTP/1.1\r\nHost: " + probe.address +
@@ -126,9 +174,7 @@ Attempt::Attempt(const Probe& probe, const Endpoint& endpoint, SteadyTime now)
   }
 }
 
-short Attempt::events() const { return phase_ == Phase::kReading ? POLLIN : POLLOUT; }
-
-void Attempt::on_ready(short revents) {
+void SocketAttempt::on_ready(short revents) {
   if (done_ || revents == 0) return;
   switch (phase_) {
     case Phase::kConnecting: {
@@ -145,21 +191,13 @@ void Attempt::on_ready(short revents) {
   }
 }
 
-void Attempt::on_time(SteadyTime now) {
-  if (!done_ && now >= deadline_) fail("timed out after " + model::format_duration(timeout_));
-}
-
-void Attempt::abort(int err) {
-  if (!done_) fail(describe(err));
-}
-
-void Attempt::connected() {
+void SocketAttempt::connected() {
   if (request_.empty()) return finish(true, "");  // TCP mode: connecting is the check
   phase_ = Phase::kSending;
   send_some();
 }
 
-void Attempt::send_some() {
+void SocketAttempt::send_some() {
   while (sent_ < request_.size()) {
     ssize_t n = ::send(fd_.get(), request_.data() + sent_, request_.size() - sent_, MSG_NOSIGNAL);
     if (n < 0) {
@@ -173,7 +211,7 @@ void Attempt::send_some() {
   read_some();
 }
 
-void Attempt::read_some() {
+void SocketAttempt::read_some() {
   char buffer[1024];
   while (true) {
     ssize_t n = ::recv(fd_.get(), buffer, sizeof(buffer), 0);
@@ -198,11 +236,8 @@ void Attempt::read_some() {
   }
 }
 
-void Attempt::fail(std::string_view why) { finish(false, label_ + ": " + std::string(why)); }
-
-void Attempt::finish(bool ok, std::string error) {
-  done_ = true;
-  result_ = ProbeResult{.ok = ok, .error = std::move(error)};
+void SocketAttempt::finish(bool ok, std::string error) {
+  Attempt::finish(ok, std::move(error));
   if (phase_ == Phase::kReading && fd_.valid()) {
     char buffer[4096];
     size_t drained = 0;
@@ -213,6 +248,152 @@ void Attempt::finish(bool ok, std::string error) {
     }
   }
   fd_ = UniqueFd();
+}
+
+// A child process, in its own process group, with stdin on /dev/null and its output in
+// a memory file (never a pipe: a command that prints a lot, or leaves a child holding
+// the pipe, must not stall). fd() is a pidfd, readable once the process has exited.
+class CommandAttempt final : public Attempt {
+ public:
+  CommandAttempt(const Probe& probe, SteadyTime now);
+  ~CommandAttempt() override { kill_and_reap(); }
+
+  int fd() const override { return pidfd_.get(); }
+  short events() const override { return POLLIN; }
+  void on_ready(short revents) override;
+
+ private:
+  void finish(bool ok, std::string error) override;
+  // Kills what still runs (the process group, and the process the pid file names),
+  // then reaps the child. Idempotent.
+  void kill_and_reap();
+  // The last line the command printed, trimmed and at most kMaxOutputLine long.
+  std::string last_line() const;
+
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+  UniqueFd output_;
+  std::string pid_file_;
+};
+
+// Of a failing command's output, what the error shows.
+constexpr size_t kMaxOutputLine = 200;
+
+std::string command_label(const Probe& probe) {
+  if (!probe.label.empty()) return "command " + probe.label;
+  std::string label = "command";
+  for (const auto& arg : probe.command) label += " " + arg;
+  return label;
+}
+
+CommandAttempt::CommandAttempt(const Probe& probe, SteadyTime now)
+    : Attempt(command_label(probe), probe.timeout, now), pid_file_(probe.pid_file) {
+  // A pid file left by an earlier attempt must never name the process to kill.
+  if (!pid_file_.empty()) ::unlink(pid_file_.c_str());
+  output_ = UniqueFd(::memfd_create("mill-health", MFD_CLOEXEC));
+  if (!output_.valid()) {
+    abort(errno);
+    return;
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, output_.get(), 1);
+  posix_spawn_file_actions_adddup2(&actions, output_.get(), 2);
+  // Its own group, so a timeout kills what it started too; no signal blocked or
+  // ignored, whatever the agent's threads do with theirs.
+  sigset_t none;
+  sigset_t all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  std::vector<char*> argv;
+  for (const auto& arg : probe.command) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  int err = ::posix_spawnp(&pid_, argv[0], &actions, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (err != 0) {
+    pid_ = -1;
+    abort(err);
+    return;
+  }
+  pidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
+  if (!pidfd_.valid()) {
+    int open_errno = errno;
+    kill_and_reap();
+    abort(open_errno);
+  }
+}
+
+void CommandAttempt::on_ready(short revents) {
+  if (done_ || revents == 0 || pid_ < 0) return;
+  int status = 0;
+  pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == 0) return;  // not yet
+  pid_ = -1;
+  if (r < 0) return abort(errno);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return finish(true, "");
+  std::string why = WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
+                                      : "killed by signal " + std::to_string(WTERMSIG(status));
+  std::string line = last_line();
+  fail(line.empty() ? why : why + ": " + line);
+}
+
+void CommandAttempt::finish(bool ok, std::string error) {
+  Attempt::finish(ok, std::move(error));
+  kill_and_reap();
+  pidfd_ = UniqueFd();
+  output_ = UniqueFd();
+}
+
+void CommandAttempt::kill_and_reap() {
+  if (pid_ < 0) return;
+  if (!pid_file_.empty()) {
+    std::ifstream in(pid_file_);
+    long inner = 0;
+    if (in >> inner && inner > 1) ::kill(static_cast<pid_t>(inner), SIGKILL);
+  }
+  ::kill(-pid_, SIGKILL);
+  while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+}
+
+std::string CommandAttempt::last_line() const {
+  off_t size = ::lseek(output_.get(), 0, SEEK_END);
+  if (size <= 0) return "";
+  char buffer[1024];
+  off_t from = size > static_cast<off_t>(sizeof(buffer)) ? size - sizeof(buffer) : 0;
+  ssize_t n = ::pread(output_.get(), buffer, sizeof(buffer), from);
+  if (n <= 0) return "";
+  std::string_view text(buffer, static_cast<size_t>(n));
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
+    text.remove_suffix(1);
+  }
+  if (size_t nl = text.rfind('\n'); nl != std::string_view::npos) text.remove_prefix(nl + 1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
+    text.remove_prefix(1);
+  }
+  std::string line;
+  for (char c : text.substr(0, kMaxOutputLine)) {
+    line += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? ' ' : c;
+  }
+  return line;
+}
+
+}  // namespace
+
+std::unique_ptr<Attempt> start_attempt(const Probe& probe, const Endpoint& endpoint,
+                                       SteadyTime now) {
+  if (!probe.command.empty()) return std::make_unique<CommandAttempt>(probe, now);
+  return std::make_unique<SocketAttempt>(probe, endpoint, now);
 }
 
 }  // namespace mill::health

@@ -1,8 +1,9 @@
 #pragma once
 
-// Internal to mill_health: one probe in flight on a non-blocking socket. The owner
-// polls fd() for events() and feeds readiness and time in; the attempt moves through
-// connect -> send request -> read status line and ends with a ProbeResult. probe_once
+// Internal to mill_health: one probe in flight. The owner polls fd() for events() and
+// feeds readiness and time in until done(), then reads result(). A socket attempt
+// moves through connect -> send request -> read status line; a command attempt is a
+// child process, its fd a pidfd that is readable once it has exited. probe_once
 // drives one attempt; Checker's thread drives many with a single poll(2).
 //
 // Not thread-safe: one thread drives an attempt at a time.
@@ -10,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -31,41 +33,37 @@ int poll_timeout(SteadyTime now, SteadyTime until);
 
 class Attempt {
  public:
-  // Opens the socket and starts connecting; may finish at once (e.g. refused).
-  Attempt(const Probe& probe, const Endpoint& endpoint, SteadyTime now);
+  virtual ~Attempt() = default;
 
   bool done() const { return done_; }
   const ProbeResult& result() const { return result_; }
-  int fd() const { return fd_.get(); }
-  short events() const;  // POLLOUT while connecting or sending, else POLLIN
+  virtual int fd() const = 0;
+  virtual short events() const = 0;
   SteadyTime deadline() const { return deadline_; }
 
   // poll(2) reported `revents` on fd().
-  void on_ready(short revents);
+  virtual void on_ready(short revents) = 0;
   // Fails the attempt with "timed out after ..." once `now` is past the deadline.
   void on_time(SteadyTime now);
   // Fails the attempt with errno `err` (e.g. when poll itself fails).
   void abort(int err);
 
- private:
-  enum class Phase { kConnecting, kSending, kReading };
-
-  void connected();
-  void send_some();
-  void read_some();
+ protected:
+  Attempt(std::string label, std::chrono::milliseconds timeout, SteadyTime now)
+      : label_(std::move(label)), timeout_(timeout), deadline_(now + timeout) {}
   void fail(std::string_view why);
-  void finish(bool ok, std::string error);
+  virtual void finish(bool ok, std::string error);
 
-  std::string label_;    // "GET /healthz" or "tcp 10.1.1.2:3000"
-  std::string request_;  // empty in TCP mode
+  std::string label_;  // "GET /healthz", "tcp 10.1.1.2:3000", "command pg_isready"
   std::chrono::milliseconds timeout_;
   SteadyTime deadline_;
-  UniqueFd fd_;
-  Phase phase_ = Phase::kConnecting;
-  size_t sent_ = 0;
-  std::string received_;
   bool done_ = false;
   ProbeResult result_;
 };
+
+// Starts the probe: a command when probe.command is set, else a socket to `endpoint`
+// (parsed from probe.address by the caller). May be done at once (e.g. refused).
+std::unique_ptr<Attempt> start_attempt(const Probe& probe, const Endpoint& endpoint,
+                                       SteadyTime now);
 
 }  // namespace mill::health

@@ -51,8 +51,8 @@ struct Checker::Target {
   ErrorCallback on_error;
   SystemTime added;
   SystemTime next_start;
-  SystemTime started;              // of the attempt in flight
-  std::optional<Attempt> attempt;  // in flight
+  SystemTime started;                // of the attempt in flight
+  std::unique_ptr<Attempt> attempt;  // in flight
   Status status;
   bool removed = false;
 };
@@ -94,7 +94,7 @@ Result<void> Checker::add(const std::string& id, Probe probe, Callback on_change
                           ErrorCallback on_error) {
   MILL_TRY(validate(probe));
   auto target = std::make_shared<Target>();
-  target->endpoint = *parse_endpoint(probe.address);
+  if (probe.command.empty()) target->endpoint = *parse_endpoint(probe.address);
   probe.interval = std::max(probe.interval, kMinInterval);
   probe.passes = std::max(probe.passes, 1);
   probe.failures = std::max(probe.failures, 1);
@@ -173,7 +173,7 @@ void Checker::run() {
     for (auto& [id, target] : targets_) {
       if (!target->attempt && target->next_start <= now) {
         target->started = now;
-        target->attempt.emplace(target->probe, target->endpoint, real_now);
+        target->attempt = start_attempt(target->probe, target->endpoint, real_now);
       }
       if (target->attempt && target->attempt->done()) {  // e.g. refused at once
         finish_probe(target, now, notices);

@@ -9,8 +9,11 @@
 namespace mill::health {
 
 Probe probe_for(const model::HealthCheck& check, std::string address) {
+  std::string label;
+  for (const auto& arg : check.command) label += (label.empty() ? "" : " ") + arg;
   return Probe{.address = std::move(address),
                .path = check.path,
+               .label = std::move(label),
                .timeout = check.timeout,
                .interval = check.interval,
                .passes = check.passes,
@@ -18,7 +21,13 @@ Probe probe_for(const model::HealthCheck& check, std::string address) {
 }
 
 Result<void> validate(const Probe& probe) {
-  MILL_TRY(parse_endpoint(probe.address));
+  if (!probe.command.empty()) {
+    if (probe.command.front().empty()) {
+      return make_error(ErrorCode::kInvalidArgument, "health command needs a program to run");
+    }
+  } else {
+    MILL_TRY(parse_endpoint(probe.address));
+  }
   if (!probe.path.empty()) {
     if (probe.path.front() != '/') {
       return make_error(ErrorCode::kInvalidArgument,
@@ -40,18 +49,19 @@ Result<void> validate(const Probe& probe) {
 ProbeResult probe_once(const Probe& probe) {
   if (auto valid = validate(probe); !valid)
     return ProbeResult{.ok = false, .error = valid.error().message};
-  Endpoint endpoint = *parse_endpoint(probe.address);
-  Attempt attempt(probe, endpoint, std::chrono::steady_clock::now());
-  while (!attempt.done()) {
+  Endpoint endpoint;
+  if (probe.command.empty()) endpoint = *parse_endpoint(probe.address);
+  auto attempt = start_attempt(probe, endpoint, std::chrono::steady_clock::now());
+  while (!attempt->done()) {
     auto now = std::chrono::steady_clock::now();
-    attempt.on_time(now);
-    if (attempt.done()) break;
-    pollfd pfd{.fd = attempt.fd(), .events = attempt.events(), .revents = 0};
-    int n = ::poll(&pfd, 1, poll_timeout(now, attempt.deadline()));
-    if (n < 0 && errno != EINTR) attempt.abort(errno);
-    if (n > 0) attempt.on_ready(pfd.revents);
+    attempt->on_time(now);
+    if (attempt->done()) break;
+    pollfd pfd{.fd = attempt->fd(), .events = attempt->events(), .revents = 0};
+    int n = ::poll(&pfd, 1, poll_timeout(now, attempt->deadline()));
+    if (n < 0 && errno != EINTR) attempt->abort(errno);
+    if (n > 0) attempt->on_ready(pfd.revents);
   }
-  return attempt.result();
+  return attempt->result();
 }
 
 }  // namespace mill::health

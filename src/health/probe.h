@@ -1,12 +1,14 @@
 #pragma once
 
-// One health probe of one target: an HTTP GET (healthy on 2xx and 3xx) or, without a
-// path, a TCP connect. Plain values and a blocking probe_once(); Checker (checker.h)
-// runs many probes on one thread. No Asio or Beast here: probes are non-blocking
-// sockets driven by poll(2) (attempt.h), so mill_health links only model and common.
+// One health probe of one target: an HTTP GET (healthy on 2xx and 3xx), without a
+// path a TCP connect, or a command (healthy when it exits 0). Plain values and a
+// blocking probe_once(); Checker (checker.h) runs many probes on one thread. No Asio or
+// Beast here: probes are non-blocking sockets and pidfds driven by poll(2)
+// (attempt.h), so mill_health links only model and common.
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "model/config.h"
@@ -21,9 +23,19 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 struct Probe {
   // "10.1.1.2:3000" or "[fd00::2]:3000": an IP literal and a port. Host names are
   // refused (resolving would block the probing thread); allocations have addresses.
-  std::string address;
+  std::string address{};
   // HTTP GET path, starting with "/". Empty: a TCP connect to `address`.
-  std::string path;
+  std::string path{};
+  // A command probe, when set (address and path are then unused): the program and
+  // arguments to run on this host, e.g. `runc exec CONTAINER pg_isready -q`. Exit 0
+  // passes; any other exit fails with the last line it printed. At the timeout the
+  // process, and the one whose pid `pid_file` holds (if set: the command runc started
+  // in the container), are killed.
+  std::vector<std::string> command{};
+  std::string pid_file{};
+  // How the command is named in errors ("command pg_isready -q: exit 1"); argv when
+  // empty.
+  std::string label{};
   // Strict: connect, send and the response's status line all within it.
   std::chrono::milliseconds timeout{1000};
 
@@ -37,18 +49,22 @@ struct Probe {
 };
 
 // A service's health check (mill.toml `health = {...}`) aimed at one allocation's
-// address ("container-ip:port").
+// address ("container-ip:port"). For a command check the caller fills in `command`
+// (how to run check.command inside the container) and `pid_file`; `label` is set
+// from check.command.
 Probe probe_for(const model::HealthCheck& check, std::string address);
 
 struct ProbeResult {
   bool ok = false;
   // Why not, for a person: "GET /healthz: 500", "GET /healthz: connection refused",
-  // "GET /healthz: timed out after 1s", "tcp 10.1.1.2:3000: connection refused".
+  // "GET /healthz: timed out after 1s", "tcp 10.1.1.2:3000: connection refused",
+  // "command pg_isready -q: exit 2: no response".
   std::string error;
 };
 
-// kInvalidArgument when the address is not IP:PORT, the path does not start with "/"
-// or holds whitespace or control characters, or the timeout is not positive.
+// kInvalidArgument when the address is not IP:PORT (socket probes), the path does not
+// start with "/" or holds whitespace or control characters, the command's program is
+// empty, or the timeout is not positive.
 Result<void> validate(const Probe& probe);
 
 // Probes once on the calling thread, returning within probe.timeout (plus scheduling

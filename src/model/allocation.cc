@@ -85,6 +85,11 @@ json::object spec_json(const AllocSpec& s) {
                                {"timeout_ms", s.health->timeout.count()},
                                {"deadline_ms", s.health->deadline.count()},
                                {"passes", s.health->passes}};
+    if (!s.health->command.empty()) {
+      json::array cmd;
+      for (const auto& c : s.health->command) cmd.emplace_back(c);
+      o["health"].as_object()["command"] = std::move(cmd);
+    }
   }
   if (!s.volumes.empty()) {
     json::array vols;
@@ -117,15 +122,17 @@ Result<Route> route_from_json(const json::value& v) {
 }
 
 Result<HealthCheck> health_from_json(const json::value& v) {
-  const auto& o = *MILL_TRY(
-      as_object(v, "health", {"path", "interval_ms", "timeout_ms", "deadline_ms", "passes"}));
+  const auto& o = *MILL_TRY(as_object(
+      v, "health", {"path", "command", "interval_ms", "timeout_ms", "deadline_ms", "passes"}));
   HealthCheck h;
   h.path = MILL_TRY(get_string(o, "path", false));
+  h.command = MILL_TRY(get_strings(o, "command", false));
   h.interval = MILL_TRY(get_ms(o, "interval_ms", true));
   h.timeout = MILL_TRY(get_ms(o, "timeout_ms", true));
   h.deadline = MILL_TRY(get_ms(o, "deadline_ms", true));
   h.passes = MILL_TRY(get_int32(o, "passes", true));
-  if (h.interval.count() <= 0 || h.timeout.count() <= 0 || h.passes < 1) {
+  if (h.interval.count() <= 0 || h.timeout.count() <= 0 || h.passes < 1 ||
+      (!h.command.empty() && (h.command.front().empty() || !h.path.empty()))) {
     return bad("'health' has a bad value");
   }
   return h;

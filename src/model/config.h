@@ -23,7 +23,8 @@ inline constexpr std::int64_t kDefaultMemory = 256LL * 1024 * 1024;  // 256M
 inline constexpr std::int64_t kMinMemory = 4LL * 1024 * 1024;        // 4M
 
 struct HealthCheck {
-  // HTTP GET path, starting with "/". Empty means a TCP connect to the port.
+  // HTTP GET path, starting with "/". Empty means a TCP connect to the port, unless
+  // `command` is set.
   std::string path;
   std::chrono::milliseconds interval{2000};
   std::chrono::milliseconds timeout{1000};
@@ -31,6 +32,8 @@ struct HealthCheck {
   std::chrono::milliseconds deadline{60000};
   // Consecutive passing checks before an allocation counts as healthy.
   int passes = 1;
+  // Run inside the container (as `docker exec` would); exit 0 passes. Excludes path.
+  std::vector<std::string> command{};
 
   bool operator==(const HealthCheck&) const = default;
 };

@@ -406,4 +406,16 @@ Result<Usage> RuncRuntime::usage(const std::string& id) {
   return read_cgroup_usage(MILL_TRY(cgroup_path(id)));
 }
 
+// runc exec takes the process from the container's own config (user, env, cwd,
+// capabilities, seccomp, rlimits) with these args; no terminal, stdio inherited.
+ExecCommand RuncRuntime::exec_command(const std::string& id,
+                                      const std::vector<std::string>& args) const {
+  ExecCommand out;
+  out.pid_file = dir(id) + "/exec.pid";
+  out.argv = {options_.runtime_path, "--root", options_.runc_root, "exec", "--pid-file",
+              out.pid_file,          id};
+  out.argv.insert(out.argv.end(), args.begin(), args.end());
+  return out;
+}
+
 }  // namespace mill::runtime

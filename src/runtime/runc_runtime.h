@@ -6,6 +6,7 @@
 //   STATE_ROOT/<id>/state.json           pids + start times, written by the shim
 //   STATE_ROOT/<id>/exit.json            the exit, written by the shim
 //   STATE_ROOT/<id>/log/current.jsonl    output, rotated to .1 .. .N
+//   STATE_ROOT/<id>/exec.pid             the latest exec_command's process
 // Everything about a container lives in those files, so a new RuncRuntime over the
 // same state_root (an agent restart) sees exactly what the old one did.
 
@@ -43,6 +44,8 @@ class RuncRuntime final : public Runtime {
   Result<void> on_exit(const std::string& id, ExitCallback callback) override;
   Result<void> remove(const std::string& id, KeepLogs keep_logs) override;
   Result<Usage> usage(const std::string& id) override;
+  ExecCommand exec_command(const std::string& id,
+                           const std::vector<std::string>& args) const override;
 
   const RuntimeOptions& options() const { return options_; }
 

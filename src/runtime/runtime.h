@@ -75,6 +75,15 @@ struct Usage {
 
 enum class KeepLogs { kNo, kYes };
 
+// A command to run inside a running container, as `docker exec` does (its namespaces,
+// cgroup, user, environment and limits): the host program to spawn, and the file
+// where that program writes the host pid of the process it starts in the container
+// (so a caller that gives up can kill it).
+struct ExecCommand {
+  std::vector<std::string> argv;
+  std::string pid_file;
+};
+
 class Runtime {
  public:
   virtual ~Runtime() = default;
@@ -107,6 +116,10 @@ class Runtime {
   virtual Result<void> remove(const std::string& id, KeepLogs keep_logs) = 0;
   // From the container's cgroups (v1 cpuacct/memory or v2 cpu.stat/memory.current).
   virtual Result<Usage> usage(const std::string& id) = 0;
+  // How to run `args` in container `id` (see ExecCommand). Runs nothing itself; the
+  // caller spawns argv (the health checker does, with its timeout).
+  virtual ExecCommand exec_command(const std::string& id,
+                                   const std::vector<std::string>& args) const = 0;
 };
 
 }  // namespace mill::runtime

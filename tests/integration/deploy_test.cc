@@ -208,6 +208,52 @@ TEST_F(Deploy, AHealthCheckThatNeverPassesRollsBackAndTheOldAllocationsStay) {
   }
 }
 
+// health = { command = [...] }: run in the container (its filesystem, as runc exec),
+// it holds a new allocation back until it passes (the container makes /ready 1.5 s
+// after it starts); a check that fails or hangs fails the deploy with the command's
+// own words, and a hung one is killed, inside the container too.
+TEST_F(Deploy, ACommandHealthCheckRunsInTheContainerAndGatesTheRollout) {
+  const std::string gated =
+      "env = { READY_AFTER_MS = \"1500\" }\n"
+      "health = { command = [\"/probe\", \"--check\", \"/ready\"], interval = \"100ms\", "
+      "deadline = \"20s\" }\n";
+  auto events = deploy(service("db", 1, gated));
+  ASSERT_EQ(events.back().event, "done") << server_->log();
+  double healthy = -1;
+  for (const auto& e : events) {
+    if (e.event == "progress" && e.data.at("phase") == "healthy") {
+      healthy = e.data.at("elapsed").to_number<double>();
+    }
+  }
+  EXPECT_GE(healthy, 1.4) << "healthy before the command could pass";
+  auto before = alloc_ids("db");
+  ASSERT_EQ(before.size(), 1u);
+
+  auto hung = deploy(
+      service("db", 1,
+              "health = { command = [\"/probe\", \"--hang\"], timeout = \"300ms\", interval = "
+              "\"100ms\", deadline = \"2s\" }\n"));
+  EXPECT_EQ(hung.back().event, "failed") << server_->log();
+  EXPECT_EQ(hung.back().data.at("reason").as_string(),
+            "health check command /probe --hang: timed out after 300ms after 2s");
+  EXPECT_EQ(alloc_ids("db"), before) << "the old allocation stays";
+  EXPECT_TRUE(
+      eventually([] { return std::system("pgrep -f '^/probe --hang' >/dev/null") != 0; }, 5s))
+      << "a timed-out check's process still runs";
+
+  auto missing =
+      deploy(service("db", 1,
+                     "health = { command = [\"/probe\", \"--check\", \"/nothing\"], interval = "
+                     "\"100ms\", deadline = \"1s\" }\n"));
+  EXPECT_EQ(missing.back().event, "failed") << server_->log();
+  EXPECT_EQ(missing.back().data.at("reason").as_string(),
+            "health check command /probe --check /nothing: exit 3: /nothing is missing after 1s");
+  auto db = service_json("db");
+  for (auto& a : db.at("allocations").as_array()) {
+    EXPECT_EQ(a.as_object().at("status").as_string(), "healthy");
+  }
+}
+
 // POST /v1/restart/:service: every allocation replaced, one at a time, each old one
 // stopped only after its replacement is healthy.
 TEST_F(Deploy, RestartReplacesEveryAllocationOneAtATime) {

@@ -9,6 +9,11 @@
 //   --ignore-sigterm or IGNORE_SIGTERM=1       SIGTERM is ignored; otherwise it
 //                                              prints "got SIGTERM" and exits 0
 //   --log-every MS                             prints "tick N" every MS ms
+//   READY_AFTER_MS=N                           creates /ready N ms after it starts
+//
+// As a health-check command run in the container (`runc exec`), not a server:
+//   --check PATH     exits 0 when PATH exists, else prints "PATH is missing", exits 3
+//   --hang           never exits
 //
 //   GET /health                      200 "ok"
 //   GET /env                         K=V lines
@@ -23,6 +28,7 @@
 //   GET /spin?ms=N                   keeps one core busy for N ms, then answers
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -289,6 +295,14 @@ int main(int argc, char** argv) {
   if (const char* env = std::getenv("IGNORE_SIGTERM"); env != nullptr && std::string(env) == "1") {
     ignore_sigterm = true;
   }
+  if (argc == 3 && std::string(argv[1]) == "--check") {
+    if (::access(argv[2], F_OK) == 0) return 0;
+    print_line(STDERR_FILENO, std::string(argv[2]) + " is missing");
+    return 3;
+  }
+  if (argc == 2 && std::string(argv[1]) == "--hang") {
+    for (;;) ::pause();
+  }
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--ignore-sigterm") {
@@ -324,6 +338,14 @@ int main(int argc, char** argv) {
   ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
   print_line(STDOUT_FILENO, "listening on :" + std::to_string(ntohs(addr.sin_port)));
 
+  if (const char* env = std::getenv("READY_AFTER_MS"); env != nullptr && *env != '\0') {
+    long ms = std::atol(env);
+    std::thread([ms] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      int fd = ::open("/ready", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+      if (fd >= 0) ::close(fd);
+    }).detach();
+  }
   if (log_every_ms > 0) {
     std::thread([log_every_ms] {
       for (long n = 1;; ++n) {

@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <fstream>
 #include <mutex>
 #include <set>
 
+#include "support/eventually.h"
 #include "support/temp_dir.h"
 
 namespace mill::agent {
@@ -73,6 +75,11 @@ class FakeContainers final : public Containers {
     return Exit{143, 0};
   }
   Result<Usage> usage(const model::Allocation&) override { return Usage{1.5, 1 << 20, {}}; }
+  // A command check runs on this host: the fake's containers are not real.
+  runtime::ExecCommand exec_command(const std::string&,
+                                    const std::vector<std::string>& args) override {
+    return {args, ""};
+  }
   void release(const std::string& id, const std::string&) override {
     std::lock_guard lock(mu);
     released.insert(id);
@@ -410,6 +417,33 @@ TEST_F(AllocRunnerTest, NeverRestartsWhatRanBeforeAndForgetsRemovedOnes) {
   for (int i = 0; i < 100 && containers.forgotten.size() < 3; ++i)
     std::this_thread::sleep_for(20ms);
   EXPECT_EQ(containers.forgotten, (std::set<std::string>{"task-old", "task-gone", "task-new"}));
+}
+
+// A service whose check is a command (no port needed): running, with the command's
+// words as the reason, until the command passes; then healthy.
+TEST_F(AllocRunnerTest, CommandHealthCheckGatesHealthyAndNeedsNoPort) {
+  auto runner = make_runner();
+  const std::string ready = dir.file("ready");
+  auto db = item("db-1");
+  db.alloc.kind = "service";
+  db.alloc.group = "db";
+  db.alloc.spec.health = model::HealthCheck{
+      .path = "",
+      .interval = 100ms,
+      .command = {"sh", "-c", "test -f " + ready + " || { echo starting up; exit 2; }"}};
+  cp.set({db});
+  ASSERT_TRUE(mill::testing::eventually([&] {
+    auto s = cp.last_of("db-1");
+    return s.status == AllocStatus::kRunning && !s.message.empty();
+  }));
+  EXPECT_EQ(cp.last_of("db-1").message,
+            "health check command sh -c test -f " + ready +
+                " || { echo starting up; exit 2; }: exit 2: starting up");
+  std::this_thread::sleep_for(1200ms);  // past the 1 s after which an unchecked one is healthy
+  EXPECT_EQ(cp.last_of("db-1").status, AllocStatus::kRunning);
+  std::ofstream(ready) << "";
+  ASSERT_TRUE(cp.wait_status("db-1", AllocStatus::kHealthy));
+  EXPECT_EQ(cp.last_of("db-1").message, "");
 }
 
 // On simulated time: a task's timeout and a crashed service's restart backoff are

@@ -155,6 +155,19 @@ TEST(ParseConfig, MemoryAsIntegerBytesAndHealthDefaults) {
   EXPECT_EQ(service.route, (model::Route{"*.example.com", "/"}));
 }
 
+// pg_isready as a check: run in the container, no port needed.
+TEST(ParseConfig, HealthCommandRunsInTheContainerWithoutAPort) {
+  auto outcome = parse_config(
+      "[service.db]\nimage = \"postgres\"\n"
+      "health = { command = [\"pg_isready\", \"-q\"], timeout = \"3s\" }\n",
+      "mill.toml");
+  ASSERT_TRUE(outcome.ok()) << ::testing::PrintToString(error_strings(outcome));
+  const auto& health = *outcome.config->services.at("db").health;
+  EXPECT_EQ(health.command, (std::vector<std::string>{"pg_isready", "-q"}));
+  EXPECT_EQ(health.path, "");
+  EXPECT_EQ(health.timeout, std::chrono::seconds(3));
+}
+
 TEST(ParseConfig, RouteTlsAndRedirect) {
   auto outcome = parse_config(
       "[service.a]\nimage = \"x\"\nport = 80\n"

@@ -205,7 +205,18 @@ TEST(ConfigErrors, VolumeMounts) {
 
 TEST(ConfigErrors, HealthAndRoutes) {
   expect_error("[service.web]\nimage = \"x\"\nhealth = { path = \"/h\" }\n", "3:10",
-               "health needs a port");
+               "health needs a port (the container port to check), or a command to run in the "
+               "container");
+  expect_error("[service.db]\nimage = \"x\"\nport = 1\nhealth = { command = [] }\n", "4:22",
+               "health.command must not be empty (leave it out for an HTTP or TCP check)");
+  expect_error("[service.db]\nimage = \"x\"\nport = 1\nhealth = { command = [\"\", \"-q\"] }\n",
+               "4:23", "health.command[0] (the program) must not be empty");
+  expect_error("[service.db]\nimage = \"x\"\nport = 1\nhealth = { command = \"pg_isready -q\" }\n",
+               "4:22", "health.command must be an array of strings, got string");
+  expect_error(
+      "[service.db]\nimage = \"x\"\nport = 1\n"
+      "health = { path = \"/h\", command = [\"pg_isready\"] }\n",
+      "4:10", "health: path (an HTTP check) and command (run in the container) exclude each other");
   expect_error("[service.web]\nimage = \"x\"\nroute = { host = \"a.com\" }\n", "3:9",
                "route needs a port");
   expect_error("[service.web]\nimage = \"x\"\nport = 1\nhealth = { path = \"healthz\" }\n", "4:19",

@@ -4,6 +4,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <vector>
 
@@ -236,6 +239,53 @@ TEST(Checker, RemoveWaitsForARunningCallbackAndStopsProbing) {
   EXPECT_EQ(calls, 1);
   EXPECT_FALSE(checker->status("web-1"));
   EXPECT_EQ(checker->size(), 0u);
+}
+
+// A command target beside an HTTP one on the same thread: not healthy (with the
+// command's words) until what it checks holds, and removing one whose command hangs
+// kills it at once instead of waiting for its timeout.
+TEST(Checker, CommandTargetRunsBesideSocketTargetsAndIsKilledOnRemove) {
+  char dir_template[] = "/tmp/mill-checker-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string ready = std::string(dir_template) + "/ready";
+  HttpServer server;
+  Events web(&server);
+  Events db;
+  std::vector<std::string> errors;
+  std::mutex errors_mutex;
+  auto checker = make_checker();
+  ASSERT_TRUE(checker->add("web-1", http_probe(server.address()), web.callback()));
+  ASSERT_TRUE(checker->add(
+      "db-1",
+      Probe{.command = {"sh", "-c", "test -f " + ready + " || { echo not ready; exit 3; }"},
+            .label = "pg_isready -q",
+            .timeout = 2s,
+            .interval = 100ms},
+      db.callback(), [&](const std::string& error) {
+        std::lock_guard lock(errors_mutex);
+        errors.push_back(error);
+      }));
+  ASSERT_TRUE(web.wait_for_count(1));
+  EXPECT_EQ(db.size(), 0u) << "not healthy while the command fails";
+  {
+    std::lock_guard lock(errors_mutex);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0], "command pg_isready -q: exit 3: not ready");
+  }
+  std::ofstream(ready) << "";
+  ASSERT_TRUE(db.wait_for_count(1));
+  EXPECT_EQ(db.list()[0].health, Health::kHealthy);
+
+  ASSERT_TRUE(checker->add("hung-1",
+                           Probe{.command = {"sleep", "29.71"}, .timeout = 30s, .interval = 100ms},
+                           [](Health, const std::string&) {}));
+  ASSERT_TRUE(wait_for([&] { return system("pgrep -x -f 'sleep 29.71' >/dev/null") == 0; }));
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(checker->remove("hung-1"));
+  EXPECT_TRUE(wait_for([&] { return system("pgrep -x -f 'sleep 29.71' >/dev/null") != 0; }, 2s))
+      << "the hung command outlived its target";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  std::filesystem::remove_all(dir_template);
 }
 
 TEST(Checker, CallbackMayRemoveItsOwnTarget) {

@@ -1,8 +1,12 @@
 #include "health/probe.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
 
 #include "unit/health/servers.h"
 
@@ -121,6 +125,91 @@ TEST(Validate, RejectsWhatCannotBeProbed) {
   ProbeResult result = probe_once(Probe{.address = "web:80", .path = "/healthz"});
   EXPECT_FALSE(result.ok);
   EXPECT_EQ(result.error, "invalid address \"web:80\": want IP:PORT");
+}
+
+Probe command_probe(std::vector<std::string> command, std::chrono::milliseconds timeout = 2s) {
+  return Probe{.command = std::move(command), .timeout = timeout};
+}
+
+TEST(CommandProbe, ExitZeroPassesAndAnyOtherExitFailsWithItsLastLine) {
+  EXPECT_TRUE(probe_once(command_probe({"true"})).ok);
+  ProbeResult result =
+      probe_once(command_probe({"sh", "-c",
+                                "echo starting; echo >&2 'the database system is starting "
+                                "up'; echo; exit 2"}));
+  EXPECT_FALSE(result.ok);
+  EXPECT_EQ(result.error,
+            "command sh -c echo starting; echo >&2 'the database system is starting up'; echo; "
+            "exit 2: exit 2: the database system is starting up");
+  // The service's own words name it, not the host program that runs it.
+  Probe labelled = command_probe({"sh", "-c", "exit 1"});
+  labelled.label = "pg_isready -q";
+  EXPECT_EQ(probe_once(labelled).error, "command pg_isready -q: exit 1");
+  EXPECT_EQ(probe_once(command_probe({"sh", "-c", "kill -9 $$"})).error,
+            "command sh -c kill -9 $$: killed by signal 9");
+  EXPECT_EQ(probe_once(command_probe({"/nonexistent/check"})).error,
+            "command /nonexistent/check: no such file or directory");
+}
+
+TEST(CommandProbe, OutputLargerThanAPipeDoesNotStallIt) {
+  ProbeResult result = probe_once(command_probe({"sh", "-c", "head -c 1000000 /dev/zero"}));
+  EXPECT_TRUE(result.ok) << result.error;
+}
+
+// A hung command is killed at the timeout, with the process its pid file names (what
+// runc exec started in the container) and what it started in its group.
+TEST(CommandProbe, HungCommandIsKilledAtTheTimeoutWithWhatItStarted) {
+  char dir_template[] = "/tmp/mill-probe-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  Probe probe = command_probe(
+      {"sh", "-c",
+       "setsid sleep 30 & echo $! > " + dir + "/pid; sleep 30 & echo $! > " + dir + "/child; wait"},
+      300ms);
+  probe.pid_file = dir + "/pid";
+  auto start = std::chrono::steady_clock::now();
+  ProbeResult result = probe_once(probe);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_FALSE(result.ok);
+  EXPECT_TRUE(result.error.ends_with(": timed out after 300ms")) << result.error;
+  EXPECT_LT(took, 2s);
+  for (const char* file : {"/pid", "/child"}) {
+    std::ifstream in(dir + file);
+    pid_t pid = 0;
+    ASSERT_TRUE(in >> pid) << file;
+    // Killed; a zombie of a reparented child counts as gone once init reaps it.
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; ++i) {
+      std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+      std::string line;
+      gone = !std::getline(stat, line) || line.find(") Z ") != std::string::npos;
+      if (!gone) std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_TRUE(gone) << file << " " << pid << " still runs";
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// An old pid file never names the process to kill: it is removed before each run.
+TEST(CommandProbe, StalePidFileIsRemovedBeforeTheCommandRuns) {
+  char dir_template[] = "/tmp/mill-probe-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string pid_file = std::string(dir_template) + "/pid";
+  std::ofstream(pid_file) << "1\n";
+  Probe probe = command_probe({"sh", "-c", "test ! -e " + pid_file}, 1s);
+  probe.pid_file = pid_file;
+  EXPECT_TRUE(probe_once(probe).ok);
+  std::filesystem::remove_all(dir_template);
+}
+
+TEST(ProbeFor, CommandCheckIsLabelledWithTheContainersCommand) {
+  model::HealthCheck check{.path = "", .timeout = 3s, .command = {"pg_isready", "-q"}};
+  Probe probe = probe_for(check, "");
+  EXPECT_EQ(probe.label, "pg_isready -q");
+  EXPECT_TRUE(probe.command.empty()) << "the agent says how to run it in the container";
+  EXPECT_EQ(probe.timeout, 3s);
+  EXPECT_FALSE(validate(Probe{.command = {""}}));
+  EXPECT_TRUE(validate(Probe{.command = {"true"}})) << "no address needed";
 }
 
 TEST(ProbeFor, TakesEverythingFromTheServiceHealthCheck) {

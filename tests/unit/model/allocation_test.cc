@@ -15,6 +15,27 @@ TEST(Allocation, RoundTripsThroughJson) {
   }
 }
 
+// A command check travels to the agent; without one the wire is as before, and a
+// command beside a path, or with no program, is refused.
+TEST(Allocation, HealthCommandRoundTripsAndIsCheckedOnTheWire) {
+  Allocation a = samples::service_allocation();
+  a.spec.health->path = "";
+  a.spec.health->command = {"pg_isready", "-q"};
+  std::string text = encode(a);
+  EXPECT_NE(text.find(R"("command":["pg_isready","-q"])"), std::string::npos) << text;
+  auto back = decode_allocation(text);
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(*back, a);
+  EXPECT_EQ(encode(samples::service_allocation()).find("pg_isready"), std::string::npos);
+
+  std::string both = text;
+  both.replace(both.find(R"("path":"")"), 9, R"("path":"/h")");
+  EXPECT_FALSE(decode_allocation(both).has_value());
+  std::string empty = text;
+  empty.replace(empty.find(R"(["pg_isready","-q"])"), 19, R"([""])");
+  EXPECT_FALSE(decode_allocation(empty).has_value());
+}
+
 TEST(AllocState, RoundTripsThroughJson) {
   for (const auto& s : {samples::running_state(), samples::exited_state()}) {
     auto back = decode_alloc_state(encode(s));
