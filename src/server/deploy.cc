@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <set>
 
 #include "common/log.h"
 #include "config/config.h"
@@ -126,22 +127,18 @@ Result<std::string> DeployManager::deploy(const std::string& text, const std::st
     return make_error(ErrorCode::kInvalidArgument, "invalid config");
   };
   auto parsed = config::parse_config(text, file_name);
+  // Missing secrets are errors at their references, reported with all the others.
+  if (!parsed.secrets.empty()) {
+    auto listed = MILL_TRY(secrets_.list());
+    std::set<std::string> known;
+    for (const auto& s : listed) known.insert(s.name);
+    config::require_secrets(parsed, known);
+  }
   if (!parsed.ok()) {
     std::vector<std::string> errors;
     for (const auto& e : parsed.errors) errors.push_back(e.to_string());
     return reject(std::move(errors));
   }
-  std::vector<std::string> missing;
-  for (const auto& name : model::secret_references(*parsed.config)) {
-    auto value = secrets_.get(name);
-    if (!value && value.error().code == ErrorCode::kNotFound) {
-      missing.push_back(file_name + ": secret '" + name +
-                        "' is referenced but not set (mill secret set " + name + ")");
-    } else if (!value) {
-      return Unexpected(value.error());
-    }
-  }
-  if (!missing.empty()) return reject(std::move(missing));
   auto run = std::make_unique<Run>();
   run->record.kind = "deploy";
   run->record.progress.text = text;

@@ -140,9 +140,15 @@ TEST_F(Deploy, BadConfigsAreRefusedWithPositionsAndChangeNothing) {
   ASSERT_GE(errors.size(), 2u) << body;
   EXPECT_EQ(std::string(errors[0].as_string()).rfind("test.toml:3:", 0), 0u) << body;
 
-  deploy(service("web", 1, "env = { DB = \"${secret:nope}\" }"), &status, &body);
+  // A missing secret: at its reference, with the config's other errors.
+  deploy(service("web", 1, "env = { DB = \"${secret:nope}\" }\nimag = 1"), &status, &body);
   EXPECT_EQ(status, 400) << body;
-  EXPECT_NE(body.find("secret 'nope'"), std::string::npos) << body;
+  errors = json::parse(body).as_object().at("errors").as_array();
+  ASSERT_EQ(errors.size(), 2u) << body;
+  EXPECT_EQ(errors[0].as_string(),
+            "test.toml:7:14: service.web: env.DB: secret \"nope\" is not set (mill secret set "
+            "nope)");
+  EXPECT_EQ(std::string(errors[1].as_string()).rfind("test.toml:8:1: ", 0), 0u) << body;
 
   EXPECT_EQ(alloc_ids("web"), before);
   auto records = json::parse(call("GET", "/v1/deploys").body).as_array();

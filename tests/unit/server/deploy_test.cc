@@ -416,6 +416,26 @@ TEST_F(DeployTest, ADeployCutOffByItsServerIsCarriedOnByTheNextOne) {
   EXPECT_EQ(tasks.group(model::kKindService, "web").size(), before.size() + 3);
 }
 
+// A missing secret is an error at its reference, reported with the config's other
+// errors, sorted by position; nothing starts.
+TEST_F(DeployTest, AMissingSecretIsRejectedWithTheOtherErrorsAtItsPosition) {
+  ASSERT_TRUE(secrets.put("db_url", "postgres://").has_value());
+  DeployRejection rejection;
+  auto id = deploys->deploy(
+      "[service.web]\nimage = \"r/app:v1\"\nenv = { A = \"${secret:db_uri}\", B = "
+      "\"${secret:db_url}\" }\nreplicas = -1\n",
+      "t.toml", &rejection);
+  ASSERT_FALSE(id.has_value());
+  EXPECT_EQ(id.error().code, ErrorCode::kInvalidArgument);
+  ASSERT_EQ(rejection.errors.size(), 2u) << ::testing::PrintToString(rejection.errors);
+  EXPECT_EQ(rejection.errors[0],
+            "t.toml:3:13: service.web: env.A: secret \"db_uri\" is not set (mill secret set "
+            "db_uri); did you mean \"db_url\"?");
+  EXPECT_EQ(rejection.errors[1].rfind("t.toml:4:12: ", 0), 0u) << rejection.errors[1];
+  EXPECT_EQ(rejection.message, "the config has 2 errors");
+  EXPECT_TRUE(deploys->records().empty());
+}
+
 // Between deploys a service keeps its replicas: one lost (its node went down) is
 // replaced at once; a replacement that is lost again waits out a backoff (1 s, then 2 s,
 // ...) on the clock, so a service whose replicas keep ending cannot churn.
