@@ -122,6 +122,14 @@ void add_deploy_routes(Router& router, const ApiContext& ctx) {
   router.add("GET", "/v1/services", [&ctx](const net::HttpRequest&, const Params&) {
     return json_response(200, services_json(ctx));
   });
+
+  router.add("GET", "/v1/services/:name", [&ctx](const net::HttpRequest&, const Params& p) {
+    const std::string& name = p.find("name")->second;
+    for (auto& s : services_json(ctx)) {
+      if (s.as_object().at("name").as_string() == name) return json_response(200, s);
+    }
+    return error_response(404, "no service '" + name + "'");
+  });
 }
 
 }  // namespace mill::api

@@ -1,8 +1,10 @@
 #pragma once
 
-// Services as the API shows them (GET /v1/services, and their summary in
-// GET /v1/status): the deployed config's services and any service that still has
-// allocations, each with its healthy/desired replicas and its live allocations.
+// Services as the API shows them (GET /v1/services[/:name], and their summary in
+// GET /v1/status): the deployed services and any service that still has allocations,
+// each with its healthy/desired replicas and its live allocations. Image and desired
+// replicas are what is deployed for the service (DeployManager::deployed(): its last
+// successful rollout, also after a deploy that failed partway).
 
 #include <boost/json/array.hpp>
 

@@ -171,7 +171,14 @@ std::optional<std::vector<std::string>> Parser::read_command(const toml::node& n
 void Parser::check_secrets(const toml::node& node, const std::string& ctx, std::string_view key,
                            std::string_view text) {
   auto refs = model::find_secret_references(text);
-  if (!refs) error(node, ctx, std::string(key) + ": " + refs.error().message);
+  if (!refs) {
+    error(node, ctx, std::string(key) + ": " + refs.error().message);
+    return;
+  }
+  Pos at = pos_of(node.source());
+  for (auto& name : *refs) {
+    secrets_.push_back({std::move(name), ctx + ": " + std::string(key), file_, at.line, at.column});
+  }
 }
 
 std::optional<std::map<std::string, std::string>> Parser::read_env(const toml::node& node,

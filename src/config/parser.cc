@@ -259,8 +259,13 @@ ParseOutcome Parser::run(const toml::table& root) {
   std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& a, const ConfigError& b) {
     return std::tie(a.line, a.column) < std::tie(b.line, b.column);
   });
-  if (!errors_.empty()) return {std::nullopt, std::move(errors_)};
-  return {std::move(config_), {}, std::move(warnings_)};
+  // toml++ tables iterate by key, not in file order.
+  std::stable_sort(secrets_.begin(), secrets_.end(),
+                   [](const SecretReference& a, const SecretReference& b) {
+                     return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+                   });
+  if (!errors_.empty()) return {std::nullopt, std::move(errors_), {}, std::move(secrets_)};
+  return {std::move(config_), {}, std::move(warnings_), std::move(secrets_)};
 }
 
 }  // namespace mill::config::internal

@@ -135,6 +135,7 @@ class Parser {
   std::string file_;
   std::vector<ConfigError> errors_;
   std::vector<ConfigError> warnings_;
+  std::vector<SecretReference> secrets_;
   model::Config config_;
   std::map<std::string, ServiceFacts> service_facts_;
   std::map<std::string, Pos> task_positions_;

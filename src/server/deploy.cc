@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <set>
 
 #include "common/log.h"
 #include "config/config.h"
@@ -14,6 +15,7 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::string_view kDeployedKey = "/config/deployed";
+constexpr std::string_view kRolledKey = "/config/rolled";  // DeployedServices
 constexpr std::string_view kRecordPrefix = "/deploys/";
 
 Result<std::string> new_deploy_id() {
@@ -51,8 +53,35 @@ Result<void> DeployManager::start() {
       log::warn("deploy: the stored config does not parse any more; starting from none");
     }
   }
+  // What each service runs. A store from before this record: every service of the
+  // deployed config (which was all a failed deploy's services could be shown as).
+  std::optional<DeployedServices> rolled;
+  if (auto stored = MILL_TRY(store_.get(kRolledKey))) {
+    rolled = decode_deployed_services(stored->value);
+    if (!rolled)
+      log::warn(
+          "deploy: the record of deployed services does not parse; using the "
+          "deployed config's");
+  }
+  if (!rolled) {
+    rolled.emplace();
+    for (const auto& [name, s] : deployed_.services) {
+      rolled->set(name, "deployed", {"deployed.toml", deployed_text_});
+    }
+  }
+  std::map<std::string, model::Config> configs;
+  for (const auto& [id, source] : rolled->sources) {
+    auto parsed = config::parse_config(source.text, source.file);
+    if (parsed.ok()) {
+      configs[id] = std::move(*parsed.config);
+    } else {
+      log::warn("deploy: the config of deploy " + id + " does not parse any more");
+    }
+  }
   auto listed = MILL_TRY(store_.list(kRecordPrefix));
   std::lock_guard lock(mutex_);
+  rolled_ = std::move(*rolled);
+  rolled_configs_ = std::move(configs);
   for (const auto& kv : listed.kvs) {
     auto r = decode_record(kv.value);
     if (!r) continue;
@@ -126,22 +155,18 @@ Result<std::string> DeployManager::deploy(const std::string& text, const std::st
     return make_error(ErrorCode::kInvalidArgument, "invalid config");
   };
   auto parsed = config::parse_config(text, file_name);
+  // Missing secrets are errors at their references, reported with all the others.
+  if (!parsed.secrets.empty()) {
+    auto listed = MILL_TRY(secrets_.list());
+    std::set<std::string> known;
+    for (const auto& s : listed) known.insert(s.name);
+    config::require_secrets(parsed, known);
+  }
   if (!parsed.ok()) {
     std::vector<std::string> errors;
     for (const auto& e : parsed.errors) errors.push_back(e.to_string());
     return reject(std::move(errors));
   }
-  std::vector<std::string> missing;
-  for (const auto& name : model::secret_references(*parsed.config)) {
-    auto value = secrets_.get(name);
-    if (!value && value.error().code == ErrorCode::kNotFound) {
-      missing.push_back(file_name + ": secret '" + name +
-                        "' is referenced but not set (mill secret set " + name + ")");
-    } else if (!value) {
-      return Unexpected(value.error());
-    }
-  }
-  if (!missing.empty()) return reject(std::move(missing));
   auto run = std::make_unique<Run>();
   run->record.kind = "deploy";
   run->record.progress.text = text;
@@ -155,10 +180,11 @@ Result<std::string> DeployManager::restart(const std::string& service) {
   auto run = std::make_unique<Run>();
   {
     std::lock_guard lock(mutex_);
-    if (!deployed_.services.contains(service)) {
+    model::Config deployed = view_locked();
+    if (!deployed.services.contains(service)) {
       return make_error(ErrorCode::kNotFound, "no service '" + service + "' is deployed");
     }
-    run->volumes = deployed_.volumes;
+    run->volumes = deployed.volumes;
   }
   run->record.kind = "restart";
   run->record.progress.restart = service;
@@ -341,7 +367,64 @@ std::vector<DeployRecord> DeployManager::records() const {
 
 model::Config DeployManager::deployed() const {
   std::lock_guard lock(mutex_);
-  return deployed_;
+  return view_locked();
+}
+
+Result<void> DeployManager::commit_rolled(Run& run, const std::string& service) {
+  if (!run.config) {  // a restart: the service's spec is what it was
+    persist(run.record);
+    return {};
+  }
+  DeployedServices next;
+  {
+    std::lock_guard lock(mutex_);
+    next = rolled_;
+  }
+  next.set(service, run.record.id, {run.record.progress.file, run.record.progress.text});
+  store::Txn txn;
+  txn.ops.push_back({store::Operation::Type::kPut, std::string(kRolledKey), encode(next)});
+  txn.ops.push_back({store::Operation::Type::kPut, std::string(kRecordPrefix) + run.record.id,
+                     encode_record(run.record)});
+  MILL_TRY(store_.txn(txn));
+  std::lock_guard lock(mutex_);
+  rolled_ = std::move(next);
+  rolled_configs_[run.record.id] = *run.config;
+  std::erase_if(rolled_configs_,
+                [&](const auto& kv) { return !rolled_.sources.contains(kv.first); });
+  return {};
+}
+
+Result<void> DeployManager::forget_service(const std::string& service) {
+  DeployedServices next;
+  {
+    std::lock_guard lock(mutex_);
+    if (!rolled_.services.contains(service)) return {};
+    next = rolled_;
+  }
+  next.remove(service);
+  MILL_TRY(store_.put(kRolledKey, encode(next)));
+  std::lock_guard lock(mutex_);
+  rolled_ = std::move(next);
+  std::erase_if(rolled_configs_,
+                [&](const auto& kv) { return !rolled_.sources.contains(kv.first); });
+  return {};
+}
+
+Result<void> DeployManager::commit_deployed(Run& run) {
+  const auto& p = run.record.progress;
+  DeployedServices all;
+  for (const auto& [name, s] : run.config->services) all.set(name, run.record.id, {p.file, p.text});
+  store::Txn txn;
+  txn.ops.push_back({store::Operation::Type::kPut, std::string(kDeployedKey), p.text});
+  txn.ops.push_back({store::Operation::Type::kPut, std::string(kRolledKey), encode(all)});
+  MILL_TRY(store_.txn(txn));
+  std::lock_guard lock(mutex_);
+  deployed_ = *run.config;
+  deployed_text_ = p.text;
+  rolled_ = std::move(all);
+  rolled_configs_.clear();
+  if (!rolled_.sources.empty()) rolled_configs_[run.record.id] = *run.config;
+  return {};
 }
 
 std::string DeployManager::deployed_text() const {

@@ -22,9 +22,12 @@
 // Services roll one at a time, in name order. The first one that fails ends the deploy
 // with `failed`: its new allocations stop, its old ones were never stopped before a
 // replacement was healthy, so they keep serving; services after it are not touched.
-// Services that had already finished keep their new version. The deployed config
-// (GET-able, and the base of task templates and registries) becomes the new one only
-// when the whole deploy succeeds.
+// Services that had already finished keep their new version, and are recorded as
+// deployed at it as each finishes (deployed_services.h), in the same store transaction
+// that moves the deploy's record past them: what deployed() says of a service is what
+// runs for it, after a failed deploy and after a restart too. The last config deployed
+// in full (its task templates and registries) becomes the new one only when the whole
+// deploy succeeds.
 //
 // One deploy (or restart) at a time; it runs on its own thread, so a client that
 // disconnects does not stop it. Time is read, and waited for, through the Clock.
@@ -46,6 +49,7 @@
 #include "common/result.h"
 #include "model/config.h"
 #include "server/deploy_record.h"
+#include "server/deployed_services.h"
 #include "server/secrets.h"
 #include "server/tasks.h"
 #include "store/store.h"
@@ -117,8 +121,12 @@ class DeployManager {
 
   std::optional<DeployRecord> record(const std::string& id) const;
   std::vector<DeployRecord> records() const;  // newest first, without events
-  // The last config deployed successfully (empty before the first).
+  // What is deployed: every service as its last successful rollout left it (a deploy
+  // that failed partway leaves those before the failure at their new spec), with the
+  // volumes they mount; task templates and registries of the last config deployed in
+  // full (see compose_deployed). Empty before the first deploy.
   model::Config deployed() const;
+  // The text of the last config deployed in full ("" before the first).
   std::string deployed_text() const;
 
  private:
@@ -139,6 +147,14 @@ class DeployManager {
   Result<void> pull(Run& run);
   Result<void> roll(Run& run, const std::string& service);
   void remove_services(Run& run);
+  // deploy.cc: what is deployed, kept in step with the store. Moves the run past
+  // `service` (its record, with progress already advanced) and records the service as
+  // deployed at the run's config, in one transaction.
+  Result<void> commit_rolled(Run& run, const std::string& service);
+  // `service` is no longer deployed (a deploy removed it).
+  Result<void> forget_service(const std::string& service);
+  // The run's config is deployed in full: it, and every service at it.
+  Result<void> commit_deployed(Run& run);
   // Kills `ids` and waits (up to stop_wait) until they have ended.
   void stop_allocations(const std::vector<std::string>& ids);
   void finish(Run& run, const std::string& event, const std::string& data);
@@ -169,8 +185,13 @@ class DeployManager {
   std::shared_ptr<Signal> signal_ = std::make_shared<Signal>();
 
   mutable std::mutex mutex_;
-  model::Config deployed_;
+  model::Config deployed_;  // the last config deployed in full
   std::string deployed_text_;
+  DeployedServices rolled_;                              // each service's source
+  std::map<std::string, model::Config> rolled_configs_;  // rolled_.sources, parsed
+  model::Config view_locked() const {
+    return compose_deployed(deployed_, rolled_, rolled_configs_);
+  }
   std::map<std::string, DeployRecord> records_;  // by id
   std::map<std::string, std::vector<Sink>> sinks_;
   std::string running_;  // id of the deploy in progress, if any

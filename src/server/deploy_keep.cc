@@ -13,7 +13,8 @@ std::vector<std::string> DeployManager::keep_replicas() {
   std::lock_guard lock(mutex_);
   if (!running_.empty() || stopping()) return placed;
   const SystemTime now = clock_.now();
-  for (const auto& [name, service] : deployed_.services) {
+  const model::Config deployed = view_locked();
+  for (const auto& [name, service] : deployed.services) {
     int live = 0;
     int healthy = 0;
     for (const auto& v : tasks_.group(model::kKindService, name)) {
@@ -27,7 +28,7 @@ std::vector<std::string> DeployManager::keep_replicas() {
     backoff.not_before = now + backoff.delay;
     backoff.delay = std::min<std::chrono::milliseconds>(backoff.delay * 2, std::chrono::minutes(5));
     for (int i = live; i < service.replicas; ++i) {
-      auto one = tasks_.place_service(name, alloc_spec(service, deployed_.volumes));
+      auto one = tasks_.place_service(name, alloc_spec(service, deployed.volumes));
       if (!one) {
         log::warn("service " + name + ": " + std::to_string(service.replicas - i) +
                   " replica(s) short, and no room for one: " + one.error().message);
@@ -45,7 +46,8 @@ int DeployManager::move_off(const std::set<std::string>& draining) {
   int left = 0;
   std::lock_guard lock(mutex_);
   const bool busy = !running_.empty() || stopping();
-  for (const auto& [name, service] : deployed_.services) {
+  const model::Config deployed = view_locked();
+  for (const auto& [name, service] : deployed.services) {
     std::vector<std::string> on_draining;
     int elsewhere = 0;
     int healthy_elsewhere = 0;
@@ -61,7 +63,7 @@ int DeployManager::move_off(const std::set<std::string>& draining) {
     left += static_cast<int>(on_draining.size());
     if (on_draining.empty() || busy) continue;
     for (int i = elsewhere; i < service.replicas; ++i) {
-      auto one = tasks_.place_service(name, alloc_spec(service, deployed_.volumes));
+      auto one = tasks_.place_service(name, alloc_spec(service, deployed.volumes));
       if (!one) {
         log::warn("drain: service " + name + ": no room for a replacement: " + one.error().message);
         break;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <set>
 
 #include "common/log.h"
 #include "server/deploy.h"
@@ -110,7 +111,11 @@ void DeployManager::execute(Run& run) {
   if (p.stage == "started") {
     if (run.config) {
       for (const auto& [name, s] : run.config->services) p.services.push_back(name);
-      for (const auto& name : tasks_.live_groups(model::kKindService)) {
+      // Services that run or are recorded as deployed (with no allocation left, say).
+      std::set<std::string> present;
+      for (const auto& name : tasks_.live_groups(model::kKindService)) present.insert(name);
+      for (const auto& [name, s] : deployed().services) present.insert(name);
+      for (const auto& name : present) {
         if (!run.config->services.contains(name)) p.removed.push_back(name);
       }
     } else {
@@ -128,14 +133,20 @@ void DeployManager::execute(Run& run) {
     p.stage = "rolling";
     persist(run.record);
   }
-  for (; p.stage == "rolling" && p.next < p.services.size(); ++p.next) {
-    const std::string& name = p.services[p.next];
+  while (p.stage == "rolling" && p.next < p.services.size()) {
+    const std::string name = p.services[p.next];
     if (!service_spec(run, name)) return fail(name, "the service is no longer in the config");
     auto rolled = roll(run, name);
     if (stopping()) return;
     if (!rolled) return fail(name, rolled.error().message);
     p.rollout.reset();
     p.old_alloc.clear();
+    ++p.next;
+    // Crash-safe: the service is deployed at its new spec exactly when the record has
+    // moved past it.
+    if (auto saved = commit_rolled(run, name); !saved) {
+      return fail(name, "cannot record the service as deployed: " + saved.error().message);
+    }
   }
   if (p.stage == "rolling") {
     p.stage = "removing";
@@ -147,12 +158,9 @@ void DeployManager::execute(Run& run) {
     p.stage = "recording";
   }
   if (run.config) {
-    if (auto put = store_.put("/config/deployed", p.text); !put) {
+    if (auto put = commit_deployed(run); !put) {
       return fail("", "cannot record the deployed config: " + put.error().message);
     }
-    std::lock_guard lock(mutex_);
-    deployed_ = *run.config;
-    deployed_text_ = p.text;
   }
   double elapsed = std::chrono::duration<double>(clock_.now() - run.record.started_at).count();
   elapsed = static_cast<double>(static_cast<int64_t>(elapsed * 10 + 0.5)) / 10;
@@ -327,6 +335,10 @@ void DeployManager::remove_services(Run& run) {
       if (live(v)) ids.push_back(v.alloc.id);
     }
     stop_allocations(ids);
+    if (stopping()) return;  // the next server removes it again
+    if (auto forgot = forget_service(name); !forgot) {
+      log::warn("deploy: cannot record that " + name + " is removed: " + forgot.error().message);
+    }
     std::vector<DeployEvent> events;
     for (size_t i = 0; i < ids.size(); ++i) {
       events.push_back(progress_event({{"service", name}, {"phase", "stopped"}}));

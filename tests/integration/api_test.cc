@@ -209,6 +209,33 @@ TEST_F(ApiTest, SecretRoundTrip) {
   }
 }
 
+// A config that refers to a secret that is not set and has another error: both are
+// reported at once, sorted by position, as file:line:col; nothing is deployed.
+TEST_F(ApiTest, ADeployWithAMissingSecretAndAnotherErrorReportsBothAndChangesNothing) {
+  ASSERT_EQ(call("PUT", "/v1/secrets/api_db_url", secret_body("postgres://db/app")).status, 200);
+  const std::string deploys_before = call("GET", "/v1/deploys").body;
+  const std::string services_before = call("GET", "/v1/services").body;
+  const std::string config =
+      "[service.web]\n"
+      "image = \"127.0.0.1:1/none:v1\"\n"
+      "replicas = 1\n"
+      "env = { DB = \"${secret:api_db_uri}\", OK = \"${secret:api_db_url}\" }\n"
+      "port = 99999\n";
+  auto res = call("POST", "/v1/deploy?file=app.toml", config);
+  expect_error(res, 400, "a deploy with a missing secret");
+  auto errors = parse_json(res.body).at("errors").as_array();
+  ASSERT_EQ(errors.size(), 2u) << res.body;
+  EXPECT_EQ(errors[0].as_string(),
+            "app.toml:4:14: service.web: env.DB: secret \"api_db_uri\" is not set (mill secret set "
+            "api_db_uri); did you mean \"api_db_url\"?");
+  EXPECT_EQ(std::string(errors[1].as_string()).rfind("app.toml:5:8: service.web: port", 0), 0u)
+      << res.body;
+  EXPECT_EQ(parse_json(res.body).at("error").as_string(), "the config has 2 errors");
+  EXPECT_EQ(call("GET", "/v1/deploys").body, deploys_before) << "a refused config starts no deploy";
+  EXPECT_EQ(call("GET", "/v1/services").body, services_before);
+  EXPECT_EQ(call("DELETE", "/v1/secrets/api_db_url").status, 200);
+}
+
 TEST_F(ApiTest, MissingSecretIs404) {
   expect_error(call("GET", "/v1/secrets/never-set"), 404, "GET missing");
   expect_error(call("DELETE", "/v1/secrets/never-set"), 404, "DELETE missing");

@@ -400,10 +400,13 @@ health = { path = "/healthz" }
 image = "registry.example.com/job:v1"
 timeout = "1h"
 )";
-  auto r = run_mill({"validate", dir.file("mill.toml")});
+  // Offline: the one secret reference is listed as not checked, and nothing else.
+  auto r = run_mill({"validate", "--offline", dir.file("mill.toml")});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("ok"), std::string::npos) << r.out;
-  EXPECT_TRUE(r.err.empty()) << r.err;
+  EXPECT_EQ(r.err, "note: " + dir.file("mill.toml") +
+                       ":6:24: service.web: env.DATABASE_URL: secret \"db_url\" not checked\n"
+                       "note: 1 secret reference not checked: --offline\n");
   // An empty file is a valid, empty config.
   std::ofstream(dir.file("empty.toml")) << "";
   EXPECT_EQ(run_mill({"validate", dir.file("empty.toml")}).exit_code, 0);
@@ -415,6 +418,85 @@ timeout = "1h"
   EXPECT_EQ(warned.exit_code, 0) << warned.err;
   EXPECT_NE(warned.err.find("warning: " + dir.file("db.toml") + ":7:"), std::string::npos)
       << warned.err;
+}
+
+// mill validate asks the server the CLI points at which secrets exist (names only, GET
+// /v1/secrets): a missing one is an error at its line and column, among the others.
+TEST_F(CliTest, ValidateChecksSecretsAgainstTheServer) {
+  ASSERT_EQ(mill({"secret", "set", "db_url", "postgres://u:p@db/app"}).exit_code, 0);
+  const std::string bad = dir_.file("bad.toml");
+  std::ofstream(bad) << "[service.web]\nimage = \"r/web:v1\"\n"
+                        "env = { A = \"${secret:db_uri}\", B = \"${secret:db_url}\" }\n"
+                        "replicas = -1\n";
+  auto r = mill({"validate", bad});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  auto lines = lines_of(r.err);
+  ASSERT_EQ(lines.size(), 3u) << r.err;
+  EXPECT_EQ(lines[0], bad +
+                          ":3:13: service.web: env.A: secret \"db_uri\" is not set (mill secret "
+                          "set db_uri); did you mean \"db_url\"?");
+  EXPECT_TRUE(lines[1].starts_with(bad + ":4:12: service.web: replicas")) << r.err;
+  EXPECT_EQ(lines[2], "2 errors in " + bad);
+  EXPECT_EQ((r.out + r.err).find("postgres://"), std::string::npos) << "a value reached the CLI";
+
+  const std::string good = dir_.file("good.toml");
+  std::ofstream(good) << "[service.web]\nimage = \"r/web:v1\"\n"
+                         "env = { B = \"${secret:db_url}\", C = \"x${secret:db_url}\" }\n";
+  auto ok = mill({"validate", good});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_TRUE(ok.err.empty()) << ok.err;
+  EXPECT_NE(ok.out.find("2 secret references checked against " + server_->address()),
+            std::string::npos)
+      << ok.out;
+
+  // --offline: not asked; an otherwise valid file exits 0 and says what it did not check.
+  std::ofstream(dir_.file("missing.toml")) << "[service.web]\nimage = \"r/web:v1\"\n"
+                                              "env = { A = \"${secret:db_uri}\" }\n";
+  auto off = mill({"validate", "--offline", dir_.file("missing.toml")});
+  EXPECT_EQ(off.exit_code, 0) << off.err;
+  EXPECT_EQ(off.err, "note: " + dir_.file("missing.toml") +
+                         ":3:13: service.web: env.A: secret \"db_uri\" not checked\n"
+                         "note: 1 secret reference not checked: --offline\n");
+  EXPECT_NE(off.out.find("ok ("), std::string::npos) << off.out;
+  EXPECT_NE(off.out.find("1 secret reference not checked"), std::string::npos) << off.out;
+  // Online, the same file is refused.
+  EXPECT_EQ(mill({"validate", dir_.file("missing.toml")}).exit_code, 1);
+}
+
+// No server to ask (unreachable, or none configured): the references are listed as not
+// checked, with why, and a file that is otherwise valid exits 0; errors still exit 1.
+TEST(CliValidate, WithoutAServerSecretsAreListedAsNotChecked) {
+  TempDir dir;
+  ClosedPort closed;
+  const std::string file = dir.file("mill.toml");
+  std::ofstream(file)
+      << "[service.web]\nimage = \"r/web:v1\"\nenv = { A = \"${secret:db_url}\" }\n";
+  Env unreachable{{"MILL_ADDR", closed.address()},
+                  {"MILL_TOKEN", std::string(64, 'a')},
+                  {"MILL_CONFIG", dir.file("none.toml")}};
+  auto r = run_mill({"validate", file}, unreachable);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto lines = lines_of(r.err);
+  ASSERT_EQ(lines.size(), 2u) << r.err;
+  EXPECT_EQ(lines[0], "note: " + file + ":3:13: service.web: env.A: secret \"db_url\" not checked");
+  EXPECT_TRUE(
+      lines[1].starts_with("note: 1 secret reference not checked: could not ask the "
+                           "server at " +
+                           closed.address() + ": "))
+      << r.err;
+  EXPECT_NE(r.out.find("1 secret reference not checked"), std::string::npos) << r.out;
+
+  Env nothing{{"MILL_CONFIG", dir.file("none.toml")}, {"MILL_TOKEN", ""}, {"MILL_ADDR", ""}};
+  auto none = run_mill({"validate", file}, nothing);
+  EXPECT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_NE(none.err.find("not checked: no server to ask"), std::string::npos) << none.err;
+
+  std::ofstream(dir.file("bad.toml")) << "[service.web]\nimage = \"r/web:v1\"\n"
+                                         "env = { A = \"${secret:db_url}\" }\nport = 0\n";
+  auto bad = run_mill({"validate", dir.file("bad.toml")}, unreachable);
+  EXPECT_EQ(bad.exit_code, 1) << bad.err;
+  EXPECT_NE(bad.err.find(dir.file("bad.toml") + ":4:8: "), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("not checked"), std::string::npos) << bad.err;
 }
 
 TEST(CliValidate, BadFileExits1WithFileLineColMessages) {

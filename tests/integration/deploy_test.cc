@@ -1,6 +1,8 @@
 // Services and rolling deploys end to end: `mill server` on a bridge of the test's
 // own, the probe image in a real registry, POST /v1/deploy streamed as SSE. Needs root.
 
+#include <regex>
+
 #include "deploy_fixture.h"
 
 namespace mill::testing {
@@ -140,9 +142,15 @@ TEST_F(Deploy, BadConfigsAreRefusedWithPositionsAndChangeNothing) {
   ASSERT_GE(errors.size(), 2u) << body;
   EXPECT_EQ(std::string(errors[0].as_string()).rfind("test.toml:3:", 0), 0u) << body;
 
-  deploy(service("web", 1, "env = { DB = \"${secret:nope}\" }"), &status, &body);
+  // A missing secret: at its reference, with the config's other errors.
+  deploy(service("web", 1, "env = { DB = \"${secret:nope}\" }\nimag = 1"), &status, &body);
   EXPECT_EQ(status, 400) << body;
-  EXPECT_NE(body.find("secret 'nope'"), std::string::npos) << body;
+  errors = json::parse(body).as_object().at("errors").as_array();
+  ASSERT_EQ(errors.size(), 2u) << body;
+  EXPECT_EQ(errors[0].as_string(),
+            "test.toml:7:14: service.web: env.DB: secret \"nope\" is not set (mill secret set "
+            "nope)");
+  EXPECT_EQ(std::string(errors[1].as_string()).rfind("test.toml:8:1: ", 0), 0u) << body;
 
   EXPECT_EQ(alloc_ids("web"), before);
   auto records = json::parse(call("GET", "/v1/deploys").body).as_array();
@@ -252,6 +260,60 @@ TEST_F(Deploy, ACommandHealthCheckRunsInTheContainerAndGatesTheRollout) {
   for (auto& a : db.at("allocations").as_array()) {
     EXPECT_EQ(a.as_object().at("status").as_string(), "healthy");
   }
+}
+
+// A deploy that fails partway (services roll in name order: api, then web): what is
+// deployed for each service is what runs for it, the same in GET /v1/services, GET
+// /v1/services/NAME and `mill services`: after a first deploy (api 2/2, never 2/0)
+// and after a later one whose failure rolls web back (api at its new spec, web at its
+// old one).
+TEST_F(Deploy, APartlyFailedDeployShowsWhatRunsForEachService) {
+  const std::string good = "health = { path = \"/health\", interval = \"100ms\" }\n";
+  const std::string bad =
+      "health = { path = \"/nope\", interval = \"100ms\", deadline = \"2s\" }\n";
+  const std::map<std::string, std::string> env{{"MILL_CONFIG", dir_.file("client.toml")},
+                                               {"MILL_ADDR", server_->address()}};
+  // Every view of `name` says `replicas` (healthy/desired) of `tag`, matching what runs.
+  auto expect_shown = [&](const std::string& name, const std::string& tag, int healthy,
+                          int desired) {
+    const std::string image = registry_->host() + "/probe:" + tag;
+    auto listed = service_json(name);
+    ASSERT_FALSE(listed.empty());
+    auto one = call("GET", "/v1/services/" + name);
+    ASSERT_EQ(one.status, 200) << one.body;
+    EXPECT_EQ(json::parse(one.body).as_object(), listed);
+    EXPECT_EQ(listed.at("image").as_string(), image) << json::serialize(listed);
+    const auto& replicas = listed.at("replicas").as_object();
+    EXPECT_EQ(replicas.at("healthy").as_int64(), healthy) << json::serialize(listed);
+    EXPECT_EQ(replicas.at("desired").as_int64(), desired) << json::serialize(listed);
+    int running = 0;
+    for (auto& a : listed.at("allocations").as_array()) {
+      std::string at(a.as_object().at("address").as_string());
+      running += get(at, "/env").find("VERSION=" + tag.substr(1)) != std::string::npos;
+    }
+    EXPECT_EQ(running, desired) << "allocations serving " << tag << ": " << json::serialize(listed);
+    auto cli = run_mill({"services"}, env);
+    EXPECT_EQ(cli.exit_code, 0) << cli.err;
+    std::regex row("(^|\n)" + name + " +" + std::regex_replace(image, std::regex("[.]"), "\\.") +
+                   " +" + std::to_string(healthy) + "/" + std::to_string(desired) + " *\n");
+    EXPECT_TRUE(std::regex_search(cli.out, row)) << cli.out;
+  };
+
+  auto first = deploy(service("api", 2, good) + service("web", 1, bad));
+  ASSERT_EQ(first.back().event, "failed") << server_->log();
+  EXPECT_EQ(first.back().data.at("service").as_string(), "web");
+  ASSERT_NO_FATAL_FAILURE(expect_shown("api", "v1", 2, 2));
+  EXPECT_EQ(call("GET", "/v1/services/web").status, 404) << "web runs nothing, and never did";
+
+  ASSERT_EQ(deploy(service("api", 2, good) + service("web", 1, good)).back().event, "done")
+      << server_->log();
+  auto web_before = alloc_ids("web");
+  auto second = deploy(service("api", 1, good, "v2") + service("web", 1, bad, "v2"));
+  ASSERT_EQ(second.back().event, "failed") << server_->log();
+  EXPECT_EQ(second.back().data.at("service").as_string(), "web");
+  EXPECT_EQ(alloc_ids("web"), web_before);
+  ASSERT_NO_FATAL_FAILURE(expect_shown("api", "v2", 1, 1));
+  ASSERT_NO_FATAL_FAILURE(expect_shown("web", "v1", 1, 1));
 }
 
 // POST /v1/restart/:service: every allocation replaced, one at a time, each old one

@@ -148,18 +148,30 @@ class DeployTest : public ::testing::Test {
     model::RegisterRequest reg{"", "host-a", "192.0.2.1", {2, 2, 1024 * kMiB, 1024 * kMiB}};
     ASSERT_TRUE(nodes.register_node(reg).has_value());
     ASSERT_TRUE(tasks.start().has_value());
+    deploys = std::make_unique<DeployManager>(store, tasks, secrets, clock, options());
+    ASSERT_TRUE(deploys->start().has_value());
+  }
+  // A new DeployManager (a server that starts again) on the same store.
+  void restart_server() {
+    deploys->stop();
+    deploys.reset();
+    deploys = std::make_unique<DeployManager>(store, tasks, secrets, clock, options());
+    ASSERT_TRUE(deploys->start().has_value());
+  }
+
+  void TearDown() override {
+    if (deploys) deploys->stop();
+    node.reset();
+    tasks.stop();
+  }
+
+  static DeployOptions options() {
     DeployOptions o;
     // Simulated time: the deadline passes only as the test moves the clock on, once the
     // node has answered everything (see finish()).
     o.default_deadline = 3s;
     o.keep_alive = 50ms;
-    deploys = std::make_unique<DeployManager>(store, tasks, secrets, clock, o);
-    ASSERT_TRUE(deploys->start().has_value());
-  }
-  void TearDown() override {
-    if (deploys) deploys->stop();
-    node.reset();
-    tasks.stop();
+    return o;
   }
 
   static std::string service(const std::string& name, int replicas,
@@ -414,6 +426,89 @@ TEST_F(DeployTest, ADeployCutOffByItsServerIsCarriedOnByTheNextOne) {
   }
   EXPECT_EQ(deploys->deployed().services.at("web").image, "r/held:v2");
   EXPECT_EQ(tasks.group(model::kKindService, "web").size(), before.size() + 3);
+}
+
+// A deploy that fails partway: the services rolled before the failure run their new
+// spec, and that is what is deployed for them, for the API, for keeping replicas, and
+// for the next server; the failed one is at what it was before.
+TEST_F(DeployTest, AFirstDeployThatFailsPartwayLeavesTheFinishedServiceDeployed) {
+  auto out = deploy(service("api", 2) + service("web", 1, "r/never-healthy:v1"));
+  ASSERT_EQ(out.end, "failed");
+  EXPECT_EQ(live("api").size(), 2u);
+  EXPECT_TRUE(live("web").empty());
+  auto check = [&](const char* when) {
+    auto deployed = deploys->deployed();
+    ASSERT_EQ(deployed.services.count("api"), 1u) << when;
+    EXPECT_EQ(deployed.services.at("api").replicas, 2) << when;
+    EXPECT_EQ(deployed.services.at("api").image, "r/app:v1") << when;
+    EXPECT_EQ(deployed.services.count("web"), 0u) << when;
+    EXPECT_EQ(deploys->deployed_text(), "") << when << ": nothing was deployed in full";
+  };
+  check("after the deploy");
+  // Kept at its replica count between deploys, like any deployed service.
+  auto lost = *live("api").begin();
+  ASSERT_TRUE(tasks.lose(lost, "gone").value_or(false));
+  EXPECT_EQ(deploys->keep_replicas().size(), 1u);
+  EXPECT_EQ(live("api").size(), 2u);
+  // web was never deployed: nothing to restart.
+  auto restart = deploys->restart("web");
+  ASSERT_FALSE(restart.has_value());
+  EXPECT_EQ(restart.error().code, ErrorCode::kNotFound);
+  // The next server knows the same.
+  ASSERT_NO_FATAL_FAILURE(restart_server());
+  check("after a server restart");
+}
+
+TEST_F(DeployTest, ASecondDeployThatFailsPartwayLeavesEachServiceAtWhatRuns) {
+  ASSERT_EQ(deploy(service("api", 2) + service("web", 1)).end, "done");
+  auto out = deploy(service("api", 1, "r/app:v2") + service("web", 1, "r/never-healthy:v2"));
+  ASSERT_EQ(out.end, "failed");
+  auto images = [&](const std::string& name) {
+    std::multiset<std::string> out;
+    for (const auto& v : tasks.group(model::kKindService, name)) {
+      if (live(name).contains(v.alloc.id)) out.insert(v.alloc.spec.image);
+    }
+    return out;
+  };
+  EXPECT_EQ(images("api"), (std::multiset<std::string>{"r/app:v2"}));
+  EXPECT_EQ(images("web"), (std::multiset<std::string>{"r/app:v1"}));
+  auto check = [&](const char* when) {
+    auto deployed = deploys->deployed();
+    EXPECT_EQ(deployed.services.at("api").image, "r/app:v2") << when;
+    EXPECT_EQ(deployed.services.at("api").replicas, 1) << when;
+    EXPECT_EQ(deployed.services.at("web").image, "r/app:v1") << when;
+    EXPECT_EQ(deployed.services.at("web").replicas, 1) << when;
+  };
+  check("after the deploy");
+  ASSERT_NO_FATAL_FAILURE(restart_server());
+  check("after a server restart");
+  // A later deploy that succeeds records every service at it; api, dropped, stops and
+  // is forgotten.
+  ASSERT_EQ(deploy(service("web", 2, "r/app:v3")).end, "done");
+  EXPECT_TRUE(live("api").empty());
+  auto deployed = deploys->deployed();
+  EXPECT_EQ(deployed.services.count("api"), 0u);
+  EXPECT_EQ(deployed.services.at("web").image, "r/app:v3");
+}
+
+// A missing secret is an error at its reference, reported with the config's other
+// errors, sorted by position; nothing starts.
+TEST_F(DeployTest, AMissingSecretIsRejectedWithTheOtherErrorsAtItsPosition) {
+  ASSERT_TRUE(secrets.put("db_url", "postgres://").has_value());
+  DeployRejection rejection;
+  auto id = deploys->deploy(
+      "[service.web]\nimage = \"r/app:v1\"\nenv = { A = \"${secret:db_uri}\", B = "
+      "\"${secret:db_url}\" }\nreplicas = -1\n",
+      "t.toml", &rejection);
+  ASSERT_FALSE(id.has_value());
+  EXPECT_EQ(id.error().code, ErrorCode::kInvalidArgument);
+  ASSERT_EQ(rejection.errors.size(), 2u) << ::testing::PrintToString(rejection.errors);
+  EXPECT_EQ(rejection.errors[0],
+            "t.toml:3:13: service.web: env.A: secret \"db_uri\" is not set (mill secret set "
+            "db_uri); did you mean \"db_url\"?");
+  EXPECT_EQ(rejection.errors[1].rfind("t.toml:4:12: ", 0), 0u) << rejection.errors[1];
+  EXPECT_EQ(rejection.message, "the config has 2 errors");
+  EXPECT_TRUE(deploys->records().empty());
 }
 
 // Between deploys a service keeps its replicas: one lost (its node went down) is
