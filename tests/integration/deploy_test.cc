@@ -575,6 +575,58 @@ TEST_F(DeployCut, KilledBetweenReplacementsTheNextServerFinishesTheDeploy) {
   cut_and_carry_on("stopped", 1, "rolling");
 }
 
+// The README's quick start with the CLI, as a new user runs it (a task, deploy v1,
+// roll to v2, a v3 that fails its check and rolls back), then the server stops with a
+// task and two replicas still running and `mill cleanup` leaves nothing: no netns
+// file or mount, nothing mounted under the data dir, which `rm -rf` removes. On a
+// machine whose /run is no mount of its own (this one, CI's), cleanup used to fail
+// with "remove /run/netns/...: Device or resource busy" (issue 15 item 14).
+TEST_F(Deploy, TheQuickStartThenCleanupLeavesNothingBehind) {
+  const std::map<std::string, std::string> env{{"MILL_CONFIG", dir_.file("client.toml")},
+                                               {"MILL_ADDR", server_->address()}};
+  auto spawned = run_mill(
+      {"spawn", "--image", registry_->host() + "/probe:v1", "--port", "8080", "--timeout", "30m"},
+      env);
+  ASSERT_EQ(spawned.exit_code, 0) << spawned.out << spawned.err;
+  const std::string health = "health = { path = \"/health\", interval = \"100ms\" }\n";
+  const std::string file = dir_.file("mill.toml");
+  auto deploy_cli = [&](const std::string& text) {
+    std::ofstream(file) << text;
+    return run_mill({"deploy", "--plain", file}, env);
+  };
+  auto v1 = deploy_cli(service("hello", 2, health, "v1"));
+  ASSERT_EQ(v1.exit_code, 0) << v1.out << v1.err;
+  auto v2 = deploy_cli(service("hello", 2, health, "v2"));
+  ASSERT_EQ(v2.exit_code, 0) << v2.out << v2.err;
+  auto v3 = deploy_cli(
+      service("hello", 2,
+              "health = { path = \"/nope\", interval = \"100ms\", deadline = \"2s\" }\n", "v1"));
+  ASSERT_EQ(v3.exit_code, 1) << v3.out << v3.err;
+  auto ps = run_mill({"services"}, env);
+  EXPECT_NE(ps.out.find("2/2"), std::string::npos) << ps.out;
+
+  server_->stop(SIGTERM);
+  server_.reset();
+  auto cleaned = run_mill({"cleanup", "--data-dir", dir_.file("data")});
+  EXPECT_EQ(cleaned.exit_code, 0) << cleaned.out << cleaned.err;
+  EXPECT_EQ((cleaned.out + cleaned.err).find("busy"), std::string::npos) << cleaned.err;
+  const std::string data = dir_.file("data");
+  std::istringstream mounts(read_file_text("/proc/self/mountinfo"));
+  for (std::string line; std::getline(mounts, line);) {
+    EXPECT_EQ(line.find(" " + data + "/"), std::string::npos) << "still mounted: " << line;
+    EXPECT_EQ(line.find("/run/mill/" + bridge_ + "/"), std::string::npos)
+        << "still mounted: " << line;
+    EXPECT_EQ(line.find("/run/netns/" + bridge_), std::string::npos) << "still mounted: " << line;
+  }
+  EXPECT_FALSE(std::filesystem::exists("/run/mill/" + bridge_));
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ec)) {
+    EXPECT_FALSE(entry.path().filename().string().starts_with(bridge_)) << entry.path();
+  }
+  std::filesystem::remove_all(data, ec);
+  EXPECT_FALSE(ec) << "rm -rf " << data << ": " << ec.message();
+}
+
 // `mill deploy FILE`: exit 0 on done, 1 on failed (with the reason), 2 for a config
 // the server refuses (with line and column).
 TEST_F(Deploy, TheCliReportsTheOutcomeInItsExitCode) {
