@@ -7,6 +7,7 @@
 
 #include "agent/alloc_runner.h"
 #include "common/log.h"
+#include "model/units.h"
 #include "runtime/log_reader.h"
 
 namespace mill::agent {
@@ -24,6 +25,14 @@ std::chrono::milliseconds restart_backoff(int streak) {
   auto d = std::chrono::milliseconds(1000);
   for (int i = 1; i < streak && d < std::chrono::minutes(5); ++i) d *= 2;
   return std::min<std::chrono::milliseconds>(d, std::chrono::minutes(5));
+}
+
+// How a container's end reads: "exited with code 1", "killed by signal 9", or for the
+// OOM killer "out of memory (limit 64M)" (a plain SIGKILL says nothing of why).
+std::string describe_exit(const Exit& exit, int64_t memory_limit) {
+  if (exit.oom) return "out of memory (limit " + model::format_size(memory_limit) + ")";
+  return exit.signal ? "killed by signal " + std::to_string(exit.signal)
+                     : "exited with code " + std::to_string(exit.code);
 }
 
 }  // namespace
@@ -221,8 +230,7 @@ void AllocRunner::handle_exit(const Ptr& entry, Result<Exit> exit) {
   }
   {
     std::lock_guard lock(mutex_);
-    entry->last_exit = exit->signal ? "container killed by signal " + std::to_string(exit->signal)
-                                    : "container exited with code " + std::to_string(exit->code);
+    entry->last_exit = "container " + describe_exit(*exit, entry->alloc.spec.memory);
   }
   restart_later(entry);
 }
@@ -392,8 +400,7 @@ void AllocRunner::finish(const Ptr& entry, AllocStatus status, std::optional<Exi
         if (!message.empty()) {
           e.state.message = std::move(message);
         } else if (exit) {
-          e.state.message = exit->signal ? "killed by signal " + std::to_string(exit->signal)
-                                         : "exited with code " + std::to_string(exit->code);
+          e.state.message = describe_exit(*exit, e.alloc.spec.memory);
         }
       },
       true);

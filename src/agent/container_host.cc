@@ -33,7 +33,7 @@ void remove_tree(const std::string& path) {
       16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
-Exit to_exit(const runtime::ExitStatus& s) { return Exit{s.code, s.signal}; }
+Exit to_exit(const runtime::ExitStatus& s) { return Exit{s.code, s.signal, s.oom_killed}; }
 
 // The files of a container's dir describe something a reboot ends anyway.
 constexpr Durability kNoSync = Durability::kProcessCrash;

@@ -30,8 +30,9 @@ struct Started {
 };
 
 struct Exit {
-  int code = 0;    // 128 + signal when killed by a signal
-  int signal = 0;  // 0 when it exited by itself
+  int code = 0;      // 128 + signal when killed by a signal
+  int signal = 0;    // 0 when it exited by itself
+  bool oom = false;  // SIGKILLed by the OOM killer in its memory cgroup
 };
 
 struct Adopted {

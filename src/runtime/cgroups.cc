@@ -1,12 +1,16 @@
 #include "runtime/cgroups.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
+#include <thread>
 
 #include "common/files.h"
 
@@ -38,6 +42,45 @@ bool has_controller(const CgroupMount& m, std::string_view c) {
     if (x == c) return true;
   }
   return false;
+}
+
+Result<void> check_path(std::string_view path) {
+  if (path.empty() || path == "/" || path.find("..") != std::string_view::npos) {
+    return make_error(ErrorCode::kInvalidArgument, "refusing cgroup '" + std::string(path) + "'");
+  }
+  return {};
+}
+
+bool write_text(const std::string& file, std::string_view text) {
+  if (file.empty()) return false;
+  int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  return ok;
+}
+
+// The processes of cgroup directory `dir` and of every cgroup under it.
+std::vector<pid_t> processes_under(const std::string& dir) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  std::vector<std::string> dirs{dir};
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_directory(ec)) dirs.push_back(it->path());
+  }
+  for (const auto& d : dirs) {
+    std::string procs = read_file(d + "/cgroup.procs").value_or(std::string());
+    size_t i = 0;
+    while (i < procs.size()) {
+      size_t j = procs.find('\n', i);
+      if (j == std::string::npos) j = procs.size();
+      if (int64_t pid = to_int(std::string_view(procs).substr(i, j - i)); pid > 1) {
+        out.push_back(static_cast<pid_t>(pid));
+      }
+      i = j + 1;
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -123,11 +166,45 @@ Result<Usage> read_cgroup_usage(std::string_view path) {
   return u;
 }
 
-Result<void> remove_cgroup(std::string_view path) {
-  if (path.empty() || path == "/" || path.find("..") != std::string_view::npos) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "refusing to remove cgroup '" + std::string(path) + "'");
+int64_t parse_oom_kills(std::string_view text) {
+  constexpr std::string_view kKey = "oom_kill ";
+  for (size_t at = text.find(kKey); at != std::string_view::npos; at = text.find(kKey, at + 1)) {
+    if (at > 0 && text[at - 1] != '\n') continue;
+    std::string_view rest = text.substr(at + kKey.size());
+    return std::max<int64_t>(to_int(rest.substr(0, rest.find('\n'))), 0);
   }
+  return 0;
+}
+
+int64_t read_oom_kills(std::string_view path) {
+  auto v1 = read_file(cgroup_file(path, "memory", "memory.oom_control"));
+  if (v1) return parse_oom_kills(*v1);
+  return parse_oom_kills(read_file(cgroup_file(path, "memory", "memory.events")).value_or(""));
+}
+
+Result<void> kill_cgroup(std::string_view path, std::chrono::milliseconds limit) {
+  MILL_TRY(check_path(path));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  if (!write_text(cgroup_file(path, "cpu", "cpu.cfs_quota_us"), "-1")) {
+    write_text(cgroup_file(path, "cpu", "cpu.max"), "max");
+  }
+  std::string procs = cgroup_file(path, "pids", "cgroup.procs");
+  if (procs.empty()) return {};
+  const std::string dir = procs.substr(0, procs.rfind('/'));
+  for (;;) {
+    auto pids = processes_under(dir);
+    if (pids.empty()) return {};
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return make_error(ErrorCode::kTimeout, std::to_string(pids.size()) + " processes of cgroup " +
+                                                 std::string(path) + " survive SIGKILL");
+    }
+    for (pid_t pid : pids) ::kill(pid, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+Result<void> remove_cgroup(std::string_view path) {
+  MILL_TRY(check_path(path));
   for (const auto& m : cgroup_mounts()) {
     std::string dir = m.path + std::string(path);
     std::error_code ec;

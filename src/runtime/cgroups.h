@@ -4,6 +4,7 @@
 // container's cgroups): read usage, find a controller's file, remove what runc left.
 // Works on v1, v2 and the hybrid layout (v1 controllers with a v2 tree beside them).
 
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +37,20 @@ int64_t parse_cpu_stat_usec(std::string_view cpu_stat);
 
 // Cumulative cpu and current memory of cgroupsPath `path`. kNotFound if it is gone.
 Result<Usage> read_cgroup_usage(std::string_view path);
+
+// How many processes of cgroupsPath `path` the OOM killer has killed (v1
+// memory.oom_control or v2 memory.events "oom_kill N"); 0 when unknown or gone.
+int64_t read_oom_kills(std::string_view path);
+// PURE: the "oom_kill N" line of memory.oom_control / memory.events text, or 0.
+int64_t parse_oom_kills(std::string_view text);
+
+// Kills every process of cgroupsPath `path` (and of the cgroups under it) with SIGKILL
+// and returns once none is left. The CPU quota is lifted first: processes throttled by
+// it (a fork bomb under `cpu = 0.2`) otherwise take minutes to get through their exit.
+// Whatever forks meanwhile is caught by the next pass (every 10 ms). A cgroup that is
+// gone is fine. kTimeout, naming how many remain, if some are still there after
+// `limit`.
+Result<void> kill_cgroup(std::string_view path, std::chrono::milliseconds limit);
 
 // Removes `path` (and anything under it, deepest first) from every hierarchy.
 // Missing directories are fine; a busy one is kConflict.

@@ -274,13 +274,13 @@ Result<ContainerState> RuncRuntime::state(const std::string& id) {
     s.pid = shim_state->pid;
     s.shim_pid = shim_state->shim_pid;
   }
-  s.exit = read_exit(d);
+  s.exit = exit_of(id);
   if (!s.exit && shim_state) {
     int fd = open_process(shim_state->pid, shim_state->pid_start);
     s.running = fd >= 0;
     if (fd >= 0) close(fd);
     // The shim may have recorded the exit between the two reads.
-    if (!s.running) s.exit = read_exit(d);
+    if (!s.running) s.exit = exit_of(id);
   }
   return s;
 }
@@ -312,7 +312,7 @@ Result<void> RuncRuntime::signal(const std::string& id, int sig) {
 
 Result<ExitStatus> RuncRuntime::wait(const std::string& id, std::chrono::milliseconds timeout) {
   std::string d = dir(id);
-  if (auto e = read_exit(d)) return *e;
+  if (auto e = exit_of(id)) return *e;
   auto shim_state = read_shim_state(d);
   if (!shim_state) return make_error(ErrorCode::kNotFound, "no started container " + id);
   // The shim writes exit.json and then exits, so its exit is the event to wait for.
@@ -322,7 +322,7 @@ Result<ExitStatus> RuncRuntime::wait(const std::string& id, std::chrono::millise
     close(fd);
     if (!ended) return make_error(ErrorCode::kTimeout, "container " + id + " is still running");
   }
-  if (auto e = read_exit(d)) return *e;
+  if (auto e = exit_of(id)) return *e;
   return make_error(ErrorCode::kInternal,
                     "mill-shim of " + id + " is gone without recording an exit");
 }
@@ -333,13 +333,21 @@ Result<void> RuncRuntime::on_exit(const std::string& id, ExitCallback callback) 
   std::call_once(watcher_once_, [this] { watcher_ = std::make_unique<ExitWatcher>(); });
   // -1 when the shim is already gone: the watcher then fires at once.
   int fd = open_process(shim_state->shim_pid, shim_state->shim_start);
-  watcher_->watch(
-      fd, [this, id, cb = std::move(callback)] { cb(id, wait(id, std::chrono::milliseconds(0))); });
+  // Ended means nothing of it runs: what PID 1 left behind goes before the callback.
+  watcher_->watch(fd, [this, id, cb = std::move(callback)] {
+    if (auto emptied = empty_cgroup(id); !emptied) {
+      log::warn("runtime: " + id + ": " + emptied.error().message);
+    }
+    cb(id, wait(id, std::chrono::milliseconds(0)));
+  });
   return {};
 }
 
 Result<ExitStatus> RuncRuntime::stop(const std::string& id, std::chrono::milliseconds grace) {
-  if (auto e = read_exit(dir(id))) return *e;
+  if (auto e = exit_of(id)) {
+    MILL_TRY(empty_cgroup(id));
+    return *e;
+  }
   int sig = SIGTERM;
   if (auto config = read_json(join(join(dir(id), shim::kBundleDir), "config.json"))) {
     if (auto* a = config->if_contains("annotations"); a && a->is_object()) {
@@ -352,9 +360,32 @@ Result<ExitStatus> RuncRuntime::stop(const std::string& id, std::chrono::millise
     return Unexpected(std::move(r).error());
   }
   auto exit = wait(id, grace);
-  if (exit || exit.error().code != ErrorCode::kTimeout) return exit;
-  (void)signal(id, SIGKILL);
-  return wait(id, std::chrono::seconds(10));
+  if (!exit && exit.error().code == ErrorCode::kTimeout) {
+    (void)signal(id, SIGKILL);  // PID 1 first: its exit is the one recorded
+    MILL_TRY(empty_cgroup(id));
+    exit = wait(id, std::chrono::seconds(10));
+  }
+  if (exit) MILL_TRY(empty_cgroup(id));
+  return exit;
+}
+
+std::optional<ExitStatus> RuncRuntime::exit_of(const std::string& id) const {
+  auto e = read_exit(dir(id));
+  // PID 1 SIGKILLed, or an init that passes on its child's SIGKILL as 137.
+  if (e && (e->signal == SIGKILL || e->code == 128 + SIGKILL)) {
+    if (auto cgroup = cgroup_path(id)) e->oom_killed = read_oom_kills(*cgroup) > 0;
+  }
+  return e;
+}
+
+Result<void> RuncRuntime::empty_cgroup(const std::string& id) {
+  auto cgroup = cgroup_path(id);
+  if (!cgroup) return {};  // no bundle: nothing was started
+  if (auto killed = kill_cgroup(*cgroup, kKillLimit); !killed) {
+    return make_error(ErrorCode::kConflict,
+                      "container " + id + " survives SIGKILL: " + killed.error().message);
+  }
+  return {};
 }
 
 Result<std::string> RuncRuntime::cgroup_path(const std::string& id) const {
@@ -376,10 +407,12 @@ Result<void> RuncRuntime::remove(const std::string& id, KeepLogs keep_logs) {
   // runs and wait for the shim to finish (wait() returns at once if it is gone).
   if (auto s = state(id); s && !s->exit) {
     if (s->running) (void)signal(id, SIGKILL);
+    MILL_TRY(empty_cgroup(id));
     if (auto e = wait(id, std::chrono::seconds(10)); !e && e.error().code == ErrorCode::kTimeout) {
       return make_error(ErrorCode::kConflict, "container " + id + " survives SIGKILL");
     }
   }
+  MILL_TRY(empty_cgroup(id));
   auto cgroup = cgroup_path(id);
   // The runtime keeps its state in <root>/<id>: without it there is nothing to delete
   // (a second remove, after one that kept the logs), and starting runc costs ~50 ms.

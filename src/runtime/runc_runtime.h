@@ -55,6 +55,13 @@ class RuncRuntime final : public Runtime {
   std::string dir(const std::string& id) const { return options_.state_root + "/" + id; }
   Result<int> launch_shim(const std::string& id);
   Result<std::string> cgroup_path(const std::string& id) const;
+  // Kills what is left in the container's cgroups (kill_cgroup) and returns once
+  // nothing is: a container counts as ended only then. kConflict if something
+  // survives kKillLimit.
+  Result<void> empty_cgroup(const std::string& id);
+  // The exit the shim recorded, if any, with oom_killed from the memory cgroup.
+  std::optional<ExitStatus> exit_of(const std::string& id) const;
+  static constexpr std::chrono::milliseconds kKillLimit{10'000};
   void cleanup_failed_start(const std::string& id, bool kept_logs);
 
   RuntimeOptions options_;

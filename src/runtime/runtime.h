@@ -55,6 +55,9 @@ struct ExitStatus {
   int code = 0;             // exit code; 128 + signal when killed by a signal
   int signal = 0;           // the signal that killed the container's PID 1, 0 if it exited
   std::string finished_at;  // RFC 3339, UTC, milliseconds
+  // SIGKILLed after the kernel's OOM killer struck in the container's memory cgroup
+  // (its oom_kill counter), as Docker's OOMKilled.
+  bool oom_killed = false;
 
   bool operator==(const ExitStatus&) const = default;
 };

@@ -253,6 +253,64 @@ TEST_F(Containers, TimeoutExitAndKillEndTasksWithTheRightStatus) {
   EXPECT_NE(logs.body.find("listening on :8080"), std::string::npos) << logs.body;
 }
 
+// The processes of task `id`'s cgroup (none once it is gone).
+size_t processes_of(const std::string& bridge, const std::string& id) {
+  std::ifstream procs("/sys/fs/cgroup/pids/mill-" + bridge + "/" + id + "/cgroup.procs");
+  if (!procs) procs.open("/sys/fs/cgroup/mill-" + bridge + "/" + id + "/cgroup.procs");
+  size_t n = 0;
+  for (std::string line; std::getline(procs, line);) n += !line.empty();
+  return n;
+}
+
+// A fork bomb under a CPU limit (issue 16): its processes, throttled by the quota,
+// used to take minutes to die, and the task was shown ended (its address handed out
+// again) while they ran. Now it is gone within 2 s of the SIGKILL, and ended only
+// once its cgroup is empty.
+TEST_F(Containers, AForkBombUnderACpuLimitIsGoneWithinTwoSecondsOfItsKill) {
+  auto t = spawn(R"({"image":")" + registry_->host() +
+                 R"(/probe:v1","port":8080,"memory":"64M","cpu":0.2,"timeout":"60s",)"
+                 R"("env":{"IGNORE_SIGTERM":"1"}})");
+  ASSERT_FALSE(t.empty());
+  const std::string id = id_of(t);
+  EXPECT_EQ(probe(t, "/forkbomb"), "forking");
+  ASSERT_TRUE(eventually([&] { return processes_of(bridge_, id) >= 200; }, 20s))
+      << processes_of(bridge_, id) << " processes";
+  auto start = std::chrono::steady_clock::now();
+  auto killed = call("DELETE", "/v1/tasks/" + id);
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(killed.status, 200) << killed.body;
+  EXPECT_EQ(json::parse(killed.body).as_object().at("status").as_string(), "killed");
+  // 2 s of grace for SIGTERM (the fixture's --stop-grace), then SIGKILL: 2 s more at most.
+  EXPECT_LT(took, 4s) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                      << " ms";
+  EXPECT_EQ(processes_of(bridge_, id), 0u) << "ended while its processes still run";
+}
+
+// Past its memory limit a task is killed by the kernel's OOM killer: the task says so,
+// with the limit, instead of a bare "killed by signal 9" (issue 16), whether the
+// probe is PID 1 or runs under the init.
+TEST_F(Containers, AnOutOfMemoryKillIsNamedWithTheLimit) {
+  for (const char* init : {"true", "false"}) {
+    auto t = spawn(R"({"image":")" + registry_->host() +
+                   R"(/probe:v1","port":8080,"memory":"32M","init":)" + init + "}");
+    ASSERT_FALSE(t.empty());
+    net::ClientRequest req;
+    req.target = "/alloc?mb=64";
+    req.timeout = 5s;
+    (void)net::http_request(std::string(t.at("ip").as_string()) + ":8080", req);
+    auto ended = wait_status(id_of(t), "exited");
+    EXPECT_EQ(ended.at("exit_code").as_int64(), 137) << init;
+    EXPECT_EQ(ended.at("message").as_string(), "out of memory (limit 32M)") << init;
+  }
+  // A plain SIGKILL is not an OOM kill.
+  auto stubborn = spawn(R"({"image":")" + registry_->host() +
+                        R"(/probe:v1","port":8080,"memory":"32M","env":{"IGNORE_SIGTERM":"1"}})");
+  auto killed = call("DELETE", "/v1/tasks/" + id_of(stubborn));
+  ASSERT_EQ(killed.status, 200) << killed.body;
+  EXPECT_EQ(json::parse(killed.body).as_object().at("exit_code").as_int64(), 137);
+  EXPECT_EQ(task(id_of(stubborn)).at("message").as_string(), "killed by signal 9");
+}
+
 TEST_F(Containers, LogsTailAndFollowUntilTheTaskEnds) {
   auto t = spawn(R"({"image":")" + registry_->host() + R"(/probe:v1","port":8080})");
   ASSERT_FALSE(t.empty());

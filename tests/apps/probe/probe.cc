@@ -26,6 +26,7 @@
 //   GET /alloc?mb=N                  allocates, touches and keeps N MB
 //   GET /sleep?ms=N                  answers after N ms
 //   GET /spin?ms=N                   keeps one core busy for N ms, then answers
+//   GET /forkbomb                    answers, then every process forks forever
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -238,6 +239,14 @@ Reply handle(std::string_view path, std::string_view query) {
     while (std::chrono::steady_clock::now() < until) {
     }
     return {200, "spun " + std::to_string(ms)};
+  }
+  if (path == "/forkbomb") {
+    std::thread([] {
+      // After the answer went out, so no child holds the connection open.
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      for (;;) ::fork();
+    }).detach();
+    return {200, "forking"};
   }
   return {404, "not found"};
 }

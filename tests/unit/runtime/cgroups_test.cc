@@ -31,7 +31,17 @@ TEST(ParseCpuStat, UsageUsec) {
   EXPECT_EQ(parse_cpu_stat_usec("user_usec 5\n"), -1);
 }
 
+TEST(Cgroups, OomKillCounterFromV1OomControlAndV2MemoryEvents) {
+  EXPECT_EQ(parse_oom_kills("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"), 2);
+  EXPECT_EQ(parse_oom_kills("low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\noom_group_kill 0\n"), 1);
+  EXPECT_EQ(parse_oom_kills("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"), 0);
+  EXPECT_EQ(parse_oom_kills("oom_kill_disable 1\n"), 0) << "not the oom_kill line";
+  EXPECT_EQ(parse_oom_kills(""), 0);
+}
+
 TEST(RemoveCgroup, RefusesDangerousPaths) {
+  EXPECT_FALSE(kill_cgroup("/", std::chrono::milliseconds(10)));
+  EXPECT_FALSE(kill_cgroup("/mill/../x", std::chrono::milliseconds(10)));
   EXPECT_FALSE(remove_cgroup(""));
   EXPECT_FALSE(remove_cgroup("/"));
   EXPECT_FALSE(remove_cgroup("/mill/../.."));
