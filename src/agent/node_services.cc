@@ -43,6 +43,9 @@ namespace {
 // netns`) never share the mount that /run/netns is, and one's cleanup cannot unmount it
 // under the other. `nsenter --net=<dir>/<bridge>-<id>` enters a container's network.
 std::string netns_dir(const std::string& bridge) { return "/run/mill/" + bridge + "/netns"; }
+// Where the node's containers' bundles live: in memory (runtime::RuntimeOptions), since
+// a bundle's config.json holds the process's environment, secrets included.
+std::string bundle_dir(const std::string& bridge) { return "/run/mill/" + bridge + "/bundles"; }
 
 std::vector<proxy::ProxyRoute> proxy_routes(const std::vector<model::ServiceRoute>& routes) {
   std::vector<proxy::ProxyRoute> out;
@@ -118,6 +121,7 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
   rt.shim_path = o.shim_path;
   rt.state_root = d + "/containers";
   rt.runc_root = d + "/runc";
+  rt.bundle_root = bundle_dir(o.bridge);
   p->runtime = MILL_TRY(runtime::RuncRuntime::create(rt));
   // The proxy's ports next, for the same reason: taken ports stop the start before the
   // host is touched.
@@ -243,6 +247,7 @@ Result<void> NodeServices::cleanup(const std::string& d) {
   runtime::RuntimeOptions rt;
   rt.state_root = d + "/containers";
   rt.runc_root = d + "/runc";
+  rt.bundle_root = bundle_dir(net.bridge);
   if (auto runtime = runtime::RuncRuntime::create(rt)) {
     if (auto list = (*runtime)->list()) {
       for (const auto& c : *list) {
@@ -264,6 +269,7 @@ Result<void> NodeServices::cleanup(const std::string& d) {
     for (const auto& id : ids) (void)image::unmount_rootfs(allocs + "/" + id + "/rootfs");
   }
   (void)image::unmount_rootfs(allocs);
+  runtime::release_bundle_root(rt.bundle_root);
   // Volumes are unmounted; their data stays on disk for the next start.
   if (auto volumes = volume::VolumeManager::create(d)) {
     if (auto u = (*volumes)->unmount_all(); !u) {

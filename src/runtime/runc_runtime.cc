@@ -2,10 +2,13 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,6 +83,27 @@ std::optional<ExitStatus> read_exit(const std::string& dir) {
 
 bool is_executable(const std::string& path) { return access(path.c_str(), X_OK) == 0; }
 
+bool in_memory(const std::string& dir) {
+  struct statfs fs {};
+  return statfs(dir.c_str(), &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
+}
+
+// `dir`, created if missing, on a tmpfs: as it is (/run is one on most hosts), or
+// with one of its own mounted there (private, for root alone, never executable).
+Result<void> keep_in_memory(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return make_error(ErrorCode::kIo, "cannot create " + dir + ": " + ec.message());
+  if (in_memory(dir)) return {};
+  if (mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            "mode=0700,size=64m") != 0) {
+    return make_error(ErrorCode::kIo,
+                      "cannot mount a tmpfs on " + dir +
+                          " (container bundles are kept in memory): " + std::strerror(errno));
+  }
+  return {};
+}
+
 std::string default_shim_path() {
   char buf[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -140,12 +164,7 @@ Result<ContainerState> RuncRuntime::start(const ContainerSpec& in,
   // A dir without a bundle holds the kept logs of a removed container of that id:
   // the new one appends to them.
   bool kept_logs = mkdir(d.c_str(), 0700) != 0 && errno == EEXIST;
-  if (mkdir(bundle.c_str(), 0700) != 0) {
-    if (errno == EEXIST) {
-      return make_error(ErrorCode::kAlreadyExists, "container " + spec.id + " exists");
-    }
-    return io_error("cannot create " + bundle);
-  }
+  MILL_TRY(make_bundle_dir(spec.id, bundle));
   if (mkdir(join(d, shim::kLogDir).c_str(), 0750) != 0 && errno != EEXIST) {
     auto err = io_error("cannot create the log dir of " + spec.id);
     cleanup_failed_start(spec.id, kept_logs);
@@ -167,6 +186,35 @@ Result<ContainerState> RuncRuntime::start(const ContainerSpec& in,
     return Unexpected(std::move(pid).error());
   }
   return state(spec.id);
+}
+
+Result<void> RuncRuntime::make_bundle_dir(const std::string& id, const std::string& bundle) {
+  if (options_.bundle_root.empty()) {
+    if (mkdir(bundle.c_str(), 0700) == 0) return {};
+    if (errno == EEXIST)
+      return make_error(ErrorCode::kAlreadyExists, "container " + id + " exists");
+    return io_error("cannot create " + bundle);
+  }
+  {
+    std::lock_guard lock(bundle_root_mutex_);
+    if (!bundle_root_ready_) {
+      MILL_TRY(keep_in_memory(options_.bundle_root));
+      bundle_root_ready_ = true;
+    }
+  }
+  const std::string target = join(options_.bundle_root, id);
+  std::error_code ec;
+  if (fs::is_symlink(bundle, ec) || fs::exists(bundle, ec)) {
+    return make_error(ErrorCode::kAlreadyExists, "container " + id + " exists");
+  }
+  fs::remove_all(target, ec);  // left by a start that did not finish
+  if (mkdir(target.c_str(), 0700) != 0) return io_error("cannot create " + target);
+  if (symlink(target.c_str(), bundle.c_str()) != 0) {
+    auto err = io_error("cannot link " + bundle);
+    fs::remove_all(target, ec);
+    return err;
+  }
+  return {};
 }
 
 Result<int> RuncRuntime::launch_shim(const std::string& id) {
@@ -425,6 +473,7 @@ Result<void> RuncRuntime::remove(const std::string& id, KeepLogs keep_logs) {
     }
   }
   if (cgroup) MILL_TRY(remove_cgroup(*cgroup));
+  if (!options_.bundle_root.empty()) fs::remove_all(join(options_.bundle_root, id), ec);
   for (fs::directory_iterator it(d, ec), end; !ec && it != end; it.increment(ec)) {
     if (keep_logs == KeepLogs::kYes && it->path().filename() == shim::kLogDir) continue;
     fs::remove_all(it->path(), ec);
@@ -449,6 +498,20 @@ ExecCommand RuncRuntime::exec_command(const std::string& id,
               out.pid_file,          id};
   out.argv.insert(out.argv.end(), args.begin(), args.end());
   return out;
+}
+
+void release_bundle_root(const std::string& bundle_root) {
+  if (bundle_root.empty()) return;
+  // Ours when it is a tmpfs mount point: its parent is another filesystem.
+  struct stat here {};
+  struct stat parent {};
+  const std::string up = fs::path(bundle_root).parent_path();
+  if (stat(bundle_root.c_str(), &here) == 0 && stat(up.c_str(), &parent) == 0 &&
+      here.st_dev != parent.st_dev && in_memory(bundle_root)) {
+    umount2(bundle_root.c_str(), MNT_DETACH);
+  }
+  std::error_code ec;
+  fs::remove_all(bundle_root, ec);
 }
 
 }  // namespace mill::runtime

@@ -2,7 +2,8 @@
 
 // Runtime on an OCI runtime binary (runc; crun where the cgroup layout allows) with
 // one mill-shim per container. State layout, per container (see README.md):
-//   STATE_ROOT/<id>/bundle/config.json   written by start()
+//   STATE_ROOT/<id>/bundle/config.json   written by start(); with a bundle_root, bundle
+//                                        is a link to BUNDLE_ROOT/<id>, in memory
 //   STATE_ROOT/<id>/state.json           pids + start times, written by the shim
 //   STATE_ROOT/<id>/exit.json            the exit, written by the shim
 //   STATE_ROOT/<id>/log/current.jsonl    output, rotated to .1 .. .N
@@ -24,10 +25,18 @@ struct RuntimeOptions {
   std::string shim_path;   // empty: mill-shim beside the running executable
   std::string state_root;  // per-container dirs STATE_ROOT/<id>/
   std::string runc_root;   // runc --root, so two Mills on one host do not collide
+  // Where bundles (config.json: the process's environment, secrets included) live,
+  // in memory: a tmpfs is mounted there at the first start unless it already is one.
+  // Empty: in the state dir (tests of the runtime alone).
+  std::string bundle_root;
   uint64_t log_max_bytes = 10 << 20;
   int log_max_files = 3;  // rotated files kept beside current.jsonl
   std::chrono::milliseconds start_timeout{60'000};
 };
+
+// Unmounts the tmpfs make_bundle_dir mounted at `bundle_root` (if it did) and removes
+// the dir: what `mill cleanup` does once no container is left.
+void release_bundle_root(const std::string& bundle_root);
 
 class RuncRuntime final : public Runtime {
  public:
@@ -63,8 +72,12 @@ class RuncRuntime final : public Runtime {
   std::optional<ExitStatus> exit_of(const std::string& id) const;
   static constexpr std::chrono::milliseconds kKillLimit{10'000};
   void cleanup_failed_start(const std::string& id, bool kept_logs);
+  // Makes STATE_ROOT/<id>/bundle: a dir, or a link to a fresh BUNDLE_ROOT/<id>.
+  Result<void> make_bundle_dir(const std::string& id, const std::string& bundle);
 
   RuntimeOptions options_;
+  std::mutex bundle_root_mutex_;
+  bool bundle_root_ready_ = false;  // in memory, checked or mounted by make_bundle_dir
   std::once_flag watcher_once_;
   std::unique_ptr<ExitWatcher> watcher_;  // last: its thread stops before the rest goes
 };

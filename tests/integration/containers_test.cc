@@ -4,10 +4,13 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -309,6 +312,56 @@ TEST_F(Containers, AnOutOfMemoryKillIsNamedWithTheLimit) {
   ASSERT_EQ(killed.status, 200) << killed.body;
   EXPECT_EQ(json::parse(killed.body).as_object().at("exit_code").as_int64(), 137);
   EXPECT_EQ(task(id_of(stubborn)).at("message").as_string(), "killed by signal 9");
+}
+
+// The regular files under `dir` whose bytes contain `text`.
+std::vector<std::string> files_containing(const std::string& dir, const std::string& text) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (std::filesystem::recursive_directory_iterator it(dir, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (!it->is_regular_file(ec) || it->is_symlink(ec)) continue;
+    // Plain reads: a netns file looks regular and fails to read (EINVAL).
+    int fd = ::open(it->path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    std::string bytes;
+    char buf[65536];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) bytes.append(buf, n);
+    ::close(fd);
+    if (bytes.find(text) != std::string::npos) out.push_back(it->path());
+  }
+  return out;
+}
+
+// Where a secret used by a task may be: in the container's environment, and in no file
+// on disk (issue 16): not the store, its history, the agent's records, the bundle's
+// config.json nor the OCI runtime's state, while the task runs or after it ended.
+TEST_F(Containers, ASecretsValueIsInNoFileWhileTheTaskRunsOrAfter) {
+  const std::string value = "canary-" + std::to_string(std::random_device{}());
+  ASSERT_EQ(call("PUT", "/v1/secrets/api_key", R"({"value":")" + value + R"("})").status, 200);
+  auto t = spawn(R"({"image":")" + registry_->host() +
+                 R"(/probe:v1","port":8080,"env":{"API_KEY":"${secret:api_key}"}})");
+  ASSERT_FALSE(t.empty());
+  EXPECT_NE(probe(t, "/env").find("API_KEY=" + value + "\n"), std::string::npos);
+  // Files holding it: on a disk never; in memory (a tmpfs) while the task runs.
+  auto holding = [&](bool on_disk_only) {
+    std::vector<std::string> found;
+    for (const std::string& dir :
+         {dir_.path(), std::string("/run/mill"), std::string("/run/runc")}) {
+      std::error_code ec;
+      if (!std::filesystem::exists(dir, ec)) continue;
+      for (auto& file : files_containing(dir, value)) {
+        struct statfs fs {};
+        bool in_memory = ::statfs(file.c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC;
+        if (!on_disk_only || !in_memory) found.push_back(file);
+      }
+    }
+    return found;
+  };
+  EXPECT_EQ(holding(/*on_disk_only=*/true), std::vector<std::string>{}) << "while the task runs";
+  EXPECT_EQ(call("GET", "/v1/tasks/" + id_of(t)).body.find(value), std::string::npos);
+  ASSERT_EQ(call("DELETE", "/v1/tasks/" + id_of(t)).status, 200);
+  EXPECT_EQ(holding(/*on_disk_only=*/false), std::vector<std::string>{}) << "after it ended";
 }
 
 TEST_F(Containers, LogsTailAndFollowUntilTheTaskEnds) {
