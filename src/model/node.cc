@@ -1,5 +1,6 @@
 #include "model/node.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace mill::model {
@@ -35,6 +36,28 @@ std::optional<int> node_index(std::string_view id) {
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
   if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
   return n;
+}
+
+bool takes_allocations(const Node& node) {
+  return node.status != NodeStatus::kDown && !node.draining;
+}
+
+double allocatable_cpu(const Node& node) {
+  return takes_allocations(node) ? node.resources.cpu_total - node.load.cpu : 0;
+}
+
+int64_t allocatable_memory(const Node& node) {
+  return takes_allocations(node) ? node.resources.memory_total - node.load.memory : 0;
+}
+
+double used_cpu(const Node& node) {
+  if (node.status == NodeStatus::kDown) return 0;
+  return std::max(0.0, node.resources.cpu_total - node.resources.cpu_available);
+}
+
+int64_t used_memory(const Node& node) {
+  if (node.status == NodeStatus::kDown) return 0;
+  return std::max<int64_t>(0, node.resources.memory_total - node.resources.memory_available);
 }
 
 }  // namespace mill::model

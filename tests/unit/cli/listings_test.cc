@@ -34,7 +34,7 @@ TEST(Services, TableWithAllocationsAndHumanisedSizes) {
             "NAME    IMAGE                           REPLICAS\n"
             "office  registry.example.com/office:v2  1/2\n"
             "  ID          NODE    STATUS    ADDRESS          CPU   MEMORY  AGE\n"
-            "  alloc-a1b2  node-2  healthy   10.99.0.2:49200  0.30  332.0M  2h\n"
+            "  alloc-a1b2  node-2  healthy   10.99.0.2:49200  0.30  332M    2h\n"
             "  alloc-c3d4  node-1  starting  10.99.1.5:49201  0.00  1.5K    45s\n"
             "\n"
             "NAME  IMAGE        REPLICAS\n"
@@ -70,9 +70,9 @@ TEST(Volumes, Table) {
     {"name": "cache", "node": "node-2", "size": "5G", "used": 0, "service": null}])"),
                 out);
   EXPECT_EQ(out.str(),
-            "NAME    NODE    SIZE   USED  SERVICE\n"
-            "pgdata  node-1  10.0G  1.5G  db\n"
-            "cache   node-2  5G     0B    -\n");
+            "NAME    NODE    SIZE  USED  SERVICE\n"
+            "pgdata  node-1  10G   1.5G  db\n"
+            "cache   node-2  5G    0B    -\n");
 }
 
 TEST(Volumes, InUseNamesTheService) {
