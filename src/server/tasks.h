@@ -98,8 +98,9 @@ class TaskManager {
   std::vector<TaskView> group(std::string_view kind, const std::string& group) const {
     return table_.group(kind, group);
   }
-  // CPU cores the allocation used over its last report interval (0 until known).
-  double cpu_usage(const std::string& id) const { return usage_.cpu_usage(id); }
+  // CPU cores the allocation used between its last two usage reports (nullopt until
+  // there have been two).
+  std::optional<double> cpu_usage(const std::string& id) const { return usage_.cpu_usage(id); }
   // The groups of `kind` with at least one allocation that has not ended.
   std::vector<std::string> live_groups(std::string_view kind) const {
     return table_.live_groups(kind);

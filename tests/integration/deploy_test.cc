@@ -654,6 +654,17 @@ double value_of(const std::string& sample) {
 TEST_F(Deploy, StatusNodesUsageMetricsAndLogsShowWhatRuns) {
   const std::string health = "health = { path = \"/health\", interval = \"100ms\" }\n";
   ASSERT_EQ(deploy(service("web", 2, health)).back().event, "done") << server_->log();
+  // Fresh replicas show what they use from their first report on (issue 15 item 15):
+  // memory is read as the container starts, never a 0B that means "not yet".
+  const auto fresh = service_json("web");
+  for (const auto& a : fresh.at("allocations").as_array()) {
+    const auto* memory = a.as_object().if_contains("memory");
+    EXPECT_TRUE(memory && memory->is_number() && memory->to_number<double>() > 0)
+        << json::serialize(a);
+  }
+  auto listed = run_mill({"services"}, {{"MILL_ADDR", server_->address()}, {"MILL_TOKEN", token_}});
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(listed.out.find(" 0B "), std::string::npos) << listed.out;
   auto spawned = call(
       "POST", "/v1/tasks/spawn",
       R"({"image":")" + registry_->host() + R"(/probe:v1","port":8080,"cpu":0.1,"memory":"32M"})",

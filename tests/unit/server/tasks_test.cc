@@ -300,6 +300,32 @@ TEST_F(TasksTest, UsageReportsFeedTheGaugesWithoutStoreWrites) {
   EXPECT_NE(text.find("mill_alloc_cpu_usage" + labels + " 0.5"), std::string::npos) << text;
 }
 
+// The cpu rate is known once two reports give one, and falls to 0 when an idle
+// allocation's unchanged usage is reported again (its agent resends it every few
+// seconds): never a stale rate from when it was busy, never a 0 meaning "not yet".
+TEST_F(TasksTest, CpuRateNeedsTwoReportsAndFallsToZeroWhenUnchanged) {
+  auto a = tasks.spawn(inline_task());
+  ASSERT_TRUE(a.has_value());
+  const std::string id = a->alloc.id;
+  auto running = state(id, model::AllocStatus::kRunning);
+  running.cpu_seconds = 1;
+  running.memory_bytes = 1 << 20;
+  ASSERT_TRUE(tasks.report("node-1", {running}));
+  EXPECT_EQ(tasks.cpu_usage(id), std::nullopt);
+  clock.advance(1s);
+  running.cpu_seconds = 1.75;
+  ASSERT_TRUE(tasks.report("node-1", {running}));
+  EXPECT_EQ(tasks.cpu_usage(id), 0.75);
+  clock.advance(5s);
+  ASSERT_TRUE(tasks.report("node-1", {running}));  // the same state again
+  EXPECT_EQ(tasks.cpu_usage(id), 0.0);
+  auto text = metrics.render();
+  EXPECT_NE(text.find("mill_alloc_cpu_usage{alloc=\"" + id +
+                      "\",node=\"node-1\",service=\"\",task=\"inline\"} 0\n"),
+            std::string::npos)
+      << text;
+}
+
 TEST_F(TasksTest, MetricsCountSpawnsAndDurations) {
   SpawnRequest r;
   r.template_name = "agent";
