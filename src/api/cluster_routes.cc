@@ -35,9 +35,9 @@ json::object utilization(const std::vector<model::Node>& nodes) {
   }
   return json::object{{"cpu", json::object{{"total", cpu_total},
                                            {"available", cpu_available},
-                                           {"used", cpu_used},
-                                           {"reserved", cpu_reserved},
-                                           {"allocatable", cpu_allocatable}}},
+                                           {"used", model::round_cores(cpu_used)},
+                                           {"reserved", model::round_cores(cpu_reserved)},
+                                           {"allocatable", model::round_cores(cpu_allocatable)}}},
                       {"memory", json::object{{"total", mem_total},
                                               {"available", mem_available},
                                               {"used", mem_used},

@@ -80,10 +80,10 @@ void declare_node_metrics(metrics::Registry& registry, server::NodeRegistry& nod
     tasks.add_load(*list);
     for (const auto& n : *list) {
       const metrics::Labels node{{"node", n.id}};
-      r.set("mill_node_cpu_available", node, model::allocatable_cpu(n));
+      r.set("mill_node_cpu_available", node, model::round_cores(model::allocatable_cpu(n)));
       r.set("mill_node_memory_available_bytes", node,
             static_cast<double>(model::allocatable_memory(n)));
-      r.set("mill_node_cpu_used", node, model::used_cpu(n));
+      r.set("mill_node_cpu_used", node, model::round_cores(model::used_cpu(n)));
       r.set("mill_node_memory_used_bytes", node, static_cast<double>(model::used_memory(n)));
       r.set("mill_node_cpu_capacity", node, n.resources.cpu_total);
       r.set("mill_node_memory_capacity_bytes", node, static_cast<double>(n.resources.memory_total));

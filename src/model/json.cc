@@ -240,9 +240,9 @@ json::object to_json(const Node& node) {
   const Resources& r = node.resources;
   o["cpu"] = json::object{{"total", r.cpu_total},
                           {"available", r.cpu_available},
-                          {"used", used_cpu(node)},
-                          {"reserved", node.load.cpu},
-                          {"allocatable", allocatable_cpu(node)}};
+                          {"used", round_cores(used_cpu(node))},
+                          {"reserved", round_cores(node.load.cpu)},
+                          {"allocatable", round_cores(allocatable_cpu(node))}};
   o["memory"] = json::object{{"total", r.memory_total},
                              {"available", r.memory_available},
                              {"used", used_memory(node)},

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 
 namespace mill::model {
 
@@ -59,5 +60,7 @@ int64_t used_memory(const Node& node) {
   if (node.status == NodeStatus::kDown) return 0;
   return std::max<int64_t>(0, node.resources.memory_total - node.resources.memory_available);
 }
+
+double round_cores(double cores) { return std::round(cores * 1e6) / 1e6; }
 
 }  // namespace mill::model

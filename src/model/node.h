@@ -87,4 +87,8 @@ int64_t allocatable_memory(const Node& node);
 double used_cpu(const Node& node);
 int64_t used_memory(const Node& node);
 
+// Cores to a millionth, for showing: sums and differences of decimal figures (0.1 + 0.2)
+// print as 0.3, not 0.30000000000000004.
+double round_cores(double cores);
+
 }  // namespace mill::model

@@ -89,6 +89,12 @@ TEST(NodeJson, NamesUsedReservedAndAllocatableApart) {
   EXPECT_EQ(mem.at("allocatable").to_number<int64_t>(), 600);
   EXPECT_EQ(o.at("allocations").to_number<int64_t>(), 3);
 
+  // Sums of decimal reservations print as decimals.
+  n.load.cpu = 0.1 + 0.2;
+  o = to_json(n);
+  EXPECT_EQ(serialize(o.at("cpu").as_object().at("reserved")), "0.3");
+  EXPECT_EQ(serialize(o.at("cpu").as_object().at("allocatable")), "3.7");
+
   n.draining = true;
   n.status = NodeStatus::kDraining;
   o = to_json(n);
