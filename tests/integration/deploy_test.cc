@@ -33,7 +33,18 @@ TEST_F(Deploy, TwoServicesThenOnlyTheChangedOneRolls) {
     }
   }
 
-  auto web = service_json("web");
+  // cpu is a rate: there once two usage reports give one (within a second or two).
+  json::object web;
+  EXPECT_TRUE(eventually(
+      [&] {
+        web = service_json("web");
+        const auto* allocs = web.if_contains("allocations");
+        if (!allocs || !allocs->is_array() || allocs->as_array().empty()) return false;
+        return std::all_of(allocs->as_array().begin(), allocs->as_array().end(),
+                           [](const json::value& a) { return a.as_object().contains("cpu"); });
+      },
+      10s))
+      << json::serialize(web);
   EXPECT_EQ(web.at("replicas").as_object().at("desired").as_int64(), 2);
   EXPECT_EQ(web.at("replicas").as_object().at("healthy").as_int64(), 2);
   EXPECT_EQ(web.at("image").as_string(), registry_->host() + "/probe:v1");
