@@ -20,6 +20,8 @@ namespace {
 constexpr std::chrono::seconds kMinHealthy{1};
 // A service that ran this long before it ended restarts after the shortest backoff.
 constexpr std::chrono::minutes kStableRun{5};
+// An allocation's unchanged usage is reported again after this long (sample_usage).
+constexpr std::chrono::seconds kUsageResend{5};
 
 std::chrono::milliseconds restart_backoff(int streak) {
   auto d = std::chrono::milliseconds(1000);
@@ -98,9 +100,15 @@ bool AllocRunner::start_container(const Ptr& entry) {
     finish(entry, AllocStatus::kFailed, std::nullopt, started.error().message);
     return false;
   }
+  // Read before the running report, which carries it: a spawn's answer shows what the
+  // task uses from the start, not zeros until the first sample.
+  std::optional<Usage> usage;
+  if (auto u = containers_.usage(alloc)) usage = std::move(*u);
   update(
       entry,
       [&](Entry& e) {
+        measure(e.state, usage, UsageAt::kStart);
+        if (usage) e.usage_sent_at = clock_.now();
         e.image_digest = started->image_digest;
         e.state.status = AllocStatus::kRunning;
         e.state.message.clear();
@@ -304,6 +312,15 @@ void AllocRunner::mark_healthy_if_due(const Ptr& entry) {
       entry, [](Entry& e) { e.state.status = AllocStatus::kHealthy; }, true);
 }
 
+void AllocRunner::measure(model::AllocState& state, const std::optional<Usage>& usage,
+                          UsageAt at) const {
+  if (!usage) return;
+  // Cumulative: an end read never goes below what was reported while it ran.
+  state.cpu_seconds = std::max(at == UsageAt::kEnd ? state.cpu_seconds : 0.0, usage->cpu_seconds);
+  if (at == UsageAt::kStart || state.memory_bytes == 0) state.memory_bytes = usage->memory_bytes;
+  state.volume_used = usage->volume_used;
+}
+
 void AllocRunner::sample_usage() {
   std::vector<Ptr> running;
   {
@@ -313,19 +330,31 @@ void AllocRunner::sample_usage() {
       if (e->phase == Phase::kRunning) running.push_back(e);
     }
   }
+  const SystemTime now = clock_.now();
   for (const auto& entry : running) {
-    if (auto u = containers_.usage(entry->alloc)) {
-      update(
-          entry,
-          [&](Entry& e) {
-            e.state.cpu_seconds = u->cpu_seconds;
-            e.state.memory_bytes = u->memory_bytes;
-            e.state.volume_used = u->volume_used;
-          },
-          false);
+    auto u = containers_.usage(entry->alloc);
+    if (!u) continue;
+    bool send;
+    {
+      std::lock_guard lock(mutex_);
+      // Only a running container's: one that ended meanwhile has its end report.
+      send = entry->phase == Phase::kRunning && (entry->state.cpu_seconds != u->cpu_seconds ||
+                                                 entry->state.memory_bytes != u->memory_bytes ||
+                                                 entry->state.volume_used != u->volume_used ||
+                                                 now - entry->usage_sent_at >= kUsageResend);
+      if (send) entry->usage_sent_at = now;
     }
+    if (!send) continue;
+    update(
+        entry,
+        [&](Entry& e) {
+          e.state.cpu_seconds = u->cpu_seconds;
+          e.state.memory_bytes = u->memory_bytes;
+          e.state.volume_used = u->volume_used;
+        },
+        false);
   }
-  timers_.at(clock_.now() + options_.usage_interval, [this] { sample_usage(); });
+  timers_.at(now + options_.usage_interval, [this] { sample_usage(); });
 }
 
 void AllocRunner::watch_health(const Ptr& entry) {
@@ -387,11 +416,16 @@ void AllocRunner::finish(const Ptr& entry, AllocStatus status, std::optional<Exi
     std::lock_guard lock(mutex_);
     digest = entry->image_digest;
   }
+  // Its last usage, read before the release removes its cgroup: the end report's cpu
+  // time includes the work since the last sample. (No container: nothing to read.)
+  std::optional<Usage> usage;
+  if (auto u = containers_.usage(entry->alloc)) usage = std::move(*u);
   // Release first: the end state tells the control plane the address is free.
   containers_.release(entry->alloc.id, digest);
   update(
       entry,
       [&](Entry& e) {
+        measure(e.state, usage, UsageAt::kEnd);
         e.phase = Phase::kDone;
         e.worker_running = false;
         e.state.status = status;

@@ -41,10 +41,13 @@
 namespace mill::agent {
 
 struct RunnerOptions {
-  std::string state_dir;                           // one <id>.json per allocation
-  std::chrono::milliseconds grace{10000};          // SIGTERM to SIGKILL
-  std::chrono::milliseconds poll_wait{30000};      // blocking query length
-  std::chrono::milliseconds usage_interval{5000};  // usage reports of running allocations
+  std::string state_dir;                       // one <id>.json per allocation
+  std::chrono::milliseconds grace{10000};      // SIGTERM to SIGKILL
+  std::chrono::milliseconds poll_wait{30000};  // blocking query length
+  // How often running allocations' usage is read (and reported when it changed). It
+  // is also read as each one starts running and as it ends, so what the control plane
+  // shows is at most this old.
+  std::chrono::milliseconds usage_interval{1000};
   // Gets the routes of every answer from the control plane (on the poll thread),
   // before the allocations in it are acted on.
   std::function<void(const std::vector<model::ServiceRoute>&)> on_routes;
@@ -90,6 +93,7 @@ class AllocRunner {
     int crash_streak = 0;          // services: ends in a row without a stable run between
     std::string last_exit;         // services: how the container last ended
     bool restart_on_sync = false;  // ended while the agent was away: start on first sync
+    SystemTime usage_sent_at{};    // when a sample of its usage was last reported
   };
   using Ptr = std::shared_ptr<Entry>;
   // Runtime and checker callbacks hold this, not the runner: once the runner stops,
@@ -133,8 +137,15 @@ class AllocRunner {
   void restart_later(const Ptr& entry);
   void cancel_timers(const Ptr& entry);
   void mark_healthy_if_due(const Ptr& entry);
-  // Every usage_interval: each running allocation's cpu, memory and volume use.
+  // Every usage_interval: each running allocation's cpu, memory and volume use,
+  // reported when it changed, and at least every kUsageResend when it did not (so the
+  // control plane's cpu rate falls to 0 for an allocation gone idle): an idle
+  // allocation costs a report every few seconds, not every interval.
   void sample_usage();
+  // Its container's usage now, into its state (start_container, finish): as it starts
+  // running all of it; as it ends the cpu time (memory stays what it used running).
+  enum class UsageAt { kStart, kEnd };
+  void measure(model::AllocState& state, const std::optional<Usage>& usage, UsageAt at) const;
   // Services with a health check: probes the running container (HTTP GET of the
   // check's path, else a TCP connect to its port); healthy after the check's passes in
   // a row, back to running with the reason after 3 failures. While it is not healthy,

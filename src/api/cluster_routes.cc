@@ -16,34 +16,47 @@ namespace json = boost::json;
 
 namespace {
 
+// The nodes that are not down, summed: each figure as the node listing has it.
 json::object utilization(const std::vector<model::Node>& nodes) {
-  model::Resources sum;
+  double cpu_total = 0, cpu_available = 0, cpu_used = 0, cpu_reserved = 0, cpu_allocatable = 0;
+  int64_t mem_total = 0, mem_available = 0, mem_used = 0, mem_reserved = 0, mem_allocatable = 0;
   for (const auto& n : nodes) {
     if (n.status == model::NodeStatus::kDown) continue;
-    sum.cpu_total += n.resources.cpu_total;
-    sum.cpu_available += n.resources.cpu_available;
-    sum.memory_total += n.resources.memory_total;
-    sum.memory_available += n.resources.memory_available;
+    cpu_total += n.resources.cpu_total;
+    cpu_available += n.resources.cpu_available;
+    cpu_used += model::used_cpu(n);
+    cpu_reserved += n.load.cpu;
+    cpu_allocatable += model::allocatable_cpu(n);
+    mem_total += n.resources.memory_total;
+    mem_available += n.resources.memory_available;
+    mem_used += model::used_memory(n);
+    mem_reserved += n.load.memory;
+    mem_allocatable += model::allocatable_memory(n);
   }
-  json::object o = model::to_json(sum);
-  o["cpu"].as_object()["used"] = sum.cpu_total - sum.cpu_available;
-  o["memory"].as_object()["used"] = sum.memory_total - sum.memory_available;
-  return o;
+  return json::object{{"cpu", json::object{{"total", cpu_total},
+                                           {"available", cpu_available},
+                                           {"used", model::round_cores(cpu_used)},
+                                           {"reserved", model::round_cores(cpu_reserved)},
+                                           {"allocatable", model::round_cores(cpu_allocatable)}}},
+                      {"memory", json::object{{"total", mem_total},
+                                              {"available", mem_available},
+                                              {"used", mem_used},
+                                              {"reserved", mem_reserved},
+                                              {"allocatable", mem_allocatable}}}};
 }
 
-// Live allocations (services' and tasks') per node, from the leader's allocation table;
-// for a draining node also what is left of each kind, and `drained` once nothing is.
-void count_allocations(const ApiContext& ctx, std::vector<model::Node>& nodes) {
+// Live allocations (services' and tasks') per node and what they reserve, from the
+// leader's allocation table (the sums placement uses); for a draining node also what
+// is left of each kind, and `drained` once nothing is.
+void add_load(const ApiContext& ctx, std::vector<model::Node>& nodes) {
   if (!ctx.tasks) return;
-  auto live = ctx.tasks->live_per_node();
+  ctx.tasks->add_load(nodes);
   for (auto& n : nodes) {
-    auto it = live.find(n.id);
-    n.allocations = it == live.end() ? 0 : it->second;
     if (!n.draining || !ctx.node_monitor) continue;
     for (const auto& v : ctx.node_monitor->left_on(n.id)) {
       ++(v.alloc.kind == model::kKindService ? n.drain_services : n.drain_tasks);
     }
-    if (n.allocations == 0 && n.status == model::NodeStatus::kDraining) {
+    if (n.load.allocations == 0 && n.status == model::NodeStatus::kDraining) {
       n.status = model::NodeStatus::kDrained;
     }
   }
@@ -52,7 +65,7 @@ void count_allocations(const ApiContext& ctx, std::vector<model::Node>& nodes) {
 net::HttpResponse node_response(const ApiContext& ctx, Result<model::Node> node) {
   if (!node) return error_response(node.error());
   std::vector<model::Node> one{std::move(*node)};
-  count_allocations(ctx, one);
+  add_load(ctx, one);
   return json_response(200, model::to_json(one[0]));
 }
 
@@ -133,7 +146,7 @@ void add_cluster_routes(Router& router, const ApiContext& ctx) {
   router.add("GET", "/v1/nodes", [&ctx](const net::HttpRequest&, const Params&) {
     auto nodes = ctx.nodes->list();
     if (!nodes) return error_response(nodes.error());
-    count_allocations(ctx, *nodes);
+    add_load(ctx, *nodes);
     json::array out;
     for (const auto& n : *nodes) out.push_back(model::to_json(n));
     return json_response(200, out);
@@ -142,7 +155,7 @@ void add_cluster_routes(Router& router, const ApiContext& ctx) {
   router.add("GET", "/v1/status", [&ctx](const net::HttpRequest&, const Params&) {
     auto nodes = ctx.nodes->list();
     if (!nodes) return error_response(nodes.error());
-    count_allocations(ctx, *nodes);
+    add_load(ctx, *nodes);
     json::array node_list;
     for (const auto& n : *nodes) node_list.push_back(model::to_json(n));
     json::object out;

@@ -30,10 +30,15 @@ json::array services_json(const ApiContext& ctx) {
           {"node", v.alloc.node},
           {"status", model::to_string(v.status())},
           {"address",
-           v.alloc.spec.port ? v.alloc.ip + ":" + std::to_string(*v.alloc.spec.port) : v.alloc.ip},
-          {"cpu", ctx.tasks->cpu_usage(v.alloc.id)},
-          {"memory", v.state ? v.state->memory_bytes : 0}};
-      if (v.state && v.state->started_at) a["started_at"] = format_rfc3339(*v.state->started_at);
+           v.alloc.spec.port ? v.alloc.ip + ":" + std::to_string(*v.alloc.spec.port) : v.alloc.ip}};
+      // Usage only once measured, never a 0 that means "not yet": memory from the
+      // running report on (the agent reads it as the container starts), cpu once two
+      // reports give a rate.
+      if (auto cpu = ctx.tasks->cpu_usage(v.alloc.id)) a["cpu"] = *cpu;
+      if (v.state && v.state->started_at) {
+        a["memory"] = v.state->memory_bytes;
+        a["started_at"] = format_rfc3339(*v.state->started_at);
+      }
       if (v.state && v.state->restarts) a["restarts"] = v.state->restarts;
       if (v.state && !v.state->message.empty()) a["message"] = v.state->message;
       allocs.push_back(std::move(a));

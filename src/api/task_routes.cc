@@ -55,7 +55,11 @@ json::object task_json(const server::TaskView& v, SystemTime now) {
     if (s->finished_at) o["finished_at"] = format_rfc3339(*s->finished_at);
     o["pull_ms"] = s->pull_duration.count();
     o["start_ms"] = s->start_duration.count();
-    o["usage"] = json::object{{"cpu_seconds", s->cpu_seconds}, {"memory_bytes", s->memory_bytes}};
+    // Measured from its start on (the running report carries the first read), so no
+    // usage before then rather than zeros.
+    if (s->started_at) {
+      o["usage"] = json::object{{"cpu_seconds", s->cpu_seconds}, {"memory_bytes", s->memory_bytes}};
+    }
   }
   return o;
 }

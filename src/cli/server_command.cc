@@ -52,18 +52,41 @@ struct ServerOptions {
   NodeFlags node;  // this machine's in-process agent
 };
 
-void declare_node_metrics(metrics::Registry& registry, server::NodeRegistry& nodes) {
+// Per node, the two meanings of "free" named apart (as GET /v1/nodes has them):
+// available = allocatable, what placement can still give out (capacity minus the
+// reservations of live allocations), and used = what the agent measured; read from the
+// node registry and the allocation table at every scrape.
+void declare_node_metrics(metrics::Registry& registry, server::NodeRegistry& nodes,
+                          const server::TaskManager& tasks) {
   registry.declare("mill_node_cpu_available", metrics::Type::kGauge,
-                   "Idle CPU cores per node, as last reported by its agent.");
+                   "CPU cores placement can still give out per node: its cores minus the "
+                   "reservations of its live allocations (0 while down or draining).");
   registry.declare("mill_node_memory_available_bytes", metrics::Type::kGauge,
-                   "Available memory per node in bytes, as last reported by its agent.");
-  registry.add_collector([&nodes](metrics::Registry& r) {
+                   "Memory placement can still give out per node in bytes: its memory minus "
+                   "the reservations of its live allocations (0 while down or draining).");
+  registry.declare("mill_node_cpu_used", metrics::Type::kGauge,
+                   "CPU cores busy per node over its agent's last heartbeat interval, "
+                   "whatever runs there (0 while down).");
+  registry.declare("mill_node_memory_used_bytes", metrics::Type::kGauge,
+                   "Memory in use per node in bytes (MemTotal minus MemAvailable) as its "
+                   "agent last measured it (0 while down).");
+  registry.declare("mill_node_cpu_capacity", metrics::Type::kGauge,
+                   "CPU cores per node (online CPUs).");
+  registry.declare("mill_node_memory_capacity_bytes", metrics::Type::kGauge,
+                   "Memory per node in bytes (MemTotal).");
+  registry.add_collector([&nodes, &tasks](metrics::Registry& r) {
     auto list = nodes.list();
     if (!list) return;
+    tasks.add_load(*list);
     for (const auto& n : *list) {
-      r.set("mill_node_cpu_available", {{"node", n.id}}, n.resources.cpu_available);
-      r.set("mill_node_memory_available_bytes", {{"node", n.id}},
-            static_cast<double>(n.resources.memory_available));
+      const metrics::Labels node{{"node", n.id}};
+      r.set("mill_node_cpu_available", node, model::round_cores(model::allocatable_cpu(n)));
+      r.set("mill_node_memory_available_bytes", node,
+            static_cast<double>(model::allocatable_memory(n)));
+      r.set("mill_node_cpu_used", node, model::round_cores(model::used_cpu(n)));
+      r.set("mill_node_memory_used_bytes", node, static_cast<double>(model::used_memory(n)));
+      r.set("mill_node_cpu_capacity", node, n.resources.cpu_total);
+      r.set("mill_node_memory_capacity_bytes", node, static_cast<double>(n.resources.memory_total));
     }
   });
 }
@@ -200,13 +223,13 @@ int run_server(ServerOptions opts) {
   }
   server::NodeRegistry nodes(**store, clock, *ttl);
   metrics::Registry registry;
-  declare_node_metrics(registry, nodes);
   std::atomic<agent::NodeServices*> node_for_metrics{nullptr};
   declare_proxy_metrics(registry, node_for_metrics);
   server::TaskOptions task_options;
   task_options.cluster_network = *cluster_network;
   task_options.retention = *retention;
   server::TaskManager tasks(**store, nodes, clock, registry, task_options);
+  declare_node_metrics(registry, nodes, tasks);
   tasks.set_config(std::move(config));
   if (auto started = tasks.start(); !started) return fail(started.error().message);
   server::DeployManager deploys(**store, tasks, secrets, clock);

@@ -35,17 +35,28 @@ std::string seen(const json::object& node) {
   return std::to_string(static_cast<long>(s / 3600)) + "h ago";
 }
 
+// A figure of a node's (or the overview's) "cpu" or "memory" object, formatted; "-"
+// when the server did not send it (an older one).
+std::string figure(const json::object& o, std::string_view part, std::string_view key) {
+  const auto* p = o.if_contains(part);
+  const auto* v = p && p->is_object() ? p->as_object().if_contains(key) : nullptr;
+  if (!v || !v->is_number()) return "-";
+  return part == "cpu" ? format_cores(num(*v)) : format_bytes(num(*v));
+}
+
+// Allocatable (capacity minus reservations: what placement can still give out) of the
+// total, and used (measured on the machine), never one number called "free".
 void print_nodes(const json::array& nodes) {
-  Table t(
-      {"ID", "NAME", "ADDRESS", "STATUS", "CPU FREE", "MEMORY FREE", "ALLOCS", "SEEN", "VERSION"});
+  Table t({"ID", "NAME", "ADDRESS", "STATUS", "CPU ALLOCATABLE", "CPU USED", "MEM ALLOCATABLE",
+           "MEM USED", "ALLOCS", "SEEN", "VERSION"});
   for (const auto& v : nodes) {
     const auto& n = v.as_object();
-    const auto& cpu = n.at("cpu").as_object();
-    const auto& mem = n.at("memory").as_object();
     t.add({str(n.at("id")), str(n.at("name")), str(n.at("address")), str(n.at("status")),
-           format_cores(num(cpu.at("available"))) + "/" + format_cores(num(cpu.at("total"))),
-           format_bytes(num(mem.at("available"))) + "/" + format_bytes(num(mem.at("total"))),
-           std::to_string(static_cast<long>(num(n.at("allocations")))), seen(n),
+           figure(n, "cpu", "allocatable") + "/" + figure(n, "cpu", "total"),
+           figure(n, "cpu", "used"),
+           figure(n, "memory", "allocatable") + "/" + figure(n, "memory", "total"),
+           figure(n, "memory", "used"), std::to_string(static_cast<long>(num(n.at("allocations")))),
+           seen(n),
            n.contains("version") && !str(n.at("version")).empty() ? str(n.at("version")) : "-"});
   }
   t.print(std::cout);
@@ -61,17 +72,19 @@ void add_status_commands(CLI::App& app, int& exit_code) {
         const auto& o = v.as_object();
         const auto& nodes = o.at("nodes").as_array();
         const auto& u = o.at("utilization").as_object();
-        const auto& cpu = u.at("cpu").as_object();
-        const auto& mem = u.at("memory").as_object();
         size_t ready = 0;
         for (const auto& n : nodes) ready += str(n.at("status")) == "ready";
+        // Reserved and allocatable are what placement counts; used is measured.
+        auto line = [&](std::string_view part, std::string_view unit) {
+          return figure(u, part, "allocatable") + " of " + figure(u, part, "total") +
+                 std::string(unit) + " allocatable (" + figure(u, part, "reserved") +
+                 " reserved), " + figure(u, part, "used") + " used (measured)\n";
+        };
         std::cout << "Nodes:    " << ready << " ready of " << nodes.size() << "\n"
                   << "Services: " << o.at("services").as_array().size() << "\n"
                   << "Tasks:    " << o.at("tasks").as_array().size() << "\n"
-                  << "CPU:      " << format_cores(num(cpu.at("used"))) << " of "
-                  << format_cores(num(cpu.at("total"))) << " cores in use\n"
-                  << "Memory:   " << format_bytes(num(mem.at("used"))) << " of "
-                  << format_bytes(num(mem.at("total"))) << " in use\n\n";
+                  << "CPU:      " << line("cpu", " cores") << "Memory:   " << line("memory", "")
+                  << "\n";
         print_nodes(nodes);
       });
 

@@ -35,8 +35,10 @@ std::string format_bytes(double bytes) {
     bytes /= 1024;
     ++u;
   }
+  // As `ls -h` and `df -h`: one decimal below 10 of a unit, whole ones from there
+  // ("712K", "1.5G", "64M").
   char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f%s" : "%.1f%s", bytes, units[u]);
+  std::snprintf(buf, sizeof buf, u == 0 || bytes >= 9.95 ? "%.0f%s" : "%.1f%s", bytes, units[u]);
   return buf;
 }
 

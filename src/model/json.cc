@@ -234,10 +234,21 @@ json::object to_json(const Node& node) {
   o["name"] = node.name;
   o["address"] = node.address;
   o["status"] = to_string(node.status);
-  json::object res = to_json(node.resources);
-  o["cpu"] = std::move(res["cpu"]);
-  o["memory"] = std::move(res["memory"]);
-  o["allocations"] = node.allocations;
+  // total and available as the agent reports them (available: measured idle), then the
+  // two named figures: used (measured) and allocatable (capacity minus reserved, what
+  // placement counts).
+  const Resources& r = node.resources;
+  o["cpu"] = json::object{{"total", r.cpu_total},
+                          {"available", r.cpu_available},
+                          {"used", round_cores(used_cpu(node))},
+                          {"reserved", round_cores(node.load.cpu)},
+                          {"allocatable", round_cores(allocatable_cpu(node))}};
+  o["memory"] = json::object{{"total", r.memory_total},
+                             {"available", r.memory_available},
+                             {"used", used_memory(node)},
+                             {"reserved", node.load.memory},
+                             {"allocatable", allocatable_memory(node)}};
+  o["allocations"] = node.load.allocations;
   o["registered_at"] = format_rfc3339(node.registered_at);
   if (node.last_heartbeat) {
     o["last_heartbeat"] = format_rfc3339(*node.last_heartbeat);

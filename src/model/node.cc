@@ -1,6 +1,8 @@
 #include "model/node.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 
 namespace mill::model {
 
@@ -36,5 +38,29 @@ std::optional<int> node_index(std::string_view id) {
   if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
   return n;
 }
+
+bool takes_allocations(const Node& node) {
+  return node.status != NodeStatus::kDown && !node.draining;
+}
+
+double allocatable_cpu(const Node& node) {
+  return takes_allocations(node) ? node.resources.cpu_total - node.load.cpu : 0;
+}
+
+int64_t allocatable_memory(const Node& node) {
+  return takes_allocations(node) ? node.resources.memory_total - node.load.memory : 0;
+}
+
+double used_cpu(const Node& node) {
+  if (node.status == NodeStatus::kDown) return 0;
+  return std::max(0.0, node.resources.cpu_total - node.resources.cpu_available);
+}
+
+int64_t used_memory(const Node& node) {
+  if (node.status == NodeStatus::kDown) return 0;
+  return std::max<int64_t>(0, node.resources.memory_total - node.resources.memory_available);
+}
+
+double round_cores(double cores) { return std::round(cores * 1e6) / 1e6; }
 
 }  // namespace mill::model

@@ -21,7 +21,9 @@ std::optional<NodeStatus> parse_node_status(std::string_view text);
 // "node-x", "web"), so two ids never share a number.
 std::optional<int> node_index(std::string_view id);
 
-// A machine's capacity and what is free on it right now, as its agent measured it.
+// A machine's capacity and what is free on it right now, as its agent measured it
+// (what its processes use, whoever started them; not what placement counts: that is
+// allocatable_cpu() and allocatable_memory() below).
 struct Resources {
   double cpu_total = 0;          // cores
   double cpu_available = 0;      // cores idle over the last sample
@@ -29,6 +31,16 @@ struct Resources {
   int64_t memory_available = 0;  // bytes (the kernel's MemAvailable)
 
   bool operator==(const Resources&) const = default;
+};
+
+// What a node's live allocations reserve (their specs' cpu and memory, summed), and
+// how many there are: the figures placement counts against the node's capacity.
+struct NodeLoad {
+  int allocations = 0;
+  double cpu = 0;      // cores
+  int64_t memory = 0;  // bytes
+
+  bool operator==(const NodeLoad&) const = default;
 };
 
 struct Node {
@@ -45,7 +57,9 @@ struct Node {
   int drain_services = 0;
   int drain_tasks = 0;
   Resources resources;
-  int allocations = 0;
+  // Its live allocations and their reservations (filled in by who lists nodes, from
+  // the same sums placement uses: server::AllocTable::load_per_node).
+  NodeLoad load;
   SystemTime registered_at{};
   std::optional<SystemTime> last_heartbeat;
   // How long ago that was, as the server's clock saw it when it listed the node.
@@ -55,5 +69,26 @@ struct Node {
   // when it first registered; a removed node's goes back to the pool.
   int subnet = 0;
 };
+
+// Whether placement may put new allocations on it: heard from, and not draining.
+bool takes_allocations(const Node& node);
+
+// Allocatable: what placement can still give out on the node, its capacity minus the
+// reservations of its live allocations (negative when they exceed it); 0 on a node that
+// takes no new allocations (down or draining). The scheduler's free figure for a node
+// before a plan's own placements, and what the API, the CLI and the metrics
+// (mill_node_cpu_available, mill_node_memory_available_bytes) call allocatable.
+double allocatable_cpu(const Node& node);
+int64_t allocatable_memory(const Node& node);
+
+// Used: what the machine's processes use, as its agent last measured it (busy cores
+// over its last heartbeat interval; MemTotal minus MemAvailable), whoever started them;
+// 0 for a down node (nothing measured lately).
+double used_cpu(const Node& node);
+int64_t used_memory(const Node& node);
+
+// Cores to a millionth, for showing: sums and differences of decimal figures (0.1 + 0.2)
+// print as 0.3, not 0.30000000000000004.
+double round_cores(double cores);
 
 }  // namespace mill::model

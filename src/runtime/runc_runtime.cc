@@ -461,6 +461,10 @@ Result<void> RuncRuntime::remove(const std::string& id, KeepLogs keep_logs) {
     }
   }
   MILL_TRY(empty_cgroup(id));
+  {
+    std::lock_guard lock(cgroups_mutex_);
+    cgroups_.erase(id);
+  }
   auto cgroup = cgroup_path(id);
   // The runtime keeps its state in <root>/<id>: without it there is nothing to delete
   // (a second remove, after one that kept the logs), and starting runc costs ~50 ms.
@@ -485,7 +489,23 @@ Result<void> RuncRuntime::remove(const std::string& id, KeepLogs keep_logs) {
 }
 
 Result<Usage> RuncRuntime::usage(const std::string& id) {
-  return read_cgroup_usage(MILL_TRY(cgroup_path(id)));
+  std::string path;
+  {
+    std::lock_guard lock(cgroups_mutex_);
+    if (auto it = cgroups_.find(id); it != cgroups_.end()) path = it->second;
+  }
+  if (path.empty()) {
+    path = MILL_TRY(cgroup_path(id));
+    std::lock_guard lock(cgroups_mutex_);
+    cgroups_[id] = path;
+  }
+  auto usage = read_cgroup_usage(path);
+  if (!usage) {
+    // Gone (removed meanwhile): nothing worth remembering.
+    std::lock_guard lock(cgroups_mutex_);
+    cgroups_.erase(id);
+  }
+  return usage;
 }
 
 // runc exec takes the process from the container's own config (user, env, cwd,

@@ -11,6 +11,7 @@
 // Everything about a container lives in those files, so a new RuncRuntime over the
 // same state_root (an agent restart) sees exactly what the old one did.
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -78,6 +79,10 @@ class RuncRuntime final : public Runtime {
   RuntimeOptions options_;
   std::mutex bundle_root_mutex_;
   bool bundle_root_ready_ = false;  // in memory, checked or mounted by make_bundle_dir
+  // cgroupsPath per container, from its bundle's config.json once: usage() is read
+  // every second per running container, and that file is tens of KiB. remove() forgets.
+  std::mutex cgroups_mutex_;
+  std::map<std::string, std::string> cgroups_;
   std::once_flag watcher_once_;
   std::unique_ptr<ExitWatcher> watcher_;  // last: its thread stops before the rest goes
 };

@@ -123,11 +123,15 @@ std::vector<TaskView> AllocTable::live_on(const std::string& node) const {
   return out;
 }
 
-std::map<std::string, int> AllocTable::live_per_node() const {
-  std::map<std::string, int> out;
+std::map<std::string, model::NodeLoad> AllocTable::load_per_node() const {
+  std::map<std::string, model::NodeLoad> out;
   std::lock_guard lock(mutex_);
   for (const auto& [id, v] : views_) {
-    if (!ended(v)) ++out[v.alloc.node];
+    if (ended(v)) continue;
+    model::NodeLoad& load = out[v.alloc.node];
+    ++load.allocations;
+    load.cpu += v.alloc.spec.cpu;
+    load.memory += v.alloc.spec.memory;
   }
   return out;
 }

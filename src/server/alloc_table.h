@@ -27,6 +27,7 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "model/allocation.h"
+#include "model/node.h"
 #include "server/waiters.h"
 #include "server/watch_hub.h"
 #include "store/store.h"
@@ -83,10 +84,12 @@ class AllocTable {
   std::vector<TaskView> group(std::string_view kind, const std::string& group) const;
   // The groups of `kind` with at least one allocation that has not ended.
   std::vector<std::string> live_groups(std::string_view kind) const;
-  // Allocations that have not ended, per node id.
   // The allocations on `node` that have not ended, in id order.
   std::vector<TaskView> live_on(const std::string& node) const;
-  std::map<std::string, int> live_per_node() const;
+  // Per node id: its allocations that have not ended, services' and tasks', and what
+  // their specs reserve. The one sum of reservations: placement's snapshot and the
+  // node listings (allocatable = capacity - reserved) both read it.
+  std::map<std::string, model::NodeLoad> load_per_node() const;
   // Ended allocations whose end is `retention` or more before `now`.
   std::vector<std::string> expired(SystemTime now, std::chrono::milliseconds retention) const;
   // Runs `fn` over every allocation, by id, under the table's lock.

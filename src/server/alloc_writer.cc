@@ -63,7 +63,12 @@ Result<void> AllocWriter::record(const std::string& node, const model::AllocStat
   auto found = table_.get(reported.id);
   if (!found || found->alloc.node != node) return {};
   const TaskView& v = *found;
-  if (v.state == reported) return {};
+  if (v.state == reported) {
+    // Nothing changed, its usage included: for the cpu rate, no cpu used since the last
+    // report (an idle allocation's agent resends its usage now and then).
+    usage_.record(v.alloc, node, v.state, reported);
+    return {};
+  }
   // An end state is final: a late report cannot bring a task back.
   if (v.state && model::is_terminal(v.state->status) && v.state->status != reported.status) {
     return {};

@@ -60,6 +60,9 @@ std::vector<scheduler::NodeView> PlanApplier::snapshot(
     std::string_view kind, const std::string& group, const std::vector<model::Node>& nodes) const {
   std::vector<scheduler::NodeView> out;
   std::map<std::string, size_t> index;  // node id -> its place in out
+  // Reservations from the same sums the node listings show (allocatable = capacity -
+  // reserved): what placement counts is what `mill nodes` says is allocatable.
+  auto loads = table_.load_per_node();
   for (const auto& n : nodes) {
     index[n.id] = out.size();
     scheduler::NodeView v;
@@ -68,16 +71,16 @@ std::vector<scheduler::NodeView> PlanApplier::snapshot(
     v.draining = n.draining;
     v.cpu_total = n.resources.cpu_total;
     v.memory_total = n.resources.memory_total;
+    if (auto it = loads.find(n.id); it != loads.end()) {
+      v.cpu_reserved = it->second.cpu;
+      v.memory_reserved = it->second.memory;
+    }
     out.push_back(std::move(v));
   }
+  if (group.empty()) return out;
   table_.for_each([&](const TaskView& t) {
-    if (ended(t)) return;
-    auto at = index.find(t.alloc.node);
-    if (at == index.end()) return;
-    scheduler::NodeView* v = &out[at->second];
-    v->cpu_reserved += t.alloc.spec.cpu;
-    v->memory_reserved += t.alloc.spec.memory;
-    if (!group.empty() && t.alloc.kind == kind && t.alloc.group == group) ++v->group_allocations;
+    if (ended(t) || t.alloc.kind != kind || t.alloc.group != group) return;
+    if (auto at = index.find(t.alloc.node); at != index.end()) ++out[at->second].group_allocations;
   });
   return out;
 }

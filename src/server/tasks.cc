@@ -82,4 +82,12 @@ std::vector<std::string> TaskManager::eligible_nodes() const {
   return out;
 }
 
+void TaskManager::add_load(std::vector<model::Node>& nodes) const {
+  auto loads = table_.load_per_node();
+  for (auto& n : nodes) {
+    auto it = loads.find(n.id);
+    n.load = it == loads.end() ? model::NodeLoad{} : it->second;
+  }
+}
+
 }  // namespace mill::server

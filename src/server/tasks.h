@@ -98,14 +98,16 @@ class TaskManager {
   std::vector<TaskView> group(std::string_view kind, const std::string& group) const {
     return table_.group(kind, group);
   }
-  // CPU cores the allocation used over its last report interval (0 until known).
-  double cpu_usage(const std::string& id) const { return usage_.cpu_usage(id); }
+  // CPU cores the allocation used between its last two usage reports (nullopt until
+  // there have been two).
+  std::optional<double> cpu_usage(const std::string& id) const { return usage_.cpu_usage(id); }
   // The groups of `kind` with at least one allocation that has not ended.
   std::vector<std::string> live_groups(std::string_view kind) const {
     return table_.live_groups(kind);
   }
-  // Allocations (services' and tasks') that have not ended, per node id.
-  std::map<std::string, int> live_per_node() const { return table_.live_per_node(); }
+  // Fills in each node's load (Node::load): its live allocations, services' and tasks',
+  // and what they reserve, from the sums placement uses.
+  void add_load(std::vector<model::Node>& nodes) const;
   std::vector<TaskView> live_on(const std::string& node) const { return table_.live_on(node); }
   // `listener` runs after every change of an allocation and every pull answer (on the
   // thread that made it; must not block): a deploy waits on it.

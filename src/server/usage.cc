@@ -81,10 +81,11 @@ void UsageMetrics::sample(const std::string& id, const metrics::Labels& labels,
   metrics_.set("mill_alloc_memory_bytes", labels, static_cast<double>(now.memory_bytes));
 }
 
-double UsageMetrics::cpu_usage(const std::string& id) const {
+std::optional<double> UsageMetrics::cpu_usage(const std::string& id) const {
   std::lock_guard lock(mutex_);
   auto it = cpu_rate_.find(id);
-  return it == cpu_rate_.end() ? 0.0 : it->second;
+  if (it == cpu_rate_.end()) return std::nullopt;
+  return it->second;
 }
 
 }  // namespace mill::server

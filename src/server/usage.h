@@ -27,8 +27,9 @@ class UsageMetrics {
   // An allocation on `node` reported `now`; `before` is its previous state.
   void record(const model::Allocation& alloc, const std::string& node,
               const std::optional<model::AllocState>& before, const model::AllocState& now);
-  // CPU cores the allocation used over its last report interval (0 until known).
-  double cpu_usage(const std::string& id) const;
+  // CPU cores the allocation used between its last two usage reports; nullopt until
+  // there have been two.
+  std::optional<double> cpu_usage(const std::string& id) const;
 
  private:
   // The usage gauges of a running allocation, and its cpu rate.

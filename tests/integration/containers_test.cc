@@ -15,9 +15,11 @@
 
 #include <atomic>
 #include <boost/json.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <random>
 #include <sstream>
@@ -209,6 +211,83 @@ TEST_F(Containers, InlineTaskRunsIsolatedAsAskedAndAnswersAtItsAddress) {
   size_t n = std::fread(buf, 1, sizeof buf - 1, p);
   ::pclose(p);
   EXPECT_EQ(std::string(buf, n), std::string(t.at("ip").as_string()) + "\n");
+}
+
+// A task's usage is true whenever it is asked for (issue 15 item 15): measured as it
+// starts (the running report carries it, so a spawn's first GET shows its memory, not
+// 0B), kept fresh while it runs (a second of work shows within a couple of seconds),
+// and read once more as it ends (an ended task's CPU time includes its last second).
+// `mill task` prints them like the rest of the CLI: "1.52 s", "712K".
+TEST_F(Containers, TaskUsageIsTrueFromItsStartToItsEnd) {
+  auto t = spawn(R"({"image":")" + registry_->host() +
+                 R"(/probe:v1","port":8080,"cpu":1,"memory":"64M"})");
+  ASSERT_FALSE(t.empty());
+  const std::string id = id_of(t);
+  auto usage = [](const json::object& task) {
+    const auto* u = task.if_contains("usage");
+    return u && u->is_object() ? u->as_object() : json::object{};
+  };
+  auto number = [](const json::object& o, const char* key) {
+    const auto* v = o.if_contains(key);
+    return v && v->is_number() ? v->to_number<double>() : -1.0;
+  };
+  // The spawn answered once the task ran: its usage is there already.
+  EXPECT_GT(number(usage(t), "memory_bytes"), 0) << json::serialize(t);
+  EXPECT_GE(number(usage(t), "cpu_seconds"), 0) << json::serialize(t);
+
+  // A second and a half of work shows within a few seconds of its end (it used at
+  // least the CPU time the probe says it had; on a busy machine less than 1.5 s).
+  auto spun_cpu = [](const std::string& answer) {
+    auto at = answer.find("cpu_ms ");
+    return at == std::string::npos ? -1.0 : std::atof(answer.c_str() + at + 7) / 1000;
+  };
+  const double worked = spun_cpu(probe(t, "/spin?ms=1500"));
+  ASSERT_GT(worked, 0.1);
+  const auto spun_at = std::chrono::steady_clock::now();
+  json::object now;
+  EXPECT_TRUE(eventually(
+      [&] {
+        now = task(id);
+        return number(usage(now), "cpu_seconds") >= worked;
+      },
+      3s))
+      << "the probe had used " << worked << " s; after "
+      << std::chrono::duration<double>(std::chrono::steady_clock::now() - spun_at).count()
+      << " s: " << json::serialize(now);
+
+  // mill task shows it like the rest of the CLI.
+  const std::map<std::string, std::string> env{{"MILL_ADDR", server_->address()},
+                                               {"MILL_TOKEN", token_},
+                                               {"MILL_CONFIG", dir_.file("none.toml")}};
+  auto shown = run_mill({"task", id}, env);
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  auto line_of = [&](const std::string& key) {
+    std::istringstream lines(shown.out);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.starts_with(key + " ")) return line.substr(12);
+    }
+    return std::string("(none)");
+  };
+  std::string cpu = line_of("CPU time");
+  EXPECT_TRUE(cpu.size() >= 6 && cpu.ends_with(" s") && cpu[cpu.size() - 5] == '.' &&
+              std::atof(cpu.c_str()) >= worked - 0.01)
+      << shown.out;
+  std::string memory = line_of("Memory");
+  EXPECT_TRUE(memory != "0B" && memory.find_first_of("KMG") != std::string::npos &&
+              memory.find(".0") == std::string::npos)
+      << shown.out;
+
+  // Another second of work, then a kill at once: the ended task's CPU time counts it
+  // (all the probe used, which the last sample, a second old at most, may not).
+  const double total = spun_cpu(probe(t, "/spin?ms=1000"));
+  double before = number(usage(task(id)), "cpu_seconds");
+  auto killed = call("DELETE", "/v1/tasks/" + id);
+  ASSERT_EQ(killed.status, 200) << killed.body;
+  auto ended = json::parse(killed.body).as_object();
+  EXPECT_EQ(ended.at("status").as_string(), "killed");
+  EXPECT_GE(number(usage(ended), "cpu_seconds"), total)
+      << "read " << before << " s just before the kill; " << json::serialize(ended);
+  EXPECT_GT(number(usage(ended), "memory_bytes"), 0) << json::serialize(ended);
 }
 
 TEST_F(Containers, TemplateSpawnAndInitCanBeTurnedOff) {

@@ -35,7 +35,18 @@ TEST_F(Deploy, TwoServicesThenOnlyTheChangedOneRolls) {
     }
   }
 
-  auto web = service_json("web");
+  // cpu is a rate: there once two usage reports give one (within a second or two).
+  json::object web;
+  EXPECT_TRUE(eventually(
+      [&] {
+        web = service_json("web");
+        const auto* allocs = web.if_contains("allocations");
+        if (!allocs || !allocs->is_array() || allocs->as_array().empty()) return false;
+        return std::all_of(allocs->as_array().begin(), allocs->as_array().end(),
+                           [](const json::value& a) { return a.as_object().contains("cpu"); });
+      },
+      10s))
+      << json::serialize(web);
   EXPECT_EQ(web.at("replicas").as_object().at("desired").as_int64(), 2);
   EXPECT_EQ(web.at("replicas").as_object().at("healthy").as_int64(), 2);
   EXPECT_EQ(web.at("image").as_string(), registry_->host() + "/probe:v1");
@@ -814,6 +825,17 @@ double value_of(const std::string& sample) {
 TEST_F(Deploy, StatusNodesUsageMetricsAndLogsShowWhatRuns) {
   const std::string health = "health = { path = \"/health\", interval = \"100ms\" }\n";
   ASSERT_EQ(deploy(service("web", 2, health)).back().event, "done") << server_->log();
+  // Fresh replicas show what they use from their first report on (issue 15 item 15):
+  // memory is read as the container starts, never a 0B that means "not yet".
+  const auto fresh = service_json("web");
+  for (const auto& a : fresh.at("allocations").as_array()) {
+    const auto* memory = a.as_object().if_contains("memory");
+    EXPECT_TRUE(memory && memory->is_number() && memory->to_number<double>() > 0)
+        << json::serialize(a);
+  }
+  auto listed = run_mill({"services"}, {{"MILL_ADDR", server_->address()}, {"MILL_TOKEN", token_}});
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(listed.out.find(" 0B "), std::string::npos) << listed.out;
   auto spawned = call(
       "POST", "/v1/tasks/spawn",
       R"({"image":")" + registry_->host() + R"(/probe:v1","port":8080,"cpu":0.1,"memory":"32M"})",

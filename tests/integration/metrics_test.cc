@@ -5,6 +5,8 @@
 
 #include <boost/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "harness.h"
 #include "support/eventually.h"
@@ -51,15 +53,26 @@ TEST(Metrics, NodeGaugesInPrometheusText) {
       },
       std::chrono::seconds(60)))
       << "the node changed between every two looks";
-  // (Equal up to how each format prints a double.)
-  double node_cpu = before.at("cpu").as_object().at("available").to_number<double>();
-  double node_mem = before.at("memory").as_object().at("available").to_number<double>();
-  EXPECT_NEAR(metric_sample(scrape, "mill_node_cpu_available{node=\"node-1\"}").value_or(-1),
-              node_cpu, 1e-9)
-      << scrape;
-  EXPECT_NEAR(
-      metric_sample(scrape, "mill_node_memory_available_bytes{node=\"node-1\"}").value_or(-1),
-      node_mem, 1.0)
+  // (Equal up to how each format prints a double.) available is allocatable (what
+  // placement can still give: nothing runs here, so all of it), used is measured.
+  auto figure = [&](const char* part, const char* key) {
+    return before.at(part).as_object().at(key).to_number<double>();
+  };
+  EXPECT_EQ(figure("cpu", "allocatable"), figure("cpu", "total"));
+  EXPECT_EQ(figure("memory", "allocatable"), figure("memory", "total"));
+  const std::string node1 = "{node=\"node-1\"}";
+  const std::vector<std::pair<std::string, double>> expected{
+      {"mill_node_cpu_available", figure("cpu", "allocatable")},
+      {"mill_node_memory_available_bytes", figure("memory", "allocatable")},
+      {"mill_node_cpu_used", figure("cpu", "used")},
+      {"mill_node_memory_used_bytes", figure("memory", "used")},
+      {"mill_node_cpu_capacity", figure("cpu", "total")},
+      {"mill_node_memory_capacity_bytes", figure("memory", "total")}};
+  for (const auto& [name, value] : expected) {
+    EXPECT_NEAR(metric_sample(scrape, name + node1).value_or(-1), value, 1.0) << name << scrape;
+  }
+  EXPECT_NEAR(metric_sample(scrape, "mill_node_cpu_used" + node1).value_or(-1),
+              figure("cpu", "used"), 1e-9)
       << scrape;
   // Unauthenticated scrapes are refused like any other route.
   EXPECT_EQ(api(server->address(), "GET", "/v1/metrics", "").status, 401);

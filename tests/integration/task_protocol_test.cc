@@ -9,6 +9,8 @@
 #include <cctype>
 #include <fstream>
 #include <future>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "harness.h"
@@ -239,6 +241,108 @@ TEST_F(TaskProtocol, BadSpawnsChangeNothing) {
   EXPECT_EQ(json::parse(all.body).as_array().size(), 1u) << all.body;
   EXPECT_EQ(api(server_->address(), "GET", "/v1/tasks/task-zzzz", token_).status, 404);
   EXPECT_EQ(api(server_->address(), "DELETE", "/v1/tasks/task-zzzz", token_).status, 404);
+}
+
+// "Free" has two meanings, named apart the same way in the API, the metrics and the
+// CLI (issue 15 item 7): allocatable is the node's capacity minus what its live
+// allocations reserve (what placement counts: the 409 says the same figure), used is
+// what its agent measured. Here the machine is busy with something else (0.25 of 2
+// cores idle) while one 1-core task is placed on it.
+TEST_F(TaskProtocol, FreeIsNamedAllocatableOrUsedAndPlacementCountsAllocatable) {
+  constexpr double kGiB = 1073741824;
+  constexpr double kMiB = 1048576;
+  std::jthread agent_thread([&] {
+    auto woke = poll(0, 0);
+    int64_t index = woke.at("index").as_int64();
+    for (int i = 0; i < 50; ++i) {
+      auto w = poll(index, 5000);
+      index = w.at("index").as_int64();
+      for (const auto& a : w.at("allocations").as_array()) {
+        report(std::string(a.as_object().at("alloc").as_object().at("id").as_string()), "running");
+        return;
+      }
+    }
+  });
+  auto ok = api(server_->address(), "POST", "/v1/tasks/spawn", token_, R"({"task":"worker"})");
+  agent_thread.join();
+  ASSERT_EQ(ok.status, 201) << ok.body;
+  auto beat = agent("POST", "/v1/agent/heartbeat",
+                    R"({"id":")" + node_ +
+                        R"(","resources":{"cpu":{"total":2,"available":0.25},)"
+                        R"("memory":{"total":1073741824,"available":268435456}}})");
+  ASSERT_EQ(beat.status, 200) << beat.body;
+
+  auto nodes = json::parse(api(server_->address(), "GET", "/v1/nodes", token_).body);
+  const auto& node = nodes.as_array().at(0).as_object();
+  auto figure = [](const json::object& o, const char* part, const char* key) {
+    return o.at(part).as_object().at(key).to_number<double>();
+  };
+  EXPECT_EQ(figure(node, "cpu", "total"), 2);
+  EXPECT_EQ(figure(node, "cpu", "available"), 0.25) << "as the agent measured it";
+  EXPECT_EQ(figure(node, "cpu", "used"), 1.75);
+  EXPECT_EQ(figure(node, "cpu", "reserved"), 1);
+  EXPECT_EQ(figure(node, "cpu", "allocatable"), 1);
+  EXPECT_EQ(figure(node, "memory", "used"), 768 * kMiB);
+  EXPECT_EQ(figure(node, "memory", "reserved"), 64 * kMiB);
+  EXPECT_EQ(figure(node, "memory", "allocatable"), kGiB - 64 * kMiB);
+  EXPECT_EQ(node.at("allocations").as_int64(), 1);
+
+  auto status = json::parse(api(server_->address(), "GET", "/v1/status", token_).body);
+  const auto& u = status.at("utilization").as_object();
+  EXPECT_EQ(figure(u, "cpu", "used"), 1.75);
+  EXPECT_EQ(figure(u, "cpu", "reserved"), 1);
+  EXPECT_EQ(figure(u, "cpu", "allocatable"), 1);
+  EXPECT_EQ(figure(u, "memory", "allocatable"), kGiB - 64 * kMiB);
+
+  auto metrics = api(server_->address(), "GET", "/v1/metrics", token_).body;
+  auto sample = [&](const std::string& name) {
+    return metric_sample(metrics, name + "{node=\"" + node_ + "\"}").value_or(-1);
+  };
+  EXPECT_EQ(sample("mill_node_cpu_available"), 1) << metrics;
+  EXPECT_EQ(sample("mill_node_memory_available_bytes"), kGiB - 64 * kMiB) << metrics;
+  EXPECT_EQ(sample("mill_node_cpu_used"), 1.75) << metrics;
+  EXPECT_EQ(sample("mill_node_memory_used_bytes"), 768 * kMiB) << metrics;
+  EXPECT_EQ(sample("mill_node_cpu_capacity"), 2) << metrics;
+  EXPECT_EQ(sample("mill_node_memory_capacity_bytes"), kGiB) << metrics;
+  EXPECT_EQ(promtool_problems(metrics), "") << metrics;
+
+  // Placement counts allocatable, not what is idle: just over it is refused, and the
+  // answer names the same figure.
+  auto over = api(server_->address(), "POST", "/v1/tasks/spawn", token_,
+                  R"({"image":"127.0.0.1:1/probe:v1","cpu":1.01})");
+  EXPECT_EQ(over.status, 409) << over.body;
+  EXPECT_NE(over.body.find("cpu 1,"), std::string::npos) << over.body;
+
+  // The CLI names them the same way.
+  const std::map<std::string, std::string> env{{"MILL_ADDR", server_->address()},
+                                               {"MILL_TOKEN", token_},
+                                               {"MILL_CONFIG", dir_.file("none.toml")}};
+  auto cli = run_mill({"nodes"}, env);
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_NE(cli.out.find("CPU ALLOCATABLE  CPU USED  MEM ALLOCATABLE  MEM USED"), std::string::npos)
+      << cli.out;
+  std::istringstream lines(cli.out);
+  std::vector<std::string> row;
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.starts_with(node_ + " ")) continue;
+    std::istringstream words(line);
+    for (std::string w; words >> w;) row.push_back(w);
+  }
+  ASSERT_GE(row.size(), 8u) << cli.out;
+  EXPECT_EQ(row[4], "1.00/2.00") << cli.out;
+  EXPECT_EQ(row[5], "1.75") << cli.out;
+  EXPECT_EQ(row[6], "960M/1.0G") << cli.out;
+  EXPECT_EQ(row[7], "768M") << cli.out;
+  cli = run_mill({"status"}, env);
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_NE(cli.out.find("CPU:      1.00 of 2.00 cores allocatable (1.00 reserved), 1.75 used "
+                         "(measured)\n"),
+            std::string::npos)
+      << cli.out;
+  EXPECT_NE(cli.out.find("Memory:   960M of 1.0G allocatable (64M reserved), 768M used "
+                         "(measured)\n"),
+            std::string::npos)
+      << cli.out;
 }
 
 TEST_F(TaskProtocol, ReportsNeedTheJoinTokenAndWellFormedStates) {

@@ -26,12 +26,15 @@
 //   GET /alloc?mb=N                  allocates, touches and keeps N MB
 //   GET /sleep?ms=N                  answers after N ms
 //   GET /spin?ms=N                   keeps one core busy for N ms, then answers
+//                                    "spun N cpu_ms M": M is the CPU time the probe
+//                                    has used so far (getrusage, user + system)
 //   GET /forkbomb                    answers, then every process forks forever
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -238,7 +241,11 @@ Reply handle(std::string_view path, std::string_view query) {
     auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
     while (std::chrono::steady_clock::now() < until) {
     }
-    return {200, "spun " + std::to_string(ms)};
+    struct rusage ru {};
+    ::getrusage(RUSAGE_SELF, &ru);
+    long cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+                  (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+    return {200, "spun " + std::to_string(ms) + " cpu_ms " + std::to_string(cpu_ms)};
   }
   if (path == "/forkbomb") {
     std::thread([] {

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "support/eventually.h"
 #include "support/temp_dir.h"
@@ -74,7 +75,11 @@ class FakeContainers final : public Containers {
     exit(id, 143);
     return Exit{143, 0};
   }
-  Result<Usage> usage(const model::Allocation&) override { return Usage{1.5, 1 << 20, {}}; }
+  Result<Usage> usage(const model::Allocation& a) override {
+    std::lock_guard lock(mu);
+    if (!running.contains(a.id)) return make_error(ErrorCode::kNotFound, "no container " + a.id);
+    return Usage{cpu_seconds, memory_bytes, {}};
+  }
   // A command check runs on this host: the fake's containers are not real.
   runtime::ExecCommand exec_command(const std::string&,
                                     const std::vector<std::string>& args) override {
@@ -119,6 +124,8 @@ class FakeContainers final : public Containers {
   std::vector<Adopted> adoptable;
   std::map<std::string, model::RegistryLogin> registries;
   bool fail_start = false;
+  double cpu_seconds = 1.5;  // what usage() reads
+  int64_t memory_bytes = 1 << 20;
 };
 
 // The control plane's side of the node protocol, held by the test.
@@ -238,12 +245,13 @@ model::DesiredAllocations::Item item(std::string id,
 class AllocRunnerTest : public ::testing::Test {
  protected:
   std::unique_ptr<AllocRunner> make_runner() { return make_runner(clock); }
-  std::unique_ptr<AllocRunner> make_runner(const Clock& time) {
+  std::unique_ptr<AllocRunner> make_runner(const Clock& time,
+                                           std::chrono::milliseconds usage_interval = 50ms) {
     RunnerOptions o;
     o.state_dir = dir.file("allocs");
     o.grace = 100ms;
     o.poll_wait = 100ms;
-    o.usage_interval = 50ms;
+    o.usage_interval = usage_interval;
     auto r = std::make_unique<AllocRunner>(o, containers, cp, time);
     EXPECT_TRUE(r->start("node-1").has_value());
     return r;
@@ -281,6 +289,53 @@ TEST_F(AllocRunnerTest, StartsReportsAndFinishesAnExitedTask) {
   EXPECT_EQ(seen[seen.size() - 2], AllocStatus::kRunning);
   EXPECT_EQ(seen.back(), AllocStatus::kExited);
   EXPECT_TRUE(runner->lookup("task-a1.mill").empty());
+}
+
+// Usage is read as the container starts (the running report carries it: no zeros
+// until the first periodic sample) and as it ends (the end report's cpu time has the
+// work since the last sample; memory stays what it used running), not only every
+// usage_interval (issue 15 item 15). An hour's interval here: no sample in between.
+TEST_F(AllocRunnerTest, UsageIsReadAsTheContainerStartsAndAsItEnds) {
+  auto runner = make_runner(clock, std::chrono::hours(1));
+  cp.set({item("task-u1")});
+  ASSERT_TRUE(cp.wait_status("task-u1", AllocStatus::kRunning));
+  auto running = cp.last_of("task-u1");
+  EXPECT_EQ(running.cpu_seconds, 1.5);
+  EXPECT_EQ(running.memory_bytes, 1 << 20);
+  {
+    std::lock_guard lock(containers.mu);
+    containers.cpu_seconds = 4.25;
+    containers.memory_bytes = 4096;  // an ended container's cgroup holds little
+  }
+  containers.exit("task-u1", 0);
+  ASSERT_TRUE(cp.wait_status("task-u1", AllocStatus::kExited));
+  auto ended = cp.last_of("task-u1");
+  EXPECT_EQ(ended.cpu_seconds, 4.25);
+  EXPECT_EQ(ended.memory_bytes, 1 << 20);
+}
+
+// Sampled every usage_interval, but reported only when it changed (or, unchanged,
+// every few seconds): an idle allocation costs no report per interval.
+TEST_F(AllocRunnerTest, UnchangedUsageIsNotReportedEveryInterval) {
+  auto runner = make_runner(clock, 20ms);
+  cp.set({item("task-u2")});
+  ASSERT_TRUE(cp.wait_status("task-u2", AllocStatus::kRunning));
+  // The control plane has it (else the runner sends its state again, as it should).
+  cp.set({item("task-u2", {}, model::DesiredState::kRun, AllocStatus::kRunning)});
+  std::this_thread::sleep_for(200ms);
+  auto count = [&] {
+    std::lock_guard lock(cp.mu);
+    return std::count_if(cp.reports.begin(), cp.reports.end(),
+                         [](const model::AllocState& r) { return r.id == "task-u2"; });
+  };
+  auto before = count();
+  std::this_thread::sleep_for(500ms);  // ~25 samples, all the same
+  EXPECT_EQ(count(), before);
+  {
+    std::lock_guard lock(containers.mu);
+    containers.cpu_seconds = 2;
+  }
+  EXPECT_TRUE(cp.wait_usage("task-u2", 2, 1 << 20));
 }
 
 // A deploy's `pulling` phase: each image pulled once per deploy, the outcome reported

@@ -34,11 +34,37 @@ TEST(Services, TableWithAllocationsAndHumanisedSizes) {
             "NAME    IMAGE                           REPLICAS\n"
             "office  registry.example.com/office:v2  1/2\n"
             "  ID          NODE    STATUS    ADDRESS          CPU   MEMORY  AGE\n"
-            "  alloc-a1b2  node-2  healthy   10.99.0.2:49200  0.30  332.0M  2h\n"
+            "  alloc-a1b2  node-2  healthy   10.99.0.2:49200  0.30  332M    2h\n"
             "  alloc-c3d4  node-1  starting  10.99.1.5:49201  0.00  1.5K    45s\n"
             "\n"
             "NAME  IMAGE        REPLICAS\n"
             "db    postgres:16  0/1\n");
+}
+
+// Sizes as `ls -h` prints them (issue 15 item 15: "712K", not "712.0K" or "0B" for
+// what was not measured): one decimal below 10 of a unit, whole ones from there.
+TEST(Sizes, LikeLsH) {
+  EXPECT_EQ(format_bytes(0), "0B");
+  EXPECT_EQ(format_bytes(1000), "1000B");
+  EXPECT_EQ(format_bytes(1536), "1.5K");
+  EXPECT_EQ(format_bytes(712 * 1024), "712K");
+  EXPECT_EQ(format_bytes(9.97 * 1024), "10K");
+  EXPECT_EQ(format_bytes(64 << 20), "64M");
+  EXPECT_EQ(format_bytes(1.5 * (1 << 30)), "1.5G");
+  EXPECT_EQ(format_bytes(1024.0 * (1 << 30)), "1.0T");
+}
+
+// An allocation not measured yet (no memory or cpu from the server) shows "-", not 0.
+TEST(Services, UnmeasuredUsageShowsAsADash) {
+  const char* json = R"([{
+    "name": "web", "image": "web:1", "replicas": {"desired": 1, "healthy": 0},
+    "allocations": [{"id": "web-1", "node": "node-1", "status": "pulling",
+                     "address": "10.99.1.2:8080"}]}])";
+  EXPECT_EQ(render_services(json, at("2026-02-14T12:00:00Z")),
+            "NAME  IMAGE  REPLICAS\n"
+            "web   web:1  0/1\n"
+            "  ID     NODE    STATUS   ADDRESS         CPU  MEMORY  AGE\n"
+            "  web-1  node-1  pulling  10.99.1.2:8080  -    -       -\n");
 }
 
 TEST(Services, CrashLoopShowsRestartsAndMessage) {
@@ -70,9 +96,9 @@ TEST(Volumes, Table) {
     {"name": "cache", "node": "node-2", "size": "5G", "used": 0, "service": null}])"),
                 out);
   EXPECT_EQ(out.str(),
-            "NAME    NODE    SIZE   USED  SERVICE\n"
-            "pgdata  node-1  10.0G  1.5G  db\n"
-            "cache   node-2  5G     0B    -\n");
+            "NAME    NODE    SIZE  USED  SERVICE\n"
+            "pgdata  node-1  10G   1.5G  db\n"
+            "cache   node-2  5G    0B    -\n");
 }
 
 TEST(Volumes, InUseNamesTheService) {

@@ -65,5 +65,52 @@ TEST(Resources, RoundTripAndRejectsNonsense) {
   EXPECT_FALSE(resources_from_json(extra));
 }
 
+// A node's cpu and memory in the API: the agent's total and available (measured idle),
+// used (measured), reserved (its live allocations' specs) and allocatable (capacity
+// minus reserved, what placement counts; nothing while it takes no allocations).
+TEST(NodeJson, NamesUsedReservedAndAllocatableApart) {
+  Node n;
+  n.id = "node-1";
+  n.status = NodeStatus::kReady;
+  n.resources = {4, 0.5, 1000, 300};
+  n.load = {3, 1.5, 400};
+  auto o = to_json(n);
+  const auto& cpu = o.at("cpu").as_object();
+  const auto& mem = o.at("memory").as_object();
+  EXPECT_EQ(cpu.at("total").to_number<double>(), 4);
+  EXPECT_EQ(cpu.at("available").to_number<double>(), 0.5);
+  EXPECT_EQ(cpu.at("used").to_number<double>(), 3.5);
+  EXPECT_EQ(cpu.at("reserved").to_number<double>(), 1.5);
+  EXPECT_EQ(cpu.at("allocatable").to_number<double>(), 2.5);
+  EXPECT_EQ(mem.at("total").to_number<int64_t>(), 1000);
+  EXPECT_EQ(mem.at("available").to_number<int64_t>(), 300);
+  EXPECT_EQ(mem.at("used").to_number<int64_t>(), 700);
+  EXPECT_EQ(mem.at("reserved").to_number<int64_t>(), 400);
+  EXPECT_EQ(mem.at("allocatable").to_number<int64_t>(), 600);
+  EXPECT_EQ(o.at("allocations").to_number<int64_t>(), 3);
+
+  // Sums of decimal reservations print as decimals.
+  n.load.cpu = 0.1 + 0.2;
+  o = to_json(n);
+  EXPECT_EQ(serialize(o.at("cpu").as_object().at("reserved")), "0.3");
+  EXPECT_EQ(serialize(o.at("cpu").as_object().at("allocatable")), "3.7");
+
+  n.draining = true;
+  n.status = NodeStatus::kDraining;
+  o = to_json(n);
+  EXPECT_EQ(o.at("cpu").as_object().at("allocatable").to_number<double>(), 0);
+  EXPECT_EQ(o.at("memory").as_object().at("allocatable").to_number<int64_t>(), 0);
+  EXPECT_EQ(o.at("cpu").as_object().at("used").to_number<double>(), 3.5);
+
+  n.draining = false;
+  n.status = NodeStatus::kDown;
+  n.resources.cpu_available = 0;  // as the registry shows a down node
+  n.resources.memory_available = 0;
+  o = to_json(n);
+  EXPECT_EQ(o.at("cpu").as_object().at("allocatable").to_number<double>(), 0);
+  EXPECT_EQ(o.at("cpu").as_object().at("used").to_number<double>(), 0);
+  EXPECT_EQ(o.at("memory").as_object().at("used").to_number<int64_t>(), 0);
+}
+
 }  // namespace
 }  // namespace mill::model

@@ -123,6 +123,64 @@ TEST_F(TasksTest, EndedTasksReleaseCapacityAndAddress) {
   EXPECT_EQ(tasks.list(true).size(), 2u);
 }
 
+// "Free" has two meanings, named apart (issue 15 item 7): allocatable is the node's
+// capacity minus what its live allocations reserve, which is exactly what placement
+// counts; used is what the agent measured. A busy machine (nothing idle) still has
+// its reservations' room, and a node whose reservations fill it takes nothing more
+// however idle it is.
+TEST_F(TasksTest, AllocatableIsWhatPlacementCountsAndUsedIsMeasured) {
+  auto listed = [&] {
+    auto list = nodes.list();
+    EXPECT_TRUE(list.has_value());
+    tasks.add_load(*list);
+    return list->at(0);
+  };
+  model::Node idle = listed();
+  EXPECT_EQ(idle.load, model::NodeLoad{});
+  EXPECT_DOUBLE_EQ(model::allocatable_cpu(idle), 2);
+  EXPECT_EQ(model::allocatable_memory(idle), 1024 * kMiB);
+
+  auto a = tasks.spawn(inline_task(0.5, 256 * kMiB));
+  auto b = tasks.spawn(inline_task(0.25, 64 * kMiB));
+  auto ended = tasks.spawn(inline_task(0.5, 64 * kMiB));
+  ASSERT_TRUE(a && b && ended);
+  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kRunning)}));
+  auto done = state(ended->alloc.id, model::AllocStatus::kExited);
+  done.exit_code = 0;
+  ASSERT_TRUE(tasks.report("node-1", {done}));
+  // The machine is busy with something else: nothing idle, little memory free.
+  ASSERT_TRUE(nodes.heartbeat("node-1", {2, 0, 1024 * kMiB, 100 * kMiB}));
+
+  model::Node n = listed();
+  EXPECT_EQ(n.load.allocations, 2) << "the ended task counts no more";
+  EXPECT_DOUBLE_EQ(n.load.cpu, 0.75);
+  EXPECT_EQ(n.load.memory, 320 * kMiB);
+  EXPECT_DOUBLE_EQ(model::allocatable_cpu(n), 1.25);
+  EXPECT_EQ(model::allocatable_memory(n), 704 * kMiB);
+  EXPECT_DOUBLE_EQ(model::used_cpu(n), 2);
+  EXPECT_EQ(model::used_memory(n), 924 * kMiB);
+
+  // Placement agrees to the last core and byte: just over is refused, saying so, and
+  // exactly the allocatable fits however busy the machine is.
+  auto over = tasks.spawn(inline_task(1.26, 64 * kMiB));
+  ASSERT_FALSE(over.has_value());
+  EXPECT_NE(over.error().message.find("cpu 1.25"), std::string::npos) << over.error().message;
+  ASSERT_FALSE(tasks.spawn(inline_task(0.1, 704 * kMiB + 1)).has_value());
+  ASSERT_TRUE(tasks.spawn(inline_task(1.25, 704 * kMiB)).has_value());
+  n = listed();
+  EXPECT_DOUBLE_EQ(model::allocatable_cpu(n), 0);
+  EXPECT_EQ(model::allocatable_memory(n), 0);
+  EXPECT_FALSE(tasks.spawn(inline_task(0.01, 16 * kMiB)).has_value());
+
+  // A draining node takes nothing: it offers nothing, whatever its reservations.
+  ASSERT_TRUE(tasks.kill(a->alloc.id).has_value());
+  ASSERT_TRUE(nodes.set_drain("node-1", std::nullopt, true).has_value());
+  n = listed();
+  EXPECT_DOUBLE_EQ(model::allocatable_cpu(n), 0);
+  EXPECT_EQ(model::allocatable_memory(n), 0);
+  EXPECT_DOUBLE_EQ(model::used_cpu(n), 2) << "still measured while draining";
+}
+
 TEST_F(TasksTest, ReportsFromAnotherNodeOrAfterTheEndAreIgnored) {
   auto a = tasks.spawn(inline_task());
   ASSERT_TRUE(a.has_value());
@@ -240,6 +298,32 @@ TEST_F(TasksTest, UsageReportsFeedTheGaugesWithoutStoreWrites) {
       "{alloc=\"" + a->alloc.id + "\",node=\"node-1\",service=\"\",task=\"inline\"}";
   EXPECT_NE(text.find("mill_alloc_memory_bytes" + labels + " 7340032"), std::string::npos) << text;
   EXPECT_NE(text.find("mill_alloc_cpu_usage" + labels + " 0.5"), std::string::npos) << text;
+}
+
+// The cpu rate is known once two reports give one, and falls to 0 when an idle
+// allocation's unchanged usage is reported again (its agent resends it every few
+// seconds): never a stale rate from when it was busy, never a 0 meaning "not yet".
+TEST_F(TasksTest, CpuRateNeedsTwoReportsAndFallsToZeroWhenUnchanged) {
+  auto a = tasks.spawn(inline_task());
+  ASSERT_TRUE(a.has_value());
+  const std::string id = a->alloc.id;
+  auto running = state(id, model::AllocStatus::kRunning);
+  running.cpu_seconds = 1;
+  running.memory_bytes = 1 << 20;
+  ASSERT_TRUE(tasks.report("node-1", {running}));
+  EXPECT_EQ(tasks.cpu_usage(id), std::nullopt);
+  clock.advance(1s);
+  running.cpu_seconds = 1.75;
+  ASSERT_TRUE(tasks.report("node-1", {running}));
+  EXPECT_EQ(tasks.cpu_usage(id), 0.75);
+  clock.advance(5s);
+  ASSERT_TRUE(tasks.report("node-1", {running}));  // the same state again
+  EXPECT_EQ(tasks.cpu_usage(id), 0.0);
+  auto text = metrics.render();
+  EXPECT_NE(text.find("mill_alloc_cpu_usage{alloc=\"" + id +
+                      "\",node=\"node-1\",service=\"\",task=\"inline\"} 0\n"),
+            std::string::npos)
+      << text;
 }
 
 TEST_F(TasksTest, MetricsCountSpawnsAndDurations) {
