@@ -376,6 +376,7 @@ TEST_F(Containers, AnOutOfMemoryKillIsNamedWithTheLimit) {
     auto t = spawn(R"({"image":")" + registry_->host() +
                    R"(/probe:v1","port":8080,"memory":"32M","init":)" + init + "}");
     ASSERT_FALSE(t.empty());
+    ASSERT_EQ(probe(t, "/health"), "ok");  // listening before it is asked to allocate
     net::ClientRequest req;
     req.target = "/alloc?mb=64";
     req.timeout = 5s;
