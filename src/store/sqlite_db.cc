@@ -5,11 +5,19 @@
 namespace mill::store::sqlite {
 
 Unexpected sqlite_error(sqlite3* db, int status, std::string_view what) {
+  const int primary = status & 0xff;
   std::string message(what);
   message += ": ";
+  if (primary == SQLITE_FULL) {
+    // Nothing was written (the transaction is rolled back), and once there is room
+    // the same request works: unavailable, and the operator is told what to do.
+    message +=
+        "the disk holding the state store is full; free space on the data dir's "
+        "filesystem and retry";
+    return make_error(ErrorCode::kUnavailable, std::move(message));
+  }
   message += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(status);
   // BUSY/LOCKED mean another connection holds the file: retrying may help.
-  const int primary = status & 0xff;
   const ErrorCode code = (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
                              ? ErrorCode::kUnavailable
                              : ErrorCode::kIo;
