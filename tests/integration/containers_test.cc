@@ -13,6 +13,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
 #include <cstdlib>
@@ -442,6 +443,72 @@ TEST_F(Containers, ASecretsValueIsInNoFileWhileTheTaskRunsOrAfter) {
   EXPECT_EQ(call("GET", "/v1/tasks/" + id_of(t)).body.find(value), std::string::npos);
   ASSERT_EQ(call("DELETE", "/v1/tasks/" + id_of(t)).status, 200);
   EXPECT_EQ(holding(/*on_disk_only=*/false), std::vector<std::string>{}) << "after it ended";
+}
+
+// The hostile-task set at once (issue 16's chaos section): a fork bomb under a CPU
+// limit, a memory hog, a log flood and a SIGTERM-ignorer. The hog ends itself, named;
+// each of the others is gone within 2 s of its SIGKILL (after the SIGTERM grace), and
+// the API answers meanwhile as on an idle node (p99 under 20 ms, sampled every 20 ms).
+TEST_F(Containers, HostileTasksEndOnTimeAndTheApiStaysFast) {
+  std::atomic<bool> sampling = true;
+  std::vector<double> latencies_ms;
+  std::thread sampler([&] {
+    net::ClientRequest req;
+    req.target = "/v1/status";
+    req.headers.push_back({"Authorization", "Bearer " + token_});
+    req.timeout = 5s;
+    while (sampling) {
+      auto start = std::chrono::steady_clock::now();
+      auto res = net::http_request(server_->address(), req);
+      auto took =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start);
+      if (res && res->status == 200) latencies_ms.push_back(took.count());
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  const std::string image = R"({"image":")" + registry_->host() + R"(/probe:v1","port":8080,)";
+  auto bomb = spawn(image + R"("memory":"64M","cpu":0.2,"env":{"IGNORE_SIGTERM":"1"}})");
+  auto hog = spawn(image + R"("memory":"32M"})");
+  auto flood = spawn(image + R"("memory":"32M","cpu":0.5})");
+  auto ignorer = spawn(image + R"("memory":"32M","env":{"IGNORE_SIGTERM":"1"}})");
+  ASSERT_FALSE(bomb.empty() || hog.empty() || flood.empty() || ignorer.empty());
+  for (const auto* t : {&bomb, &hog, &flood, &ignorer}) ASSERT_EQ(probe(*t, "/health"), "ok");
+
+  EXPECT_EQ(probe(bomb, "/forkbomb"), "forking");
+  auto fire = [](const json::object& t, const std::string& path) {
+    net::ClientRequest req;
+    req.target = path;
+    req.timeout = 300ms;  // it goes on after we stop waiting
+    (void)net::http_request(std::string(t.at("ip").as_string()) + ":8080", req);
+  };
+  fire(hog, "/alloc?mb=256");
+  fire(flood, "/log?line=flooding-the-log-as-fast-as-it-can&count=1000000000");
+  EXPECT_TRUE(eventually([&] { return processes_of(bridge_, id_of(bomb)) >= 100; }, 20s));
+  auto hogged = wait_status(id_of(hog), "exited");
+  EXPECT_EQ(hogged.at("message").as_string(), "out of memory (limit 32M)");
+  std::this_thread::sleep_for(2s);  // all of it at once for a while
+
+  for (const auto* t : {&bomb, &flood, &ignorer}) {
+    auto start = std::chrono::steady_clock::now();
+    auto killed = call("DELETE", "/v1/tasks/" + id_of(*t));
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(killed.status, 200) << killed.body;
+    // The fixture's 2 s of SIGTERM grace, then at most 2 s to be gone.
+    EXPECT_LT(took, 4s) << id_of(*t) << ": "
+                        << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                        << " ms";
+    EXPECT_EQ(processes_of(bridge_, id_of(*t)), 0u) << id_of(*t);
+  }
+  sampling = false;
+  sampler.join();
+  ASSERT_GT(latencies_ms.size(), 100u);
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  double p99 = latencies_ms[latencies_ms.size() * 99 / 100];
+  EXPECT_LT(p99, 20.0) << "API p99 " << p99 << " ms over " << latencies_ms.size() << " calls";
+  // The node still runs tasks as before.
+  auto after = spawn(image + R"("memory":"32M"})");
+  ASSERT_FALSE(after.empty());
+  EXPECT_EQ(probe(after, "/health"), "ok");
 }
 
 TEST_F(Containers, LogsTailAndFollowUntilTheTaskEnds) {
