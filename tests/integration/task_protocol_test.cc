@@ -70,6 +70,27 @@ class TaskProtocol : public ::testing::Test {
     return json::object{{"index", index}, {"allocations", json::array()}};
   }
 
+  // As an agent would: waits for the first allocation placed on the node and reports
+  // it running (what lets a spawn answer 201).
+  void report_first_allocation_running() {
+    int64_t index = poll(0, 0).at("index").as_int64();
+    for (int i = 0; i < 50; ++i) {
+      auto w = poll(index, 5000);
+      index = w.at("index").as_int64();
+      for (const auto& a : w.at("allocations").as_array()) {
+        const auto* alloc = a.is_object() ? a.as_object().if_contains("alloc") : nullptr;
+        const auto* id =
+            alloc && alloc->is_object() ? alloc->as_object().if_contains("id") : nullptr;
+        if (!id || !id->is_string()) {
+          ADD_FAILURE() << "an allocation without an id: " << json::serialize(a);
+          return;
+        }
+        report(std::string(id->as_string()), "running");
+        return;
+      }
+    }
+  }
+
   void report(const std::string& id, const std::string& status, int exit_code = -1) {
     std::string st = R"({"id":")" + id + R"(","status":")" + status + R"(","started_at_ms":1)";
     if (exit_code >= 0)
@@ -210,25 +231,7 @@ TEST_F(TaskProtocol, BadSpawnsChangeNothing) {
       {R"({"image":"x","memory":"2G"})", 409, "memory"},
   };
   // Take one of the node's two cores so the capacity cases have something to hit.
-  std::jthread agent_thread([&] {
-    auto woke = poll(0, 0);
-    int64_t index = woke.at("index").as_int64();
-    for (int i = 0; i < 50; ++i) {
-      auto w = poll(index, 5000);
-      index = w.at("index").as_int64();
-      for (const auto& a : w.at("allocations").as_array()) {
-        const auto* alloc = a.is_object() ? a.as_object().if_contains("alloc") : nullptr;
-        const auto* id =
-            alloc && alloc->is_object() ? alloc->as_object().if_contains("id") : nullptr;
-        if (!id || !id->is_string()) {
-          ADD_FAILURE() << "an allocation without an id: " << json::serialize(a);
-          return;
-        }
-        report(std::string(id->as_string()), "running");
-        return;
-      }
-    }
-  });
+  std::jthread agent_thread([&] { report_first_allocation_running(); });
   auto ok = api(server_->address(), "POST", "/v1/tasks/spawn", token_, R"({"task":"worker"})");
   agent_thread.join();
   ASSERT_EQ(ok.status, 201) << ok.body;
@@ -251,18 +254,7 @@ TEST_F(TaskProtocol, BadSpawnsChangeNothing) {
 TEST_F(TaskProtocol, FreeIsNamedAllocatableOrUsedAndPlacementCountsAllocatable) {
   constexpr double kGiB = 1073741824;
   constexpr double kMiB = 1048576;
-  std::jthread agent_thread([&] {
-    auto woke = poll(0, 0);
-    int64_t index = woke.at("index").as_int64();
-    for (int i = 0; i < 50; ++i) {
-      auto w = poll(index, 5000);
-      index = w.at("index").as_int64();
-      for (const auto& a : w.at("allocations").as_array()) {
-        report(std::string(a.as_object().at("alloc").as_object().at("id").as_string()), "running");
-        return;
-      }
-    }
-  });
+  std::jthread agent_thread([&] { report_first_allocation_running(); });
   auto ok = api(server_->address(), "POST", "/v1/tasks/spawn", token_, R"({"task":"worker"})");
   agent_thread.join();
   ASSERT_EQ(ok.status, 201) << ok.body;
