@@ -101,8 +101,12 @@ Result<std::map<std::string, std::string>> env_field(const json::object& o) {
 }
 
 Result<server::SpawnRequest> decode_spawn(std::string_view body) {
+  // The parsed body lives in a few large blocks, freed whole on return (a megabyte of
+  // small env entries would otherwise leave the heap fragmented): what is kept is copied.
+  json::monotonic_resource arena;
   auto any = MILL_TRY(model::parse_object(
-      body, {"task", "env", "image", "cpu", "memory", "timeout", "port", "command", "init"}));
+      body, {"task", "env", "image", "cpu", "memory", "timeout", "port", "command", "init"},
+      &arena));
   server::SpawnRequest req;
   req.spec.env = MILL_TRY(env_field(any));
   if (any.contains("task")) {
