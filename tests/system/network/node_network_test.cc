@@ -121,6 +121,16 @@ TEST_F(NetFixture, SetupBuildsTheBridgeGuardRouteAndFirewallIdempotently) {
               1u);
     std::string table = sh("nft list table ip mill_" + bridge_);
     EXPECT_NE(table.find("masquerade"), std::string::npos) << table;
+    // Containers are kept off the node itself (firewall.h), by IPv6 too.
+    EXPECT_NE(table.find("type filter hook input priority filter; policy accept;"),
+              std::string::npos)
+        << table;
+    EXPECT_NE(table.find("iifname \"" + bridge_ + "\" meta l4proto tcp reject with tcp reset"),
+              std::string::npos)
+        << table;
+    if (exists("/proc/sys/net/ipv6")) {
+      EXPECT_EQ(sh("cat /proc/sys/net/ipv6/conf/" + bridge_ + "/disable_ipv6"), "1\n");
+    }
     EXPECT_EQ(count_lines(sh("nft list tables"), "table ip mill_" + bridge_ + "\n"), 1u);
     std::string fwd = sh("iptables -w 5 -S FORWARD");
     EXPECT_EQ(count_lines(fwd, "-i " + bridge_ + " "), iptables_rules) << fwd;
