@@ -133,6 +133,8 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
   net.node_cidr = reg.subnet;
   net.netns_prefix = o.bridge + "-";
   net.netns_dir = netns_dir(o.bridge);
+  net.dns_port = o.dns_port;
+  net.allow_host_ports = o.allow_host_ports;
   // A start that fails from here on undoes the network it made (bridge, guard route,
   // firewall table, netns dir), as `mill cleanup` would. Not one it found: a restarted
   // agent's containers still serve through it.

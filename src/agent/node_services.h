@@ -13,6 +13,7 @@
 #include "agent/node_client.h"
 #include "common/clock.h"
 #include "common/result.h"
+#include "network/host_port.h"
 #include "proxy/proxy.h"
 
 namespace mill::agent {
@@ -26,6 +27,9 @@ struct NodeOptions {
   uint64_t image_budget_bytes = 0;                 // 0: unlimited
   std::chrono::milliseconds image_tag_ttl{10000};  // see image::ImageStoreOptions::tag_ttl
   int dns_port = 53;                               // on the bridge address
+  // Ports on this machine its containers may reach; the rest of the machine refuses
+  // them (network/firewall.h), but for the DNS server.
+  std::vector<network::HostPort> allow_host_ports;
   std::chrono::milliseconds grace{10000};
   std::string registry_ca_file;  // extra CAs for registries (tests)
   // The ingress proxy: plain HTTP and HTTPS listen addresses ("" for none).

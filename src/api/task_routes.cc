@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "model/config.h"
 #include "model/json.h"
+#include "model/limits.h"
 #include "model/units.h"
 
 namespace mill::api {
@@ -90,6 +91,8 @@ Result<std::map<std::string, std::string>> env_field(const json::object& o) {
   auto* v = o.if_contains("env");
   if (!v) return env;
   if (!v->is_object()) return make_error(ErrorCode::kInvalidArgument, "'env' must be an object");
+  // Counted before anything is copied: a body of many small entries is refused cheaply.
+  MILL_TRY(model::check_env_count(v->as_object().size()));
   for (const auto& [k, val] : v->as_object()) {
     if (!val.is_string()) {
       return make_error(ErrorCode::kInvalidArgument,
@@ -97,12 +100,17 @@ Result<std::map<std::string, std::string>> env_field(const json::object& o) {
     }
     env.emplace(std::string(k), std::string(val.as_string()));
   }
+  MILL_TRY(model::check_env(env));
   return env;
 }
 
 Result<server::SpawnRequest> decode_spawn(std::string_view body) {
+  // The parsed body lives in a few large blocks, freed whole on return (a megabyte of
+  // small env entries would otherwise leave the heap fragmented): what is kept is copied.
+  json::monotonic_resource arena;
   auto any = MILL_TRY(model::parse_object(
-      body, {"task", "env", "image", "cpu", "memory", "timeout", "port", "command", "init"}));
+      body, {"task", "env", "image", "cpu", "memory", "timeout", "port", "command", "init"},
+      &arena));
   server::SpawnRequest req;
   req.spec.env = MILL_TRY(env_field(any));
   if (any.contains("task")) {
@@ -124,12 +132,14 @@ Result<server::SpawnRequest> decode_spawn(std::string_view body) {
   if (auto* c = any.if_contains("command")) {
     if (!c->is_array())
       return make_error(ErrorCode::kInvalidArgument, "'command' must be an array");
+    MILL_TRY(model::check_command_count(c->as_array().size()));
     for (const auto& part : c->as_array()) {
       if (!part.is_string()) {
         return make_error(ErrorCode::kInvalidArgument, "'command' must be an array of strings");
       }
       s.command.emplace_back(part.as_string());
     }
+    MILL_TRY(model::check_command(s.command));
   }
   if (auto* i = any.if_contains("init")) {
     if (!i->is_bool())

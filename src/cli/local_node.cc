@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "model/units.h"
+#include "network/host_port.h"
 
 namespace mill::cli {
 
@@ -30,6 +31,10 @@ void add_node_flags(CLI::App* cmd, NodeFlags& f) {
       ->capture_default_str();
   cmd->add_option("--dns-port", f.node.dns_port, "Port of the .mill DNS server on the bridge")
       ->capture_default_str();
+  cmd->add_option("--allow-host-port", f.allow_host_ports,
+                  "A port on this machine its containers may reach, as PORT/tcp, PORT/udp or "
+                  "FIRST-LAST/tcp (repeatable). Otherwise containers reach nothing on this "
+                  "machine but the .mill DNS server");
   cmd->add_option("--proxy-http", f.node.proxy_http,
                   "Ingress proxy listen address for HTTP (\"\" for none)")
       ->capture_default_str();
@@ -81,6 +86,11 @@ Result<agent::NodeOptions> node_options(const NodeFlags& f, const std::string& d
   auto drain = model::parse_duration(f.drain_timeout);
   if (!drain) return bad("--drain-timeout", drain.error());
   o.drain_timeout = *drain;
+  for (const auto& text : f.allow_host_ports) {
+    auto port = network::parse_host_port(text);
+    if (!port) return bad("--allow-host-port", port.error());
+    o.allow_host_ports.push_back(*port);
+  }
   return o;
 }
 

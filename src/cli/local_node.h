@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "agent/agent.h"
 #include "agent/node_client.h"
@@ -31,6 +32,7 @@ struct NodeFlags {
   std::string stop_grace = "10s";
   std::string drain_timeout = "30s";
   std::string image_tag_ttl = "10s";
+  std::vector<std::string> allow_host_ports;  // --allow-host-port, repeated
 };
 
 void add_node_flags(CLI::App* cmd, NodeFlags& flags);

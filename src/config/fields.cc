@@ -3,6 +3,7 @@
 
 #include "config/checks.h"
 #include "config/parser.h"
+#include "model/limits.h"
 #include "model/units.h"
 
 namespace mill::config::internal {
@@ -165,6 +166,10 @@ std::optional<std::vector<std::string>> Parser::read_command(const toml::node& n
     error(array->front(), ctx, name + "[0] (the program) must not be empty");
     ok = false;
   }
+  if (auto fits = model::check_command(command); ok && !fits) {
+    error(node, ctx, name + ": " + fits.error().message);
+    ok = false;
+  }
   return ok ? std::optional(std::move(command)) : std::nullopt;
 }
 
@@ -192,10 +197,22 @@ std::optional<std::map<std::string, std::string>> Parser::read_env(const toml::n
       error(pos_of(key.source()), ctx + ": env: " + valid.error().message);
       continue;
     }
+    if (auto fits = model::check_env_entry(name, ""); !fits) {
+      error(pos_of(key.source()), ctx + ": env: " + fits.error().message);
+      continue;
+    }
     auto text = read_string(value, ctx, "env." + name);
     if (!text) continue;
+    if (auto fits = model::check_env_entry(name, *text); !fits) {
+      error(value, ctx, "env." + name + ": " + fits.error().message);
+      continue;
+    }
     check_secrets(value, ctx, "env." + name, *text);
     env[name] = *text;
+  }
+  if (auto fits = model::check_env(env); !fits) {
+    error(node, ctx, "env: " + fits.error().message);
+    return std::nullopt;
   }
   return env;
 }

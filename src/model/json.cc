@@ -30,8 +30,14 @@ Result<void> check_fields(const json::object& obj, std::initializer_list<std::st
 
 Result<json::object> parse_object(std::string_view text,
                                   std::initializer_list<std::string_view> allowed) {
+  return parse_object(text, allowed, {});
+}
+
+Result<json::object> parse_object(std::string_view text,
+                                  std::initializer_list<std::string_view> allowed,
+                                  json::storage_ptr storage) {
   boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
+  json::value v = json::parse(text, ec, std::move(storage));
   if (ec) return bad("malformed JSON: " + ec.message());
   if (!v.is_object()) return bad("expected a JSON object");
   MILL_TRY(check_fields(v.as_object(), allowed, ""));

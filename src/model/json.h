@@ -21,6 +21,11 @@ namespace json = boost::json;
 // kInvalidArgument naming the problem otherwise ("unknown field 'valu'").
 Result<json::object> parse_object(std::string_view text,
                                   std::initializer_list<std::string_view> allowed);
+// The same, its values allocated from `storage` (e.g. a json::monotonic_resource the
+// caller frees whole once it has copied out what it keeps).
+Result<json::object> parse_object(std::string_view text,
+                                  std::initializer_list<std::string_view> allowed,
+                                  json::storage_ptr storage);
 // The same checks on a value nested in a parsed document: an object whose keys are all
 // in `allowed`; `where` names it in the message ("unknown field 'x' in 'spec'").
 Result<const json::object*> as_object(const json::value& v, std::string_view where,

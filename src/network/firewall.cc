@@ -43,6 +43,29 @@ std::string nft_table_name(const std::string& bridge) {
   return name;
 }
 
+namespace {
+
+// The input chain's rules (firewall.h): from the bridge, only replies, DNS and the
+// allowed ports reach the node.
+std::string input_rules(const FirewallSpec& spec, const std::string& br) {
+  const std::string from = "    iifname " + br + " ";
+  const std::string dns = "ip daddr " + format_ipv4(spec.node.addr + 1) + " ";
+  const std::string dns_port = std::to_string(spec.dns_port);
+  std::string out = from + "ct state established,related accept\n";
+  out += from + dns + "udp dport " + dns_port + " accept\n";
+  out += from + dns + "tcp dport " + dns_port + " accept\n";
+  for (const auto& p : spec.allowed) {
+    std::string ports = std::to_string(p.first);
+    if (p.last != p.first) ports += "-" + std::to_string(p.last);
+    out += from + p.protocol + " dport " + ports + " accept\n";
+  }
+  out += from + "meta l4proto tcp reject with tcp reset\n";
+  out += from + "reject with icmp type admin-prohibited\n";
+  return out;
+}
+
+}  // namespace
+
 std::string nft_ruleset(const FirewallSpec& spec) {
   std::string table = "ip " + nft_table_name(spec.bridge);
   std::string br = "\"" + spec.bridge + "\"";
@@ -55,7 +78,11 @@ std::string nft_ruleset(const FirewallSpec& spec) {
          "    iifname " + br + " accept\n" +  //
          "    oifname " + br + " accept\n" +  //
          "  }\n"                              //
-         "  chain postrouting {\n"            //
+         "  chain input {\n"                  //
+         "    type filter hook input priority filter; policy accept;\n" +
+         input_rules(spec, br) +    //
+         "  }\n"                    //
+         "  chain postrouting {\n"  //
          "    type nat hook postrouting priority srcnat; policy accept;\n" +
          "    ip saddr " + spec.node.str() + " ip daddr != " + spec.cluster.str() +
          " oifname != " + br + " masquerade\n" +  //

@@ -5,8 +5,16 @@
 // hook — an accept in our own nftables table does not override a DROP policy in
 // another table (Docker's iptables FORWARD chain is one):
 //   1. an nftables table of our own, `ip mill_<bridge>`: forward accept for traffic in
-//      or out of the bridge, and masquerade for the node's /24 leaving by another
-//      interface to anything outside the cluster network;
+//      or out of the bridge, masquerade for the node's /24 leaving by another
+//      interface to anything outside the cluster network, and an input chain that
+//      refuses what containers send to the node itself (any of its addresses: the
+//      bridge's, the host's) but for replies (established, related), the node's DNS
+//      server on the bridge address (udp and tcp) and the ports the operator allows.
+//      Refused, not dropped, so a client fails at once: tcp with a reset, the rest
+//      with icmp admin-prohibited. Other containers (on this node: bridged; on others:
+//      forwarded) and the outside (forwarded) are not the input hook's, so stay
+//      reachable. IPv6 is off on the bridge (NodeNetwork::setup), so the node has no
+//      address there for containers to reach it by;
 //   2. when an iptables filter table exists (nft `ip filter`, or the legacy one):
 //      `iptables -I FORWARD -i/-o <bridge> -j ACCEPT`, so a FORWARD policy of DROP
 //      (Docker sets one) does not drop us. Without that table nothing needs them, and
@@ -14,8 +22,10 @@
 // Internal to src/network.
 
 #include <string>
+#include <vector>
 
 #include "common/result.h"
+#include "network/host_port.h"
 #include "network/ipv4.h"
 
 namespace mill::network {
@@ -24,6 +34,8 @@ struct FirewallSpec {
   std::string bridge;
   Ipv4Net node;
   Ipv4Net cluster;
+  int dns_port = 53;                // on the bridge address (node's .1)
+  std::vector<HostPort> allowed{};  // containers may reach these on any node address
 };
 
 // "mill_" + the bridge name with anything but [A-Za-z0-9_] turned into '_'.

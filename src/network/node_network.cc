@@ -64,6 +64,20 @@ Result<void> enable_ip_forward() {
   return {};
 }
 
+// Containers reach the node through the bridge only by IPv4, which the firewall
+// filters: with IPv6 off on the bridge the node has no link-local address there, and
+// takes no IPv6 packet from it. A kernel without IPv6 has nothing to turn off.
+Result<void> disable_ipv6_on(const std::string& bridge) {
+  const std::string path = "/proc/sys/net/ipv6/conf/" + bridge + "/disable_ipv6";
+  if (::access(path.c_str(), F_OK) != 0) return {};
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) return make_error(ErrorCode::kIo, "open " + path + ": " + strerror(errno));
+  bool ok = std::fputs("1\n", f) >= 0;
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok) return make_error(ErrorCode::kIo, "write " + path);
+  return {};
+}
+
 Result<void> ignore_missing(Result<void> r) {
   if (!r && r.error().code == ErrorCode::kNotFound) return {};
   return r;
@@ -127,7 +141,12 @@ Result<std::unique_ptr<NodeNetwork>> NodeNetwork::setup(NetworkOptions options) 
   MILL_TRY(net->link_.set_up(bridge));
   MILL_TRY(enable_ip_forward());
   MILL_TRY(net->link_.add_unreachable_route(cluster.addr, cluster.prefix));
-  if (o.manage_firewall) MILL_TRY(install_firewall({o.bridge, node, cluster}));
+  if (o.manage_firewall) {
+    if (auto off = disable_ipv6_on(o.bridge); !off) {
+      log::warn("network: containers may reach this node by IPv6: " + off.error().message);
+    }
+    MILL_TRY(install_firewall({o.bridge, node, cluster, o.dns_port, o.allow_host_ports}));
+  }
   MILL_TRY(prepare_netns_dir(o.netns_dir));
   if (o.spare_netns > 0) net->spare_thread_ = std::thread([n = net.get()] { n->make_spares(); });
   log::info("network: bridge " + o.bridge + " at " + net->bridge_ip() + "/" +

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "network/host_port.h"
 #include "network/ipv4.h"
 #include "network/netlink.h"
 #include "network/netns.h"
@@ -34,6 +35,10 @@ struct NetworkOptions {
   std::string netns_dir = "/run/netns";  // where named netns files live (as `ip netns`)
   std::string netns_prefix = "mill-";    // netns file = netns_dir/<prefix><id>
   bool manage_firewall = true;           // nftables table "mill_<bridge>" + iptables accepts
+  // What containers may reach on the node itself (firewall.h): the DNS server's port
+  // on the bridge address, and the ports the operator allows (--allow-host-port).
+  int dns_port = 53;
+  std::vector<HostPort> allow_host_ports;
   // Namespaces made ahead of attach(), held only by descriptors (nothing to clean up
   // if the process dies): making one is most of an attach's cost.
   int spare_netns = 2;
@@ -57,7 +62,8 @@ class NodeNetwork {
   //  - `unreachable <cluster_cidr>`: a cluster address that is not routed more
   //    specifically (our /24 on the bridge, other nodes' /24s) fails fast instead of
   //    leaving by the default route;
-  //  - when manage_firewall: see firewall.h;
+  //  - when manage_firewall: see firewall.h, and IPv6 off on the bridge (the node then
+  //    has no IPv6 address there for containers to reach it by);
   //  - netns_dir made a shared mount point, as `ip netns add` does.
   // kInvalidArgument for bad options (node_cidr must lie inside cluster_cidr).
   static Result<std::unique_ptr<NodeNetwork>> setup(NetworkOptions options);

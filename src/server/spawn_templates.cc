@@ -1,5 +1,7 @@
 #include "server/spawn_templates.h"
 
+#include "model/limits.h"
+
 namespace mill::server {
 
 namespace {
@@ -25,6 +27,9 @@ Result<void> check_spec(const model::AllocSpec& s) {
   if (s.memory < model::kMinMemory) return bad("'memory' must be at least 4M");
   if (s.timeout && s.timeout->count() <= 0) return bad("'timeout' must be positive");
   if (s.port && (*s.port < 1 || *s.port > 65535)) return bad("'port' must be 1-65535");
+  // A template's env with the spawn's added may pass the limits that each passed alone.
+  MILL_TRY(model::check_env(s.env));
+  MILL_TRY(model::check_command(s.command));
   for (const auto& [k, v] : s.env) {
     if (!valid_env_key(k)) return bad("env name '" + k + "' is not a valid variable name");
     if (v.find('\0') != std::string::npos) return bad("env value of '" + k + "' has a NUL");

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/version.h"
@@ -320,6 +321,71 @@ TEST_F(ApiTest, BodyOverServerLimitIs413) {
   std::string body = secret_body(std::string(2 * 1024 * 1024, 'h'));
   expect_error(call("PUT", "/v1/secrets/huge", body), 413, "2 MiB body");
   expect_error(call("GET", "/v1/secrets/huge"), 404, "nothing stored");
+}
+
+// A spawn's env and command past their limits (docs/api.md "Limits") are 400 naming
+// the limit, and create nothing; at the limits the spawn gets past them (to the image).
+TEST_F(ApiTest, SpawnEnvAndCommandOverTheirLimitsAre400AndCreateNothing) {
+  auto env_of = [](int entries, std::size_t value_bytes) {
+    json::object env;
+    for (int i = 0; i < entries; ++i) env["V" + std::to_string(i)] = std::string(value_bytes, 'x');
+    return env;
+  };
+  auto command_of = [](int args, std::size_t arg_bytes) {
+    json::array command;
+    for (int i = 0; i < args; ++i) command.emplace_back(std::string(arg_bytes, 'a'));
+    return command;
+  };
+  auto spawn = [](json::object body) {
+    body["image"] = "127.0.0.1:1/nothing:here";
+    return call("POST", "/v1/tasks/spawn", json::serialize(body));
+  };
+  json::object long_name;
+  long_name[std::string(257, 'N')] = "x";
+  const std::vector<std::tuple<std::string, json::object, std::string>> over{
+      {"1001 env entries",
+       {{"env", env_of(1001, 1)}},
+       "env has 1001 entries, over the limit of 1000 (env entries)"},
+      {"40000 env entries (the issue's 0.95 MB body)",
+       {{"env", env_of(40000, 8)}},
+       "env has 40000 entries, over the limit of 1000 (env entries)"},
+      {"a 32 KiB + 1 value",
+       {{"env", env_of(1, 32769)}},
+       "env value of 'V0' has 32769 bytes, over the limit of 32768 (env value bytes)"},
+      {"a 257-byte name", {{"env", long_name}}, "over the limit of 256 (env name bytes)"},
+      {"270 KB of env",
+       {{"env", env_of(9, 30000)}},
+       "env has 270036 bytes, over the limit of 262144 (env bytes)"},
+      {"257 arguments",
+       {{"command", command_of(257, 1)}},
+       "command has 257 arguments, over the limit of 256 (command arguments)"},
+      {"150 KB of command",
+       {{"command", command_of(5, 30000)}},
+       "command has 150005 bytes, over the limit of 131072 (command bytes)"},
+  };
+  for (const auto& [label, body, message] : over) {
+    auto res = spawn(body);
+    expect_error(res, 400, label);
+    EXPECT_NE(res.body.find(message), std::string::npos) << label << ": " << res.body;
+  }
+  // A template spawn's extra env has the same limits.
+  auto templated = call("POST", "/v1/tasks/spawn",
+                        json::serialize(json::object{{"task", "t"}, {"env", env_of(1001, 1)}}));
+  expect_error(templated, 400, "template spawn with 1001 env entries");
+  auto tasks = call("GET", "/v1/tasks?all=true");
+  ASSERT_EQ(tasks.status, 200) << tasks.body;
+  EXPECT_TRUE(parse_json(tasks.body).as_array().empty()) << "a refused spawn created a task";
+
+  // Exactly at the limits passes them: these fail on the field decoded after env and
+  // command instead (so nothing is placed either).
+  for (auto body :
+       {json::object{{"env", env_of(1000, 1)}, {"command", command_of(256, 1)}},
+        json::object{{"env", env_of(8, 32000)}}, json::object{{"command", command_of(4, 32000)}}}) {
+    body["init"] = "maybe";
+    auto res = spawn(body);
+    expect_error(res, 400, "at the limits");
+    EXPECT_NE(res.body.find("'init' must be true or false"), std::string::npos) << res.body;
+  }
 }
 
 TEST_F(ApiTest, HeadersOverLimitAre431) {

@@ -90,6 +90,10 @@ class Containers : public ::testing::Test {
     EXPECT_FALSE(std::filesystem::exists("/sys/class/net/" + bridge_));
     EXPECT_FALSE(std::filesystem::exists("/sys/fs/cgroup/memory/mill-" + bridge_));
     EXPECT_FALSE(std::filesystem::exists("/sys/fs/cgroup/pids/mill-" + bridge_));
+    // Nor its nftables table, with every chain in it (forward, input, postrouting).
+    auto tables = run_command({"nft", "list", "tables"});
+    ASSERT_TRUE(tables);
+    EXPECT_EQ(tables->output.find("mill_" + bridge_ + "\n"), std::string::npos) << tables->output;
     // Nor is anything under the data dir still mounted (rootfs binds, the allocs bind,
     // volumes): `rm -rf` of it works.
     const std::string data = dir_.file("data");
@@ -106,10 +110,12 @@ class Containers : public ::testing::Test {
                            << extra;
   }
 
-  void start(const std::string& retention = "1h") {
-    server_ =
-        MillServer::start(dir_, {"--bridge", bridge_, "--cluster-network", cluster_, "--config",
-                                 config_, "--stop-grace", "2s", "--task-retention", retention});
+  void start(const std::string& retention = "1h", const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args{"--bridge",         bridge_,  "--cluster-network", cluster_,
+                                  "--config",         config_,  "--stop-grace",      "2s",
+                                  "--task-retention", retention};
+    args.insert(args.end(), extra.begin(), extra.end());
+    server_ = MillServer::start(dir_, args);
     ASSERT_TRUE(server_) << (server_ ? "" : read_file_text(dir_.file("server.log")));
   }
 
@@ -765,6 +771,82 @@ TEST_F(Containers, BadImagesFailTheSpawnWithAClearError) {
   auto all = json::parse(call("GET", "/v1/tasks?all=true").body).as_array();
   ASSERT_EQ(all.size(), 3u);
   for (const auto& t : all) EXPECT_EQ(t.as_object().at("status").as_string(), "failed");
+}
+
+// A TCP listener of the test's on 0.0.0.0 (every address of this machine, the
+// bridge's too) that accepts and closes until it is destroyed.
+class HostListener {
+ public:
+  HostListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_ANY);
+    socklen_t len = sizeof addr;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(fd_, 16) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len)) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] {
+      while (true) {
+        int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) return;  // shut down
+        ::close(c);
+      }
+    });
+  }
+  ~HostListener() {
+    ::shutdown(fd_, SHUT_RDWR);
+    if (thread_.joinable()) thread_.join();
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+// Containers reach other containers and the node's DNS server, and nothing else on the
+// node: a port open on 0.0.0.0 is refused at once at the bridge address. A port the
+// operator allows (--allow-host-port) is reachable.
+TEST_F(Containers, ContainersReachTheNodeOnlyForDnsAndAllowedPorts) {
+  HostListener host;
+  ASSERT_GT(host.port(), 0);
+  const std::string bridge_ip = subnet_prefix_ + "1";
+  const std::string host_port = bridge_ip + ":" + std::to_string(host.port());
+  std::string body = R"({"image":")" + registry_->host() + R"(/probe:v1","port":8080})";
+  auto a = spawn(body);
+  auto b = spawn(body);
+  ASSERT_FALSE(a.empty() || b.empty());
+  const std::string b_ip(b.at("ip").as_string());
+
+  // Refused, and fast (a reset, not a timeout).
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(probe(a, "/connect?ms=5000&addr=" + host_port), "refused");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+  // The other container is reachable, and the node's DNS answers for it.
+  EXPECT_EQ(probe(a, "/connect?addr=" + b_ip + ":8080"), "ok");
+  EXPECT_EQ(probe(a, "/dns?server=" + bridge_ip + "&name=" + id_of(b) + ".mill"), b_ip + "\n");
+  EXPECT_EQ(probe(a, "/dns?name=" + id_of(b) + ".mill"), b_ip + "\n");  // as resolv.conf says
+  // The host still reaches the containers (health checks, the proxy, this test).
+  EXPECT_EQ(probe(b, "/health"), "ok");
+
+  // Allowed: the server's restart re-makes the rules; the containers ran on meanwhile.
+  server_->stop(SIGTERM);
+  ASSERT_NO_FATAL_FAILURE(start("1h", {"--allow-host-port", std::to_string(host.port()) + "/tcp"}));
+  EXPECT_EQ(probe(a, "/connect?addr=" + host_port), "ok");
+  EXPECT_EQ(probe(a, "/connect?addr=" + b_ip + ":8080"), "ok");
+
+  // A bad port is a clear error at start, not a silently open node.
+  auto bad = run_mill({"server", "--data-dir", dir_.file("data"), "--bridge", bridge_,
+                       "--allow-host-port", "5432/sctp"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE((bad.out + bad.err).find("--allow-host-port: bad host port \"5432/sctp\""),
+            std::string::npos)
+      << bad.out << bad.err;
 }
 
 TEST_F(Containers, RegistryCredentialsComeFromTheConfig) {

@@ -29,15 +29,23 @@
 //                                    "spun N cpu_ms M": M is the CPU time the probe
 //                                    has used so far (getrusage, user + system)
 //   GET /forkbomb                    answers, then every process forks forever
+//   GET /connect?addr=IP:PORT&ms=N   a TCP connect from the container, waiting up to N ms
+//                                    (default 3000): "ok", "refused", "unreachable",
+//                                    "timeout" or "error: ..."
+//   GET /dns?name=N&server=IP[:PORT] an A query over UDP (default: the nameserver of
+//                                    /etc/resolv.conf, port 53): the addresses, one a
+//                                    line, or "nxdomain", "timeout", "error: ..."
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -184,6 +192,116 @@ std::string cgroup_report() {
 std::mutex g_kept_mutex;
 std::vector<std::vector<char>> g_kept;  // /alloc memory, kept until exit
 
+// "IP:PORT" (PORT defaulting to `port`) as a socket address; false when malformed.
+bool parse_address(const std::string& text, uint16_t port, sockaddr_in& out) {
+  std::string ip = text;
+  if (size_t colon = text.rfind(':'); colon != std::string::npos) {
+    ip = text.substr(0, colon);
+    port = static_cast<uint16_t>(std::atoi(text.c_str() + colon + 1));
+  }
+  out = sockaddr_in{};
+  out.sin_family = AF_INET;
+  out.sin_port = htons(port);
+  return port != 0 && ::inet_pton(AF_INET, ip.c_str(), &out.sin_addr) == 1;
+}
+
+std::string try_connect(const std::string& addr, long ms) {
+  sockaddr_in to{};
+  if (!parse_address(addr, 0, to)) return "error: bad addr";
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::string("error: ") + std::strerror(errno);
+  int err = 0;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+    err = errno;
+    if (err == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, static_cast<int>(ms)) <= 0) {
+        ::close(fd);
+        return "timeout";
+      }
+      socklen_t len = sizeof err;
+      ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    }
+  }
+  ::close(fd);
+  if (err == 0) return "ok";
+  if (err == ECONNREFUSED) return "refused";
+  if (err == EHOSTUNREACH || err == ENETUNREACH || err == EACCES || err == EPERM) {
+    return "unreachable";
+  }
+  return std::string("error: ") + std::strerror(err);
+}
+
+std::string resolv_conf_nameserver() {
+  std::ifstream in("/etc/resolv.conf");
+  std::string word, server;
+  while (in >> word) {
+    if (word == "nameserver" && in >> server) return server;
+  }
+  return "";
+}
+
+// One A query, one answer: enough for a test to see whether the node's DNS answers.
+std::string dns_query(const std::string& name, std::string server) {
+  if (server.empty()) server = resolv_conf_nameserver();
+  sockaddr_in to{};
+  if (!parse_address(server, 53, to)) return "error: bad server";
+  std::string q("\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00", 12);
+  size_t start = 0;
+  while (start < name.size()) {
+    size_t dot = std::min(name.find('.', start), name.size());
+    q += static_cast<char>(dot - start);
+    q += name.substr(start, dot - start);
+    start = dot + 1;
+  }
+  q += std::string("\x00\x00\x01\x00\x01", 5);
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::string("error: ") + std::strerror(errno);
+  unsigned char buf[1500];
+  ssize_t n = -1;
+  if (::sendto(fd, q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) {
+    int err = errno;
+    ::close(fd);
+    return std::string("error: ") + std::strerror(err);
+  }
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 3000) > 0) n = ::recv(fd, buf, sizeof buf, 0);
+  int err = errno;
+  ::close(fd);
+  if (n < 0) return p.revents == 0 ? "timeout" : std::string("error: ") + std::strerror(err);
+  if (n < 12) return "error: short answer";
+  if ((buf[3] & 0x0f) == 3) return "nxdomain";
+  size_t at = 12;
+  auto skip_name = [&] {
+    while (at < static_cast<size_t>(n)) {
+      unsigned char len = buf[at];
+      if ((len & 0xc0) == 0xc0) {
+        at += 2;
+        return;
+      }
+      at += 1 + len;
+      if (len == 0) return;
+    }
+  };
+  skip_name();
+  at += 4;  // the question's type and class
+  std::string out;
+  for (int i = 0, answers = buf[6] << 8 | buf[7]; i < answers; ++i) {
+    skip_name();
+    if (at + 10 > static_cast<size_t>(n)) break;
+    int type = buf[at] << 8 | buf[at + 1];
+    size_t len = static_cast<size_t>(buf[at + 8] << 8 | buf[at + 9]);
+    at += 10;
+    if (type == 1 && len == 4 && at + 4 <= static_cast<size_t>(n)) {
+      char ip[INET_ADDRSTRLEN];
+      ::inet_ntop(AF_INET, buf + at, ip, sizeof ip);
+      out += std::string(ip) + "\n";
+    }
+    at += len;
+  }
+  return out.empty() ? "empty" : out;
+}
+
 struct Reply {
   int status = 200;
   std::string body;
@@ -255,6 +373,11 @@ Reply handle(std::string_view path, std::string_view query) {
     }).detach();
     return {200, "forking"};
   }
+  if (path == "/connect") {
+    return {200, try_connect(query_param(query, "addr"), number_param(query, "ms", 3000))};
+  }
+  if (path == "/dns")
+    return {200, dns_query(query_param(query, "name"), query_param(query, "server"))};
   return {404, "not found"};
 }
 

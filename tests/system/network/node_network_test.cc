@@ -51,12 +51,14 @@ std::pair<int, uint16_t> listen_on(const std::string& netns, const std::string& 
   return {fd, ntohs(a.sin_port)};
 }
 
-// Connects from inside `netns` to ip:port with a deadline; returns 0 or the errno.
+// Connects from inside `netns` ("" = this one) to ip:port with a deadline; returns 0 or
+// the errno.
 // With `retransmits`, also how many segments (the SYN) the kernel had to send again.
 int connect_from(const std::string& netns, const std::string& ip, uint16_t port,
                  std::chrono::milliseconds deadline = std::chrono::seconds(5),
                  int* retransmits = nullptr) {
-  int fd = socket_in_netns(netns, SOCK_STREAM | SOCK_NONBLOCK);
+  int fd = netns.empty() ? ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+                         : socket_in_netns(netns, SOCK_STREAM | SOCK_NONBLOCK);
   if (fd < 0) return EBADF;
   sockaddr_in a = addr_of(ip, port);
   int err = 0;
@@ -121,6 +123,15 @@ TEST_F(NetFixture, SetupBuildsTheBridgeGuardRouteAndFirewallIdempotently) {
               1u);
     std::string table = sh("nft list table ip mill_" + bridge_);
     EXPECT_NE(table.find("masquerade"), std::string::npos) << table;
+    // Containers are kept off the node itself (firewall.h), by IPv6 too.
+    EXPECT_NE(table.find("type filter hook input priority filter; policy accept;"),
+              std::string::npos)
+        << table;
+    EXPECT_NE(table.find("iifname \"" + bridge_ + "\" reject with tcp reset"), std::string::npos)
+        << table;
+    if (exists("/proc/sys/net/ipv6")) {
+      EXPECT_EQ(sh("cat /proc/sys/net/ipv6/conf/" + bridge_ + "/disable_ipv6"), "1\n");
+    }
     EXPECT_EQ(count_lines(sh("nft list tables"), "table ip mill_" + bridge_ + "\n"), 1u);
     std::string fwd = sh("iptables -w 5 -S FORWARD");
     EXPECT_EQ(count_lines(fwd, "-i " + bridge_ + " "), iptables_rules) << fwd;
@@ -167,7 +178,7 @@ TEST_F(NetFixture, SetupRefusesANodeNetworkAnotherLinkAlreadyRoutes) {
   EXPECT_EQ(network_->bridge_ip(), net(1, 1));
 }
 
-TEST_F(NetFixture, AttachedContainersReachTheBridgeAndEachOther) {
+TEST_F(NetFixture, AttachedContainersReachEachOtherAndTheNodeOnlyWhereAllowed) {
   ASSERT_NO_FATAL_FAILURE(setup_network());
   auto a = network_->attach("a", net(1, 2));
   ASSERT_TRUE(a) << a.error().to_string();
@@ -191,11 +202,23 @@ TEST_F(NetFixture, AttachedContainersReachTheBridgeAndEachOther) {
   EXPECT_NE(host.find("master " + bridge_), std::string::npos) << host;
   EXPECT_NE(host.find(",UP"), std::string::npos) << host;
 
-  // Container -> bridge address (a listener in the host's namespace).
+  // Container -> the node (a listener on the bridge address in the host's namespace):
+  // refused at once (firewall.h)...
   auto [host_listener, host_port] = listen_on("", net(1, 1));
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(connect_from(a->netns_path, net(1, 1), host_port), ECONNREFUSED);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+  // ...unless the port is allowed.
+  options_.allow_host_ports = {HostPort{host_port, host_port, "tcp"}};
+  ASSERT_NO_FATAL_FAILURE(setup_network());
   EXPECT_EQ(connect_from(a->netns_path, net(1, 1), host_port), 0);
   EXPECT_TRUE(accept_one(host_listener));
   ::close(host_listener);
+  // The node -> a container: its answers are replies, which pass.
+  auto [a_listener, a_port] = listen_on(a->netns_path, net(1, 2));
+  EXPECT_EQ(connect_from("", net(1, 2), a_port), 0);
+  EXPECT_TRUE(accept_one(a_listener));
+  ::close(a_listener);
   // Container a -> container b, across the bridge.
   auto [b_listener, b_port] = listen_on(b->netns_path, net(1, 3));
   EXPECT_EQ(connect_from(a->netns_path, net(1, 3), b_port), 0);

@@ -168,6 +168,49 @@ TEST(ConfigErrors, EnvAndSecrets) {
   EXPECT_EQ(model::secret_references(*ok.config), (std::set<std::string>{"ok"}));
 }
 
+// The limits a spawn's body has too (model/limits.h), at the line and column of what
+// passes them; exactly at a limit is fine.
+TEST(ConfigErrors, EnvAndCommandLimits) {
+  auto env_of = [](int entries, std::size_t value_bytes) {
+    std::string env = "env = {";
+    for (int i = 0; i < entries; ++i) {
+      env +=
+          (i ? ", V" : " V") + std::to_string(i) + " = \"" + std::string(value_bytes, 'x') + "\"";
+    }
+    return env + " }\n";
+  };
+  const std::string head = "[task.t]\nimage = \"x\"\n";
+  EXPECT_TRUE(parse_config(head + env_of(1000, 1), "mill.toml").ok());
+  expect_error(head + env_of(1001, 1), "3:7",
+               "task.t: env: env has 1001 entries, over the limit of 1000 (env entries)");
+  EXPECT_TRUE(parse_config(head + env_of(1, 32768), "mill.toml").ok());
+  expect_error(head + env_of(1, 32769), "3:14",
+               "env.V0: env value of 'V0' has 32769 bytes, over the limit of 32768 (env value "
+               "bytes)");
+  expect_error(head + env_of(9, 30000), "3:7",
+               "env: env has 270036 bytes, over the limit of 262144 (env bytes)");
+  expect_error(head + "env = { " + std::string(257, 'N') + " = \"x\" }\n", "3:9",
+               "over the limit of 256 (env name bytes)");
+
+  auto command_of = [](int args, std::size_t arg_bytes) {
+    std::string command = "command = [";
+    for (int i = 0; i < args; ++i)
+      command += (i ? ", \"" : "\"") + std::string(arg_bytes, 'a') + "\"";
+    return command + "]\n";
+  };
+  EXPECT_TRUE(parse_config(head + command_of(256, 1), "mill.toml").ok());
+  expect_error(head + command_of(257, 1), "3:11",
+               "task.t: command: command has 257 arguments, over the limit of 256 (command "
+               "arguments)");
+  expect_error("[service.web]\nimage = \"x\"\n" + command_of(5, 30000), "3:11",
+               "command has 150005 bytes, over the limit of 131072 (command bytes)");
+  // A health check's command is a command too.
+  std::string health_command = command_of(257, 1);
+  health_command.pop_back();  // its newline
+  expect_error("[service.web]\nimage = \"x\"\nport = 80\nhealth = { " + health_command + " }\n",
+               "4:22", "over the limit of 256 (command arguments)");
+}
+
 TEST(ConfigErrors, VolumeMounts) {
   const std::string volume = "[volume.data]\nsize = \"1G\"\n";
   expect_error("[service.web]\nimage = \"x\"\nvolumes = [\"data:/d\"]\n", "3:12",
