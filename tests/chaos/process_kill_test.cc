@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include "chaos_fixture.h"
+#include "net/sse.h"
 
 namespace mill::testing {
 namespace {
@@ -45,8 +46,12 @@ TEST_F(Chaos, AKilledShimOrContainerInitEndsItsTaskAndLeavesNothingBehind) {
   ASSERT_GT(a.pid, 0);
   ASSERT_GT(b.pid, 0);
   ASSERT_GT(b.shim_pid, 0);
-  ASSERT_TRUE(runs_container_process(a.pid));
-  ASSERT_TRUE(runs_container_process(b.pid));
+  // `runc run --detach` returns once it has told `runc init` to exec the command: the
+  // exec follows a moment later.
+  ASSERT_TRUE(eventually([&] { return runs_container_process(a.pid); }, 5s))
+      << read_file_text("/proc/" + std::to_string(a.pid) + "/cmdline");
+  ASSERT_TRUE(eventually([&] { return runs_container_process(b.pid); }, 5s))
+      << read_file_text("/proc/" + std::to_string(b.pid) + "/cmdline");
   ASSERT_NE(read_file_text("/proc/" + std::to_string(b.shim_pid) + "/cmdline").find("mill-shim"),
             std::string::npos);
 
@@ -137,6 +142,76 @@ TEST_F(Chaos, AKilledShimOrContainerInitEndsItsTaskAndLeavesNothingBehind) {
     auto res = call("DELETE", "/v1/tasks/" + id);
     EXPECT_EQ(res.status, 200) << res.body;
   }
+}
+
+// The same kills under a service's replicas: the one whose init was killed is
+// restarted in place (a crash, counted in `restarts`, with the reason), the one whose
+// shim was killed is lost and replaced by a new allocation; the service is back to
+// its replicas, all healthy, within seconds, and nothing of the lost one is left.
+TEST_F(Chaos, AServiceComesBackWhenAReplicasShimOrInitIsKilled) {
+  auto res = call("POST", "/v1/deploy?file=chaos.toml",
+                  "[service.web]\nimage = \"" + image() +
+                      "\"\nreplicas = 2\nport = 8080\ncpu = 0.05\nmemory = \"32M\"\n");
+  ASSERT_EQ(res.status, 200) << res.body;
+  net::SseParser parser;
+  auto events = parser.feed(res.body);
+  ASSERT_FALSE(events.empty());
+  ASSERT_EQ(events.back().event, "done") << res.body << "\n" << server_->log();
+
+  // The service's allocations by id: status and restarts.
+  auto allocations = [&] {
+    std::map<std::string, std::pair<std::string, int64_t>> out;
+    auto services = get_json("/v1/services");
+    if (!services.is_array()) return out;
+    for (auto& s : services.as_array()) {
+      for (auto& a : s.as_object().at("allocations").as_array()) {
+        const auto& o = a.as_object();
+        auto* restarts = o.if_contains("restarts");
+        out[str(o, "id")] = {str(o, "status"), restarts ? restarts->to_number<int64_t>() : 0};
+      }
+    }
+    return out;
+  };
+  const auto before = allocations();
+  ASSERT_EQ(before.size(), 2u) << json::serialize(get_json("/v1/services"));
+  const std::string init_victim = before.begin()->first;
+  const std::string shim_victim = std::next(before.begin())->first;
+  const ShimState a = shim_state(data_, init_victim);
+  const ShimState b = shim_state(data_, shim_victim);
+  ASSERT_GT(a.pid, 0);
+  ASSERT_GT(b.shim_pid, 0);
+
+  ASSERT_EQ(::kill(a.pid, SIGKILL), 0);
+  ASSERT_EQ(::kill(b.shim_pid, SIGKILL), 0);
+
+  // Back to two healthy replicas: the crashed one restarted in place (a 1 s backoff),
+  // the lost one replaced.
+  std::map<std::string, std::pair<std::string, int64_t>> now;
+  EXPECT_TRUE(eventually(
+      [&] {
+        now = allocations();
+        int healthy = 0;
+        for (const auto& [id, state] : now) healthy += state.first == "healthy";
+        return now.size() == 2 && healthy == 2 && !now.contains(shim_victim) &&
+               now.contains(init_victim) && now.at(init_victim).second >= 1;
+      },
+      20s))
+      << json::serialize(get_json("/v1/services")) << "\n"
+      << server_->log();
+  EXPECT_FALSE(runs_container_process(b.pid))
+      << "the container of " << shim_victim << " runs on without its shim";
+  std::string left;
+  EXPECT_TRUE(eventually(
+      [&] {
+        left = leftovers_of(shim_victim);
+        return left.empty();
+      },
+      5s))
+      << left;
+  // Every container runc lists is one of the two replicas.
+  std::set<std::string> replicas;
+  for (const auto& [id, state] : now) replicas.insert(id);
+  EXPECT_EQ(runc_containers(), replicas);
 }
 
 }  // namespace
