@@ -52,10 +52,8 @@ uint64_t fnv1a(std::string_view s, uint64_t h = 14695981039346656037ull) {
   return h;
 }
 
-Result<void> enable_ip_forward() {
-  const std::string path = "/proc/sys/net/ipv4/ip_forward";
-  auto now = read_file(path);
-  if (now && trim(*now) == "1") return {};
+// Sets the sysctl file `path` to 1.
+Result<void> turn_on(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "w");
   if (f == nullptr) return make_error(ErrorCode::kIo, "open " + path + ": " + strerror(errno));
   bool ok = std::fputs("1\n", f) >= 0;
@@ -64,18 +62,20 @@ Result<void> enable_ip_forward() {
   return {};
 }
 
+Result<void> enable_ip_forward() {
+  const std::string path = "/proc/sys/net/ipv4/ip_forward";
+  auto now = read_file(path);
+  if (now && trim(*now) == "1") return {};
+  return turn_on(path);
+}
+
 // Containers reach the node through the bridge only by IPv4, which the firewall
 // filters: with IPv6 off on the bridge the node has no link-local address there, and
 // takes no IPv6 packet from it. A kernel without IPv6 has nothing to turn off.
 Result<void> disable_ipv6_on(const std::string& bridge) {
   const std::string path = "/proc/sys/net/ipv6/conf/" + bridge + "/disable_ipv6";
   if (::access(path.c_str(), F_OK) != 0) return {};
-  FILE* f = std::fopen(path.c_str(), "w");
-  if (f == nullptr) return make_error(ErrorCode::kIo, "open " + path + ": " + strerror(errno));
-  bool ok = std::fputs("1\n", f) >= 0;
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok) return make_error(ErrorCode::kIo, "write " + path);
-  return {};
+  return turn_on(path);
 }
 
 Result<void> ignore_missing(Result<void> r) {
