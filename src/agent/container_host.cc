@@ -10,6 +10,7 @@
 #include "common/files.h"
 #include "common/log.h"
 #include "image/rootfs.h"
+#include "volume/scratch_disk.h"
 
 namespace mill::agent {
 
@@ -123,7 +124,15 @@ Result<Started> ContainerHost::start(const model::Allocation& a,
     ~StartedGuard() { net.started(); }
   } started_guard{network_};
   if (auto w = write_files(a, endpoint->gateway); !w) return fail(w.error());
-  if (auto m = image::mount_rootfs(image->layer_dirs, d + "/upper", d + "/work", d + "/rootfs");
+  // With `disk`, the writable layer is a filesystem of its own of that size.
+  std::string layer = d;
+  if (a.spec.disk > 0) {
+    auto disk = volume::make_scratch_disk(d, a.spec.disk);
+    if (!disk) return fail({disk.error().code, "disk: " + disk.error().message});
+    layer = *disk;
+  }
+  if (auto m =
+          image::mount_rootfs(image->layer_dirs, layer + "/upper", layer + "/work", d + "/rootfs");
       !m) {
     return fail(m.error());
   }
@@ -200,6 +209,9 @@ void ContainerHost::teardown(const std::string& id) {
   const std::string d = dir(id);
   if (auto u = image::unmount_rootfs(d + "/rootfs"); !u) {
     log::warn("agent: unmounting " + d + "/rootfs: " + u.error().message);
+  }
+  if (auto r = volume::remove_scratch_disk(d); !r) {
+    log::warn("agent: disk of " + id + ": " + r.error().message);
   }
   if (auto n = network_.detach(id); !n)
     log::warn("agent: network of " + id + ": " + n.error().message);

@@ -19,6 +19,7 @@
 #include "network/node_network.h"
 #include "runtime/cgroups.h"
 #include "runtime/runc_runtime.h"
+#include "volume/scratch_disk.h"
 #include "volume/volume_manager.h"
 
 namespace mill::agent {
@@ -268,7 +269,10 @@ Result<void> NodeServices::cleanup(const std::string& d) {
       if (name != "." && name != "..") ids.push_back(name);
     }
     ::closedir(dir);
-    for (const auto& id : ids) (void)image::unmount_rootfs(allocs + "/" + id + "/rootfs");
+    for (const auto& id : ids) {
+      (void)image::unmount_rootfs(allocs + "/" + id + "/rootfs");
+      (void)volume::remove_scratch_disk(allocs + "/" + id);
+    }
   }
   (void)image::unmount_rootfs(allocs);
   runtime::release_bundle_root(rt.bundle_root);

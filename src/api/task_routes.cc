@@ -41,6 +41,7 @@ json::object task_json(const server::TaskView& v, SystemTime now) {
                  {"memory", a.spec.memory},
                  {"created_at", format_rfc3339(a.created_at)}};
   if (a.spec.port) o["port"] = *a.spec.port;
+  if (a.spec.disk > 0) o["disk"] = a.spec.disk;
   if (a.spec.timeout) o["timeout_seconds"] = static_cast<double>(a.spec.timeout->count()) / 1000;
   if (a.desired == model::DesiredState::kStop && !model::is_terminal(v.status())) {
     o["status"] = "stopping";
@@ -71,6 +72,19 @@ Result<int64_t> memory_field(const json::object& o) {
   auto bytes =
       v->is_string() ? model::parse_size(v->as_string()) : model::get_int(o, "memory", true);
   if (!bytes) return make_error(ErrorCode::kInvalidArgument, "'memory': " + bytes.error().message);
+  return bytes;
+}
+
+// "1G" or bytes; none: no limit. At least model::kMinDisk.
+Result<int64_t> disk_field(const json::object& o) {
+  auto* v = o.if_contains("disk");
+  if (!v) return 0;
+  auto bytes = v->is_string() ? model::parse_size(v->as_string()) : model::get_int(o, "disk", true);
+  if (!bytes) return make_error(ErrorCode::kInvalidArgument, "'disk': " + bytes.error().message);
+  if (*bytes < model::kMinDisk) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "'disk' must be at least " + model::format_size(model::kMinDisk));
+  }
   return bytes;
 }
 
@@ -109,7 +123,7 @@ Result<server::SpawnRequest> decode_spawn(std::string_view body) {
   // small env entries would otherwise leave the heap fragmented): what is kept is copied.
   json::monotonic_resource arena;
   auto any = MILL_TRY(model::parse_object(
-      body, {"task", "env", "image", "cpu", "memory", "timeout", "port", "command", "init"},
+      body, {"task", "env", "image", "cpu", "memory", "timeout", "port", "command", "init", "disk"},
       &arena));
   server::SpawnRequest req;
   req.spec.env = MILL_TRY(env_field(any));
@@ -127,6 +141,7 @@ Result<server::SpawnRequest> decode_spawn(std::string_view body) {
   s.image = MILL_TRY(model::get_string(any, "image", true));
   s.cpu = any.contains("cpu") ? MILL_TRY(model::get_number(any, "cpu", true)) : model::kDefaultCpu;
   s.memory = MILL_TRY(memory_field(any));
+  s.disk = MILL_TRY(disk_field(any));
   s.timeout = MILL_TRY(timeout_field(any));
   if (any.contains("port")) s.port = static_cast<int>(MILL_TRY(model::get_int(any, "port", true)));
   if (auto* c = any.if_contains("command")) {

@@ -29,6 +29,8 @@ bool Parser::read_common_field(std::string_view key, const toml::node& node, con
     if (auto env = read_env(node, ctx)) spec.env = std::move(*env);
   } else if (key == "init") {
     if (auto init = read_bool(node, ctx, key)) spec.init = *init;
+  } else if (key == "disk") {
+    if (auto disk = read_size(node, ctx, key, model::kMinDisk)) spec.disk = *disk;
   } else {
     return false;
   }

@@ -35,9 +35,9 @@ inline constexpr auto kSections =
     std::to_array<std::string_view>({"service", "volume", "task", "registry"});
 inline constexpr auto kServiceKeys =
     std::to_array<std::string_view>({"image", "replicas", "port", "cpu", "memory", "command", "env",
-                                     "volumes", "health", "route", "update", "init"});
+                                     "volumes", "health", "route", "update", "init", "disk"});
 inline constexpr auto kTaskKeys = std::to_array<std::string_view>(
-    {"image", "cpu", "memory", "timeout", "port", "command", "env", "init"});
+    {"image", "cpu", "memory", "timeout", "port", "command", "env", "init", "disk"});
 inline constexpr auto kVolumeKeys = std::to_array<std::string_view>({"size"});
 inline constexpr auto kRegistryKeys =
     std::to_array<std::string_view>({"username", "password", "insecure"});

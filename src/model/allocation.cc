@@ -100,6 +100,7 @@ json::object spec_json(const AllocSpec& s) {
     o["volumes"] = std::move(vols);
   }
   if (s.route) o["route"] = route_json(*s.route);
+  if (s.disk > 0) o["disk"] = s.disk;
   return o;
 }
 
@@ -151,7 +152,7 @@ Result<AllocVolume> volume_from_json(const json::value& v) {
 Result<AllocSpec> spec_from_json(const json::value& v) {
   const auto& o = *MILL_TRY(as_object(v, "spec",
                                       {"image", "cpu", "memory", "init", "timeout_ms", "port",
-                                       "command", "env", "health", "volumes", "route"}));
+                                       "command", "env", "health", "volumes", "route", "disk"}));
   AllocSpec s;
   s.image = MILL_TRY(get_string(o, "image", true));
   s.cpu = MILL_TRY(get_number(o, "cpu", true));
@@ -163,6 +164,10 @@ Result<AllocSpec> spec_from_json(const json::value& v) {
   if (o.contains("init")) s.init = MILL_TRY(get_bool(o, "init", true));
   if (auto* h = o.if_contains("health")) s.health = MILL_TRY(health_from_json(*h));
   if (auto* r = o.if_contains("route")) s.route = MILL_TRY(route_from_json(*r));
+  if (o.contains("disk")) {
+    s.disk = MILL_TRY(get_int(o, "disk", true));
+    if (s.disk < 0) return bad("'disk' must not be negative");
+  }
   for (const auto& item : *MILL_TRY(get_array(o, "volumes", false))) {
     s.volumes.push_back(MILL_TRY(volume_from_json(item)));
   }

@@ -72,6 +72,9 @@ struct AllocSpec {
   // Services: where the ingress proxy sends requests for it (TLS key and cert as
   // "${secret:NAME}" until delivery to the node).
   std::optional<Route> route;
+  // Bytes its writable layer may hold: the overlay's upper dir on an ext4 filesystem
+  // of this size of its own (ENOSPC past it). 0: on the node's data disk, no limit.
+  int64_t disk = 0;
 
   bool operator==(const AllocSpec&) const = default;
 };

@@ -64,6 +64,7 @@ model::AllocSpec alloc_spec(const model::ServiceSpec& s,
   a.command = s.command;
   a.env = s.env;
   a.init = s.init;
+  a.disk = s.disk;
   a.health = s.health;
   a.route = s.route;
   for (const auto& m : s.volumes) {

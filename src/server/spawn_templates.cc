@@ -80,7 +80,8 @@ Result<model::AllocSpec> SpawnTemplates::resolve(const SpawnRequest& request,
                             // Tasks have no health check, volumes or route.
                             .health = std::nullopt,
                             .volumes = {},
-                            .route = std::nullopt};
+                            .route = std::nullopt,
+                            .disk = t.disk};
     name = t.name;
   }
   for (const auto& [k, v] : request.spec.env) spec.env[k] = v;

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -515,6 +516,40 @@ TEST_F(Containers, HostileTasksEndOnTimeAndTheApiStaysFast) {
   auto after = spawn(image + R"("memory":"32M"})");
   ASSERT_FALSE(after.empty());
   EXPECT_EQ(probe(after, "/health"), "ok");
+}
+
+// `disk` (issue 16 item 2): the task's writable layer is a filesystem of that size,
+// so a write past it fails with ENOSPC inside the task and the node's data disk takes
+// at most that much; without it the same write succeeds. A disk under 16M is a 400.
+TEST_F(Containers, ADiskLimitIsAHardLimitOnTheWritableLayer) {
+  auto free_bytes = [&] {
+    struct statvfs fs {};
+    EXPECT_EQ(::statvfs(dir_.path().c_str(), &fs), 0);
+    return static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
+  };
+  const std::string image = R"({"image":")" + registry_->host() + R"(/probe:v1","port":8080)";
+  auto limited = spawn(image + R"(,"disk":"32M"})");
+  ASSERT_FALSE(limited.empty());
+  EXPECT_EQ(limited.at("disk").as_int64(), 32 << 20);
+  const int64_t before = free_bytes();
+  std::string filled = probe(limited, "/fill?mb=64");
+  EXPECT_TRUE(filled.starts_with("error after ")) << filled;
+  EXPECT_NE(filled.find("No space left on device"), std::string::npos) << filled;
+  EXPECT_LT(before - free_bytes(), int64_t{48} << 20) << "the node's disk took the overflow";
+  EXPECT_EQ(probe(limited, "/health"), "ok") << "the task goes on after ENOSPC";
+
+  auto unlimited = spawn(image + "}");
+  ASSERT_FALSE(unlimited.empty());
+  EXPECT_EQ(probe(unlimited, "/fill?mb=64"), "wrote 64 MB");
+
+  auto small = call("POST", "/v1/tasks/spawn", image + R"(,"disk":"1M"})");
+  EXPECT_EQ(small.status, 400) << small.body;
+  EXPECT_NE(small.body.find("'disk' must be at least 16M"), std::string::npos) << small.body;
+  // Ended, its disk is gone: no loop device left on its image.
+  ASSERT_EQ(call("DELETE", "/v1/tasks/" + id_of(limited)).status, 200);
+  auto loops = run_command({"losetup", "-a"});
+  ASSERT_TRUE(loops);
+  EXPECT_EQ(loops->output.find(dir_.path()), std::string::npos) << loops->output;
 }
 
 TEST_F(Containers, LogsTailAndFollowUntilTheTaskEnds) {

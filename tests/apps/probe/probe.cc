@@ -29,6 +29,8 @@
 //                                    "spun N cpu_ms M": M is the CPU time the probe
 //                                    has used so far (getrusage, user + system)
 //   GET /forkbomb                    answers, then every process forks forever
+//   GET /fill?mb=N                   writes N MB to /fill (synced): "wrote N MB", or
+//                                    "error after M MB: <strerror>"
 //   GET /connect?addr=IP:PORT&ms=N   a TCP connect from the container, waiting up to N ms
 //                                    (default 3000): "ok", "refused", "unreachable",
 //                                    "timeout" or "error: ..."
@@ -364,6 +366,27 @@ Reply handle(std::string_view path, std::string_view query) {
     long cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
                   (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
     return {200, "spun " + std::to_string(ms) + " cpu_ms " + std::to_string(cpu_ms)};
+  }
+  if (path == "/fill") {
+    long mb = number_param(query, "mb", 0);
+    int fd = ::open("/fill", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return {200, std::string("error after 0 MB: ") + std::strerror(errno)};
+    std::string chunk(1 << 20, 'x');
+    long written = 0;
+    std::string error;
+    for (; written < mb && error.empty(); ++written) {
+      for (size_t done = 0; done < chunk.size() && error.empty();) {
+        ssize_t n = ::write(fd, chunk.data() + done, chunk.size() - done);
+        if (n < 0 && errno != EINTR) error = std::strerror(errno);
+        if (n > 0) done += static_cast<size_t>(n);
+      }
+    }
+    if (error.empty() && ::fsync(fd) != 0) error = std::strerror(errno);
+    ::close(fd);
+    if (!error.empty()) {
+      return {200, "error after " + std::to_string(written - 1) + " MB: " + error};
+    }
+    return {200, "wrote " + std::to_string(written) + " MB"};
   }
   if (path == "/forkbomb") {
     std::thread([] {

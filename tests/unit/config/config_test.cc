@@ -168,6 +168,20 @@ TEST(ParseConfig, HealthCommandRunsInTheContainerWithoutAPort) {
   EXPECT_EQ(health.timeout, std::chrono::seconds(3));
 }
 
+// disk: the writable layer's size, for services and task templates alike.
+TEST(ParseConfig, DiskLimitsTheWritableLayer) {
+  auto outcome = parse_config(
+      "[service.db]\nimage = \"x\"\ndisk = \"2G\"\n[task.t]\nimage = \"x\"\ndisk = 16777216\n",
+      "mill.toml");
+  ASSERT_TRUE(outcome.ok()) << ::testing::PrintToString(error_strings(outcome));
+  EXPECT_EQ(outcome.config->services.at("db").disk, std::int64_t{2} << 30);
+  EXPECT_EQ(outcome.config->tasks.at("t").disk, std::int64_t{16} << 20);
+  auto small = parse_config("[task.t]\nimage = \"x\"\ndisk = \"1M\"\n", "mill.toml");
+  ASSERT_EQ(small.errors.size(), 1u);
+  EXPECT_EQ(small.errors[0].line, 3);
+  EXPECT_NE(small.errors[0].message.find("disk"), std::string::npos) << small.errors[0].message;
+}
+
 TEST(ParseConfig, RouteTlsAndRedirect) {
   auto outcome = parse_config(
       "[service.a]\nimage = \"x\"\nport = 80\n"

@@ -36,6 +36,15 @@ TEST(Allocation, HealthCommandRoundTripsAndIsCheckedOnTheWire) {
   EXPECT_FALSE(decode_allocation(empty).has_value());
 }
 
+TEST(Allocation, DiskRoundTripsAndIsLeftOutWhenUnlimited) {
+  Allocation a = samples::task_allocation();
+  EXPECT_EQ(encode(a).find("\"disk\""), std::string::npos);
+  a.spec.disk = std::int64_t{1} << 30;
+  auto back = decode_allocation(encode(a));
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(back->spec.disk, std::int64_t{1} << 30);
+}
+
 TEST(AllocState, RoundTripsThroughJson) {
   for (const auto& s : {samples::running_state(), samples::exited_state()}) {
     auto back = decode_alloc_state(encode(s));
