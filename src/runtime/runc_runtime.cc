@@ -437,10 +437,17 @@ Result<void> RuncRuntime::empty_cgroup(const std::string& id) {
 }
 
 Result<std::string> RuncRuntime::cgroup_path(const std::string& id) const {
+  {
+    std::lock_guard lock(cgroups_mutex_);
+    if (auto it = cgroups_.find(id); it != cgroups_.end()) return it->second;
+  }
   auto config = MILL_TRY(read_json(join(join(dir(id), shim::kBundleDir), "config.json")));
   if (auto* l = config.if_contains("linux"); l && l->is_object()) {
     if (auto* p = l->as_object().if_contains("cgroupsPath"); p && p->is_string()) {
-      return std::string(p->as_string());
+      std::string path(p->as_string());
+      std::lock_guard lock(cgroups_mutex_);
+      cgroups_[id] = path;
+      return path;
     }
   }
   return make_error(ErrorCode::kInternal, "bundle of " + id + " has no cgroupsPath");
@@ -461,11 +468,11 @@ Result<void> RuncRuntime::remove(const std::string& id, KeepLogs keep_logs) {
     }
   }
   MILL_TRY(empty_cgroup(id));
+  auto cgroup = cgroup_path(id);
   {
     std::lock_guard lock(cgroups_mutex_);
-    cgroups_.erase(id);
+    cgroups_.erase(id);  // a later container of this id may have another
   }
-  auto cgroup = cgroup_path(id);
   // The runtime keeps its state in <root>/<id>: without it there is nothing to delete
   // (a second remove, after one that kept the logs), and starting runc costs ~50 ms.
   if (fs::exists(options_.runc_root + "/" + id, ec)) {
@@ -489,17 +496,7 @@ Result<void> RuncRuntime::remove(const std::string& id, KeepLogs keep_logs) {
 }
 
 Result<Usage> RuncRuntime::usage(const std::string& id) {
-  std::string path;
-  {
-    std::lock_guard lock(cgroups_mutex_);
-    if (auto it = cgroups_.find(id); it != cgroups_.end()) path = it->second;
-  }
-  if (path.empty()) {
-    path = MILL_TRY(cgroup_path(id));
-    std::lock_guard lock(cgroups_mutex_);
-    cgroups_[id] = path;
-  }
-  auto usage = read_cgroup_usage(path);
+  auto usage = read_cgroup_usage(MILL_TRY(cgroup_path(id)));
   if (!usage) {
     // Gone (removed meanwhile): nothing worth remembering.
     std::lock_guard lock(cgroups_mutex_);

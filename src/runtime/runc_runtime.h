@@ -64,6 +64,8 @@ class RuncRuntime final : public Runtime {
 
   std::string dir(const std::string& id) const { return options_.state_root + "/" + id; }
   Result<int> launch_shim(const std::string& id);
+  // runc's cgroupsPath of the container, read from its bundle once and then kept
+  // (usage, exits and kills all ask; config.json is tens of KiB). remove() forgets it.
   Result<std::string> cgroup_path(const std::string& id) const;
   // Kills what is left in the container's cgroups (kill_cgroup) and returns once
   // nothing is: a container counts as ended only then. kConflict if something
@@ -79,10 +81,8 @@ class RuncRuntime final : public Runtime {
   RuntimeOptions options_;
   std::mutex bundle_root_mutex_;
   bool bundle_root_ready_ = false;  // in memory, checked or mounted by make_bundle_dir
-  // cgroupsPath per container, from its bundle's config.json once: usage() is read
-  // every second per running container, and that file is tens of KiB. remove() forgets.
-  std::mutex cgroups_mutex_;
-  std::map<std::string, std::string> cgroups_;
+  mutable std::mutex cgroups_mutex_;
+  mutable std::map<std::string, std::string> cgroups_;  // cgroup_path()'s, by id
   std::once_flag watcher_once_;
   std::unique_ptr<ExitWatcher> watcher_;  // last: its thread stops before the rest goes
 };
