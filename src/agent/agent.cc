@@ -7,7 +7,7 @@
 namespace mill::agent {
 
 Agent::Agent(AgentOptions options, NodeClient& client, const Clock& clock)
-    : options_(std::move(options)), client_(client), clock_(clock) {
+    : options_(std::move(options)), client_(client), clock_(clock), sampler_(options_.data_dir) {
   if (options_.name.empty()) options_.name = host_name();
   if (options_.address.empty()) options_.address = primary_address();
 }

@@ -21,6 +21,9 @@ struct AgentOptions {
   std::string node_id_path;  // where this node's id is kept across restarts
   std::string name;          // default: the host name
   std::string address;       // default: primary_address()
+  // The node's data dir, where allocations' disks live: the node reports the room for
+  // them (sample_disk). Empty: it does not, and placement does not count disk on it.
+  std::string data_dir = {};
 };
 
 class Agent {

@@ -48,7 +48,8 @@ ContainerHost::ContainerHost(ContainerHostOptions options, image::ImageStore& im
       images_(images),
       network_(network),
       runtime_(runtime),
-      volumes_(volumes) {
+      volumes_(volumes),
+      spares_(options_.alloc_root, options_.spare_disk_size, options_.spare_disks) {
   ::mkdir(options_.alloc_root.c_str(), 0700);
 }
 
@@ -106,8 +107,16 @@ Result<Started> ContainerHost::start(const model::Allocation& a,
     images_.release(image->digest);
     return Unexpected(e);
   };
+  // No spare disk is made while this start runs (it would take a core from it).
+  spares_.starting();
+  struct SparesGuard {
+    volume::SpareDisks& spares;
+    ~SparesGuard() { spares.started(); }
+  } spares_guard{spares_};
   const std::string d = dir(a.id);
-  if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
+  // The dir of a spare disk (with the disk mounted in it) becomes the allocation's.
+  const bool spare_disk = a.spec.disk > 0 && spares_.take(d, a.spec.disk);
+  if (!spare_disk && ::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
     return fail({ErrorCode::kIo, "cannot create " + d});
   }
   if (auto w = write_file_atomic(d + "/image", image->digest, 0600, kNoSync); !w)
@@ -126,7 +135,9 @@ Result<Started> ContainerHost::start(const model::Allocation& a,
   if (auto w = write_files(a, endpoint->gateway); !w) return fail(w.error());
   // With `disk`, the writable layer is a filesystem of its own of that size.
   std::string layer = d;
-  if (a.spec.disk > 0) {
+  if (spare_disk) {
+    layer = d + "/disk";
+  } else if (a.spec.disk > 0) {
     auto disk = volume::make_scratch_disk(d, a.spec.disk);
     if (!disk) return fail({disk.error().code, "disk: " + disk.error().message});
     layer = *disk;
@@ -263,8 +274,19 @@ std::vector<Adopted> ContainerHost::adopt() {
       if (name != "." && name != ".." && !running.contains(name)) stale.push_back(name);
     }
     ::closedir(d);
-    for (const auto& id : stale) teardown(id);
+    for (const auto& id : stale) {
+      if (!volume::is_spare_disk_dir(id)) {
+        teardown(id);
+        continue;
+      }
+      // A spare an earlier process made and never handed out.
+      if (auto r = volume::remove_scratch_disk(dir(id)); !r) {
+        log::warn("agent: spare disk " + id + ": " + r.error().message);
+      }
+      remove_tree(dir(id));
+    }
   }
+  spares_.start();
   return out;
 }
 

@@ -5,7 +5,9 @@
 //
 // On disk, under alloc_root: one dir per allocation with
 //   rootfs/          the overlay mount the container runs in
-//   upper/ work/     its private writable layer
+//   disk.img disk/   its own filesystem (volume/scratch_disk.h), which holds
+//     upper/ work/   its private writable layer (in the dir itself when its spec has
+//                    no disk)
 //   hosts resolv.conf hostname   bound read-only into the container
 //   image            the image digest it runs (to hold the image after a restart)
 // Logs live in the runtime's state dir (they outlast the rest until forget()).
@@ -18,6 +20,7 @@
 #include "image/image_store.h"
 #include "network/node_network.h"
 #include "runtime/runtime.h"
+#include "volume/scratch_disk.h"
 #include "volume/volume_manager.h"
 
 namespace mill::agent {
@@ -27,6 +30,9 @@ struct ContainerHostOptions {
   std::string runtime_state_root;  // the runtime's per-container dirs (logs inside)
   std::string cgroup_parent = "/mill";
   std::string init_path = "/usr/bin/tini-static";
+  // Disks of this size kept ready for starts (0: none; each start makes its own).
+  std::int64_t spare_disk_size = 0;
+  int spare_disks = 2;
 };
 
 class ContainerHost final : public Containers {
@@ -66,6 +72,7 @@ class ContainerHost final : public Containers {
   volume::VolumeManager& volumes_;
   mutable std::mutex mutex_;
   std::map<std::string, model::RegistryLogin> registries_;
+  volume::SpareDisks spares_;  // made from the end of adopt() on
 };
 
 }  // namespace mill::agent

@@ -1,12 +1,18 @@
 #include "agent/machine.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -84,6 +90,33 @@ double idle_cores(const CpuTimes& before, const CpuTimes& after, double cores) {
   return cores * fraction;
 }
 
+Result<void> sample_disk(const std::string& data_dir, model::Resources& r) {
+  struct statvfs fs {};
+  if (::statvfs(data_dir.c_str(), &fs) != 0) {
+    return make_error(ErrorCode::kIo, "cannot statvfs " + data_dir + ": " + std::strerror(errno));
+  }
+  const std::string alloc_root = data_dir + "/allocs";
+  const auto frsize = static_cast<int64_t>(fs.f_frsize);
+  const int64_t size = static_cast<int64_t>(fs.f_blocks) * frsize;
+  const int64_t free = static_cast<int64_t>(fs.f_bavail) * frsize;
+  int64_t held = 0;
+  if (DIR* d = ::opendir(alloc_root.c_str())) {
+    while (auto* e = ::readdir(d)) {
+      std::string_view name = e->d_name;
+      if (name == "." || name == "..") continue;
+      struct stat st {};
+      std::string image = alloc_root + "/" + std::string(name) + "/disk.img";
+      if (::stat(image.c_str(), &st) == 0) held += static_cast<int64_t>(st.st_blocks) * 512;
+    }
+    ::closedir(d);
+  }
+  constexpr int64_t kMaxReserve = int64_t{2} << 30;
+  const int64_t reserve = std::min(size / 20, kMaxReserve);
+  r.disk_available = free;
+  r.disk_total = std::max<int64_t>(0, free + held - reserve);
+  return {};
+}
+
 Result<model::Resources> MachineSampler::sample() {
   model::Resources r;
   long online = sysconf(_SC_NPROCESSORS_ONLN);
@@ -98,6 +131,7 @@ Result<model::Resources> MachineSampler::sample() {
   CpuTimes now = MILL_TRY(parse_proc_stat(MILL_TRY(slurp("/proc/stat"))));
   r.cpu_available = idle_cores(*last_, now, r.cpu_total);
   last_ = now;
+  if (!data_dir_.empty()) MILL_TRY(sample_disk(data_dir_, r));
   return r;
 }
 

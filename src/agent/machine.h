@@ -31,14 +31,24 @@ Result<CpuTimes> parse_proc_stat(std::string_view text);
 // Idle cores between two samples: cores * idle fraction of the elapsed jiffies.
 double idle_cores(const CpuTimes& before, const CpuTimes& after, double cores);
 
+// Room for allocations' disks on the node whose data dir is `data_dir` (each one's
+// disk.img lives in data_dir/allocs/<id>): what is free on its filesystem plus what
+// those images already hold (their reservations cover it), less a reserve for the state
+// store, images and logs of 5% of the filesystem, at most 2G. Sets disk_total and
+// disk_available.
+Result<void> sample_disk(const std::string& data_dir, model::Resources& r);
+
 // Samples the machine. Not thread-safe: one caller (the agent's loop) owns it.
 class MachineSampler {
  public:
+  // `data_dir`: see sample_disk(); empty: disk is not reported.
+  explicit MachineSampler(std::string data_dir = {}) : data_dir_(std::move(data_dir)) {}
   // Resources now: cpu_available is measured since the previous call (the first call
   // measures over a short interval).
   Result<model::Resources> sample();
 
  private:
+  std::string data_dir_;
   std::optional<CpuTimes> last_;
 };
 

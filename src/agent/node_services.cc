@@ -14,6 +14,7 @@
 #include "image/image_store.h"
 #include "image/rootfs.h"
 #include "image/unpack.h"
+#include "model/config.h"
 #include "model/json.h"
 #include "network/dns_server.h"
 #include "network/node_network.h"
@@ -190,6 +191,7 @@ Result<std::unique_ptr<NodeServices>> NodeServices::start(const NodeOptions& o, 
   ch.runtime_state_root = rt.state_root;
   ch.cgroup_parent = "/mill-" + o.bridge;
   ch.init_path = o.init_path;
+  ch.spare_disk_size = model::kDefaultDisk;
   ::mkdir(ch.alloc_root.c_str(), 0700);
   // Rootfs mounts stay inside this dir: they neither leak into nor come from other
   // mount namespaces.

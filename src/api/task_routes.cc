@@ -75,10 +75,10 @@ Result<int64_t> memory_field(const json::object& o) {
   return bytes;
 }
 
-// "1G" or bytes; none: no limit. At least model::kMinDisk.
+// "1G" or bytes; none: model::kDefaultDisk. At least model::kMinDisk.
 Result<int64_t> disk_field(const json::object& o) {
   auto* v = o.if_contains("disk");
-  if (!v) return 0;
+  if (!v) return model::kDefaultDisk;
   auto bytes = v->is_string() ? model::parse_size(v->as_string()) : model::get_int(o, "disk", true);
   if (!bytes) return make_error(ErrorCode::kInvalidArgument, "'disk': " + bytes.error().message);
   if (*bytes < model::kMinDisk) {

@@ -101,7 +101,8 @@ Result<std::unique_ptr<LocalNode>> LocalNode::start(agent::NodeClient& client,
   std::unique_ptr<LocalNode> node(new LocalNode());
   node->client_ = &client;
   node->agent_ = std::make_unique<agent::Agent>(
-      agent::AgentOptions{node_id_path, flags.name, flags.advertise}, client, clock);
+      agent::AgentOptions{node_id_path, flags.name, flags.advertise, options.data_dir}, client,
+      clock);
   auto id = node->agent_->register_now();
   if (!id) {
     return make_error(id.error().code, "this node could not register: " + id.error().message);

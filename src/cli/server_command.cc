@@ -74,6 +74,11 @@ void declare_node_metrics(metrics::Registry& registry, server::NodeRegistry& nod
                    "CPU cores per node (online CPUs).");
   registry.declare("mill_node_memory_capacity_bytes", metrics::Type::kGauge,
                    "Memory per node in bytes (MemTotal).");
+  registry.declare("mill_node_disk_allocatable_bytes", metrics::Type::kGauge,
+                   "Room per node for allocations' disks that placement can still give out.");
+  registry.declare("mill_node_disk_capacity_bytes", metrics::Type::kGauge,
+                   "Room per node for allocations' disks: free on the data dir's filesystem "
+                   "plus what their disks hold, less a reserve.");
   registry.add_collector([&nodes, &tasks](metrics::Registry& r) {
     auto list = nodes.list();
     if (!list) return;
@@ -87,6 +92,11 @@ void declare_node_metrics(metrics::Registry& registry, server::NodeRegistry& nod
       r.set("mill_node_memory_used_bytes", node, static_cast<double>(model::used_memory(n)));
       r.set("mill_node_cpu_capacity", node, n.resources.cpu_total);
       r.set("mill_node_memory_capacity_bytes", node, static_cast<double>(n.resources.memory_total));
+      if (n.resources.disk_total >= 0) {
+        r.set("mill_node_disk_allocatable_bytes", node,
+              static_cast<double>(model::allocatable_disk(n)));
+        r.set("mill_node_disk_capacity_bytes", node, static_cast<double>(n.resources.disk_total));
+      }
     }
   });
 }

@@ -23,6 +23,7 @@ struct SpawnOptions {
   std::vector<std::string> env;
   double cpu = 0;
   std::string memory;
+  std::string disk;
   std::string timeout;
   int port = 0;
   bool no_init = false;
@@ -70,8 +71,8 @@ Result<std::string> spawn_body(const SpawnOptions& opts) {
     env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   if (!opts.template_name.empty()) {
-    if (!opts.image.empty() || opts.cpu > 0 || !opts.memory.empty() || !opts.timeout.empty() ||
-        opts.port || opts.no_init || !opts.command.empty()) {
+    if (!opts.image.empty() || opts.cpu > 0 || !opts.memory.empty() || !opts.disk.empty() ||
+        !opts.timeout.empty() || opts.port || opts.no_init || !opts.command.empty()) {
       return make_error(ErrorCode::kInvalidArgument,
                         "a template says how to run the task; with TEMPLATE only --env applies");
     }
@@ -83,6 +84,7 @@ Result<std::string> spawn_body(const SpawnOptions& opts) {
     body["image"] = opts.image;
     if (opts.cpu > 0) body["cpu"] = opts.cpu;
     if (!opts.memory.empty()) body["memory"] = opts.memory;
+    if (!opts.disk.empty()) body["disk"] = opts.disk;
     if (!opts.timeout.empty()) body["timeout"] = opts.timeout;
     if (opts.port) body["port"] = opts.port;
     if (opts.no_init) body["init"] = false;
@@ -138,6 +140,8 @@ void add_task_commands(CLI::App& app, int& exit_code,
   cmd->add_option("--env,-e", spawn->env, "KEY=VALUE, repeatable");
   cmd->add_option("--cpu", spawn->cpu, "Cores to reserve (default 0.1)");
   cmd->add_option("--memory", spawn->memory, "Memory limit, e.g. 256M (default 256M)");
+  cmd->add_option("--disk", spawn->disk,
+                  "Size of its writable layer's own filesystem, e.g. 4G (default 1G)");
   cmd->add_option("--timeout", spawn->timeout, "Stop it after this long running, e.g. 30m");
   cmd->add_option("--port", spawn->port, "The port it listens on (for its address)");
   cmd->add_flag("--no-init", spawn->no_init, "Run the command as PID 1, without mill's init");

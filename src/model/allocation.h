@@ -73,7 +73,8 @@ struct AllocSpec {
   // "${secret:NAME}" until delivery to the node).
   std::optional<Route> route;
   // Bytes its writable layer may hold: the overlay's upper dir on an ext4 filesystem
-  // of this size of its own (ENOSPC past it). 0: on the node's data disk, no limit.
+  // of this size of its own (ENOSPC past it). 0 (a record from before disks had a
+  // default, model::kDefaultDisk): on the node's data disk, no limit.
   int64_t disk = 0;
 
   bool operator==(const AllocSpec&) const = default;

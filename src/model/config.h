@@ -21,8 +21,10 @@ namespace mill::model {
 inline constexpr double kDefaultCpu = 0.1;                           // cores
 inline constexpr std::int64_t kDefaultMemory = 256LL * 1024 * 1024;  // 256M
 inline constexpr std::int64_t kMinMemory = 4LL * 1024 * 1024;        // 4M
-// The smallest `disk` (a container's writable layer on a filesystem of its own).
-inline constexpr std::int64_t kMinDisk = 16LL * 1024 * 1024;  // 16M
+// `disk`: what a container's writable layer may hold (a filesystem of its own). 1G
+// unless the spec says otherwise; nodes keep spares of this size ready.
+inline constexpr std::int64_t kDefaultDisk = 1024LL * 1024 * 1024;  // 1G
+inline constexpr std::int64_t kMinDisk = 16LL * 1024 * 1024;        // 16M
 
 struct HealthCheck {
   // HTTP GET path, starting with "/". Empty means a TCP connect to the port, unless
@@ -87,8 +89,8 @@ struct ServiceSpec {
   int update_parallel = 1;  // allocations replaced at a time during a deploy
   UpdateOrder update_order = UpdateOrder::kDefault;
   bool init = true;  // run a minimal init as PID 1
-  // Bytes its writable layer may hold (a filesystem of its own); 0: no limit.
-  std::int64_t disk = 0;
+  // Bytes its writable layer may hold (a filesystem of its own).
+  std::int64_t disk = kDefaultDisk;
 
   bool operator==(const ServiceSpec&) const = default;
 };
@@ -109,7 +111,7 @@ struct TaskTemplate {
   std::vector<std::string> command;
   std::map<std::string, std::string> env;
   bool init = true;
-  std::int64_t disk = 0;  // as ServiceSpec::disk
+  std::int64_t disk = kDefaultDisk;  // as ServiceSpec::disk
 
   bool operator==(const TaskTemplate&) const = default;
 };

@@ -204,16 +204,21 @@ std::string serialize(const json::value& v) {
 json::object to_json(const Resources& r) {
   json::object cpu{{"total", r.cpu_total}, {"available", r.cpu_available}};
   json::object mem{{"total", r.memory_total}, {"available", r.memory_available}};
-  return json::object{{"cpu", std::move(cpu)}, {"memory", std::move(mem)}};
+  json::object out{{"cpu", std::move(cpu)}, {"memory", std::move(mem)}};
+  if (r.disk_total >= 0) {
+    out["disk"] = json::object{{"total", r.disk_total}, {"available", r.disk_available}};
+  }
+  return out;
 }
 
 Result<Resources> resources_from_json(const json::value& v) {
   if (!v.is_object()) return bad("resources must be an object");
   const auto& o = v.as_object();
-  MILL_TRY(check_fields(o, {"cpu", "memory"}, "resources"));
+  MILL_TRY(check_fields(o, {"cpu", "memory", "disk"}, "resources"));
   Resources r;
-  for (const char* part : {"cpu", "memory"}) {
+  for (const char* part : {"cpu", "memory", "disk"}) {
     auto* p = o.if_contains(part);
+    if (!p && std::string_view(part) == "disk") continue;  // optional: an agent may not say
     if (!p || !p->is_object()) return bad(std::string("resources.") + part + " must be an object");
     for (const auto& kv : p->as_object()) {
       if (kv.key() != "total" && kv.key() != "available") {
@@ -227,6 +232,11 @@ Result<Resources> resources_from_json(const json::value& v) {
   r.cpu_available = MILL_TRY(get_number(cpu, "available", true));
   r.memory_total = MILL_TRY(get_int(mem, "total", true));
   r.memory_available = MILL_TRY(get_int(mem, "available", true));
+  if (const auto* disk = o.if_contains("disk")) {
+    r.disk_total = MILL_TRY(get_int(disk->as_object(), "total", true));
+    r.disk_available = MILL_TRY(get_int(disk->as_object(), "available", true));
+    if (r.disk_total < 0 || r.disk_available < 0) return bad("resources must not be negative");
+  }
   if (r.cpu_total < 0 || r.cpu_available < 0 || r.memory_total < 0 || r.memory_available < 0 ||
       !std::isfinite(r.cpu_total) || !std::isfinite(r.cpu_available)) {
     return bad("resources must not be negative");
@@ -254,6 +264,14 @@ json::object to_json(const Node& node) {
                              {"used", used_memory(node)},
                              {"reserved", node.load.memory},
                              {"allocatable", allocatable_memory(node)}};
+  // Disk: room for allocations' disks (free plus what they hold, less a reserve), what
+  // is free on the data dir's filesystem, what live allocations reserve, and the rest.
+  if (r.disk_total >= 0) {
+    o["disk"] = json::object{{"total", r.disk_total},
+                             {"available", r.disk_available},
+                             {"reserved", node.load.disk},
+                             {"allocatable", allocatable_disk(node)}};
+  }
   o["allocations"] = node.load.allocations;
   o["registered_at"] = format_rfc3339(node.registered_at);
   if (node.last_heartbeat) {

@@ -51,6 +51,11 @@ int64_t allocatable_memory(const Node& node) {
   return takes_allocations(node) ? node.resources.memory_total - node.load.memory : 0;
 }
 
+int64_t allocatable_disk(const Node& node) {
+  if (node.resources.disk_total < 0) return -1;
+  return takes_allocations(node) ? node.resources.disk_total - node.load.disk : 0;
+}
+
 double used_cpu(const Node& node) {
   if (node.status == NodeStatus::kDown) return 0;
   return std::max(0.0, node.resources.cpu_total - node.resources.cpu_available);

@@ -29,6 +29,11 @@ struct Resources {
   double cpu_available = 0;      // cores idle over the last sample
   int64_t memory_total = 0;      // bytes
   int64_t memory_available = 0;  // bytes (the kernel's MemAvailable)
+  // Room for its allocations' disks: what is free on the filesystem of its data dir,
+  // plus what the disks there already hold, less a reserve (agent/machine.h). -1: not
+  // reported (then placement does not count disk on the node).
+  int64_t disk_total = -1;
+  int64_t disk_available = 0;  // bytes free on that filesystem
 
   bool operator==(const Resources&) const = default;
 };
@@ -39,6 +44,7 @@ struct NodeLoad {
   int allocations = 0;
   double cpu = 0;      // cores
   int64_t memory = 0;  // bytes
+  int64_t disk = 0;    // bytes
 
   bool operator==(const NodeLoad&) const = default;
 };
@@ -80,6 +86,8 @@ bool takes_allocations(const Node& node);
 // (mill_node_cpu_available, mill_node_memory_available_bytes) call allocatable.
 double allocatable_cpu(const Node& node);
 int64_t allocatable_memory(const Node& node);
+// The same for disk; -1 when the node does not report its disk (not counted).
+int64_t allocatable_disk(const Node& node);
 
 // Used: what the machine's processes use, as its agent last measured it (busy cores
 // over its last heartbeat interval; MemTotal minus MemAvailable), whoever started them;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 namespace mill::scheduler {
@@ -90,8 +91,13 @@ class Planner {
   int64_t memory_free(const Candidate& c) const {
     return c.node->memory_total - c.node->memory_reserved - c.placed * request_.memory;
   }
+  // Meaningful where the node's disk_total is known (>= 0).
+  int64_t disk_free(const Candidate& c) const {
+    return c.node->disk_total - c.node->disk_reserved - c.placed * request_.disk;
+  }
   bool fits(const Candidate& c) const {
-    return cpu_free(c) + kCpuEpsilon >= request_.cpu && memory_free(c) >= request_.memory;
+    return cpu_free(c) + kCpuEpsilon >= request_.cpu && memory_free(c) >= request_.memory &&
+           (c.node->disk_total < 0 || disk_free(c) >= request_.disk);
   }
   uint64_t tie(const Candidate& c) const { return tie_break(seeded_, c.node->id); }
   Key key(const Candidate& c, uint32_t index, uint64_t tie) const {
@@ -158,13 +164,25 @@ class Planner {
   uint64_t seeded_;
 };
 
-// "cpu 0.5 and memory 512M"
+// "cpu 0.5 and memory 512M", "cpu 0.5, memory 512M and disk 1024M"
 std::string asked(const GroupRequest& r) {
-  return "cpu " + cores(r.cpu) + " and memory " + mib(r.memory);
+  if (r.disk == 0) return "cpu " + cores(r.cpu) + " and memory " + mib(r.memory);
+  return "cpu " + cores(r.cpu) + ", memory " + mib(r.memory) + " and disk " + mib(r.disk);
 }
 
-std::string free_text(double cpu, int64_t memory) {
-  return "cpu " + cores(std::max(0.0, cpu)) + ", memory " + mib(std::max<int64_t>(0, memory));
+// What is free on the node with the most of each; disk when the request asks for it and
+// a node said what it has.
+struct MostFree {
+  double cpu = 0;
+  int64_t memory = 0;
+  std::optional<int64_t> disk;
+};
+
+std::string free_text(const MostFree& f) {
+  std::string out =
+      "cpu " + cores(std::max(0.0, f.cpu)) + ", memory " + mib(std::max<int64_t>(0, f.memory));
+  if (f.disk) out += ", disk " + mib(std::max<int64_t>(0, *f.disk));
+  return out;
 }
 
 std::string of_group(const GroupRequest& r) {
@@ -174,9 +192,8 @@ std::string of_group(const GroupRequest& r) {
 // Scans the snapshot once: the feasible candidates, and what a rejection would report.
 struct Survey {
   std::vector<Candidate> candidates;
-  bool any_ready = false;  // ready and not draining, among the nodes considered
-  double most_cpu = 0;     // the most free on any of those
-  int64_t most_memory = 0;
+  bool any_ready = false;            // ready and not draining, among the nodes considered
+  MostFree most;                     // the most free on any of those
   const NodeView* pinned = nullptr;  // the volume node, if pinned and present
 };
 
@@ -193,8 +210,12 @@ Survey survey(const std::vector<NodeView>& nodes, const GroupRequest& request,
     Candidate c{&n, 0};
     double cpu_free = planner.cpu_free(c);
     int64_t memory_free = planner.memory_free(c);
-    if (!s.any_ready || cpu_free > s.most_cpu) s.most_cpu = cpu_free;
-    if (!s.any_ready || memory_free > s.most_memory) s.most_memory = memory_free;
+    if (!s.any_ready || cpu_free > s.most.cpu) s.most.cpu = cpu_free;
+    if (!s.any_ready || memory_free > s.most.memory) s.most.memory = memory_free;
+    if (request.disk > 0 && n.disk_total >= 0) {
+      int64_t disk_free = planner.disk_free(c);
+      if (!s.most.disk || disk_free > *s.most.disk) s.most.disk = disk_free;
+    }
     s.any_ready = true;
     if (planner.fits(c)) s.candidates.push_back(c);
   }
@@ -212,15 +233,14 @@ Rejection reject_pinned(const Survey& s, const GroupRequest& r, int placed) {
   return {reason,
           head + ", which has room for only " + std::to_string(placed) + " of the " +
               std::to_string(r.count) + " allocations of " + asked(r) +
-              " (free there: " + free_text(s.most_cpu, s.most_memory) + ")",
+              " (free there: " + free_text(s.most) + ")",
           placed};
 }
 
 Rejection reject(const Survey& s, const GroupRequest& r, int placed) {
   if (!r.volume_node.empty()) return reject_pinned(s, r, placed);
   if (!s.any_ready) return {Rejection::Reason::kNoNodes, "no node is ready to take work", 0};
-  std::string most =
-      " (the most free on any ready node: " + free_text(s.most_cpu, s.most_memory) + ")";
+  std::string most = " (the most free on any ready node: " + free_text(s.most) + ")";
   if (placed == 0) {
     std::string many = r.count > 1 ? " (asked for " + std::to_string(r.count) + ")" : "";
     return {Rejection::Reason::kNoCapacity, "no node has room for " + asked(r) + most + many, 0};
@@ -245,6 +265,7 @@ std::variant<Plan, Rejection> plan(const std::vector<NodeView>& nodes, const Gro
   }
   if (!std::isfinite(request.cpu) || request.cpu < 0) return invalid("cpu " + cores(request.cpu));
   if (request.memory < 0) return invalid("memory " + std::to_string(request.memory));
+  if (request.disk < 0) return invalid("disk " + std::to_string(request.disk));
 
   Planner planner(request, seed);
   Survey s = survey(nodes, request, planner);
@@ -262,6 +283,7 @@ std::variant<Placement, Rejection> place(const std::vector<NodeView>& nodes, con
   one.count = 1;
   one.cpu = request.cpu;
   one.memory = request.memory;
+  one.disk = request.disk;
   auto planned = plan(nodes, one, seed);
   if (auto* r = std::get_if<Rejection>(&planned)) return std::move(*r);
   return Placement{std::move(std::get<Plan>(planned).nodes.front())};

@@ -20,13 +20,18 @@ struct NodeView {
   int64_t memory_total = 0;
   double cpu_reserved = 0;      // sum over the node's live allocations
   int64_t memory_reserved = 0;  // sum over the node's live allocations
-  int group_allocations = 0;    // live allocations of the request's group (spread)
+  // Bytes the node has for its allocations' disks; negative: not known, not counted
+  // (an agent that does not say).
+  int64_t disk_total = -1;
+  int64_t disk_reserved = 0;  // sum over the node's live allocations
+  int group_allocations = 0;  // live allocations of the request's group (spread)
 };
 
-// One allocation of cpu cores and memory bytes (place()).
+// One allocation of cpu cores, memory bytes and disk bytes (place()).
 struct Request {
   double cpu = 0;
   int64_t memory = 0;
+  int64_t disk = 0;
 };
 
 // The most allocations one plan places: a bound on its memory (a zero-sized request fits
@@ -39,6 +44,7 @@ struct GroupRequest {
   int count = 1;
   double cpu = 0;
   int64_t memory = 0;
+  int64_t disk = 0;  // counted only on nodes whose disk_total is known
   // Non-empty: the group's volume lives on this node, so every allocation must land
   // there; no other node is considered.
   std::string volume_node;
@@ -58,7 +64,7 @@ struct Plan {
 //   kNoNodes: no node can take work at all (none ready and not draining).
 //   kNoCapacity: nodes are there, but they cannot hold all of the request.
 //   kVolumePinned: the pinned volume node is unknown, down, draining or too full.
-//   kInvalidRequest: count outside 0..kMaxCount, negative cpu or memory, or a cpu that
+//   kInvalidRequest: count outside 0..kMaxCount, negative cpu, memory or disk, or a cpu that
 //     is not a number.
 struct Rejection {
   enum class Reason { kNoNodes, kNoCapacity, kVolumePinned, kInvalidRequest } reason;
@@ -69,8 +75,9 @@ struct Rejection {
 // Plans all of `request.count` allocations or none (a deploy wants all-or-nothing):
 // if only some fit, the result is a Rejection whose `fits` says how many would have.
 //
-// Feasible: ready, not draining, free cpu and memory (total minus reserved minus what
-// this plan already put there) >= the request, and the volume node if one is pinned.
+// Feasible: ready, not draining, free cpu, memory and (where known) disk (total minus
+// reserved minus what this plan already put there) >= the request, and the volume node
+// if one is pinned. Disk does not weigh in the choice among feasible nodes.
 // Among feasible nodes, each allocation goes to the one with, in order:
 //   1. the fewest allocations of the group (group_allocations plus this plan's), so
 //      replicas spread and end within one of even while capacity allows;

@@ -132,6 +132,7 @@ std::map<std::string, model::NodeLoad> AllocTable::load_per_node() const {
     ++load.allocations;
     load.cpu += v.alloc.spec.cpu;
     load.memory += v.alloc.spec.memory;
+    load.disk += v.alloc.spec.disk;
   }
   return out;
 }

@@ -71,9 +71,11 @@ std::vector<scheduler::NodeView> PlanApplier::snapshot(
     v.draining = n.draining;
     v.cpu_total = n.resources.cpu_total;
     v.memory_total = n.resources.memory_total;
+    v.disk_total = n.resources.disk_total;
     if (auto it = loads.find(n.id); it != loads.end()) {
       v.cpu_reserved = it->second.cpu;
       v.memory_reserved = it->second.memory;
+      v.disk_reserved = it->second.disk;
     }
     out.push_back(std::move(v));
   }
@@ -90,7 +92,7 @@ Result<std::vector<model::Node>> PlanApplier::plan(std::string_view kind, const 
                                                    std::vector<std::string>* unbound) {
   auto node_list = MILL_TRY(nodes_.list());
   std::string pin = MILL_TRY(volumes_.pin(spec, unbound));
-  scheduler::GroupRequest request{group, count, spec.cpu, spec.memory, pin};
+  scheduler::GroupRequest request{group, count, spec.cpu, spec.memory, spec.disk, pin};
   auto planned = scheduler::plan(snapshot(kind, group, node_list), request, 0);
   if (auto* r = std::get_if<scheduler::Rejection>(&planned)) {
     return make_error(r->reason == scheduler::Rejection::Reason::kNoNodes ? ErrorCode::kUnavailable

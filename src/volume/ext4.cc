@@ -47,8 +47,13 @@ Result<CommandResult> run_tool(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-Result<void> make_ext4(const std::string& image) {
-  auto run = MILL_TRY(run_tool({find_tool("mkfs.ext4"), "-q", "-F", "-m", "0", image}));
+Result<void> make_ext4(const std::string& image, Ext4Use use) {
+  std::vector<std::string> argv{find_tool("mkfs.ext4"), "-q", "-F", "-m", "0"};
+  if (use == Ext4Use::kScratch) {
+    argv.insert(argv.end(), {"-O", "^has_journal", "-E", "lazy_itable_init=1,nodiscard"});
+  }
+  argv.push_back(image);
+  auto run = MILL_TRY(run_tool(argv));
   if (run.exit_code != 0) {
     return make_error(ErrorCode::kIo, "mkfs.ext4 " + image + " failed (exit " +
                                           std::to_string(run.exit_code) + "): " + run.output);

@@ -13,7 +13,11 @@ namespace mill::volume {
 // PATH). No blocks are reserved for root: a container that runs as root and one that
 // does not get the same room. kNotFound when mkfs.ext4 is not installed, kIo with its
 // output when it fails.
-Result<void> make_ext4(const std::string& image);
+// kScratch, for a container's writable layer, whose data dies with it: no journal and
+// no inode tables written (a sparse image reads as zeroes), so the image takes well
+// under a megabyte until used and mkfs writes next to nothing.
+enum class Ext4Use { kVolume, kScratch };
+Result<void> make_ext4(const std::string& image, Ext4Use use = Ext4Use::kVolume);
 
 struct Ext4Size {
   std::int64_t blocks = 0;

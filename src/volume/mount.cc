@@ -60,9 +60,9 @@ bool is_self_bind(const std::string& dir) {
   return !root.empty() && root != "/";
 }
 
-Result<void> mount_ext4(const std::string& device, const std::string& target) {
-  if (::mount(device.c_str(), target.c_str(), "ext4", MS_NODEV | MS_NOSUID, "errors=remount-ro") !=
-      0) {
+Result<void> mount_ext4(const std::string& device, const std::string& target, bool scratch) {
+  const char* data = scratch ? "errors=remount-ro,noinit_itable" : "errors=remount-ro";
+  if (::mount(device.c_str(), target.c_str(), "ext4", MS_NODEV | MS_NOSUID, data) != 0) {
     return sys_error("mount " + device + " on " + target, errno);
   }
   if (::mount(nullptr, target.c_str(), nullptr, MS_PRIVATE, nullptr) != 0) {

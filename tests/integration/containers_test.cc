@@ -520,7 +520,7 @@ TEST_F(Containers, HostileTasksEndOnTimeAndTheApiStaysFast) {
 
 // `disk` (issue 16 item 2): the task's writable layer is a filesystem of that size,
 // so a write past it fails with ENOSPC inside the task and the node's data disk takes
-// at most that much; without it the same write succeeds. A disk under 16M is a 400.
+// at most that much; without it, 1G. A disk under 16M is a 400.
 TEST_F(Containers, ADiskLimitIsAHardLimitOnTheWritableLayer) {
   auto free_bytes = [&] {
     struct statvfs fs {};
@@ -538,9 +538,29 @@ TEST_F(Containers, ADiskLimitIsAHardLimitOnTheWritableLayer) {
   EXPECT_LT(before - free_bytes(), int64_t{48} << 20) << "the node's disk took the overflow";
   EXPECT_EQ(probe(limited, "/health"), "ok") << "the task goes on after ENOSPC";
 
-  auto unlimited = spawn(image + "}");
-  ASSERT_FALSE(unlimited.empty());
-  EXPECT_EQ(probe(unlimited, "/fill?mb=64"), "wrote 64 MB");
+  // Without `disk`, 1G: the same write fits, on the task's own filesystem.
+  auto by_default = spawn(image + "}");
+  ASSERT_FALSE(by_default.empty());
+  EXPECT_EQ(by_default.at("disk").as_int64(), int64_t{1} << 30);
+  EXPECT_EQ(probe(by_default, "/fill?mb=64"), "wrote 64 MB");
+  struct stat img {};
+  ASSERT_EQ(
+      ::stat((dir_.file("data") + "/allocs/" + id_of(by_default) + "/disk.img").c_str(), &img), 0);
+  EXPECT_EQ(img.st_size, int64_t{1} << 30);
+  EXPECT_GE(img.st_blocks * 512, int64_t{64} << 20) << "the 64 MB went to the task's disk";
+
+  // Placement reserves disks against the room the node reports, like memory.
+  auto nodes = json::parse(call("GET", "/v1/nodes").body).as_array();
+  ASSERT_EQ(nodes.size(), 1u);
+  const auto& disk = nodes[0].as_object().at("disk").as_object();
+  EXPECT_EQ(disk.at("reserved").to_number<int64_t>(), (int64_t{1} << 30) + (32 << 20));
+  EXPECT_EQ(disk.at("allocatable").to_number<int64_t>(),
+            disk.at("total").to_number<int64_t>() - disk.at("reserved").to_number<int64_t>());
+  auto huge = call("POST", "/v1/tasks/spawn", image + R"(,"disk":"1000T"})");
+  EXPECT_EQ(huge.status, 409) << huge.body;
+  EXPECT_NE(huge.body.find("and disk 1048576000M (the most free on any ready node"),
+            std::string::npos)
+      << huge.body;
 
   auto small = call("POST", "/v1/tasks/spawn", image + R"(,"disk":"1M"})");
   EXPECT_EQ(small.status, 400) << small.body;
@@ -549,7 +569,7 @@ TEST_F(Containers, ADiskLimitIsAHardLimitOnTheWritableLayer) {
   ASSERT_EQ(call("DELETE", "/v1/tasks/" + id_of(limited)).status, 200);
   auto loops = run_command({"losetup", "-a"});
   ASSERT_TRUE(loops);
-  EXPECT_EQ(loops->output.find(dir_.path()), std::string::npos) << loops->output;
+  EXPECT_EQ(loops->output.find("/" + id_of(limited) + "/"), std::string::npos) << loops->output;
 }
 
 TEST_F(Containers, LogsTailAndFollowUntilTheTaskEnds) {
@@ -926,7 +946,11 @@ Leftovers leftovers(const std::string& data, const std::string& bridge) {
   Leftovers l;
   std::ifstream mountinfo("/proc/self/mountinfo");
   for (std::string line; std::getline(mountinfo, line);) {
-    if (line.find(data + "/allocs/") != std::string::npos) ++l.mounts;  // rootfs overlays
+    // Rootfs overlays and disks; not the spare disks a running node keeps ready.
+    if (line.find(data + "/allocs/") != std::string::npos &&
+        line.find(data + "/allocs/.spare-") == std::string::npos) {
+      ++l.mounts;
+    }
   }
   l.netns = count_dir("/run/mill/" + bridge + "/netns", bridge + "-");
   l.veths = count_dir("/sys/class/net/" + bridge + "/brif");
@@ -934,7 +958,7 @@ Leftovers leftovers(const std::string& data, const std::string& bridge) {
     l.cgroups += count_dir(std::string("/sys/fs/cgroup/") + ctl + "/mill-" + bridge, "task-");
   }
   l.runc_state = count_dir(data + "/runc");
-  l.alloc_dirs = count_dir(data + "/allocs");
+  l.alloc_dirs = count_dir(data + "/allocs") - count_dir(data + "/allocs", ".spare-");
   if (DIR* d = ::opendir("/proc")) {
     while (auto* e = ::readdir(d)) {
       std::string cmdline = read_file_text(std::string("/proc/") + e->d_name + "/cmdline");
@@ -971,7 +995,7 @@ TEST_F(Containers, TwoHundredStartStopCyclesLeaveNothingBehind) {
       EXPECT_EQ(running.netns, 1);
       EXPECT_EQ(running.veths, 1);
       EXPECT_EQ(running.shims, 1);
-      EXPECT_EQ(running.mounts, 1);
+      EXPECT_EQ(running.mounts, 2);  // its rootfs and its disk
       EXPECT_GE(running.cgroups, 3);
     }
     auto killed = call("DELETE", "/v1/tasks/" + id);

@@ -11,6 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -21,6 +24,25 @@
 #include <vector>
 
 namespace mill::testing {
+
+// Writes `bytes` to a new file at `path`; the errno of the first failing write or
+// fsync, or 0 when everything fit.
+inline int fill(const std::string& path, std::int64_t bytes) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return errno;
+  std::string chunk(std::size_t{1} << 20, 'x');
+  int err = 0;
+  for (std::int64_t done = 0; done < bytes && err == 0;) {
+    ssize_t n =
+        ::write(fd, chunk.data(),
+                static_cast<std::size_t>(std::min<std::int64_t>(chunk.size(), bytes - done)));
+    if (n < 0) err = errno;
+    if (n > 0) done += n;
+  }
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
+  ::close(fd);
+  return err;
+}
 
 struct MountEntry {
   std::string point;

@@ -23,29 +23,13 @@
 namespace mill::volume {
 namespace {
 
+using testing::fill;
 using testing::loops_under;
 using testing::mounts_under;
 
 using namespace std::chrono_literals;
 
 constexpr std::int64_t kMiB = std::int64_t{1} << 20;
-
-// Writes `bytes` to a new file at `path`; the errno of the first failing write or
-// fsync, or 0 when everything fit.
-int fill(const std::string& path, std::int64_t bytes) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return errno;
-  std::string chunk(kMiB, 'x');
-  int err = 0;
-  for (std::int64_t done = 0; done < bytes && err == 0;) {
-    ssize_t n = ::write(fd, chunk.data(), std::min<std::int64_t>(chunk.size(), bytes - done));
-    if (n < 0) err = errno;
-    if (n > 0) done += n;
-  }
-  if (err == 0 && ::fsync(fd) != 0) err = errno;
-  ::close(fd);
-  return err;
-}
 
 void write_text(const std::string& path, const std::string& text) {
   ASSERT_EQ(fill(path, 0), 0);

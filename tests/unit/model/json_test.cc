@@ -63,6 +63,17 @@ TEST(Resources, RoundTripAndRejectsNonsense) {
   json::value extra =
       json::parse(R"({"cpu":{"total":1,"available":0,"x":1},"memory":{"total":1,"available":1}})");
   EXPECT_FALSE(resources_from_json(extra));
+  // Disk is optional: an agent that does not report it leaves it unknown (-1).
+  EXPECT_EQ(back->disk_total, -1);
+  EXPECT_FALSE(to_json(r).contains("disk"));
+  r.disk_total = 5000;
+  r.disk_available = 4000;
+  back = resources_from_json(to_json(r));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, r);
+  json::value bad_disk = json::parse(
+      R"({"cpu":{"total":1,"available":0},"memory":{"total":1,"available":1},"disk":{"total":-5,"available":1}})");
+  EXPECT_FALSE(resources_from_json(bad_disk));
 }
 
 // A node's cpu and memory in the API: the agent's total and available (measured idle),
@@ -88,6 +99,16 @@ TEST(NodeJson, NamesUsedReservedAndAllocatableApart) {
   EXPECT_EQ(mem.at("reserved").to_number<int64_t>(), 400);
   EXPECT_EQ(mem.at("allocatable").to_number<int64_t>(), 600);
   EXPECT_EQ(o.at("allocations").to_number<int64_t>(), 3);
+  EXPECT_FALSE(o.contains("disk")) << "not reported, not shown";
+  n.resources.disk_total = 10000;
+  n.resources.disk_available = 9000;
+  n.load.disk = 4000;
+  o = to_json(n);
+  const auto& disk = o.at("disk").as_object();
+  EXPECT_EQ(disk.at("total").to_number<int64_t>(), 10000);
+  EXPECT_EQ(disk.at("available").to_number<int64_t>(), 9000);
+  EXPECT_EQ(disk.at("reserved").to_number<int64_t>(), 4000);
+  EXPECT_EQ(disk.at("allocatable").to_number<int64_t>(), 6000);
 
   // Sums of decimal reservations print as decimals.
   n.load.cpu = 0.1 + 0.2;

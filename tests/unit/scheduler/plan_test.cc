@@ -117,6 +117,37 @@ TEST(Plan, NothingFitsSaysWhatWasAskedAndTheMostFree) {
             "memory 8192M) (asked for 5)");
 }
 
+// Disk (each allocation's writable layer is a filesystem of its own) is reserved like
+// memory on nodes that report it, and not counted on those that do not.
+TEST(Plan, DiskIsReservedOnNodesThatReportIt) {
+  NodeView a = node("a", 8, 16 * kGiB);
+  a.disk_total = 3 * kGiB;
+  a.disk_reserved = kGiB;
+  NodeView unknown = node("b", 8, 16 * kGiB);  // disk_total stays unknown
+  GroupRequest r = group(3, 0.1, 64 * kMiB);
+  r.disk = kGiB;
+  // Room on "a" for two disks of 1G; the third does not fit.
+  auto rejected = rejection_of(plan({a}, r, 1));
+  EXPECT_EQ(rejected.reason, Rejection::Reason::kNoCapacity);
+  EXPECT_EQ(rejected.fits, 2);
+  EXPECT_EQ(rejected.message,
+            "only 2 of the 3 allocations of group 'web' fit, each cpu 0.1, memory 64M and disk "
+            "1024M (the most free on any ready node: cpu 8, memory 16384M, disk 2048M)");
+  // Where the disk is not known, placement goes by cpu and memory alone.
+  EXPECT_EQ(tally(nodes_of(plan({a, unknown}, r, 1))).size(), 2u);
+  EXPECT_EQ(nodes_of(plan({unknown}, r, 1)).size(), 3u);
+  // A full disk turns away what cpu and memory would take.
+  a.disk_reserved = 3 * kGiB;
+  r.count = 1;
+  auto full = rejection_of(plan({a}, r, 1));
+  EXPECT_TRUE(contains(full.message, "disk 0M")) << full.message;
+  auto single = place({a}, Request{0.1, 64 * kMiB, kGiB});
+  ASSERT_TRUE(std::holds_alternative<Rejection>(single));
+  EXPECT_TRUE(std::holds_alternative<Placement>(place({a}, Request{0.1, 64 * kMiB, 0})));
+  r.disk = -1;
+  EXPECT_EQ(rejection_of(plan({a}, r, 1)).reason, Rejection::Reason::kInvalidRequest);
+}
+
 TEST(Plan, OvercommittedNodeReportsNoNegativeRoom) {
   auto r = rejection_of(plan({node("a", 1, kGiB, 2, 2 * kGiB)}, group(1, 0.5, kMiB), 1));
   EXPECT_TRUE(contains(r.message, "cpu 0, memory 0M")) << r.message;
