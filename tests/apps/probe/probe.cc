@@ -34,6 +34,10 @@
 //   GET /connect?addr=IP:PORT&ms=N   a TCP connect from the container, waiting up to N ms
 //                                    (default 3000): "ok", "refused", "unreachable",
 //                                    "timeout" or "error: ..."
+//   GET /knock?addrs=IP:PORT,...&ms=N one /connect round over the addresses, answered as
+//                                    "ADDR RESULT MS" lines (MS: how long that connect
+//                                    took); then knocks at them all again, round after
+//                                    round with no pause, until the probe ends
 //   GET /dns?name=N&server=IP[:PORT] an A query over UDP (default: the nameserver of
 //                                    /etc/resolv.conf, port 53): the addresses, one a
 //                                    line, or "nxdomain", "timeout", "error: ..."
@@ -398,6 +402,30 @@ Reply handle(std::string_view path, std::string_view query) {
   }
   if (path == "/connect") {
     return {200, try_connect(query_param(query, "addr"), number_param(query, "ms", 3000))};
+  }
+  if (path == "/knock") {
+    std::vector<std::string> addrs;
+    std::istringstream list(query_param(query, "addrs"));
+    for (std::string a; std::getline(list, a, ',');) {
+      if (!a.empty()) addrs.push_back(a);
+    }
+    if (addrs.empty()) return {400, "no addrs"};
+    const long ms = number_param(query, "ms", 3000);
+    std::string out;
+    for (const auto& a : addrs) {
+      auto start = std::chrono::steady_clock::now();
+      std::string result = try_connect(a, ms);
+      auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+      out += a + " " + result + " " + std::to_string(took) + "\n";
+    }
+    std::thread([addrs, ms] {
+      for (;;) {
+        for (const auto& a : addrs) (void)try_connect(a, ms);
+      }
+    }).detach();
+    return {200, out};
   }
   if (path == "/dns")
     return {200, dns_query(query_param(query, "name"), query_param(query, "server"))};
