@@ -4,11 +4,11 @@
 # (mill_heartbeat_agents: it registers and heartbeats, runs nothing, so the tasks stay
 # pending) gets TASKS spawns whose spec is near the limits (ENV_KB KiB of env in 1 KiB
 # values, CMD_KB KiB of command in 1 KiB arguments; curl leaves each spawn after 1 s,
-# the allocation stays), and the server is restarted. Then READERS clients each list the tasks (GET /v1/tasks?all=true)
-# ROUNDS times at once. The listing shows no env or command, so whatever it costs beyond
-# its small answer is the records copied for it. Read from /proc: VmRSS before, the
-# peak during the listings (VmHWM after `echo 5 > clear_refs` resets it; needs root or
-# the server's owner) and VmRSS after.
+# the allocation stays), and is restarted. Then READERS clients each list the tasks
+# (GET /v1/tasks?all=true) ROUNDS times, all at once. The listing shows no env or
+# command, so whatever it costs beyond its small answer is the records copied for it.
+# Read from /proc: VmRSS before, the peak during the listings (VmHWM after
+# `echo 5 > clear_refs` resets it; needs root or the server's owner) and VmRSS after.
 #
 #   bench/task_list_rss.sh                        (this build's mill)
 #   MILL=/tmp/before/mill bench/task_list_rss.sh  (another build; AGENTS_BIN from it too)
@@ -95,9 +95,6 @@ done
 # from the spawn bodies that copies for the listings could reuse unseen.
 stop "$pid"
 start_server "$addr"
-listed=$(api "http://$addr/v1/tasks?all=true" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
-answer=$(api -o /dev/null -w '%{size_download}' "http://$addr/v1/tasks?all=true")
-[[ $listed == "$tasks" ]] || { echo "listed $listed tasks, spawned $tasks" >&2; exit 2; }
 sleep "$settle"
 status() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$pid/status"; }
 before=$(status VmRSS)
@@ -113,6 +110,10 @@ end=$(date +%s.%N)
 peak=$(status VmHWM)
 sleep "$settle"
 after=$(status VmRSS)
+# Checked after: a listing before would leave its copies on an I/O thread's heap.
+listed=$(api "http://$addr/v1/tasks?all=true" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+answer=$(api -o /dev/null -w '%{size_download}' "http://$addr/v1/tasks?all=true")
+[[ $listed == "$tasks" ]] || { echo "listed $listed tasks, spawned $tasks" >&2; exit 2; }
 echo "mill:      $mill"
 echo "records:   $tasks pending tasks, body $(stat -c %s "$tmp/body.json") bytes each ($env_kb KiB env, $cmd_kb KiB command)"
 echo "listings:  $readers readers x $rounds GET /v1/tasks?all=true ($answer bytes each) in $(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.2f", b - a}') s"
