@@ -138,7 +138,7 @@ model::DesiredAllocations desired(const ApiContext& ctx, const std::string& node
   out.index = list.index;
   for (auto& v : list.allocations) {
     model::AllocStatus reported = v.status();
-    out.allocations.push_back({deliverable(ctx, std::move(v.alloc)), reported});
+    out.allocations.push_back({deliverable(ctx, *v.alloc), reported});
   }
   out.registries = registries(ctx);
   out.pulls = std::move(list.pulls);

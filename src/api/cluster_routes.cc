@@ -54,7 +54,7 @@ void add_load(const ApiContext& ctx, std::vector<model::Node>& nodes) {
   for (auto& n : nodes) {
     if (!n.draining || !ctx.node_monitor) continue;
     for (const auto& v : ctx.node_monitor->left_on(n.id)) {
-      ++(v.alloc.kind == model::kKindService ? n.drain_services : n.drain_tasks);
+      ++(v.alloc->kind == model::kKindService ? n.drain_services : n.drain_tasks);
     }
     if (n.load.allocations == 0 && n.status == model::NodeStatus::kDraining) {
       n.status = model::NodeStatus::kDrained;
@@ -131,9 +131,9 @@ void add_cluster_routes(Router& router, const ApiContext& ctx) {
     if (!removed && removed.error().code == ErrorCode::kConflict) {
       json::array left;
       for (const auto& v : ctx.node_monitor->left_on(id)) {
-        left.push_back(json::object{{"id", v.alloc.id},
-                                    {"kind", v.alloc.kind},
-                                    {"name", v.alloc.group},
+        left.push_back(json::object{{"id", v.alloc->id},
+                                    {"kind", v.alloc->kind},
+                                    {"name", v.alloc->group},
                                     {"status", model::to_string(v.status())}});
       }
       return json_response(
@@ -164,8 +164,9 @@ void add_cluster_routes(Router& router, const ApiContext& ctx) {
     json::array tasks;
     if (ctx.tasks) {
       for (const auto& t : ctx.tasks->list(false)) {
-        tasks.push_back(json::object{
-            {"id", t.alloc.id}, {"status", model::to_string(t.status())}, {"node", t.alloc.node}});
+        tasks.push_back(json::object{{"id", t.alloc->id},
+                                     {"status", model::to_string(t.status())},
+                                     {"node", t.alloc->node}});
       }
     }
     out["tasks"] = std::move(tasks);

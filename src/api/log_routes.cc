@@ -39,15 +39,15 @@ void add_log_routes(Router& router, const ApiContext& ctx) {
     // are (or were, within the retention period) on.
     std::vector<std::string> nodes;
     if (auto task = ctx.tasks->get(name)) {
-      nodes.push_back(task->alloc.node);
+      nodes.push_back(task->alloc->node);
     } else {
       auto allocs = ctx.tasks->group(model::kKindService, name);
       if (allocs.empty()) return error_response(404, "no task or service '" + name + "'");
       query.alloc_id.clear();
       query.service = name;
       for (const auto& v : allocs) {
-        if (std::find(nodes.begin(), nodes.end(), v.alloc.node) == nodes.end()) {
-          nodes.push_back(v.alloc.node);
+        if (std::find(nodes.begin(), nodes.end(), v.alloc->node) == nodes.end()) {
+          nodes.push_back(v.alloc->node);
         }
       }
     }

@@ -24,17 +24,17 @@ json::array services_json(const ApiContext& ctx) {
     for (const auto& v : ctx.tasks->group(model::kKindService, name)) {
       if (model::is_terminal(v.status())) continue;
       if (v.status() == model::AllocStatus::kHealthy) ++healthy;
-      if (image.empty()) image = v.alloc.spec.image;
+      if (image.empty()) image = v.alloc->spec.image;
       json::object a{
-          {"id", v.alloc.id},
-          {"node", v.alloc.node},
+          {"id", v.alloc->id},
+          {"node", v.alloc->node},
           {"status", model::to_string(v.status())},
-          {"address",
-           v.alloc.spec.port ? v.alloc.ip + ":" + std::to_string(*v.alloc.spec.port) : v.alloc.ip}};
+          {"address", v.alloc->spec.port ? v.alloc->ip + ":" + std::to_string(*v.alloc->spec.port)
+                                         : v.alloc->ip}};
       // Usage only once measured, never a 0 that means "not yet": memory from the
       // running report on (the agent reads it as the container starts), cpu once two
       // reports give a rate.
-      if (auto cpu = ctx.tasks->cpu_usage(v.alloc.id)) a["cpu"] = *cpu;
+      if (auto cpu = ctx.tasks->cpu_usage(v.alloc->id)) a["cpu"] = *cpu;
       if (v.state && v.state->started_at) {
         a["memory"] = v.state->memory_bytes;
         a["started_at"] = format_rfc3339(*v.state->started_at);

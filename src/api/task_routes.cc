@@ -29,7 +29,7 @@ std::string task_address(const model::Allocation& a) {
 }
 
 json::object task_json(const server::TaskView& v, SystemTime now) {
-  const auto& a = v.alloc;
+  const auto& a = *v.alloc;
   json::object o{{"id", a.id},
                  {"task", a.group.empty() ? json::value(nullptr) : json::value(a.group)},
                  {"image", a.spec.image},
@@ -189,7 +189,7 @@ void add_task_routes(Router& router, const ApiContext& ctx) {
     if (auto ok = check_secrets(ctx, request->spec.env); !ok) return error_response(ok.error());
     auto spawned = ctx.tasks->spawn(*request);
     if (!spawned) return error_response(spawned.error());
-    std::string id = spawned->alloc.id;
+    std::string id = spawned->alloc->id;
     net::HttpResponse res;
     res.async = [&ctx, id](std::shared_ptr<net::ResponseWriter> writer) {
       auto deadline = std::chrono::steady_clock::now() + ctx.spawn_wait;
@@ -197,16 +197,16 @@ void add_task_routes(Router& router, const ApiContext& ctx) {
         if (!v) return writer->respond(error_response(v.error()));
         if (v->status() == model::AllocStatus::kFailed) {
           std::string why = v->state ? v->state->message : "";
-          auto res = error_response(502, "task " + v->alloc.id + " failed to start: " + why);
+          auto res = error_response(502, "task " + v->alloc->id + " failed to start: " + why);
           return writer->respond(std::move(res));
         }
         // Its record was committed without waiting for the fsync (done meanwhile).
-        if (auto durable = ctx.tasks->make_durable(v->alloc.id); !durable) {
+        if (auto durable = ctx.tasks->make_durable(v->alloc->id); !durable) {
           return writer->respond(error_response(durable.error()));
         }
-        json::object out{{"id", v->alloc.id},
-                         {"address", task_address(v->alloc)},
-                         {"node", v->alloc.node},
+        json::object out{{"id", v->alloc->id},
+                         {"address", task_address(*v->alloc)},
+                         {"node", v->alloc->node},
                          {"status", model::to_string(v->status())}};
         if (v->state && v->state->exit_code) out["exit_code"] = *v->state->exit_code;
         (void)ctx;
@@ -227,8 +227,8 @@ void add_task_routes(Router& router, const ApiContext& ctx) {
   router.add("GET", "/v1/tasks/:id", [&ctx](const net::HttpRequest&, const Params& p) {
     auto v = ctx.tasks->get(p.find("id")->second);
     if (!v) return error_response(v.error());
-    if (v->alloc.kind != model::kKindTask)
-      return error_response(404, "no task '" + v->alloc.id + "'");
+    if (v->alloc->kind != model::kKindTask)
+      return error_response(404, "no task '" + v->alloc->id + "'");
     return json_response(200, task_json(*v, ctx.clock->now()));
   });
 
@@ -236,12 +236,12 @@ void add_task_routes(Router& router, const ApiContext& ctx) {
   router.add("DELETE", "/v1/tasks/:id", [&ctx](const net::HttpRequest&, const Params& p) {
     auto found = ctx.tasks->get(p.find("id")->second);
     if (!found) return error_response(found.error());
-    if (found->alloc.kind != model::kKindTask) {
-      return error_response(404, "no task '" + found->alloc.id + "' (services stop by deploy)");
+    if (found->alloc->kind != model::kKindTask) {
+      return error_response(404, "no task '" + found->alloc->id + "' (services stop by deploy)");
     }
-    auto v = ctx.tasks->kill(found->alloc.id);
+    auto v = ctx.tasks->kill(found->alloc->id);
     if (!v) return error_response(v.error());
-    std::string id = v->alloc.id;
+    std::string id = v->alloc->id;
     net::HttpResponse res;
     res.async = [&ctx, id](std::shared_ptr<net::ResponseWriter> writer) {
       auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);

@@ -23,8 +23,8 @@ std::string user_of(const ApiContext& ctx, const model::Config& deployed, const 
   }
   for (const auto& service : ctx.tasks->live_groups(model::kKindService)) {
     for (const auto& v : ctx.tasks->group(model::kKindService, service)) {
-      if (model::is_terminal(v.status()) || v.alloc.desired != model::DesiredState::kRun) continue;
-      for (const auto& vol : v.alloc.spec.volumes) {
+      if (model::is_terminal(v.status()) || v.alloc->desired != model::DesiredState::kRun) continue;
+      for (const auto& vol : v.alloc->spec.volumes) {
         if (vol.name == name) return service;
       }
     }

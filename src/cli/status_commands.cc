@@ -48,15 +48,17 @@ std::string figure(const json::object& o, std::string_view part, std::string_vie
 // total, and used (measured on the machine), never one number called "free".
 void print_nodes(const json::array& nodes) {
   Table t({"ID", "NAME", "ADDRESS", "STATUS", "CPU ALLOCATABLE", "CPU USED", "MEM ALLOCATABLE",
-           "MEM USED", "ALLOCS", "SEEN", "VERSION"});
+           "MEM USED", "DISK ALLOCATABLE", "ALLOCS", "SEEN", "VERSION"});
   for (const auto& v : nodes) {
     const auto& n = v.as_object();
     t.add({str(n.at("id")), str(n.at("name")), str(n.at("address")), str(n.at("status")),
            figure(n, "cpu", "allocatable") + "/" + figure(n, "cpu", "total"),
            figure(n, "cpu", "used"),
            figure(n, "memory", "allocatable") + "/" + figure(n, "memory", "total"),
-           figure(n, "memory", "used"), std::to_string(static_cast<long>(num(n.at("allocations")))),
-           seen(n),
+           figure(n, "memory", "used"),
+           n.contains("disk") ? figure(n, "disk", "allocatable") + "/" + figure(n, "disk", "total")
+                              : "-",
+           std::to_string(static_cast<long>(num(n.at("allocations")))), seen(n),
            n.contains("version") && !str(n.at("version")).empty() ? str(n.at("version")) : "-"});
   }
   t.print(std::cout);

@@ -30,8 +30,9 @@ Result<void> AllocTable::load(store::Store& store) {
       log::warn("skipping unreadable allocation " + kv.key + ": " + a.error().message);
       continue;
     }
-    revisions_[a->id] = kv.mod_revision;
-    views_[a->id].alloc = std::move(*a);
+    const std::string id = a->id;
+    revisions_[id] = kv.mod_revision;
+    views_[id].alloc = std::make_shared<const model::Allocation>(std::move(*a));
   }
   for (const auto& kv : states.kvs) {
     auto s = model::decode_alloc_state(kv.value);
@@ -80,12 +81,12 @@ std::vector<TaskView> AllocTable::tasks(bool include_ended) const {
   {
     std::lock_guard lock(mutex_);
     for (const auto& [id, v] : views_) {
-      if (v.alloc.kind == model::kKindTask && (include_ended || !ended(v))) out.push_back(v);
+      if (v.alloc->kind == model::kKindTask && (include_ended || !ended(v))) out.push_back(v);
     }
   }
   std::sort(out.begin(), out.end(), [](const TaskView& a, const TaskView& b) {
-    return a.alloc.created_at != b.alloc.created_at ? a.alloc.created_at > b.alloc.created_at
-                                                    : a.alloc.id < b.alloc.id;
+    return a.alloc->created_at != b.alloc->created_at ? a.alloc->created_at > b.alloc->created_at
+                                                      : a.alloc->id < b.alloc->id;
   });
   return out;
 }
@@ -95,12 +96,12 @@ std::vector<TaskView> AllocTable::group(std::string_view kind, const std::string
   {
     std::lock_guard lock(mutex_);
     for (const auto& [id, v] : views_) {
-      if (v.alloc.kind == kind && v.alloc.group == group) out.push_back(v);
+      if (v.alloc->kind == kind && v.alloc->group == group) out.push_back(v);
     }
   }
   std::sort(out.begin(), out.end(), [](const TaskView& a, const TaskView& b) {
-    return a.alloc.created_at != b.alloc.created_at ? a.alloc.created_at < b.alloc.created_at
-                                                    : a.alloc.id < b.alloc.id;
+    return a.alloc->created_at != b.alloc->created_at ? a.alloc->created_at < b.alloc->created_at
+                                                      : a.alloc->id < b.alloc->id;
   });
   return out;
 }
@@ -109,7 +110,7 @@ std::vector<std::string> AllocTable::live_groups(std::string_view kind) const {
   std::set<std::string> out;
   std::lock_guard lock(mutex_);
   for (const auto& [id, v] : views_) {
-    if (v.alloc.kind == kind && !ended(v)) out.insert(v.alloc.group);
+    if (v.alloc->kind == kind && !ended(v)) out.insert(v.alloc->group);
   }
   return {out.begin(), out.end()};
 }
@@ -118,7 +119,7 @@ std::vector<TaskView> AllocTable::live_on(const std::string& node) const {
   std::vector<TaskView> out;
   std::lock_guard lock(mutex_);
   for (const auto& [id, v] : views_) {
-    if (v.alloc.node == node && !ended(v)) out.push_back(v);
+    if (v.alloc->node == node && !ended(v)) out.push_back(v);
   }
   return out;
 }
@@ -128,11 +129,11 @@ std::map<std::string, model::NodeLoad> AllocTable::load_per_node() const {
   std::lock_guard lock(mutex_);
   for (const auto& [id, v] : views_) {
     if (ended(v)) continue;
-    model::NodeLoad& load = out[v.alloc.node];
+    model::NodeLoad& load = out[v.alloc->node];
     ++load.allocations;
-    load.cpu += v.alloc.spec.cpu;
-    load.memory += v.alloc.spec.memory;
-    load.disk += v.alloc.spec.disk;
+    load.cpu += v.alloc->spec.cpu;
+    load.memory += v.alloc->spec.memory;
+    load.disk += v.alloc->spec.disk;
   }
   return out;
 }
@@ -173,25 +174,31 @@ void AllocTable::wait(const std::string& id, bool (*done)(const TaskView&),
   });
 }
 
-void AllocTable::apply_placed(const model::Allocation& alloc, int64_t revision) {
+TaskView AllocTable::apply_placed(model::Allocation alloc, int64_t revision) {
+  const std::string id = alloc.id;
+  TaskView out{std::make_shared<const model::Allocation>(std::move(alloc)), std::nullopt};
   {
     std::lock_guard lock(mutex_);
-    revisions_[alloc.id] = revision;
-    views_[alloc.id] = TaskView{alloc, std::nullopt};
+    revisions_[id] = revision;
+    views_[id] = out;
   }
-  changed(alloc.id, revision);
+  changed(id, revision);
+  return out;
 }
 
-TaskView AllocTable::apply_alloc(const model::Allocation& alloc, int64_t revision) {
+TaskView AllocTable::apply_alloc(model::Allocation alloc, int64_t revision) {
+  const std::string id = alloc.id;
+  // Made before the lock is taken; the old record is left to whoever still holds it.
+  auto record = std::make_shared<const model::Allocation>(std::move(alloc));
   TaskView out;
   {
     std::lock_guard lock(mutex_);
-    revisions_[alloc.id] = revision;
-    TaskView& v = views_[alloc.id];
-    v.alloc = alloc;
+    revisions_[id] = revision;
+    TaskView& v = views_[id];
+    v.alloc = std::move(record);
     out = v;
   }
-  changed(alloc.id, revision);
+  changed(id, revision);
   return out;
 }
 

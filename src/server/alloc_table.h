@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -34,9 +35,14 @@
 
 namespace mill::server {
 
+// One allocation as readers get it. The record is shared, not copied: the table never
+// changes a record it handed out but replaces the pointer when a new one is applied, so
+// a copy of a view (a listing, the node protocol's answer, a waiter's callback) costs a
+// pointer however large the spec (env up to 256 KiB, command up to 128 KiB), and a
+// reader's copy stays as it was read.
 struct TaskView {
-  model::Allocation alloc;
-  std::optional<model::AllocState> state;  // none until the agent first reports
+  std::shared_ptr<const model::Allocation> alloc;  // never null in a view from the table
+  std::optional<model::AllocState> state;          // none until the agent first reports
 
   model::AllocStatus status() const { return state ? state->status : model::AllocStatus::kPending; }
 };
@@ -101,9 +107,11 @@ class AllocTable {
             ViewCallback callback);
 
   // Writers: each applies a change already committed at store revision `revision`.
-  void apply_placed(const model::Allocation& alloc, int64_t revision);
-  // The allocation's new record (its desired state changed); returns its view.
-  TaskView apply_alloc(const model::Allocation& alloc, int64_t revision);
+  // A new allocation; returns its view.
+  TaskView apply_placed(model::Allocation alloc, int64_t revision);
+  // The allocation's new record (its desired state changed), in place of the old one
+  // (which readers that hold it keep); returns its view.
+  TaskView apply_alloc(model::Allocation alloc, int64_t revision);
   // A reported state; revision 0 when only its usage changed (kept in memory only).
   void apply_state(const model::AllocState& state, int64_t revision);
   void apply_forgotten(const std::string& id, int64_t revision);

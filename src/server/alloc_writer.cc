@@ -11,8 +11,8 @@ AllocWriter::AllocWriter(store::Store& store, AllocTable& table, VolumeBindings&
 Result<TaskView> AllocWriter::kill(const std::string& id) {
   auto guard = table_.guard(id);
   auto v = MILL_TRY(table_.get(id));
-  if (ended(v) || v.alloc.desired == model::DesiredState::kStop) return v;
-  model::Allocation a = v.alloc;
+  if (ended(v) || v.alloc->desired == model::DesiredState::kStop) return v;
+  model::Allocation a = *v.alloc;
   a.desired = model::DesiredState::kStop;
   store::Txn txn;
   txn.compares = {{model::alloc_key(id), table_.revision(id).value_or(0)}};
@@ -21,14 +21,14 @@ Result<TaskView> AllocWriter::kill(const std::string& id) {
   if (!result.succeeded) {
     return make_error(ErrorCode::kConflict, "task " + id + " changed meanwhile; try again");
   }
-  return table_.apply_alloc(a, result.revision);
+  return table_.apply_alloc(std::move(a), result.revision);
 }
 
 Result<bool> AllocWriter::lose(const std::string& id, const std::string& reason) {
   auto guard = table_.guard(id);
   auto v = MILL_TRY(table_.get(id));
   if (ended(v)) return false;
-  model::Allocation a = v.alloc;
+  model::Allocation a = *v.alloc;
   a.desired = model::DesiredState::kStop;
   model::AllocState lost = v.state.value_or(model::AllocState{});
   lost.id = id;
@@ -46,9 +46,9 @@ Result<bool> AllocWriter::lose(const std::string& id, const std::string& reason)
   if (!result.succeeded) {
     return make_error(ErrorCode::kConflict, "allocation " + id + " changed meanwhile; try again");
   }
-  table_.apply_alloc(a, result.revision);
+  auto applied = table_.apply_alloc(std::move(a), result.revision);
   table_.apply_state(lost, result.revision);
-  usage_.record(a, a.node, v.state, lost);
+  usage_.record(*applied.alloc, applied.alloc->node, v.state, lost);
   return true;
 }
 
@@ -61,12 +61,12 @@ Result<void> AllocWriter::report(const std::string& node,
 Result<void> AllocWriter::record(const std::string& node, const model::AllocState& reported) {
   auto guard = table_.guard(reported.id);
   auto found = table_.get(reported.id);
-  if (!found || found->alloc.node != node) return {};
+  if (!found || found->alloc->node != node) return {};
   const TaskView& v = *found;
   if (v.state == reported) {
     // Nothing changed, its usage included: for the cpu rate, no cpu used since the last
     // report (an idle allocation's agent resends its usage now and then).
-    usage_.record(v.alloc, node, v.state, reported);
+    usage_.record(*v.alloc, node, v.state, reported);
     return {};
   }
   // An end state is final: a late report cannot bring a task back.
@@ -92,16 +92,16 @@ Result<void> AllocWriter::record(const std::string& node, const model::AllocStat
     txn.durability = Durability::kProcessCrash;
     txn.ops.push_back({store::Operation::Type::kPut, model::alloc_state_key(reported.id),
                        model::encode(reported)});
-    if (now_ended && !v.alloc.ip.empty()) {
+    if (now_ended && !v.alloc->ip.empty()) {
       // The container and its network are gone: its address may be reused.
-      txn.ops.push_back({store::Operation::Type::kDelete, address_key(node, v.alloc.ip), ""});
+      txn.ops.push_back({store::Operation::Type::kDelete, address_key(node, v.alloc->ip), ""});
     }
     revision = MILL_TRY(store_.txn(txn)).revision;
   }
   // The store has it (if it is worth keeping): now readers may see it.
   table_.apply_state(reported, revision);
   volumes_.set_used(reported.volume_used);
-  usage_.record(v.alloc, node, v.state, reported);
+  usage_.record(*v.alloc, node, v.state, reported);
   return {};
 }
 

@@ -18,7 +18,7 @@ std::vector<std::string> DeployManager::keep_replicas() {
     int live = 0;
     int healthy = 0;
     for (const auto& v : tasks_.group(model::kKindService, name)) {
-      if (ended(v) || v.alloc.desired != model::DesiredState::kRun) continue;
+      if (ended(v) || v.alloc->desired != model::DesiredState::kRun) continue;
       ++live;
       if (v.status() == model::AllocStatus::kHealthy) ++healthy;
     }
@@ -34,9 +34,9 @@ std::vector<std::string> DeployManager::keep_replicas() {
                   " replica(s) short, and no room for one: " + one.error().message);
         break;
       }
-      log::info("service " + name + ": replacing a lost replica with " + one->alloc.id + " on " +
-                one->alloc.node);
-      placed.push_back(one->alloc.id);
+      log::info("service " + name + ": replacing a lost replica with " + one->alloc->id + " on " +
+                one->alloc->node);
+      placed.push_back(one->alloc->id);
     }
   }
   return placed;
@@ -52,9 +52,9 @@ int DeployManager::move_off(const std::set<std::string>& draining) {
     int elsewhere = 0;
     int healthy_elsewhere = 0;
     for (const auto& v : tasks_.group(model::kKindService, name)) {
-      if (ended(v) || v.alloc.desired != model::DesiredState::kRun) continue;
-      if (draining.contains(v.alloc.node)) {
-        on_draining.push_back(v.alloc.id);
+      if (ended(v) || v.alloc->desired != model::DesiredState::kRun) continue;
+      if (draining.contains(v.alloc->node)) {
+        on_draining.push_back(v.alloc->id);
       } else {
         ++elsewhere;
         if (v.status() == model::AllocStatus::kHealthy) ++healthy_elsewhere;
@@ -68,7 +68,7 @@ int DeployManager::move_off(const std::set<std::string>& draining) {
         log::warn("drain: service " + name + ": no room for a replacement: " + one.error().message);
         break;
       }
-      log::info("drain: service " + name + ": " + one->alloc.id + " on " + one->alloc.node +
+      log::info("drain: service " + name + ": " + one->alloc->id + " on " + one->alloc->node +
                 " replaces one on a draining node");
     }
     if (healthy_elsewhere < service.replicas) continue;

@@ -21,7 +21,7 @@ std::string progress(const json::object& fields) { return json::serialize(fields
 DeployEvent progress_event(const json::object& fields) { return {"progress", progress(fields)}; }
 
 bool live(const TaskView& v) {
-  return !model::is_terminal(v.status()) && v.alloc.desired == model::DesiredState::kRun;
+  return !model::is_terminal(v.status()) && v.alloc->desired == model::DesiredState::kRun;
 }
 
 // Why an allocation that should become healthy will not: nullopt while it still may.
@@ -88,8 +88,8 @@ Rollout DeployManager::begin_rollout(const Run& run, const model::ServiceSpec& s
   std::vector<std::pair<std::string, bool>> current;
   for (const auto& v : tasks_.group(model::kKindService, service.name)) {
     if (!live(v)) continue;
-    current.emplace_back(v.alloc.id, v.alloc.spec == spec);
-    if (first && !*first) *first = v.alloc;
+    current.emplace_back(v.alloc->id, v.alloc->spec == spec);
+    if (first && !*first) *first = *v.alloc;
   }
   RolloutLimits limits;
   limits.want = service.replicas;
@@ -252,8 +252,8 @@ Result<void> DeployManager::roll(Run& run, const std::string& name) {
   Rollout rollout(*p.rollout);
   // Allocations a previous server placed but was killed before it recorded.
   for (const auto& v : tasks_.group(model::kKindService, name)) {
-    if (live(v) && v.alloc.created_at >= run.record.started_at) {
-      rollout.adopt(v.alloc.id, v.alloc.created_at);
+    if (live(v) && v.alloc->created_at >= run.record.started_at) {
+      rollout.adopt(v.alloc->id, v.alloc->created_at);
     }
   }
   std::optional<model::AllocSpec> old_spec;
@@ -284,7 +284,7 @@ Result<void> DeployManager::roll(Run& run, const std::string& name) {
         if (!rollout.stopping()) rollout.placement_failed(v.error().message);
         break;
       }
-      rollout.placed(v->alloc.id, v->alloc.node, clock_.now(), acts.old_spec, acts);
+      rollout.placed(v->alloc->id, v->alloc->node, clock_.now(), acts.old_spec, acts);
       any = true;
     }
     return any;
@@ -333,7 +333,7 @@ void DeployManager::remove_services(Run& run) {
   for (const auto& name : run.record.progress.removed) {
     std::vector<std::string> ids;
     for (const auto& v : tasks_.group(model::kKindService, name)) {
-      if (live(v)) ids.push_back(v.alloc.id);
+      if (live(v)) ids.push_back(v.alloc->id);
     }
     stop_allocations(ids);
     if (stopping()) return;  // the next server removes it again

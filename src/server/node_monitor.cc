@@ -67,8 +67,8 @@ void NodeMonitor::check() {
     // Looked at every time, not only the first: a placement that raced the node's
     // end, or a store write that failed, is dealt with at the next look.
     for (const auto& v : tasks_.live_on(node.id)) {
-      auto lost = tasks_.lose(v.alloc.id, reason);
-      if (!lost) log::warn("node monitor: " + v.alloc.id + ": " + lost.error().message);
+      auto lost = tasks_.lose(v.alloc->id, reason);
+      if (!lost) log::warn("node monitor: " + v.alloc->id + ": " + lost.error().message);
     }
   }
   // Every look, not only after a loss: a placement that found no room, or a replica
@@ -81,12 +81,12 @@ void NodeMonitor::check() {
     draining.insert(node.id);
     if (!node.drain_deadline || now < *node.drain_deadline) continue;
     for (const auto& v : left_on(node.id)) {
-      if (v.alloc.desired != model::DesiredState::kRun) continue;
-      if (v.alloc.kind != model::kKindTask && !node.drain_force) continue;
-      log::info("drain: " + node.id + ": the deadline passed; stopping " + v.alloc.kind + " " +
-                v.alloc.id);
-      if (auto killed = tasks_.kill(v.alloc.id); !killed) {
-        log::warn("drain: stopping " + v.alloc.id + ": " + killed.error().message);
+      if (v.alloc->desired != model::DesiredState::kRun) continue;
+      if (v.alloc->kind != model::kKindTask && !node.drain_force) continue;
+      log::info("drain: " + node.id + ": the deadline passed; stopping " + v.alloc->kind + " " +
+                v.alloc->id);
+      if (auto killed = tasks_.kill(v.alloc->id); !killed) {
+        log::warn("drain: stopping " + v.alloc->id + ": " + killed.error().message);
       }
     }
   }
@@ -109,7 +109,7 @@ Result<model::Node> NodeMonitor::drain(const std::string& id, std::chrono::milli
   // anything moves: a drain that cannot finish stops nothing.
   std::map<std::string, int> per_service;
   for (const auto& v : left_on(id)) {
-    if (v.alloc.kind == model::kKindService) ++per_service[v.alloc.group];
+    if (v.alloc->kind == model::kKindService) ++per_service[v.alloc->group];
   }
   auto config = deploys_.deployed();
   for (const auto& [name, count] : per_service) {
@@ -142,7 +142,7 @@ Result<void> NodeMonitor::remove(const std::string& id) {
   auto left = left_on(id);
   if (!left.empty()) {
     std::string ids;
-    for (const auto& v : left) ids += (ids.empty() ? "" : ", ") + v.alloc.id;
+    for (const auto& v : left) ids += (ids.empty() ? "" : ", ") + v.alloc->id;
     return make_error(ErrorCode::kConflict, "node " + id + " still runs " +
                                                 std::to_string(left.size()) +
                                                 " allocation(s): " + ids + "; drain it first");

@@ -14,20 +14,21 @@ NodeAllocations NodeProtocolView::allocations_for(const std::string& node) const
   out.pulls = pulls_.asked_of(node);
   out.remove_volumes = volumes_.removals_for(node);
   table_.for_each([&](const TaskView& v) {
-    if (v.alloc.node == node) out.allocations.push_back(v);
-    const auto& spec = v.alloc.spec;
-    if (v.alloc.kind != model::kKindService || !spec.route || !spec.port ||
-        v.alloc.desired != model::DesiredState::kRun || model::is_terminal(v.status())) {
+    if (v.alloc->node == node) out.allocations.push_back(v);
+    const auto& spec = v.alloc->spec;
+    if (v.alloc->kind != model::kKindService || !spec.route || !spec.port ||
+        v.alloc->desired != model::DesiredState::kRun || model::is_terminal(v.status())) {
       return;
     }
     auto it = std::find_if(out.routes.begin(), out.routes.end(), [&](const auto& r) {
-      return r.service == v.alloc.group && r.route == *spec.route;
+      return r.service == v.alloc->group && r.route == *spec.route;
     });
     if (it == out.routes.end()) {
-      it = out.routes.insert(out.routes.end(), model::ServiceRoute{v.alloc.group, *spec.route, {}});
+      it =
+          out.routes.insert(out.routes.end(), model::ServiceRoute{v.alloc->group, *spec.route, {}});
     }
-    if (v.status() == model::AllocStatus::kHealthy && !v.alloc.ip.empty()) {
-      it->upstreams.push_back(v.alloc.ip + ":" + std::to_string(*spec.port));
+    if (v.status() == model::AllocStatus::kHealthy && !v.alloc->ip.empty()) {
+      it->upstreams.push_back(v.alloc->ip + ":" + std::to_string(*spec.port));
     }
   });
   return out;

@@ -45,8 +45,8 @@ std::optional<std::string> PlanApplier::free_address(const model::Node& node) co
   if (!subnet) return std::nullopt;
   std::vector<bool> used(256, false);
   table_.for_each([&](const TaskView& v) {
-    if (v.alloc.node != node.id || ended(v)) return;
-    if (auto ip = model::parse_ipv4(v.alloc.ip); ip && subnet->contains(*ip))
+    if (v.alloc->node != node.id || ended(v)) return;
+    if (auto ip = model::parse_ipv4(v.alloc->ip); ip && subnet->contains(*ip))
       used[*ip & 255] = true;
   });
   // .0 is the network, .1 the bridge, .255 broadcast.
@@ -81,8 +81,8 @@ std::vector<scheduler::NodeView> PlanApplier::snapshot(
   }
   if (group.empty()) return out;
   table_.for_each([&](const TaskView& t) {
-    if (ended(t) || t.alloc.kind != kind || t.alloc.group != group) return;
-    if (auto at = index.find(t.alloc.node); at != index.end()) ++out[at->second].group_allocations;
+    if (ended(t) || t.alloc->kind != kind || t.alloc->group != group) return;
+    if (auto at = index.find(t.alloc->node); at != index.end()) ++out[at->second].group_allocations;
   });
   return out;
 }
@@ -162,8 +162,7 @@ Result<TaskView> PlanApplier::place(const std::string& kind, const std::string& 
     if (!result.succeeded) continue;  // placed on a stale view, or id/address taken: again
     // Bound before the table shows the allocation (and wakes its node).
     volumes_.bound(std::move(bindings));
-    table_.apply_placed(a, result.revision);
-    return TaskView{a, std::nullopt};
+    return table_.apply_placed(std::move(a), result.revision);
   }
   return make_error(ErrorCode::kConflict, "could not record the allocation; try again");
 }

@@ -278,7 +278,7 @@ TEST_F(CliTest, NodesPrintsTableAndJson) {
   ASSERT_EQ(lines.size(), 2u) << r.out;
   EXPECT_TRUE(lines[0].starts_with("ID")) << r.out;
   for (const char* col : {"NAME", "ADDRESS", "STATUS", "CPU ALLOCATABLE", "CPU USED",
-                          "MEM ALLOCATABLE", "MEM USED", "SEEN", "VERSION"}) {
+                          "MEM ALLOCATABLE", "MEM USED", "DISK ALLOCATABLE", "SEEN", "VERSION"}) {
     EXPECT_NE(lines[0].find(col), std::string::npos) << col << " column missing:\n" << r.out;
   }
   EXPECT_TRUE(lines[1].starts_with("node-1")) << r.out;

@@ -320,11 +320,12 @@ TEST_F(TaskProtocol, FreeIsNamedAllocatableOrUsedAndPlacementCountsAllocatable) 
     std::istringstream words(line);
     for (std::string w; words >> w;) row.push_back(w);
   }
-  ASSERT_GE(row.size(), 8u) << cli.out;
+  ASSERT_GE(row.size(), 9u) << cli.out;
   EXPECT_EQ(row[4], "1.00/2.00") << cli.out;
   EXPECT_EQ(row[5], "1.75") << cli.out;
   EXPECT_EQ(row[6], "960M/1.0G") << cli.out;
   EXPECT_EQ(row[7], "768M") << cli.out;
+  EXPECT_EQ(row[8], "-") << "a node that does not report its disk:\n" << cli.out;
   cli = run_mill({"status"}, env);
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
   EXPECT_NE(cli.out.find("CPU:      1.00 of 2.00 cores allocatable (1.00 reserved), 1.75 used "

@@ -1,7 +1,7 @@
 // The allocation table on its own (alloc_table.h): waits for an allocation's state
 // answer when the table records it, a write guard makes writers of one allocation take
-// turns without making readers wait, and only changes the store has wake the
-// blocking query.
+// turns without making readers wait, only changes the store has wake the
+// blocking query, and readers share one record instead of copying it.
 
 #include "server/alloc_table.h"
 
@@ -117,12 +117,41 @@ TEST_F(AllocTableTest, LiveOnANodeIsWhatHasNotEndedThere) {
   table.apply_state(state(model::AllocStatus::kRunning), 4);
   auto live = table.live_on("node-1");
   ASSERT_EQ(live.size(), 1u);
-  EXPECT_EQ(live[0].alloc.id, "task-abcd");
+  EXPECT_EQ(live[0].alloc->id, "task-abcd");
   EXPECT_TRUE(table.live_on("node-3").empty());
   auto exited = state(model::AllocStatus::kExited);
   table.apply_state(exited, 5);
   EXPECT_TRUE(table.live_on("node-1").empty());
   EXPECT_EQ(table.live_on("node-2").size(), 1u);
+}
+
+// Every reader (listings, the node protocol, waits) gets the one record the table
+// holds, not a copy of its spec (env up to 256 KiB); a new record replaces it for later
+// readers while one read before keeps what it read.
+TEST_F(AllocTableTest, ReadersShareTheRecordAndANewRecordLeavesTheirsAlone) {
+  auto first = table.get("task-abcd");
+  auto second = table.get("task-abcd");
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(first->alloc.get(), second->alloc.get());
+  EXPECT_EQ(table.tasks(true).at(0).alloc.get(), first->alloc.get());
+  EXPECT_EQ(table.live_on("node-1").at(0).alloc.get(), first->alloc.get());
+  EXPECT_EQ(table.group(model::kKindTask, "").at(0).alloc.get(), first->alloc.get());
+  table.for_each([&](const TaskView& v) { EXPECT_EQ(v.alloc.get(), first->alloc.get()); });
+  table.apply_state(state(model::AllocStatus::kRunning), 3);  // a state leaves the record
+  EXPECT_EQ(table.get("task-abcd")->alloc.get(), first->alloc.get());
+
+  model::Allocation stopped = *first->alloc;
+  stopped.desired = model::DesiredState::kStop;
+  auto applied = table.apply_alloc(stopped, 4);
+  auto after = table.get("task-abcd");
+  ASSERT_TRUE(after.has_value());
+  EXPECT_NE(after->alloc.get(), first->alloc.get());
+  EXPECT_EQ(after->alloc.get(), applied.alloc.get());
+  EXPECT_EQ(after->alloc->desired, model::DesiredState::kStop);
+  EXPECT_EQ(after->status(), model::AllocStatus::kRunning) << "the state stays";
+  EXPECT_EQ(first->alloc->desired, model::DesiredState::kRun) << "an earlier read is unchanged";
+  EXPECT_EQ(first->alloc.use_count(), 2) << "held by the two earlier reads only";
 }
 
 }  // namespace

@@ -85,14 +85,14 @@ class FakeNode {
       std::vector<model::AllocState> states;
       for (const auto& v : mine.allocations) {
         model::AllocState s;
-        s.id = v.alloc.id;
+        s.id = v.alloc->id;
         auto now = v.status();
-        if (v.alloc.desired == model::DesiredState::kStop) {
+        if (v.alloc->desired == model::DesiredState::kStop) {
           if (model::is_terminal(now)) continue;
           s.status = model::AllocStatus::kKilled;
         } else if (now == model::AllocStatus::kPending) {
           s.status = model::AllocStatus::kRunning;
-        } else if (now == model::AllocStatus::kRunning && may_become_healthy(v.alloc)) {
+        } else if (now == model::AllocStatus::kRunning && may_become_healthy(*v.alloc)) {
           s.status = model::AllocStatus::kHealthy;
         } else {
           continue;
@@ -254,8 +254,8 @@ class DeployTest : public ::testing::Test {
   std::set<std::string> live(const std::string& service) {
     std::set<std::string> ids;
     for (const auto& v : tasks.group(model::kKindService, service)) {
-      if (!model::is_terminal(v.status()) && v.alloc.desired == model::DesiredState::kRun) {
-        ids.insert(v.alloc.id);
+      if (!model::is_terminal(v.status()) && v.alloc->desired == model::DesiredState::kRun) {
+        ids.insert(v.alloc->id);
       }
     }
     return ids;
@@ -354,8 +354,8 @@ TEST_F(DeployTest, AFailureAfterSomeReplacementsRollsThoseBackToo) {
   auto now = live("web");
   ASSERT_EQ(now.size(), 3u);
   for (const auto& v : tasks.group(model::kKindService, "web")) {
-    if (now.contains(v.alloc.id)) {
-      EXPECT_EQ(v.alloc.spec.image, "r/app:v1") << v.alloc.id;
+    if (now.contains(v.alloc->id)) {
+      EXPECT_EQ(v.alloc->spec.image, "r/app:v1") << v.alloc->id;
     }
   }
 }
@@ -420,8 +420,8 @@ TEST_F(DeployTest, ADeployCutOffByItsServerIsCarriedOnByTheNextOne) {
   auto now = live("web");
   ASSERT_EQ(now.size(), 3u);
   for (const auto& v : tasks.group(model::kKindService, "web")) {
-    if (now.contains(v.alloc.id)) {
-      EXPECT_EQ(v.alloc.spec.image, "r/held:v2");
+    if (now.contains(v.alloc->id)) {
+      EXPECT_EQ(v.alloc->spec.image, "r/held:v2");
     }
   }
   EXPECT_EQ(deploys->deployed().services.at("web").image, "r/held:v2");
@@ -466,7 +466,7 @@ TEST_F(DeployTest, ASecondDeployThatFailsPartwayLeavesEachServiceAtWhatRuns) {
   auto images = [&](const std::string& name) {
     std::multiset<std::string> out;
     for (const auto& v : tasks.group(model::kKindService, name)) {
-      if (live(name).contains(v.alloc.id)) out.insert(v.alloc.spec.image);
+      if (live(name).contains(v.alloc->id)) out.insert(v.alloc->spec.image);
     }
     return out;
   };

@@ -87,7 +87,7 @@ class TaskStoreIoTest : public ::testing::Test {
 TEST_F(TaskStoreIoTest, ReadsGoOnWhileAReportIsBeingWritten) {
   auto a = tasks.spawn(inline_task());
   ASSERT_TRUE(a.has_value());
-  const std::string id = a->alloc.id;
+  const std::string id = a->alloc->id;
   store.hold(std::string(model::kAllocStatePrefix));
   auto entered = store.held();
   model::AllocState running;

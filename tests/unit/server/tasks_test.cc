@@ -68,20 +68,20 @@ TEST_F(TasksTest, TemplateSpawnGetsIdAddressAndTemplateSettings) {
   r.spec.env = {{"SESSION", "abc"}};
   auto v = tasks.spawn(r);
   ASSERT_TRUE(v.has_value()) << v.error().message;
-  EXPECT_TRUE(v->alloc.id.starts_with("agent-")) << v->alloc.id;
-  EXPECT_EQ(v->alloc.id.size(), std::string("agent-x7k2").size());
-  EXPECT_EQ(v->alloc.node, "node-1");
-  EXPECT_EQ(v->alloc.ip, "10.99.1.2");  // node-1's /24; .1 is the bridge
-  EXPECT_EQ(v->alloc.spec.env.at("MODE"), "template");
-  EXPECT_EQ(v->alloc.spec.env.at("SESSION"), "abc");
-  EXPECT_EQ(v->alloc.spec.port, 8080);
+  EXPECT_TRUE(v->alloc->id.starts_with("agent-")) << v->alloc->id;
+  EXPECT_EQ(v->alloc->id.size(), std::string("agent-x7k2").size());
+  EXPECT_EQ(v->alloc->node, "node-1");
+  EXPECT_EQ(v->alloc->ip, "10.99.1.2");  // node-1's /24; .1 is the bridge
+  EXPECT_EQ(v->alloc->spec.env.at("MODE"), "template");
+  EXPECT_EQ(v->alloc->spec.env.at("SESSION"), "abc");
+  EXPECT_EQ(v->alloc->spec.port, 8080);
   // Durable: the record is in the store, and so is the address.
-  auto stored = store.get(model::alloc_key(v->alloc.id));
+  auto stored = store.get(model::alloc_key(v->alloc->id));
   ASSERT_TRUE(stored.has_value() && stored->has_value());
   auto ipam = store.list("/ipam/node-1/");
   ASSERT_TRUE(ipam.has_value());
   ASSERT_EQ(ipam->kvs.size(), 1u);
-  EXPECT_EQ(ipam->kvs[0].value, v->alloc.id);
+  EXPECT_EQ(ipam->kvs[0].value, v->alloc->id);
 }
 
 TEST_F(TasksTest, UnknownTemplateAndBadSpecsAreRejected) {
@@ -111,14 +111,14 @@ TEST_F(TasksTest, NeverOvercommitsTheNode) {
 TEST_F(TasksTest, EndedTasksReleaseCapacityAndAddress) {
   auto a = tasks.spawn(inline_task(1.5));
   ASSERT_TRUE(a.has_value());
-  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kRunning)}));
+  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc->id, model::AllocStatus::kRunning)}));
   ASSERT_FALSE(tasks.spawn(inline_task(1.0)).has_value());
-  auto done = state(a->alloc.id, model::AllocStatus::kExited);
+  auto done = state(a->alloc->id, model::AllocStatus::kExited);
   done.exit_code = 0;
   ASSERT_TRUE(tasks.report("node-1", {done}));
   auto b = tasks.spawn(inline_task(1.0));
   ASSERT_TRUE(b.has_value());
-  EXPECT_EQ(b->alloc.ip, a->alloc.ip);  // the address came back to the pool
+  EXPECT_EQ(b->alloc->ip, a->alloc->ip);  // the address came back to the pool
   EXPECT_EQ(tasks.list(false).size(), 1u);
   EXPECT_EQ(tasks.list(true).size(), 2u);
 }
@@ -144,8 +144,8 @@ TEST_F(TasksTest, AllocatableIsWhatPlacementCountsAndUsedIsMeasured) {
   auto b = tasks.spawn(inline_task(0.25, 64 * kMiB));
   auto ended = tasks.spawn(inline_task(0.5, 64 * kMiB));
   ASSERT_TRUE(a && b && ended);
-  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kRunning)}));
-  auto done = state(ended->alloc.id, model::AllocStatus::kExited);
+  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc->id, model::AllocStatus::kRunning)}));
+  auto done = state(ended->alloc->id, model::AllocStatus::kExited);
   done.exit_code = 0;
   ASSERT_TRUE(tasks.report("node-1", {done}));
   // The machine is busy with something else: nothing idle, little memory free.
@@ -173,7 +173,7 @@ TEST_F(TasksTest, AllocatableIsWhatPlacementCountsAndUsedIsMeasured) {
   EXPECT_FALSE(tasks.spawn(inline_task(0.01, 16 * kMiB)).has_value());
 
   // A draining node takes nothing: it offers nothing, whatever its reservations.
-  ASSERT_TRUE(tasks.kill(a->alloc.id).has_value());
+  ASSERT_TRUE(tasks.kill(a->alloc->id).has_value());
   ASSERT_TRUE(nodes.set_drain("node-1", std::nullopt, true).has_value());
   n = listed();
   EXPECT_DOUBLE_EQ(model::allocatable_cpu(n), 0);
@@ -184,11 +184,11 @@ TEST_F(TasksTest, AllocatableIsWhatPlacementCountsAndUsedIsMeasured) {
 TEST_F(TasksTest, ReportsFromAnotherNodeOrAfterTheEndAreIgnored) {
   auto a = tasks.spawn(inline_task());
   ASSERT_TRUE(a.has_value());
-  ASSERT_TRUE(tasks.report("node-9", {state(a->alloc.id, model::AllocStatus::kRunning)}));
-  EXPECT_EQ(tasks.get(a->alloc.id)->status(), model::AllocStatus::kPending);
-  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kKilled)}));
-  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kRunning)}));
-  EXPECT_EQ(tasks.get(a->alloc.id)->status(), model::AllocStatus::kKilled);
+  ASSERT_TRUE(tasks.report("node-9", {state(a->alloc->id, model::AllocStatus::kRunning)}));
+  EXPECT_EQ(tasks.get(a->alloc->id)->status(), model::AllocStatus::kPending);
+  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc->id, model::AllocStatus::kKilled)}));
+  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc->id, model::AllocStatus::kRunning)}));
+  EXPECT_EQ(tasks.get(a->alloc->id)->status(), model::AllocStatus::kKilled);
 }
 
 // A callback's one result, safe to deliver after the test has moved on or given up
@@ -209,12 +209,12 @@ TEST_F(TasksTest, WhenStartedFiresOnTheRunningReport) {
   auto a = tasks.spawn(inline_task());
   ASSERT_TRUE(a.has_value());
   Caught<Result<TaskView>> got;
-  tasks.when_started(a->alloc.id, std::chrono::steady_clock::now() + 10s, got.callback());
+  tasks.when_started(a->alloc->id, std::chrono::steady_clock::now() + 10s, got.callback());
   auto& future = got.future;
   EXPECT_EQ(future.wait_for(100ms), std::future_status::timeout);
-  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kPulling)}));
+  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc->id, model::AllocStatus::kPulling)}));
   EXPECT_EQ(future.wait_for(300ms), std::future_status::timeout);
-  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kRunning)}));
+  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc->id, model::AllocStatus::kRunning)}));
   ASSERT_EQ(future.wait_for(5s), std::future_status::ready);
   auto v = future.get();
   ASSERT_TRUE(v.has_value());
@@ -225,7 +225,7 @@ TEST_F(TasksTest, WhenStartedTimesOut) {
   auto a = tasks.spawn(inline_task());
   ASSERT_TRUE(a.has_value());
   Caught<Result<TaskView>> got;
-  tasks.when_started(a->alloc.id, std::chrono::steady_clock::now() + 300ms, got.callback());
+  tasks.when_started(a->alloc->id, std::chrono::steady_clock::now() + 300ms, got.callback());
   auto& future = got.future;
   ASSERT_EQ(future.wait_for(5s), std::future_status::ready);
   auto v = future.get();
@@ -253,10 +253,10 @@ TEST_F(TasksTest, BlockingQueryWakesOnANewAllocation) {
 TEST_F(TasksTest, KillAsksTheNodeToStop) {
   auto a = tasks.spawn(inline_task());
   ASSERT_TRUE(a.has_value());
-  auto k = tasks.kill(a->alloc.id);
+  auto k = tasks.kill(a->alloc->id);
   ASSERT_TRUE(k.has_value());
-  EXPECT_EQ(k->alloc.desired, model::DesiredState::kStop);
-  EXPECT_EQ(tasks.allocations_for("node-1").allocations[0].alloc.desired,
+  EXPECT_EQ(k->alloc->desired, model::DesiredState::kStop);
+  EXPECT_EQ(tasks.allocations_for("node-1").allocations[0].alloc->desired,
             model::DesiredState::kStop);
   EXPECT_EQ(tasks.kill("task-none").error().code, ErrorCode::kNotFound);
 }
@@ -265,25 +265,25 @@ TEST_F(TasksTest, SweepForgetsTasksAfterRetentionAndSurvivesRestart) {
   auto a = tasks.spawn(inline_task());
   auto b = tasks.spawn(inline_task());
   ASSERT_TRUE(a.has_value() && b.has_value());
-  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kExited)}));
+  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc->id, model::AllocStatus::kExited)}));
   clock.advance(std::chrono::minutes(59));
   EXPECT_EQ(*tasks.sweep(), 0);
   clock.advance(std::chrono::minutes(2));
   EXPECT_EQ(*tasks.sweep(), 1);
-  EXPECT_EQ(tasks.get(a->alloc.id).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(tasks.get(a->alloc->id).error().code, ErrorCode::kNotFound);
 
   // A new leader over the same store sees what is left.
   TaskManager again{store, nodes, clock, metrics, TaskOptions{}};
   ASSERT_TRUE(again.start().has_value());
   EXPECT_EQ(again.list(true).size(), 1u);
-  EXPECT_TRUE(again.get(b->alloc.id).has_value());
+  EXPECT_TRUE(again.get(b->alloc->id).has_value());
   again.stop();
 }
 
 TEST_F(TasksTest, UsageReportsFeedTheGaugesWithoutStoreWrites) {
   auto a = tasks.spawn(inline_task());
   ASSERT_TRUE(a.has_value());
-  auto running = state(a->alloc.id, model::AllocStatus::kRunning);
+  auto running = state(a->alloc->id, model::AllocStatus::kRunning);
   ASSERT_TRUE(tasks.report("node-1", {running}));
   auto rev = store.revision();
   ASSERT_TRUE(rev.has_value());
@@ -292,10 +292,10 @@ TEST_F(TasksTest, UsageReportsFeedTheGaugesWithoutStoreWrites) {
   clock.advance(5s);
   ASSERT_TRUE(tasks.report("node-1", {running}));
   EXPECT_EQ(*store.revision(), *rev);  // usage alone is not written
-  EXPECT_EQ(tasks.get(a->alloc.id)->state->memory_bytes, 7 << 20);
+  EXPECT_EQ(tasks.get(a->alloc->id)->state->memory_bytes, 7 << 20);
   auto text = metrics.render();
   std::string labels =
-      "{alloc=\"" + a->alloc.id + "\",node=\"node-1\",service=\"\",task=\"inline\"}";
+      "{alloc=\"" + a->alloc->id + "\",node=\"node-1\",service=\"\",task=\"inline\"}";
   EXPECT_NE(text.find("mill_alloc_memory_bytes" + labels + " 7340032"), std::string::npos) << text;
   EXPECT_NE(text.find("mill_alloc_cpu_usage" + labels + " 0.5"), std::string::npos) << text;
 }
@@ -306,7 +306,7 @@ TEST_F(TasksTest, UsageReportsFeedTheGaugesWithoutStoreWrites) {
 TEST_F(TasksTest, CpuRateNeedsTwoReportsAndFallsToZeroWhenUnchanged) {
   auto a = tasks.spawn(inline_task());
   ASSERT_TRUE(a.has_value());
-  const std::string id = a->alloc.id;
+  const std::string id = a->alloc->id;
   auto running = state(id, model::AllocStatus::kRunning);
   running.cpu_seconds = 1;
   running.memory_bytes = 1 << 20;
@@ -331,14 +331,15 @@ TEST_F(TasksTest, MetricsCountSpawnsAndDurations) {
   r.template_name = "agent";
   auto a = tasks.spawn(r);
   ASSERT_TRUE(a.has_value());
-  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc.id, model::AllocStatus::kRunning)}));
-  auto done = state(a->alloc.id, model::AllocStatus::kExited);
+  ASSERT_TRUE(tasks.report("node-1", {state(a->alloc->id, model::AllocStatus::kRunning)}));
+  auto done = state(a->alloc->id, model::AllocStatus::kExited);
   done.started_at = clock.now() - 3s;
   ASSERT_TRUE(tasks.report("node-1", {done}));
   auto text = metrics.render();
   EXPECT_NE(text.find("mill_tasks_spawned_total{task=\"agent\"} 1"), std::string::npos) << text;
   // Ended: its usage series are gone.
-  EXPECT_EQ(text.find("mill_alloc_memory_bytes{alloc=\"" + a->alloc.id), std::string::npos) << text;
+  EXPECT_EQ(text.find("mill_alloc_memory_bytes{alloc=\"" + a->alloc->id), std::string::npos)
+      << text;
   EXPECT_NE(text.find("mill_tasks_duration_seconds_count{task=\"agent\"} 1"), std::string::npos)
       << text;
 }
@@ -383,7 +384,7 @@ TEST(TaskPlacement, AConflictingCommitIsPlannedAgain) {
   EXPECT_EQ(all->kvs.size(), 1u) << "recorded once";
   auto epoch = store.inner.get("/sched/epoch");
   ASSERT_TRUE(epoch.has_value() && epoch->has_value());
-  EXPECT_EQ((*epoch)->value, v->alloc.id);
+  EXPECT_EQ((*epoch)->value, v->alloc->id);
   tasks.stop();
 }
 
