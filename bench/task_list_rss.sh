@@ -9,6 +9,8 @@
 # command, so whatever it costs beyond its small answer is the records copied for it.
 # Read from /proc: VmRSS before, the peak during the listings (VmHWM after
 # `echo 5 > clear_refs` resets it; needs root or the server's owner) and VmRSS after.
+# Then the node stops: its tasks are lost after --node-ttl (2s) and forgotten after
+# --task-retention (2s); VmRSS then is compared with the server's before the spawns.
 #
 #   bench/task_list_rss.sh                        (this build's mill)
 #   MILL=/tmp/before/mill bench/task_list_rss.sh  (another build; AGENTS_BIN from it too)
@@ -56,7 +58,7 @@ MILL_CONFIG=$tmp/client.toml "$mill" init --data-dir "$tmp/data" >"$tmp/init.out
 token=$(tr -d '\n' <"$tmp/data/api.token")
 start_server() {  # listen address; sets pid and addr
   "$mill" server --data-dir "$tmp/data" --listen "$1" --no-agent --quiet \
-    >"$tmp/server.log" 2>&1 &
+    --heartbeat-ms 500 --node-ttl 2s --task-retention 2s >"$tmp/server.log" 2>&1 &
   pid=$!
   addr=
   for _ in $(seq 200); do
@@ -78,6 +80,9 @@ for _ in $(seq 100); do
 done
 api "http://$addr/v1/nodes" | grep -q '"ready"' ||
   { echo "the simulated node is not ready:" >&2; cat "$tmp/agents.out" >&2; exit 2; }
+status() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$pid/status"; }
+sleep "$settle"
+fresh=$(status VmRSS)  # a server with its node and no task: the baseline
 
 python3 - "$env_kb" "$cmd_kb" >"$tmp/body.json" <<'PY'
 import json, sys
@@ -96,7 +101,6 @@ done
 stop "$pid"
 start_server "$addr"
 sleep "$settle"
-status() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$pid/status"; }
 before=$(status VmRSS)
 echo 5 >"/proc/$pid/clear_refs"  # VmHWM := VmRSS
 start=$(date +%s.%N)
@@ -118,3 +122,17 @@ echo "mill:      $mill"
 echo "records:   $tasks pending tasks, body $(stat -c %s "$tmp/body.json") bytes each ($env_kb KiB env, $cmd_kb KiB command)"
 echo "listings:  $readers readers x $rounds GET /v1/tasks?all=true ($answer bytes each) in $(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.2f", b - a}') s"
 echo "VmRSS:     $before kB before, peak $peak kB (+$((peak - before)) kB), $after kB after (+$((after - before)) kB)"
+
+# Forgotten: the node stops heartbeating, so after --node-ttl its tasks are lost, and
+# --task-retention later forgotten. What the server then holds should be back near a
+# server that never had them (`fresh`, measured before the spawns).
+stop "$agents_pid"
+agents_pid=
+for _ in $(seq 300); do
+  [[ $(api "http://$addr/v1/tasks?all=true") == "[]" ]] && break
+  sleep 0.1
+done
+[[ $(api "http://$addr/v1/tasks?all=true") == "[]" ]] || { echo "the tasks were not forgotten" >&2; exit 2; }
+sleep "$settle"
+forgotten=$(status VmRSS)
+echo "forgotten: $forgotten kB once the tasks are forgotten; a fresh server had $fresh kB (+$((forgotten - fresh)) kB), loaded $before kB"
