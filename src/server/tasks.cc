@@ -29,6 +29,7 @@ Result<void> TaskManager::start() {
   MILL_TRY(pulls_.load());
   MILL_TRY(volumes_.load());
   MILL_TRY(table_.load(store_));
+  return_free_memory();  // what reading every record from the store took and freed
   node_hub_.reset(MILL_TRY(store_.revision()));
   waiters_.start();
   sweeper_ = std::thread([this] { sweep_loop(); });
