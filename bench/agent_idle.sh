@@ -29,11 +29,8 @@
 # Exit status: 0 measured, 2 the benchmark could not run.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
 [[ $(id -u) == 0 ]] || { echo "needs root (containers, bridges)" >&2; exit 2; }
-default_build=$root/build/release
-[[ -x $default_build/src/mill ]] || default_build=$root/build/dev
-mill=$(realpath "${MILL:-$default_build/src/mill}")
+source "$(dirname "$0")/lib.sh"
 baseline=${BASELINE_MILL:+$(realpath "$BASELINE_MILL")}
 probe=$(realpath "${PROBE:-$default_build/tests/apps/probe/mill_probe}")
 tasks=${TASKS:-50}

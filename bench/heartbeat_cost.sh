@@ -30,10 +30,7 @@
 # Exit status: 0 measured, 1 a heartbeat failed, 2 the benchmark could not run.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-default_build=$root/build/release
-[[ -x $default_build/src/mill ]] || default_build=$root/build/dev
-mill=$(realpath "${MILL:-$default_build/src/mill}")
+source "$(dirname "$0")/lib.sh"
 agents_bin=$(realpath "${AGENTS_BIN:-$(dirname "$(dirname "$mill")")/bench/mill_heartbeat_agents}")
 agents=${AGENTS:-50}
 window=${WINDOW:-60}
@@ -58,14 +55,6 @@ pause() {
   sleep_pid=$!
   wait "$sleep_pid"
   sleep_pid=
-}
-stop() {  # pid: SIGTERM, up to 5 s, then SIGKILL
-  local pid=$1
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
 }
 cleanup() {
   [[ -n $sleep_pid ]] && kill "$sleep_pid" 2>/dev/null

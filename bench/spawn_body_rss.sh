@@ -14,10 +14,7 @@
 # Everything lives in a temp dir, removed on exit with the server.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-default_build=$root/build/release
-[[ -x $default_build/src/mill ]] || default_build=$root/build/dev
-mill=$(realpath "${MILL:-$default_build/src/mill}")
+source "$(dirname "$0")/lib.sh"
 entries=${ENTRIES:-40000}
 count=${COUNT:-5}
 settle=${SETTLE:-2}

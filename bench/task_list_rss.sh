@@ -21,10 +21,7 @@
 # Everything lives in a temp dir, removed on exit with the server and the agent.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-default_build=$root/build/release
-[[ -x $default_build/src/mill ]] || default_build=$root/build/dev
-mill=$(realpath "${MILL:-$default_build/src/mill}")
+source "$(dirname "$0")/lib.sh"
 agents_bin=$(realpath "${AGENTS_BIN:-$(dirname "$(dirname "$mill")")/bench/mill_heartbeat_agents}")
 tasks=${TASKS:-40}
 env_kb=${ENV_KB:-240}
@@ -38,14 +35,6 @@ for f in "$mill" "$agents_bin"; do [[ -x $f ]] || { echo "missing $f" >&2; exit 
 tmp=$(mktemp -d /tmp/mill-listrss-XXXXXX)
 pid=
 agents_pid=
-stop() {  # pid: SIGTERM, up to 5 s, then SIGKILL
-  local p=$1
-  [[ -n $p ]] && kill -0 "$p" 2>/dev/null || return 0
-  kill -TERM "$p" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$p" 2>/dev/null || true
-  wait "$p" 2>/dev/null || true
-}
 cleanup() {
   stop "$agents_pid"
   stop "$pid"
