@@ -5,12 +5,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <vector>
 
 #include "common/clock.h"
+#include "support/temp_dir.h"
 #include "unit/health/servers.h"
 
 namespace mill::health {
@@ -245,9 +245,8 @@ TEST(Checker, RemoveWaitsForARunningCallbackAndStopsProbing) {
 // command's words) until what it checks holds, and removing one whose command hangs
 // kills it at once instead of waiting for its timeout.
 TEST(Checker, CommandTargetRunsBesideSocketTargetsAndIsKilledOnRemove) {
-  char dir_template[] = "/tmp/mill-checker-XXXXXX";
-  ASSERT_NE(mkdtemp(dir_template), nullptr);
-  const std::string ready = std::string(dir_template) + "/ready";
+  mill::testing::TempDir dir;  // removed however the test ends
+  const std::string ready = dir.file("ready");
   HttpServer server;
   Events web(&server);
   Events db;
@@ -292,7 +291,6 @@ TEST(Checker, CommandTargetRunsBesideSocketTargetsAndIsKilledOnRemove) {
   EXPECT_TRUE(wait_for([&] { return system("pgrep -x -f 'sleep 29.71' >/dev/null") != 0; }, 2s))
       << "the hung command outlived its target";
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
-  std::filesystem::remove_all(dir_template);
 }
 
 TEST(Checker, CallbackMayRemoveItsOwnTarget) {
