@@ -141,7 +141,11 @@ Seconds deploys(const std::vector<NodeView>& nodes, int allocations, uint64_t se
   for (int g = 0; g * kPerGroup < allocations; ++g) {
     const Ask& ask = kAsks[g % 4];
     GroupRequest request{"group-" + std::to_string(g),
-                         std::min(kPerGroup, allocations - g * kPerGroup), ask.cpu, ask.memory, 0, ""};
+                         std::min(kPerGroup, allocations - g * kPerGroup),
+                         ask.cpu,
+                         ask.memory,
+                         0,
+                         ""};
     // A new group: no replicas anywhere yet, so group_allocations stay 0.
     auto result = mill::scheduler::plan(snapshot.nodes(), request, seed + g);
     if (auto* r = std::get_if<Rejection>(&result)) fail(*r);

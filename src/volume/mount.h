@@ -24,8 +24,7 @@ bool is_self_bind(const std::string& dir);
 // Mounts the ext4 filesystem on `device` at `target` with nodev, nosuid and
 // errors=remount-ro, then makes the mount private. `scratch`: one made with
 // Ext4Use::kScratch, whose inode tables the kernel then leaves unwritten (noinit_itable).
-Result<void> mount_ext4(const std::string& device, const std::string& target,
-                        bool scratch = false);
+Result<void> mount_ext4(const std::string& device, const std::string& target, bool scratch = false);
 
 enum class WhenBusy { kFail, kDetach };
 
