@@ -74,9 +74,7 @@ class Chaos : public ::testing::Test {
            probe_image(MILL_PROBE_PATH, {"CHAOS=1"}, LayerCompression::kZstd,
                        /*probe_as_cmd=*/true)}};
     }));
-    char bridge[16];
-    std::snprintf(bridge, sizeof bridge, "mx%06x", std::random_device{}() & 0xffffff);
-    bridge_ = bridge;
+    bridge_ = random_name("mx");
     lease_ = ClusterLease::take(150, 199);
     ASSERT_GE(lease_.octet(), 0) << "no free 10.x.0.0/16 for the test";
     token_ = init_data_dir(dir_);

@@ -105,9 +105,7 @@ class OtherNode {
       ADD_FAILURE() << "no free 10.x.0.0/16 for the other node";
       return;
     }
-    char tag[16];
-    std::snprintf(tag, sizeof tag, "mo%06x", std::random_device{}() & 0xffffff);
-    netns_ = tag;
+    netns_ = random_name("mo");
     crash_cleanup_ = std::make_unique<OnCrash>(std::vector<std::string>{
         "/bin/sh", "-c", "ip netns delete " + netns_});  // argv[0] absolute
     const std::string here = netns_ + "h", there = netns_ + "n";

@@ -52,9 +52,7 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
     ADD_FAILURE() << "no free 10.x.0.0/16 for the cluster";
     return;
   }
-  char tag[8];
-  std::snprintf(tag, sizeof tag, "mc%04x", std::random_device{}() & 0xffff);
-  tag_ = tag;
+  tag_ = random_name("mc", 4);
   const std::string net = "172.31." + std::to_string(lease_.octet()) + ".";
   underlay_ = tag_ + "u";
   underlay_ip_ = net + "254";

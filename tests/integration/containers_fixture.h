@@ -59,11 +59,7 @@ class Containers : public ::testing::Test {
   void SetUp() override {
     MILL_REQUIRE(::geteuid() == 0, "running containers needs root");
     ASSERT_NO_FATAL_FAILURE(start_registry());
-    std::random_device rd;
-    unsigned r = rd();
-    char bridge[16];
-    std::snprintf(bridge, sizeof bridge, "mc%06x", r & 0xffffff);
-    bridge_ = bridge;
+    bridge_ = random_name("mc");
     // A private /16 this test alone uses (network tests take 10.2xx).
     lease_ = ClusterLease::take(150, 199);
     ASSERT_GE(lease_.octet(), 0) << "no free 10.x.0.0/16 for the test";

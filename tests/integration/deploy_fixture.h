@@ -57,10 +57,7 @@ class Deploy : public ::testing::Test {
   void SetUp() override {
     MILL_REQUIRE(::geteuid() == 0, "running containers needs root");
     ASSERT_NO_FATAL_FAILURE(start_registry());
-    unsigned r = std::random_device{}();
-    char bridge[16];
-    std::snprintf(bridge, sizeof bridge, "md%06x", r & 0xffffff);
-    bridge_ = bridge;
+    bridge_ = random_name("md");
     lease_ = ClusterLease::take(150, 199);
     ASSERT_GE(lease_.octet(), 0) << "no free 10.x.0.0/16 for the test";
     cluster_ = lease_.cidr();

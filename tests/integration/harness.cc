@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -266,6 +267,14 @@ int MillServer::stop(int sig, std::chrono::seconds timeout) {
   kill_on_crash(pid_, false);
   pid_ = -1;
   return -1;
+}
+
+std::string random_name(const std::string& prefix, int hex_digits) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::random_device rd;
+  std::string out = prefix;
+  for (int i = 0; i < hex_digits; ++i) out += kHex[rd() & 0xf];
+  return out;
 }
 
 net::ClientResponse api(const std::string& address, const std::string& method,

@@ -96,6 +96,10 @@ class MillServer {
 // file outlives the test (support/crash_cleanup.h).
 std::unique_ptr<OnCrash> clean_up_on_crash(const std::string& data_dir);
 
+// `prefix` and `hex_digits` random hex digits ("mc3fa91b"): a name of the test's own
+// for a bridge, network namespace or interface, so concurrent tests never share one.
+std::string random_name(const std::string& prefix, int hex_digits = 6);
+
 // One API call with the given token ("" = no Authorization header).
 net::ClientResponse api(const std::string& address, const std::string& method,
                         const std::string& target, const std::string& token,
