@@ -109,7 +109,12 @@ Result<void> check_no_overlap(NetlinkSocket& link, const Ipv4Net& node, int brid
 }  // namespace
 
 NodeNetwork::NodeNetwork(NetworkOptions options, Ipv4Net cluster, Ipv4Net node, NetlinkSocket link)
-    : options_(std::move(options)), cluster_(cluster), node_(node), link_(std::move(link)) {}
+    : options_(std::move(options)),
+      cluster_(cluster),
+      node_(node),
+      link_(std::move(link)),
+      spares_("spare netns", options_.spare_netns, make_netns,
+              [](NewNetns& ns) { ::close(ns.fd); }) {}
 
 Result<std::unique_ptr<NodeNetwork>> NodeNetwork::setup(NetworkOptions options) {
   MILL_TRY(check_options(options));
@@ -148,64 +153,17 @@ Result<std::unique_ptr<NodeNetwork>> NodeNetwork::setup(NetworkOptions options) 
     MILL_TRY(install_firewall({o.bridge, node, cluster, o.dns_port, o.allow_host_ports}));
   }
   MILL_TRY(prepare_netns_dir(o.netns_dir));
-  if (o.spare_netns > 0) net->spare_thread_ = std::thread([n = net.get()] { n->make_spares(); });
+  net->spares_.start();
   log::info("network: bridge " + o.bridge + " at " + net->bridge_ip() + "/" +
             std::to_string(node.prefix) + ", cluster " + cluster.str());
   return net;
 }
 
-NodeNetwork::~NodeNetwork() {
-  {
-    std::lock_guard lock(spare_mu_);
-    spare_stop_ = true;
-  }
-  spare_cv_.notify_all();
-  if (spare_thread_.joinable()) spare_thread_.join();
-  for (auto& ns : spares_) ::close(ns.fd);
-}
-
-void NodeNetwork::make_spares() {
-  std::unique_lock lock(spare_mu_);
-  while (true) {
-    spare_cv_.wait(lock, [this] {
-      return spare_stop_ || spares_.size() < static_cast<size_t>(options_.spare_netns);
-    });
-    if (spare_stop_) return;
-    // Not while a container is starting: making a namespace costs the kernel
-    // milliseconds of CPU and locks that runc's start would wait on. The pool refills
-    // once the starts have finished (or a while after a start that never said so), and
-    // at once when it is empty.
-    if (!spares_.empty() && starting_ > 0) {
-      auto fallback = last_take_ + kStartPause;
-      if (Clock::now() < fallback) {
-        spare_cv_.wait_until(lock, fallback,
-                             [this] { return spare_stop_ || spares_.empty() || starting_ == 0; });
-        continue;
-      }
-    }
-    lock.unlock();
-    auto ns = make_netns();
-    lock.lock();
-    if (ns) {
-      spares_.push_back(std::move(*ns));
-    } else {
-      log::warn("network: cannot make a spare netns: " + ns.error().message);
-      spare_cv_.wait_for(lock, std::chrono::seconds(5), [this] { return spare_stop_; });
-    }
-  }
-}
+NodeNetwork::~NodeNetwork() = default;
 
 Result<NewNetns> NodeNetwork::netns_at(const std::string& path) {
-  std::optional<NewNetns> spare;
-  {
-    std::lock_guard lock(spare_mu_);
-    if (!spares_.empty()) {
-      spare = std::move(spares_.front());
-      spares_.pop_front();
-    }
-  }
+  auto spare = spares_.take();
   if (!spare) return create_netns(path);
-  spare_cv_.notify_all();
   if (auto bound = bind_netns(spare->fd, path); !bound) {
     ::close(spare->fd);
     return Unexpected(std::move(bound).error());
@@ -213,13 +171,7 @@ Result<NewNetns> NodeNetwork::netns_at(const std::string& path) {
   return std::move(*spare);
 }
 
-void NodeNetwork::started() {
-  {
-    std::lock_guard lock(spare_mu_);
-    if (starting_ > 0) --starting_;
-  }
-  spare_cv_.notify_all();
-}
+void NodeNetwork::started() { spares_.started(); }
 
 std::string NodeNetwork::bridge_ip() const { return format_ipv4(node_.addr + 1); }
 
@@ -285,11 +237,7 @@ Result<Endpoint> NodeNetwork::attach(const std::string& id, const std::string& i
                           static_cast<uint8_t>(ip >> 16),
                           static_cast<uint8_t>(ip >> 8),
                           static_cast<uint8_t>(ip)};
-  {
-    std::lock_guard lock(spare_mu_);
-    ++starting_;  // until started(), also called here when attach fails
-    last_take_ = Clock::now();
-  }
+  spares_.starting();  // until started(), also called here when attach fails
   auto ns = netns_at(ep.netns_path);
   if (!ns) {
     started();

@@ -11,16 +11,13 @@
 //
 // Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN). Methods are thread-safe.
 
-#include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/result.h"
+#include "common/spare_pool.h"
 #include "network/host_port.h"
 #include "network/ipv4.h"
 #include "network/netlink.h"
@@ -102,7 +99,6 @@ class NodeNetwork {
   Result<void> wait_until_ready(NetlinkSocket& inside, int eth0, const std::string& host_veth);
   // A spare namespace bound at `path`, or a new one when none is ready.
   Result<NewNetns> netns_at(const std::string& path);
-  void make_spares();
 
   NetworkOptions options_;
   Ipv4Net cluster_;
@@ -110,15 +106,7 @@ class NodeNetwork {
   std::mutex mu_;       // guards link_
   NetlinkSocket link_;  // in the host's network namespace
 
-  std::mutex spare_mu_;
-  std::condition_variable spare_cv_;
-  std::deque<NewNetns> spares_;
-  using Clock = std::chrono::steady_clock;
-  static constexpr std::chrono::seconds kStartPause{2};
-  int starting_ = 0;  // attaches not yet followed by started()
-  Clock::time_point last_take_{};
-  bool spare_stop_ = false;
-  std::thread spare_thread_;
+  SparePool<NewNetns> spares_;  // options_.spare_netns namespaces, bound nowhere
 };
 
 }  // namespace mill::network

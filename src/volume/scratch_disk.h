@@ -12,15 +12,13 @@
 // next to the allocations' dirs, and a start takes one by renaming that dir to its own
 // (the mount moves with it).
 
-#include <condition_variable>
+#include <atomic>
 #include <cstdint>
-#include <deque>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <thread>
 
 #include "common/result.h"
+#include "common/spare_pool.h"
 
 namespace mill::volume {
 
@@ -39,37 +37,25 @@ bool is_spare_disk_dir(std::string_view name);
 
 class SpareDisks {
  public:
-  // Spares of `size` bytes in ROOT/.spare-<pid>-<n>; `count` of them once start()ed.
+  // Spares of `size` bytes in ROOT/.spare-<pid>-<n>; `count` of them once start()ed
+  // (none when size is 0). Those not taken are removed with the pool.
   SpareDisks(std::string root, std::int64_t size, int count);
-  // Stops making spares and removes those not taken.
-  ~SpareDisks();
-  SpareDisks(const SpareDisks&) = delete;
-  SpareDisks& operator=(const SpareDisks&) = delete;
 
-  // Begins making spares, in a thread of its own (after the caller has swept the
-  // spares an earlier process left: is_spare_disk_dir()).
-  void start();
+  // Begins making spares (after the caller has swept the spares an earlier process
+  // left: is_spare_disk_dir()).
+  void start() { pool_.start(); }
   // A start takes a spare: renames one of `bytes` to `dir`, which must not exist or be
   // empty. False when none of that size is ready (the caller then makes its own).
   bool take(const std::string& dir, std::int64_t bytes);
-  // Brackets a container's start: no spare is made meanwhile (the start has the
-  // machine), unless none is left or it takes longer than a couple of seconds.
-  void starting();
-  void started();
+  // Bracket a container's start (common/spare_pool.h).
+  void starting() { pool_.starting(); }
+  void started() { pool_.started(); }
 
  private:
-  void run();
-
   const std::string root_;
   const std::int64_t size_;
-  const int count_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::string> ready_;  // dirs, oldest first
-  int starting_ = 0;
-  bool stop_ = false;
-  std::uint64_t next_ = 0;
-  std::thread thread_;
+  std::atomic<std::uint64_t> next_{0};
+  SparePool<std::string> pool_;  // their dirs; last, so it stops first
 };
 
 }  // namespace mill::volume
