@@ -111,13 +111,18 @@ Result<int> AllocWriter::sweep(std::chrono::milliseconds retention) {
   for (const auto& id : table_.expired(now, retention)) {
     auto guard = table_.guard(id);
     // Looked at again under the guard: a report may have come in between.
-    if (auto v = table_.get(id); !v || !ended_by(*v, now - retention)) continue;
+    auto v = table_.get(id);
+    if (!v || !ended_by(*v, now - retention)) continue;
     store::Txn txn;
     txn.ops = {{store::Operation::Type::kDelete, model::alloc_key(id), ""},
                {store::Operation::Type::kDelete, model::alloc_state_key(id), ""}};
     auto result = MILL_TRY(store_.txn(txn));
     table_.apply_forgotten(id, result.revision);
     ++forgotten;
+    std::size_t bytes = 0;
+    for (const auto& [name, value] : v->alloc->spec.env) bytes += name.size() + value.size();
+    for (const auto& arg : v->alloc->spec.command) bytes += arg.size();
+    forgotten_bytes_ += bytes;
   }
   return forgotten;
 }

@@ -10,7 +10,9 @@
 // write guard (held across its store write), then leaf mutexes (the table's, the
 // volumes', the usage metrics'), one at a time.
 
+#include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -40,6 +42,9 @@ class AllocWriter {
   Result<void> report(const std::string& node, const std::vector<model::AllocState>& states);
   // Forgets allocations that ended `retention` or more ago (records and addresses).
   Result<int> sweep(std::chrono::milliseconds retention);
+  // The env and command bytes of the allocations sweep() forgot since the last call:
+  // what their records held, for deciding whether freed memory is worth handing back.
+  std::size_t take_forgotten_bytes() { return forgotten_bytes_.exchange(0); }
 
  private:
   Result<void> record(const std::string& node, const model::AllocState& reported);
@@ -48,6 +53,7 @@ class AllocWriter {
   AllocTable& table_;
   VolumeBindings& volumes_;
   UsageMetrics& usage_;
+  std::atomic<std::size_t> forgotten_bytes_{0};
   const Clock& clock_;
 };
 

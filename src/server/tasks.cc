@@ -49,14 +49,21 @@ void TaskManager::stop() {
 void TaskManager::sweep_loop() {
   auto every = std::clamp(options_.retention / 4, std::chrono::milliseconds(100),
                           std::chrono::milliseconds(30000));
+  constexpr std::size_t kReturnMemoryAfter = 4 << 20;
+  std::size_t forgotten_bytes = 0;
   std::unique_lock lock(sweep_mutex_);
   while (!sweep_wake_.wait_for(lock, every, [this] { return stopping_; })) {
     lock.unlock();
-    auto swept = sweep();
-    if (!swept) log::warn("task sweep failed: " + swept.error().message);
+    if (auto swept = sweep(); !swept) log::warn("task sweep failed: " + swept.error().message);
     // Forgotten records free their specs in many small blocks, which the allocator
-    // would keep: the server's memory goes back near its baseline once they are gone.
-    if (swept && *swept > 0) return_free_memory();
+    // would keep: once megabytes of them are gone, the memory goes back to the system.
+    // Not after every sweep: a trim holds each arena's lock while it walks the heap,
+    // and a spawn allocating meanwhile waits for it.
+    forgotten_bytes += writer_.take_forgotten_bytes();
+    if (forgotten_bytes >= kReturnMemoryAfter) {
+      return_free_memory();
+      forgotten_bytes = 0;
+    }
     lock.lock();
   }
 }
